@@ -1,0 +1,681 @@
+"""Convolution, activation and pooling with PyTorch's exact semantics.
+
+Everything here is cross-correlation exactly as ``torch.nn.functional.conv2d``,
+``max_pool2d`` and ``avg_pool2d`` compute it (``ConvSpec.flip=True`` turns it into true
+convolution by rotating the kernel 180°). Results match PyTorch to float32 precision; the
+tests check this against torch with hypothesis.
+
+The CPU path uses OpenCV (``cv2.filter2D`` and ``cv2.copyMakeBorder``) and numpy strided
+views, never Python loops over pixels. On a CUDA device the same request runs through torch.
+
+Data flow: ``image -> prepare_input -> convolve -> activate -> pool``; :func:`run_pipeline`
+runs all of it for a frozen :class:`PipelineRequest` and returns a :class:`PipelineResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import SpecError
+from .kernels import Kernel
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+CHANNEL_MODES = ("gray", "each", "full")
+ACTIVATIONS = ("none", "relu", "leaky_relu", "abs", "sigmoid", "tanh")
+POOL_KINDS = ("max", "avg")
+
+_BORDER = {
+    "zeros": cv2.BORDER_CONSTANT,
+    "reflect": cv2.BORDER_REFLECT_101,  # torch 'reflect' does not repeat the edge pixel
+    "replicate": cv2.BORDER_REPLICATE,
+    "circular": cv2.BORDER_WRAP,
+}
+
+# BT.601 luma weights, the same ones the window and the CLI document.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def _pair(value, name: str, *, minimum: int = 1) -> tuple[int, int]:
+    """Normalise ``n`` or ``(a, b)`` to a pair of ints ≥ minimum, or raise SpecError."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 2:
+            raise SpecError(f"{name} needs one number or two (y, x), got {len(value)}", f"e.g. {name} 2 or 2,1")
+        a, b = value
+    else:
+        a = b = value
+    out = []
+    for v in (a, b):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) and not (isinstance(v, float) and v.is_integer()):
+            raise SpecError(f"{name} must be a whole number, got {v!r}", f"use an integer {name}")
+        v = int(v)
+        if v < minimum:
+            raise SpecError(f"{name} must be at least {minimum}, got {v}", f"use {name} ≥ {minimum}")
+        out.append(v)
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------------
+# Specs (frozen: each change in the window makes a new one)
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConvSpec:
+    """How a kernel slides over the image.
+
+    ``padding`` is a pair of ints (applied on both sides), or ``"same"`` / ``"valid"``.
+    ``"same"`` pads like PyTorch: total ``d·(k−1)``, the extra pixel for even kernels on the
+    bottom/right, and needs stride 1 (as in PyTorch).
+    """
+
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] | str = (0, 0)
+    padding_mode: str = "zeros"
+    dilation: tuple[int, int] = (1, 1)
+    bias: float = 0.0
+    flip: bool = False
+    channels: str = "gray"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stride", _pair(self.stride, "stride"))
+        object.__setattr__(self, "dilation", _pair(self.dilation, "dilation"))
+        p = self.padding
+        if isinstance(p, str):
+            p = p.strip().lower()
+            if p not in ("same", "valid"):
+                raise SpecError(f"padding '{self.padding}' is not understood", "use a number, two numbers (y,x), 'same' or 'valid'")
+            if p == "same" and self.stride != (1, 1):
+                raise SpecError("padding 'same' needs stride 1 (as in PyTorch)", "set stride to 1, or give the padding as a number")
+        else:
+            p = _pair(p, "padding", minimum=0)
+        object.__setattr__(self, "padding", p)
+        if self.padding_mode not in PADDING_MODES:
+            raise SpecError(f"padding mode '{self.padding_mode}' is not known", f"use one of: {', '.join(PADDING_MODES)}")
+        if self.channels not in CHANNEL_MODES:
+            raise SpecError(f"channel mode '{self.channels}' is not known", f"use one of: {', '.join(CHANNEL_MODES)}")
+        b = float(self.bias)
+        if not np.isfinite(b):
+            raise SpecError(f"bias is {self.bias}", "use a finite number")
+        object.__setattr__(self, "bias", b)
+
+    def pads(self, kernel_hw: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(top, bottom, left, right) padding for a kernel of this size."""
+        p = self.padding
+        if p == "valid":
+            return 0, 0, 0, 0
+        if p == "same":
+            (kh, kw), (dy, dx) = kernel_hw, self.dilation
+            th, tw = dy * (kh - 1), dx * (kw - 1)
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        return p[0], p[0], p[1], p[1]
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    kind: str = "none"
+    slope: float = 0.01  # leaky ReLU negative slope
+
+    def __post_init__(self) -> None:
+        k = self.kind.lower().replace("-", "_").replace(" ", "_")
+        if k in ("leaky", "leakyrelu"):
+            k = "leaky_relu"
+        if k not in ACTIVATIONS:
+            raise SpecError(f"activation '{self.kind}' is not known", f"use one of: {', '.join(ACTIVATIONS)}")
+        object.__setattr__(self, "kind", k)
+        if not np.isfinite(float(self.slope)):
+            raise SpecError("leaky ReLU slope is not finite", "use a small number such as 0.01")
+        object.__setattr__(self, "slope", float(self.slope))
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """``max`` or ``avg`` pooling exactly as PyTorch (avg counts padding, like its default)."""
+
+    kind: str = "max"
+    size: tuple[int, int] = (2, 2)
+    stride: tuple[int, int] | None = None  # None: the pool size, like PyTorch
+    padding: tuple[int, int] = (0, 0)
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+    def __post_init__(self) -> None:
+        k = self.kind.lower()
+        if k not in POOL_KINDS:
+            raise SpecError(f"pooling '{self.kind}' is not known", "use max or avg")
+        object.__setattr__(self, "kind", k)
+        size = _pair(self.size, "pool size")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "stride", size if self.stride is None else _pair(self.stride, "pool stride"))
+        pad = _pair(self.padding, "pool padding", minimum=0)
+        for p, s in zip(pad, size):
+            if p > s // 2:
+                raise SpecError(f"pool padding {p} is more than half the pool size {s} (PyTorch refuses it)",
+                                f"use pool padding ≤ {s // 2}")
+        object.__setattr__(self, "padding", pad)
+
+
+# ---------------------------------------------------------------------------------
+# Shape arithmetic with the worked formula
+# ---------------------------------------------------------------------------------
+def _num(x: int) -> str:
+    return str(x) if x >= 0 else f"({x})"
+
+
+@dataclass(frozen=True)
+class AxisShape:
+    size_in: int
+    size_out: int
+    formula: str
+
+
+@dataclass(frozen=True)
+class ShapeInfo:
+    """Output height/width with the formula for each, numbers filled in."""
+
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    formula_h: str
+    formula_w: str
+
+    @property
+    def text(self) -> str:
+        return f"H: {self.formula_h}\nW: {self.formula_w}"
+
+
+def conv_axis(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> AxisShape:
+    """One axis of ``⌊(n + p_lo + p_hi − d·(k−1) − 1) / s⌋ + 1``."""
+    eff = d * (k - 1) + 1
+    padded = n + p_lo + p_hi
+    pad_txt = f"2·{p_lo}" if p_lo == p_hi else f"({p_lo}+{p_hi})"
+    head = f"⌊({n} + {pad_txt} − {d}·({k}−1) − 1) / {s}⌋ + 1"
+    if padded < eff:
+        raise SpecError(
+            f"the kernel spans {eff} pixels (with dilation) but the padded input is only {padded} pixels: {head} < 1",
+            "use a smaller kernel or dilation, more padding, or a larger image")
+    out = (padded - eff) // s + 1
+    return AxisShape(n, out, f"{head} = {out}")
+
+
+def conv_output_shape(in_hw: tuple[int, int], kernel_hw: tuple[int, int], spec: ConvSpec) -> ShapeInfo:
+    """Output (H, W) of a convolution and the formula that gives it."""
+    t, b, l, r = spec.pads(kernel_hw)
+    ah = conv_axis(in_hw[0], kernel_hw[0], spec.stride[0], t, b, spec.dilation[0])
+    aw = conv_axis(in_hw[1], kernel_hw[1], spec.stride[1], l, r, spec.dilation[1])
+    return ShapeInfo(tuple(in_hw), (ah.size_out, aw.size_out), ah.formula, aw.formula)
+
+
+def pool_axis(n: int, k: int, s: int, p: int, ceil_mode: bool) -> AxisShape:
+    """One axis of PyTorch's pooling size, including its ceil-mode correction."""
+    num = n + 2 * p - (k - 1) - 1
+    if num < 0:
+        raise SpecError(f"the pool window ({k}) is larger than its padded input ({n + 2 * p})",
+                        "use a smaller pool size or pool padding, or a larger image")
+    br = ("⌈", "⌉") if ceil_mode else ("⌊", "⌋")
+    head = f"{br[0]}({n} + 2·{p} − 1·({k}−1) − 1) / {s}{br[1]} + 1"
+    out = (-(-num // s) if ceil_mode else num // s) + 1
+    note = ""
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1  # the last window would start in the right padding: PyTorch drops it
+        note = " − 1 (last window would start in the padding)"
+    return AxisShape(n, out, f"{head}{note} = {out}")
+
+
+def pool_output_shape(in_hw: tuple[int, int], pool: PoolSpec) -> ShapeInfo:
+    ah = pool_axis(in_hw[0], pool.size[0], pool.stride[0], pool.padding[0], pool.ceil_mode)
+    aw = pool_axis(in_hw[1], pool.size[1], pool.stride[1], pool.padding[1], pool.ceil_mode)
+    return ShapeInfo(tuple(in_hw), (ah.size_out, aw.size_out), ah.formula, aw.formula)
+
+
+# ---------------------------------------------------------------------------------
+# Input preparation
+# ---------------------------------------------------------------------------------
+def to_float_image(image: np.ndarray) -> np.ndarray:
+    """uint8/uint16/float image (H, W[, 3|4]) → float32 in [0, 1], RGB or gray."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise SpecError(f"image must be H×W or H×W×3, got shape {a.shape}", "load a gray or RGB image")
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) * np.float32(1 / 255)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(1 / 65535)
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of a float32 RGB image: 0.299 R + 0.587 G + 0.114 B."""
+    if rgb.ndim == 2:
+        return rgb
+    m = np.array([GRAY_WEIGHTS], dtype=np.float32)
+    g = cv2.transform(np.ascontiguousarray(rgb, dtype=np.float32), m)
+    return g[..., 0] if g.ndim == 3 else g
+
+
+def prepare_input(image: np.ndarray, channels: str) -> np.ndarray:
+    """The array the kernel slides over: (H, W) for ``gray``, (H, W, 3) for ``each``/``full``."""
+    x = to_float_image(image)
+    if channels == "gray":
+        return luminance(x) if x.ndim == 3 else x
+    if x.ndim == 2:
+        return np.repeat(x[:, :, None], 3, axis=2)
+    return x
+
+
+# ---------------------------------------------------------------------------------
+# Convolution (CPU)
+# ---------------------------------------------------------------------------------
+def _check_padding_mode(in_hw, pads, mode: str) -> None:
+    t, b, l, r = pads
+    h, w = in_hw
+    if mode == "reflect" and (max(t, b) >= h or max(l, r) >= w):
+        raise SpecError(f"reflect padding of {max(t, b, l, r)} needs an input larger than the padding (input is {h}×{w})",
+                        "use less padding or another padding mode")
+    if mode == "circular" and (max(t, b) > h or max(l, r) > w):
+        raise SpecError(f"circular padding of {max(t, b, l, r)} is larger than the input ({h}×{w})",
+                        "use less padding or another padding mode")
+
+
+def pad_input(x: np.ndarray, pads: tuple[int, int, int, int], mode: str) -> np.ndarray:
+    """Pad (H, W[, C]) exactly like ``F.pad`` with the PyTorch mode (zeros → constant 0)."""
+    t, b, l, r = pads
+    if not any(pads):
+        return x
+    _check_padding_mode(x.shape[:2], pads, mode)
+    return cv2.copyMakeBorder(x, t, b, l, r, _BORDER[mode], value=0)
+
+
+def _correlate_valid(xp: np.ndarray, w: np.ndarray, stride, dilation, out_hw, out: np.ndarray | None = None) -> np.ndarray:
+    """Valid cross-correlation of a padded (H, W[, C]) image with a 2-D kernel.
+
+    Dilation 1: one ``cv2.filter2D`` pass (direct, not DFT, for float32 kernels below
+    130 taps, which covers 11×11) and a strided crop. Dilation > 1: a sum over kernel
+    taps of strided views, computing only the output pixels that exist.
+    """
+    oh, ow = out_hw
+    sy, sx = stride
+    dy, dx = dilation
+    kh, kw = w.shape
+    if (dy, dx) == (1, 1):
+        full = cv2.filter2D(xp, cv2.CV_32F, w, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        res = full[: (oh - 1) * sy + 1: sy, : (ow - 1) * sx + 1: sx]
+        if out is not None:
+            out[...] = res
+            return out
+        return res if (sy, sx) == (1, 1) else np.ascontiguousarray(res)
+    acc = np.zeros((oh, ow) + xp.shape[2:], np.float32) if out is None else out
+    if out is not None:
+        acc.fill(0)
+    tmp = np.empty_like(acc)
+    for i in range(kh):
+        for j in range(kw):
+            wij = w[i, j]
+            if wij == 0:
+                continue
+            y0, x0 = i * dy, j * dx
+            view = xp[y0: y0 + (oh - 1) * sy + 1: sy, x0: x0 + (ow - 1) * sx + 1: sx]
+            np.multiply(view, wij, out=tmp)
+            acc += tmp
+    return acc
+
+
+def convolve(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvSpec) -> np.ndarray:
+    """Convolve a prepared input with a bank of kernels.
+
+    Parameters
+    ----------
+    x:
+        From :func:`prepare_input`: (H, W) for ``gray``, (H, W, 3) for ``each``/``full``.
+    kernels:
+        N kernels of the same size. In ``full`` mode a 2-D kernel is applied to every
+        channel and divided by C (a (C, kH, kW) kernel is used as is).
+
+    Returns
+    -------
+    float32 array (N, H', W') for ``gray``/``full``, (N, 3, H', W') for ``each`` (a view of a
+    channel-last buffer; use ``np.ascontiguousarray`` if you need contiguous memory).
+    """
+    out = convolve_channels_last(x, kernels, spec)
+    return np.moveaxis(out, -1, 1) if out.ndim == 4 else out
+
+
+def convolve_channels_last(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvSpec) -> np.ndarray:
+    """Like :func:`convolve` but ``each`` mode gives (N, H', W', 3): no transpose pass.
+
+    With stride 1 and dilation 1, ``cv2.filter2D`` writes straight into a full-size buffer
+    and the result is a view of its valid part (no copy).
+    """
+    if not kernels:
+        raise SpecError("no kernel to apply", "add a kernel")
+    sizes = {k.size for k in kernels}
+    if len(sizes) > 1:
+        raise SpecError(f"kernels in one bank must share a size, got {sorted(sizes)}",
+                        "resize the kernels to one size or run them separately")
+    kh, kw = kernels[0].size
+    mode = spec.channels
+    if mode == "gray" and x.ndim != 2:
+        raise SpecError("gray mode needs a one-channel input", "use prepare_input(image, 'gray')")
+    if mode in ("each", "full") and x.ndim != 3:
+        raise SpecError(f"{mode} mode needs a 3-channel input", f"use prepare_input(image, '{mode}')")
+    for k in kernels:
+        if k.channels is not None and mode != "full":
+            raise SpecError(f"kernel '{k.name}' has {k.channels} channels; only 'full' mode uses channel kernels",
+                            "switch to full mode or use a 2-D kernel")
+    pads = spec.pads((kh, kw))
+    shape = conv_output_shape(x.shape[:2], (kh, kw), spec)
+    oh, ow = shape.out_hw
+    xp = pad_input(x, pads, spec.padding_mode)
+    n = len(kernels)
+    simple = spec.stride == (1, 1) and spec.dilation == (1, 1)
+    if mode == "each" and simple:
+        # one filter2D over all three channels, written into a full-size stack
+        stack = np.empty((n,) + xp.shape, np.float32)
+        for idx, k in enumerate(kernels):
+            w = _oriented(k.effective(), spec.flip)
+            cv2.filter2D(xp, cv2.CV_32F, w, dst=stack[idx], anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+        out = stack[:, :oh, :ow]
+    elif mode == "each":
+        out = np.empty((n, oh, ow, 3), np.float32)
+        for idx, k in enumerate(kernels):
+            out[idx] = _correlate_valid(xp, _oriented(k.effective(), spec.flip), spec.stride, spec.dilation, (oh, ow))
+    elif mode == "gray" and simple:
+        stack = np.empty((n,) + xp.shape, np.float32)
+        for idx, k in enumerate(kernels):
+            cv2.filter2D(xp, cv2.CV_32F, _oriented(k.effective(), spec.flip), dst=stack[idx], anchor=(0, 0),
+                         borderType=cv2.BORDER_CONSTANT)
+        out = stack[:, :oh, :ow]
+    elif mode == "gray":
+        out = np.empty((n, oh, ow), np.float32)
+        for idx, k in enumerate(kernels):
+            out[idx] = _correlate_valid(xp, _oriented(k.effective(), spec.flip), spec.stride, spec.dilation, (oh, ow))
+    else:  # full: Σ over channels of each channel's correlation
+        out = np.empty((n, oh, ow), np.float32)
+        planes = [np.ascontiguousarray(xp[:, :, c]) for c in range(xp.shape[2])]
+        for idx, k in enumerate(kernels):
+            w3 = k.effective() if k.channels is not None else k.expanded(xp.shape[2]).effective()
+            w3 = _oriented(w3, spec.flip)
+            acc = out[idx]
+            _correlate_valid(planes[0], np.ascontiguousarray(w3[0]), spec.stride, spec.dilation, (oh, ow), out=acc)
+            for c in range(1, len(planes)):
+                acc += _correlate_valid(planes[c], np.ascontiguousarray(w3[c]), spec.stride, spec.dilation, (oh, ow))
+    for idx, k in enumerate(kernels):
+        add = spec.bias + k.offset
+        if add:
+            out[idx] += np.float32(add)
+    return out
+
+
+def _oriented(w: np.ndarray, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(w[..., ::-1, ::-1]) if flip else np.ascontiguousarray(w)
+
+
+def gradient_magnitude(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """√(gx² + gy²), float32 — the edge strength of a derivative pair."""
+    if gx.shape != gy.shape:
+        raise SpecError(f"the two maps differ in shape {gx.shape} vs {gy.shape}", "use two kernels of the same size")
+    out = np.multiply(gx, gx, dtype=np.float32)
+    out += gy * gy
+    return np.sqrt(out, out=out)
+
+
+# ---------------------------------------------------------------------------------
+# Activation and pooling
+# ---------------------------------------------------------------------------------
+def activate(x: np.ndarray, spec: ActivationSpec, out: np.ndarray | None = None) -> np.ndarray:
+    """Apply the activation; ``out=x`` works in place."""
+    k = spec.kind
+    if out is None:
+        out = np.empty_like(x)
+    if k == "none":
+        if out is not x:
+            out[...] = x
+    elif k == "relu":
+        np.maximum(x, np.float32(0), out=out)
+    elif k == "leaky_relu":
+        neg = np.minimum(x, np.float32(0))
+        np.maximum(x, np.float32(0), out=out)
+        out += np.float32(spec.slope) * neg
+    elif k == "abs":
+        np.abs(x, out=out)
+    elif k == "sigmoid":
+        # σ(x) = (tanh(x/2) + 1) / 2: no overflow for large |x|, within 1e-7 of 1/(1+e^-x)
+        np.multiply(x, np.float32(0.5), out=out)
+        np.tanh(out, out=out)
+        out += np.float32(1)
+        out *= np.float32(0.5)
+    elif k == "tanh":
+        np.tanh(x, out=out)
+    return out
+
+
+MONOTONE = ("none", "relu", "leaky_relu", "sigmoid", "tanh")  # commute with max-pooling
+
+
+def pool2d(x: np.ndarray, spec: PoolSpec, channels_last: bool = False) -> np.ndarray:
+    """Max or average pooling over the spatial axes, exactly as PyTorch.
+
+    Spatial axes are the last two, or the two before a trailing channel axis when
+    ``channels_last`` is True.
+    """
+    fast = spec.kind == "max" and spec.size == (2, 2) and spec.stride == (2, 2) and spec.padding == (0, 0)
+    if fast:
+        sp = x.ndim - (3 if channels_last else 2)  # number of leading (batch) axes
+        h, w = x.shape[sp:sp + 2]
+        oh, ow = pool_output_shape((h, w), spec).out_hw
+        out = np.empty(x.shape[:sp] + (oh, ow) + x.shape[sp + 2:], np.float32)
+        for idx in np.ndindex(x.shape[:sp]):
+            out[idx] = _max_pool_2x2(x[idx], oh, ow)
+        return out
+    if channels_last:
+        return np.moveaxis(pool2d(np.moveaxis(x, -1, -3), spec), -3, -1)
+    h, w = x.shape[-2:]
+    shape = pool_output_shape((h, w), spec)
+    oh, ow = shape.out_hw
+    (kh, kw), (sy, sx), (ph, pw) = spec.size, spec.stride, spec.padding
+    if spec.kind == "max" and (kh, kw) == (2, 2) and (sy, sx) == (2, 2) and (ph, pw) == (0, 0):
+        return _max_pool_2x2(x, oh, ow)
+    need_h, need_w = (oh - 1) * sy + kh, (ow - 1) * sx + kw
+    eb, er = max(0, need_h - (h + 2 * ph)), max(0, need_w - (w + 2 * pw))
+    lead = x.shape[:-2]
+    fill = -np.inf if spec.kind == "max" else 0.0
+    if ph or pw or eb or er:
+        xp = np.full(lead + (h + 2 * ph + eb, w + 2 * pw + er), fill, np.float32)
+        xp[..., ph:ph + h, pw:pw + w] = x
+    else:
+        xp = x
+    out: np.ndarray | None = None
+    for i in range(kh):
+        for j in range(kw):
+            view = xp[..., i: i + (oh - 1) * sy + 1: sy, j: j + (ow - 1) * sx + 1: sx]
+            if out is None:
+                out = np.array(view, dtype=np.float32)
+            elif spec.kind == "max":
+                np.maximum(out, view, out=out)
+            else:
+                out += view
+    assert out is not None
+    if spec.kind == "avg":
+        out /= _avg_divisor(h, w, oh, ow, spec)
+    return out
+
+
+_EVEN_COLUMN_MAPS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _even_column_map(oh: int, ow: int) -> np.ndarray:
+    """A cached cv2.remap map that picks columns 0, 2, 4, … (exact, nearest)."""
+    m = _EVEN_COLUMN_MAPS.get((oh, ow))
+    if m is None:
+        mx = np.tile((2 * np.arange(ow, dtype=np.float32))[None], (oh, 1))
+        my = np.tile(np.arange(oh, dtype=np.float32)[:, None], (1, ow))
+        m = cv2.convertMaps(mx, my, cv2.CV_16SC2)[0]
+        if len(_EVEN_COLUMN_MAPS) > 16:
+            _EVEN_COLUMN_MAPS.clear()
+        _EVEN_COLUMN_MAPS[(oh, ow)] = m
+    return m
+
+
+def _max_pool_2x2(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """2×2 / stride 2 max-pool of one (H, W) or (H, W, C) slab, with OpenCV SIMD passes.
+
+    1. rows: max of even and odd rows (row-strided views, no copy);
+    2. columns: max of the row result and itself shifted by one pixel (viewed as 2-D);
+    3. keep the even columns with an exact nearest-neighbour remap.
+    Pure data movement and max: bit-identical to ``F.max_pool2d``.
+    """
+    c = 1 if x.ndim == 2 else x.shape[2]
+    if c > 4 or oh == 0 or ow == 0:  # OpenCV's remap handles ≤ 4 channels
+        rows = np.maximum(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
+        return np.maximum(rows[:, 0::2], rows[:, 1::2])
+    rows = cv2.max(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
+    flat = rows.reshape(oh, 2 * ow * c)
+    pair = cv2.max(flat[:, :-c], flat[:, c:]) if ow > 1 or c > 0 else flat
+    if ow == 1:
+        pair = pair[:, :c].reshape(oh, 1, c) if c > 1 else pair[:, :1]
+        return np.ascontiguousarray(pair)
+    pair = pair.reshape(oh, 2 * ow - 1, c) if c > 1 else pair
+    out = cv2.remap(pair, _even_column_map(oh, ow), None, cv2.INTER_NEAREST)
+    if x.ndim == 3 and out.ndim == 2:
+        out = out[:, :, None]
+    return out
+
+
+def _avg_divisor(h, w, oh, ow, spec: PoolSpec) -> np.ndarray:
+    """PyTorch's per-window divisor: pool_size counts padding but not past input+pad."""
+    def axis(n, o, k, s, p):
+        start = np.arange(o) * s - p
+        end = np.minimum(start + k, n + p)
+        size_pad = end - start
+        size_in = np.minimum(end, n) - np.maximum(start, 0)
+        return size_pad if spec.count_include_pad else size_in
+    dh = axis(h, oh, spec.size[0], spec.stride[0], spec.padding[0])
+    dw = axis(w, ow, spec.size[1], spec.stride[1], spec.padding[1])
+    return (dh[:, None] * dw[None, :]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------
+# The pipeline: one frozen request in, one result out
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PipelineRequest:
+    """Everything one computation needs; the window makes a new one per change."""
+
+    kernels: tuple[Kernel, ...]
+    conv: ConvSpec = field(default_factory=ConvSpec)
+    activation: ActivationSpec = field(default_factory=ActivationSpec)
+    pool: PoolSpec | None = None
+    magnitude_pair: tuple[int, int] | None = None  # indices of a derivative pair
+    request_id: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kernels", tuple(self.kernels))
+        if self.magnitude_pair is not None:
+            a, b = self.magnitude_pair
+            if not (0 <= a < len(self.kernels) and 0 <= b < len(self.kernels)) or a == b:
+                raise SpecError(f"gradient magnitude needs two different kernels of the bank, got {self.magnitude_pair}",
+                                "pick two kernels (e.g. Sobel x and Sobel y)")
+
+
+class PipelineResult:
+    """What one request computed. ``conv``/``activation`` are (N, H', W') or (N, 3, H', W').
+
+    The full-size activated map is made on first access (then cached): when pooling is max
+    and the activation is monotone, the pooled map is computed as act(maxpool(conv)) —
+    identical, because a monotone function commutes with max — so a caller that shows only
+    the pooled map never pays for a full-size activation pass.
+    """
+
+    def __init__(self, request_id: int, input: np.ndarray, conv: np.ndarray, activation_spec: "ActivationSpec",
+                 pool: np.ndarray | None, magnitude: np.ndarray | None, conv_shape: ShapeInfo,
+                 pool_shape: ShapeInfo | None, device: str = "cpu", timings_ms: dict | None = None,
+                 activation: np.ndarray | None = None, channels_last: bool = False):
+        self.request_id = request_id
+        self.input = input
+        self._conv = conv                    # channel-last in each mode when channels_last
+        self._channels_last = channels_last
+        self.activation_spec = activation_spec
+        self._activation = activation
+        self.pool = pool                     # (N, H'', W'') or (N, 3, H'', W'')
+        self.magnitude = magnitude
+        self.conv_shape = conv_shape
+        self.pool_shape = pool_shape
+        self.device = device
+        self.timings_ms = timings_ms or {}
+
+    @property
+    def conv(self) -> np.ndarray:
+        return np.moveaxis(self._conv, -1, 1) if self._channels_last else self._conv
+
+    @property
+    def activation(self) -> np.ndarray:
+        if self._activation is None:
+            if self.activation_spec.kind == "none":
+                self._activation = self._conv
+            else:
+                self._activation = activate(self._conv, self.activation_spec)
+        return np.moveaxis(self._activation, -1, 1) if self._channels_last else self._activation
+
+    def materialize(self) -> "PipelineResult":
+        """Compute every lazy stage now (a worker calls this before handing the result over)."""
+        self.activation  # noqa: B018
+        return self
+
+    @property
+    def last(self) -> np.ndarray:
+        """The last stage computed: pooled if pooling is on, else activated."""
+        return self.pool if self.pool is not None else self.activation
+
+
+def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu",
+                 prepared: np.ndarray | None = None) -> PipelineResult:
+    """Prepare the input, convolve, activate and pool — the whole playground computation.
+
+    ``prepared`` skips input preparation when the caller already has it (a live source
+    converting once per frame).
+    """
+    t0 = time.perf_counter()
+    spec = request.conv
+    x = prepared if prepared is not None else prepare_input(image, spec.channels)
+    t1 = time.perf_counter()
+    if device != "cpu":
+        from . import conv_torch  # lazy: torch only when a GPU is asked for
+
+        return conv_torch.run_pipeline_torch(x, request, device, t0)
+    conv_cl = convolve_channels_last(x, request.kernels, spec)
+    cl = conv_cl.ndim == 4
+    t2 = time.perf_counter()
+    act_spec = request.activation
+    act = None
+    pooled = None
+    if request.pool is not None:
+        if request.pool.kind == "max" and act_spec.kind in MONOTONE:
+            pooled = pool2d(conv_cl, request.pool, channels_last=cl)
+            if act_spec.kind != "none":
+                activate(pooled, act_spec, out=pooled)
+        else:
+            act = activate(conv_cl, act_spec) if act_spec.kind != "none" else conv_cl
+            pooled = pool2d(act, request.pool, channels_last=cl)
+        if cl:
+            pooled = np.moveaxis(pooled, -1, 1)
+    t3 = time.perf_counter()
+    mag = None
+    if request.magnitude_pair is not None:
+        a, b = request.magnitude_pair
+        mag = gradient_magnitude(conv_cl[a], conv_cl[b])
+        if cl:
+            mag = np.moveaxis(mag, -1, 0)
+    shape = conv_output_shape(x.shape[:2], request.kernels[0].size, spec)
+    pshape = pool_output_shape(shape.out_hw, request.pool) if request.pool is not None else None
+    return PipelineResult(
+        request.request_id, x, conv_cl, act_spec, pooled, mag, shape, pshape, "cpu",
+        {"prepare": (t1 - t0) * 1e3, "conv": (t2 - t1) * 1e3, "activation+pool": (t3 - t2) * 1e3,
+         "total": (time.perf_counter() - t0) * 1e3}, activation=act, channels_last=cl)
+
+
+def with_request_id(request: PipelineRequest, rid: int) -> PipelineRequest:
+    return replace(request, request_id=rid)

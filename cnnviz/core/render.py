@@ -1,0 +1,155 @@
+"""Turn float maps into display images: colormaps, levels, mosaics.
+
+Colormaps are 256-entry uint8 lookup tables built from published control points (no
+matplotlib). The defaults are colour-blind-safe: ColorBrewer's RdBu for signed maps
+(negative blue, zero white, positive red) and viridis for magnitudes, with plain grey
+available for both. Signed maps get levels symmetric around 0 so white always means 0.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+# Control points (position 0..1 → sRGB) for each map; interpolated linearly to 256 entries.
+_CONTROL = {
+    # ColorBrewer RdBu (11 classes), reversed: blue = negative, red = positive
+    "diverging": ["#053061", "#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7",
+                  "#fddbc7", "#f4a582", "#d6604d", "#b2182b", "#67001f"],
+    # ColorBrewer PuOr, a second colour-blind-safe diverging choice (orange = positive)
+    "diverging-po": ["#2d004b", "#542788", "#8073ac", "#b2abd2", "#d8daeb", "#f7f7f7",
+                     "#fee0b6", "#fdb863", "#e08214", "#b35806", "#7f3b08"],
+    "gray": ["#000000", "#ffffff"],
+    "viridis": ["#440154", "#482475", "#414487", "#355f8d", "#2a788e", "#21918c",
+                "#22a884", "#44bf70", "#7ad151", "#bddf26", "#fde725"],
+    "magma": ["#000004", "#140e36", "#3b0f70", "#641a80", "#8c2981", "#b73779",
+              "#de4968", "#f7705c", "#fe9f6d", "#fecf92", "#fcfdbf"],
+    "cividis": ["#00224e", "#123570", "#3b496c", "#575d6d", "#707173", "#8a8779",
+                "#a69d75", "#c4b56c", "#e4cf5b", "#fdea45"],
+}
+COLORMAPS = tuple(_CONTROL)
+DIVERGING = ("diverging", "diverging-po")
+
+
+def _hex(c: str) -> tuple[int, int, int]:
+    return int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)
+
+
+@lru_cache(maxsize=None)
+def _lut_cached(name: str) -> np.ndarray:
+    pts = np.array([_hex(c) for c in _CONTROL[name]], dtype=np.float64)
+    pos = np.linspace(0.0, 1.0, len(pts))
+    t = np.linspace(0.0, 1.0, 256)
+    table = np.stack([np.interp(t, pos, pts[:, i]) for i in range(3)], axis=1)
+    out = np.round(table).astype(np.uint8)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _lut_cv(name: str) -> np.ndarray:
+    return np.ascontiguousarray(lut(name).reshape(256, 1, 3))
+
+
+def lut(name: str) -> np.ndarray:
+    """The (256, 3) uint8 RGB lookup table of a colormap."""
+    if name not in _CONTROL:
+        raise ValueError(f"unknown colormap '{name}'; choose one of {', '.join(COLORMAPS)}")
+    return _lut_cached(name)
+
+
+def is_signed(arr: np.ndarray) -> bool:
+    """True when the map has negative values (a derivative kernel's output)."""
+    return bool(arr.size) and float(np.nanmin(arr)) < 0.0
+
+
+def auto_levels(arr: np.ndarray, symmetric: bool | None = None) -> tuple[float, float]:
+    """Display levels: min/max, or ±max|x| for signed maps (so 0 sits mid-scale)."""
+    if arr.size == 0:
+        return 0.0, 1.0
+    if arr.ndim == 2 and arr.dtype == np.float32:
+        lo, hi = cv2.minMaxLoc(arr)[:2]  # one SIMD pass; NaN-free for conv outputs
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    else:
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return 0.0, 1.0
+    if symmetric is None:
+        symmetric = lo < 0.0
+    if symmetric:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return -m, m
+    if hi <= lo:
+        return lo, lo + 1.0
+    return lo, hi
+
+
+def default_cmap(arr: np.ndarray) -> str:
+    return "diverging" if is_signed(arr) else "gray"
+
+
+def to_uint8(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """Scale ``arr`` so ``levels`` map to 0..255, rounded and clipped, in one OpenCV pass.
+
+    (``cv2.convertScaleAbs`` would fold negative values; ``addWeighted`` with an 8-bit
+    destination saturates instead, which is what a display wants.)
+    """
+    lo, hi = float(levels[0]), float(levels[1])
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    a = np.ascontiguousarray(arr, dtype=np.float32)
+    flat = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
+    out = cv2.addWeighted(flat, scale, flat, 0.0, -lo * scale, dtype=cv2.CV_8U)
+    return out.reshape(a.shape)
+
+
+def colorize(arr: np.ndarray, cmap: str = "auto", levels: tuple[float, float] | None = None,
+             symmetric: bool | None = None) -> np.ndarray:
+    """A 2-D float map → (H, W, 3) uint8 RGB.
+
+    ``cmap="auto"`` uses the diverging map with symmetric levels for signed data and grey
+    otherwise; explicit levels are used as given (fixed levels for live video).
+    """
+    if arr.ndim != 2:
+        raise ValueError(f"colorize needs a 2-D map, got shape {arr.shape}")
+    if cmap == "auto":
+        cmap = default_cmap(arr)
+    if levels is None:
+        levels = auto_levels(arr, symmetric if symmetric is not None else (cmap in DIVERGING or None))
+    idx = to_uint8(arr, levels)
+    # applyColorMap with a user table is one gather pass (it copies channels as given: RGB in, RGB out)
+    return cv2.applyColorMap(idx, _lut_cv(cmap))
+
+
+def mosaic_maps(maps: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = np.nan) -> np.ndarray:
+    """Tile N maps (N, H, W) into one 2-D array, ``pad`` pixels of ``fill`` between tiles."""
+    n, h, w = maps.shape
+    if cols is None:
+        cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), fill, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = maps[i]
+    return out
+
+
+def display_image(maps: np.ndarray, index: int = 0, cmap: str = "auto",
+                  levels: tuple[float, float] | None = None) -> np.ndarray:
+    """The uint8 RGB image a view shows for one kernel's map of a pipeline stage.
+
+    ``maps`` is (N, H, W) or, in ``each`` mode, (N, 3, H, W): there the three channel
+    responses become the R, G and B of the picture (scaled with shared levels).
+    """
+    m = maps[index]
+    if m.ndim == 2:
+        return colorize(m, cmap, levels)
+    hwc = np.ascontiguousarray(np.moveaxis(m, 0, -1))
+    if levels is None:
+        levels = auto_levels(hwc, symmetric=False)
+        if levels[0] < 0:  # signed: show magnitude of the response per channel
+            hwc = np.abs(hwc)
+            levels = (0.0, max(abs(levels[0]), abs(levels[1])))
+    return to_uint8(hwc, levels)

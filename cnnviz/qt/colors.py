@@ -1,0 +1,137 @@
+"""Small colour and number-formatting helpers shared by the playground's cell widgets.
+
+Cells that show signed numbers (kernel weights, products) are tinted with the same
+diverging scale the output views use (``cnnviz.core.render.lut("diverging")``: blue for
+negative, white for 0, red for positive, colour-blind safe), symmetric around 0 so that
+white always means zero. Text on a tinted cell is black or white, whichever contrasts
+more with the background (WCAG relative luminance).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import numpy as np
+from PySide6.QtGui import QColor, QFontMetrics
+
+# ColorBrewer RdBu (11 classes) reversed so negative values are blue: the fallback used
+# only until / unless cnnviz.core.render provides its lookup table.
+_RDBU_R = (
+    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
+    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
+)
+
+
+def _fallback_diverging() -> np.ndarray:
+    stops = np.asarray(_RDBU_R, dtype=np.float64)
+    xs = np.linspace(0.0, 1.0, len(stops))
+    t = np.linspace(0.0, 1.0, 256)
+    out = np.stack([np.interp(t, xs, stops[:, c]) for c in range(3)], axis=1)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+@lru_cache(maxsize=8)
+def lookup_table(name: str = "diverging") -> np.ndarray:
+    """uint8 (256, 3) table for ``name`` from the core, or a local fallback.
+
+    Only "diverging" and "gray" have fallbacks; the core is tried first so the cells
+    and the pyqtgraph views share one scale.
+    """
+    try:
+        from cnnviz.core.render import lut  # noqa: PLC0415 - optional until the core has it
+
+        table = np.asarray(lut(name), dtype=np.uint8)
+        if table.shape == (256, 3):
+            return table
+    except Exception:  # noqa: BLE001 - missing module/name: use the fallback below
+        pass
+    if name == "gray":
+        g = np.arange(256, dtype=np.uint8)
+        return np.stack([g, g, g], axis=1)
+    return _fallback_diverging()
+
+
+def diverging_color(value: float, vmax: float) -> QColor:
+    """Colour of ``value`` on the diverging scale with levels ``[-vmax, vmax]``."""
+    table = lookup_table("diverging")
+    if not math.isfinite(value):
+        return QColor(200, 200, 200)
+    if vmax <= 0 or not math.isfinite(vmax):
+        t = 0.5
+    else:
+        t = 0.5 + 0.5 * max(-1.0, min(1.0, value / vmax))
+    r, g, b = (int(c) for c in table[int(round(t * 255))])
+    return QColor(r, g, b)
+
+
+def gray_color(value: float, lo: float = 0.0, hi: float = 1.0) -> QColor:
+    """Grey level of ``value`` with ``lo`` → black and ``hi`` → white (clipped)."""
+    if not math.isfinite(value):
+        return QColor(200, 200, 200)
+    t = 0.0 if hi <= lo else (value - lo) / (hi - lo)
+    v = int(round(255 * max(0.0, min(1.0, t))))
+    return QColor(v, v, v)
+
+
+def symmetric_max(values) -> float:
+    """max |v| over finite values (1.0 when all are zero or none is finite)."""
+    a = np.asarray(values, dtype=np.float64)
+    a = a[np.isfinite(a)]
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    return m if m > 0 else 1.0
+
+
+def relative_luminance(color: QColor) -> float:
+    """WCAG 2 relative luminance in [0, 1]."""
+    def lin(c: int) -> float:
+        s = c / 255.0
+        return s / 12.92 if s <= 0.04045 else ((s + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(color.red()) + 0.7152 * lin(color.green()) + 0.0722 * lin(color.blue())
+
+
+def text_color_for(background: QColor) -> QColor:
+    """Black or white, whichever has the higher contrast ratio on ``background``."""
+    lum = relative_luminance(background)
+    contrast_black = (lum + 0.05) / 0.05
+    contrast_white = 1.05 / (lum + 0.05)
+    return QColor(0, 0, 0) if contrast_black >= contrast_white else QColor(255, 255, 255)
+
+
+def format_sig(value: float, digits: int = 4) -> str:
+    """``value`` with ``digits`` significant digits, a real minus sign and no "-0"."""
+    if value is None:
+        return "—"
+    v = float(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if v == 0:
+        v = 0.0  # drop the sign of -0.0
+    text = f"{v:.{digits}g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        text = f"{mant}e{int(exp)}"
+    return text.replace("-", "−")
+
+
+def cell_text_candidates(value: float) -> list[str]:
+    """Shorter and shorter renderings of a cell value; the painter keeps the first that fits."""
+    v = float(value)
+    if not math.isfinite(v):
+        return [format_sig(v)]
+    if v == 0:
+        return ["0"]
+    if v.is_integer() and abs(v) < 1e6:
+        return [str(int(v)).replace("-", "−")]
+    return [format_sig(v, 3), format_sig(v, 2), format_sig(v, 1)]
+
+
+def fit_text(fm: QFontMetrics, candidates: list[str], width: int) -> str | None:
+    """The first candidate narrower than ``width`` pixels, or None."""
+    for text in candidates:
+        if fm.horizontalAdvance(text) <= width:
+            return text
+    return None

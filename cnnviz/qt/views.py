@@ -1,0 +1,822 @@
+"""The output views: input, convolution, activation and pooling maps (pyqtgraph).
+
+Every map is placed in **input-pixel coordinates**: an output pixel is drawn over the centre
+of the input window it was computed from, ``stride`` input pixels wide, and a pooled pixel
+over the centre of its pool window. Linked zoom/pan therefore keeps the same part of the
+image under the cursor in every view, whatever the stride, padding, dilation or pooling.
+
+The views only paint arrays the core computed (:class:`~cnnviz.core.conv.PipelineResult`);
+colours come from :mod:`cnnviz.core.render` (diverging with levels symmetric around 0 for
+signed maps, grey for magnitudes). Live updates call ``setImage(..., autoLevels=False,
+levels=...)``.
+
+Run this file to preview the views on a sample image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel,
+                               QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+
+import pyqtgraph as pg
+
+from cnnviz.core.conv import ConvSpec, PipelineRequest, PipelineResult, PoolSpec
+from cnnviz.core.render import COLORMAPS, DIVERGING, lut, mosaic_maps
+
+STAGES = ("input", "conv", "activation", "pool")
+STAGE_TITLES = {"input": "Input", "conv": "Convolution", "activation": "Activated", "pool": "Pooled"}
+ACTIVATION_TITLES = {"none": "no activation", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x|",
+                     "sigmoid": "sigmoid", "tanh": "tanh"}
+MOSAIC = -1      # selector value: all kernels tiled
+MAGNITUDE = -2   # selector value: gradient magnitude of the pair
+RGB = -1         # channel selector value in "each" mode: the three channel maps as one RGB image
+
+
+def _colormap(name: str) -> pg.ColorMap:
+    table = lut(name)
+    # 11 stops are enough to reproduce the tables (they are interpolated from ≤ 11 points)
+    idx = np.linspace(0, 255, 11).round().astype(int)
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(idx)), table[idx])
+
+
+def conv_placement(spec: ConvSpec, kernel_hw: tuple[int, int], out_hw: tuple[int, int]) -> QRectF:
+    """Where the conv map sits in input-pixel coordinates (x, y, w, h).
+
+    Output pixel (oy, ox) is centred on its window, which starts at ``o·stride − pad`` and
+    spans ``dilation·(k − 1) + 1`` input pixels; it is drawn ``stride`` pixels wide.
+    """
+    t, _, l, _ = spec.pads(kernel_hw)
+    (sy, sx), (dy, dx), (kh, kw) = spec.stride, spec.dilation, kernel_hw
+    eh, ew = dy * (kh - 1) + 1, dx * (kw - 1) + 1
+    y0 = -t + eh / 2.0 - sy / 2.0
+    x0 = -l + ew / 2.0 - sx / 2.0
+    return QRectF(x0, y0, out_hw[1] * sx, out_hw[0] * sy)
+
+
+def pool_placement(conv_rect: QRectF, conv_stride: tuple[int, int], pool: PoolSpec,
+                   out_hw: tuple[int, int]) -> QRectF:
+    """Where the pooled map sits: each pooled unit centred on its pool window."""
+    (kh, kw), (sy, sx), (ph, pw) = pool.size, pool.stride, pool.padding
+    cy, cx = conv_stride
+    y0 = conv_rect.y() + (-ph + kh / 2.0 - sy / 2.0) * cy
+    x0 = conv_rect.x() + (-pw + kw / 2.0 - sx / 2.0) * cx
+    return QRectF(x0, y0, out_hw[1] * sx * cx, out_hw[0] * sy * cy)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "×".join(str(int(s)) for s in shape)
+
+
+@dataclass(frozen=True)
+class MosaicLayout:
+    n: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    pad: int = 1
+
+    def locate(self, row: int, col: int) -> tuple[int, int, int] | None:
+        """(kernel, y, x) under a mosaic pixel, or None on the gap between tiles."""
+        r, y = divmod(row, self.tile_h + self.pad)
+        c, x = divmod(col, self.tile_w + self.pad)
+        if y >= self.tile_h or x >= self.tile_w or c >= self.cols:
+            return None
+        k = r * self.cols + c
+        return (k, y, x) if k < self.n else None
+
+    def tile_origin(self, k: int) -> tuple[int, int]:
+        r, c = divmod(k, self.cols)
+        return r * (self.tile_h + self.pad), c * (self.tile_w + self.pad)
+
+
+class MapView(QWidget):
+    """One map: a title with its shape, the image (with an optional histogram) and the
+    worked shape formula underneath.
+
+    Signals
+    -------
+    hovered(int row, int col)
+        The pointer moved onto another data pixel of the shown array.
+    clicked(int row, int col)
+        A left click on a data pixel.
+    left()
+        The pointer left the image.
+    levelsEdited()
+        The user dragged the histogram's level region.
+    """
+
+    hovered = Signal(int, int)
+    clicked = Signal(int, int)
+    left = Signal()
+    levelsEdited = Signal()
+
+    def __init__(self, stage: str, parent: QWidget | None = None, histogram: bool = True):
+        super().__init__(parent)
+        self.stage = stage
+        self.setObjectName(f"view-{stage}")
+        self._data: np.ndarray | None = None
+        self._levels: tuple[float, float] = (0.0, 1.0)
+        self._cmap = "gray"
+        self._programmatic = False
+        self._last_hover: tuple[int, int] | None = None
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.setSpacing(1)
+        self.title = QLabel(STAGE_TITLES.get(stage, stage))
+        self.title.setObjectName("title")
+        f = self.title.font()
+        f.setBold(True)
+        self.title.setFont(f)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.title)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.ci.layout.setContentsMargins(0, 0, 0, 0)
+        self.graphics.ci.layout.setSpacing(2)
+        self.graphics.setMinimumSize(120, 100)
+        self.view_box: pg.ViewBox = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True,
+                                                             enableMenu=True)
+        self.view_box.setDefaultPadding(0.02)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setAutoDownsample(True)
+        self.view_box.addItem(self.image_item)
+        self.histogram: pg.HistogramLUTItem | None = None
+        if histogram:
+            self.histogram = pg.HistogramLUTItem(fillHistogram=True)
+            self.histogram.setImageItem(self.image_item)
+            self.histogram.vb.setMinimumWidth(30)
+            self.histogram.vb.setMaximumWidth(60)
+            self.histogram.gradient.showTicks(False)
+            self.histogram.sigLevelChangeFinished.connect(self._on_levels_edited)
+            self.graphics.addItem(self.histogram, row=0, col=1)
+        lay.addWidget(self.graphics, 1)
+
+        self.formula = QLabel("")
+        self.formula.setObjectName("formula")
+        self.formula.setWordWrap(True)
+        self.formula.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        mono = QFont("DejaVu Sans Mono")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSizeF(max(7.0, self.font().pointSizeF() * 0.85))
+        self.formula.setFont(mono)
+        self.formula.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        lay.addWidget(self.formula)
+
+        self._placeholder = pg.TextItem("", anchor=(0.5, 0.5), color=(150, 150, 150))
+        self.view_box.addItem(self._placeholder, ignoreBounds=True)
+        self._placeholder.hide()
+
+        # overlays: the receptive/pool window, the taps of the kernel and the pointed pixel
+        self._window_item = QGraphicsRectItem()
+        pen = QPen(QColor(255, 170, 0))
+        pen.setCosmetic(True)
+        pen.setWidthF(2.0)
+        self._window_item.setPen(pen)
+        self._window_item.setZValue(10)
+        self._window_item.hide()
+        self.view_box.addItem(self._window_item, ignoreBounds=True)
+        self._taps_item = pg.ScatterPlotItem(size=5, pen=pg.mkPen(0, 0, 0), brush=pg.mkBrush(255, 170, 0))
+        self._taps_item.setZValue(11)
+        self.view_box.addItem(self._taps_item, ignoreBounds=True)
+        self._marker_item = QGraphicsRectItem()
+        mpen = QPen(QColor(0, 200, 90))
+        mpen.setCosmetic(True)
+        mpen.setWidthF(2.0)
+        self._marker_item.setPen(mpen)
+        self._marker_item.setZValue(12)
+        self._marker_item.hide()
+        self.view_box.addItem(self._marker_item, ignoreBounds=True)
+
+        scene = self.graphics.scene()
+        scene.sigMouseMoved.connect(self._on_mouse_moved)
+        scene.sigMouseClicked.connect(self._on_mouse_clicked)
+
+    # -- data ----------------------------------------------------------------------------
+    def set_data(self, data: np.ndarray, levels: tuple[float, float], cmap: str | None,
+                 rect: QRectF | None = None) -> None:
+        """Show ``data`` ((H, W) or (H, W, 3)) with ``levels``; ``cmap`` for 2-D data.
+
+        ``rect`` places the array in view coordinates (None: one unit per pixel at 0, 0).
+        """
+        first = self._data is None
+        self._placeholder.hide()
+        self._data = data
+        lo, hi = float(levels[0]), float(levels[1])
+        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+            lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
+        self._levels = (lo, hi)
+        self._programmatic = True
+        try:
+            if self.histogram is not None and data.ndim == 2 and cmap is not None and cmap != self._cmap:
+                self._cmap = cmap
+                self.histogram.gradient.setColorMap(_colormap(cmap))
+                self.histogram.gradient.showTicks(False)
+            elif self.histogram is None and data.ndim == 2 and cmap is not None:
+                self._cmap = cmap
+                self.image_item.setLookupTable(lut(cmap))
+            self.image_item.setImage(data, autoLevels=False, levels=(lo, hi))
+            if self.histogram is not None:
+                self.histogram.setLevels(lo, hi)
+                self.histogram.setHistogramRange(lo, hi, padding=0.02)
+        finally:
+            self._programmatic = False
+        if rect is None:
+            rect = QRectF(0, 0, data.shape[1], data.shape[0])
+        self.image_item.setRect(rect)
+        if first:
+            self.view_box.autoRange(padding=0.02)
+
+    def clear(self, message: str = "") -> None:
+        """Show nothing (with an optional grey note in the middle)."""
+        self._data = None
+        self.image_item.clear()
+        self.hide_overlays()
+        self.formula.setText("")
+        if message:
+            r = self.view_box.viewRect()
+            self._placeholder.setText(message)
+            self._placeholder.setPos(r.center())
+            self._placeholder.show()
+        else:
+            self._placeholder.hide()
+
+    def data(self) -> np.ndarray | None:
+        """The array currently shown (exactly what was passed to ``setImage``)."""
+        return self._data
+
+    def levels(self) -> tuple[float, float]:
+        return self._levels
+
+    def current_levels(self) -> tuple[float, float]:
+        """Levels as the image item has them now (after any histogram drag)."""
+        lv = self.image_item.getLevels()
+        if lv is None:
+            return self._levels
+        lv = np.asarray(lv, dtype=float).ravel()
+        return float(lv[0]), float(lv[1])
+
+    def colormap(self) -> str:
+        return self._cmap
+
+    def set_texts(self, title: str, formula: str) -> None:
+        self.title.setText(title)
+        self.title.setToolTip(title)
+        self.formula.setText(formula)
+
+    def set_histogram_visible(self, visible: bool) -> None:
+        if self.histogram is not None:
+            self.histogram.setVisible(visible)
+            self.graphics.ci.layout.setColumnMaximumWidth(1, 10_000 if visible else 0)
+
+    def set_background(self, color: QColor) -> None:
+        self.graphics.setBackground(color)
+
+    # -- overlays ------------------------------------------------------------------------
+    def data_rect_to_view(self, y0: float, x0: float, y1: float, x1: float) -> QRectF:
+        """A rectangle in data pixels (end exclusive) → view coordinates."""
+        return self.image_item.mapRectToParent(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def show_window(self, rect: QRectF | None, taps: list[tuple[float, float]] | None = None) -> None:
+        """Draw a window rectangle (view coordinates) and optional tap centres (x, y)."""
+        if rect is None:
+            self._window_item.hide()
+        else:
+            self._window_item.setRect(rect)
+            self._window_item.show()
+        if taps:
+            xs, ys = zip(*taps)
+            self._taps_item.setData(x=list(xs), y=list(ys))
+            self._taps_item.show()
+        else:
+            self._taps_item.setData(x=[], y=[])
+            self._taps_item.hide()
+
+    def show_marker(self, rect: QRectF | None) -> None:
+        if rect is None:
+            self._marker_item.hide()
+        else:
+            self._marker_item.setRect(rect)
+            self._marker_item.show()
+
+    def hide_overlays(self) -> None:
+        self.show_window(None)
+        self.show_marker(None)
+
+    def window_rect(self) -> QRectF | None:
+        """The window rectangle drawn now (view coordinates), None when hidden."""
+        return self._window_item.rect() if self._window_item.isVisible() else None
+
+    def marker_rect(self) -> QRectF | None:
+        return self._marker_item.rect() if self._marker_item.isVisible() else None
+
+    # -- pointer -------------------------------------------------------------------------
+    def data_pixel_at_scene(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        if self._data is None or not self.view_box.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.image_item.mapFromScene(scene_pos)
+        col, row = int(math.floor(p.x())), int(math.floor(p.y()))
+        h, w = self._data.shape[:2]
+        if 0 <= row < h and 0 <= col < w:
+            return row, col
+        return None
+
+    def _on_mouse_moved(self, scene_pos: QPointF) -> None:
+        px = self.data_pixel_at_scene(scene_pos)
+        if px == self._last_hover:
+            return
+        self._last_hover = px
+        if px is None:
+            self.left.emit()
+        else:
+            self.hovered.emit(*px)
+
+    def _on_mouse_clicked(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+            return
+        px = self.data_pixel_at_scene(ev.scenePos())
+        if px is not None:
+            self.clicked.emit(*px)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._last_hover is not None:
+            self._last_hover = None
+            self.left.emit()
+        super().leaveEvent(event)
+
+    def _on_levels_edited(self, *_):
+        if not self._programmatic:
+            self._levels = self.current_levels()
+            self.levelsEdited.emit()
+
+
+class OutputViews(QWidget):
+    """The four stage views with their controls.
+
+    Signals
+    -------
+    pixelHovered(str stage, int kernel, int y, int x)
+        The pointer is over output pixel (y, x) of ``stage`` ("conv", "activation",
+        "pool" or "magnitude") for kernel ``kernel`` of the bank.
+    pixelClicked(str stage, int kernel, int y, int x)
+        The same for a left click (the window pins that pixel).
+    pointerLeft()
+        The pointer left the output maps.
+    inputHovered(int y, int x)
+        The pointer is over an input pixel.
+    displayChanged()
+        The user changed what is shown (kernel, channel, colormap, levels).
+    """
+
+    pixelHovered = Signal(str, int, int, int)
+    pixelClicked = Signal(str, int, int, int)
+    pointerLeft = Signal()
+    inputHovered = Signal(int, int)
+    displayChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("outputs")
+        self._result: PipelineResult | None = None
+        self._request: PipelineRequest | None = None
+        self._stats: dict[str, tuple[float, float]] = {}
+        self._mosaic: MosaicLayout | None = None
+        self._kernel_names: list[str] = []
+        self._fixed_levels: dict[str, tuple[float, float]] = {}
+        self._updating_controls = False
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(2, 2, 2, 2)
+        root.setSpacing(3)
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        self.kernel_box = QComboBox()
+        self.kernel_box.setObjectName("show-kernel")
+        self.kernel_box.setToolTip("Which kernel's maps to show: one kernel, all of them tiled, or the gradient "
+                                   "magnitude √(gx² + gy²) of a pair")
+        self.kernel_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.channel_box = QComboBox()
+        self.channel_box.setObjectName("show-channel")
+        self.channel_box.setToolTip("'each' mode convolves R, G and B separately: show one channel or all three as RGB")
+        for text, val in (("RGB", RGB), ("R", 0), ("G", 1), ("B", 2)):
+            self.channel_box.addItem(text, val)
+        self.cmap_box = QComboBox()
+        self.cmap_box.setObjectName("colormap")
+        self.cmap_box.setToolTip("auto: diverging (blue < 0 < red, 0 = white) for signed maps, grey otherwise")
+        self.cmap_box.addItem("auto", "auto")
+        for name in COLORMAPS:
+            self.cmap_box.addItem(name, name)
+        self.levels_box = QComboBox()
+        self.levels_box.setObjectName("levels")
+        self.levels_box.setToolTip("auto: levels follow each new result (±max for signed maps).\n"
+                                   "fixed: keep the current levels (drag the histogram to set them).")
+        self.levels_box.addItem("auto levels", "auto")
+        self.levels_box.addItem("fixed levels", "fixed")
+        self.link_box = QCheckBox("Link zoom")
+        self.link_box.setObjectName("link-zoom")
+        self.link_box.setToolTip("Zoom and pan all views together (maps are drawn in input-pixel coordinates)")
+        self.link_box.setChecked(True)
+        self.hist_box = QCheckBox("Histograms")
+        self.hist_box.setObjectName("histograms")
+        self.hist_box.setChecked(True)
+        self.fit_button = QToolButton()
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Zoom to fit the whole image (double-click a view does the same)")
+        for lab, w in (("Show", self.kernel_box), ("Channel", self.channel_box), ("Colours", self.cmap_box)):
+            l = QLabel(lab)
+            l.setBuddy(w)
+            bar.addWidget(l)
+            bar.addWidget(w)
+            if w is self.channel_box:
+                self._channel_label = l
+        bar.addWidget(self.levels_box)
+        bar.addStretch(1)
+        bar.addWidget(self.link_box)
+        bar.addWidget(self.hist_box)
+        bar.addWidget(self.fit_button)
+        root.addLayout(bar)
+
+        grid = QGridLayout()
+        grid.setSpacing(4)
+        self.views: dict[str, MapView] = {}
+        for i, stage in enumerate(STAGES):
+            v = MapView(stage, histogram=stage != "input")
+            self.views[stage] = v
+            grid.addWidget(v, i // 2, i % 2)
+            v.hovered.connect(lambda r, c, s=stage: self._pointer(s, r, c, clicked=False))
+            v.clicked.connect(lambda r, c, s=stage: self._pointer(s, r, c, clicked=True))
+            v.left.connect(self.pointerLeft)
+            v.levelsEdited.connect(lambda s=stage: self._on_levels_edited(s))
+        grid.setRowStretch(0, 1)
+        grid.setRowStretch(1, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        root.addLayout(grid, 1)
+
+        self.kernel_box.currentIndexChanged.connect(self._on_display_control)
+        self.channel_box.currentIndexChanged.connect(self._on_display_control)
+        self.cmap_box.currentIndexChanged.connect(self._on_display_control)
+        self.levels_box.currentIndexChanged.connect(self._on_levels_mode)
+        self.link_box.toggled.connect(self.set_linked)
+        self.hist_box.toggled.connect(self.set_histograms_visible)
+        self.fit_button.clicked.connect(self.fit)
+        self._set_channel_visible(False)
+        self.set_linked(True)
+        self.views["activation"].clear("")
+        self.views["pool"].clear("pooling is off")
+
+    # -- controls --------------------------------------------------------------------------
+    def view(self, stage: str) -> MapView:
+        return self.views[stage]
+
+    def selection(self) -> int:
+        """Kernel index shown, or MOSAIC / MAGNITUDE."""
+        v = self.kernel_box.currentData()
+        return int(v) if v is not None else 0
+
+    def set_selection(self, value: int) -> None:
+        i = self.kernel_box.findData(value)
+        if i >= 0:
+            self.kernel_box.setCurrentIndex(i)
+
+    def channel(self) -> int:
+        v = self.channel_box.currentData()
+        return int(v) if v is not None else RGB
+
+    def set_channel(self, value: int) -> None:
+        i = self.channel_box.findData(value)
+        if i >= 0:
+            self.channel_box.setCurrentIndex(i)
+
+    def colormap_choice(self) -> str:
+        return str(self.cmap_box.currentData())
+
+    def set_colormap_choice(self, name: str) -> None:
+        i = self.cmap_box.findData(name)
+        self.cmap_box.setCurrentIndex(i if i >= 0 else 0)
+
+    def levels_mode(self) -> str:
+        return str(self.levels_box.currentData())
+
+    def set_levels_mode(self, mode: str) -> None:
+        i = self.levels_box.findData(mode)
+        self.levels_box.setCurrentIndex(i if i >= 0 else 0)
+
+    def is_linked(self) -> bool:
+        return self.link_box.isChecked()
+
+    def set_bank(self, names: list[str], selected: int, magnitude_pair: tuple[int, int] | None) -> None:
+        """Refill the kernel selector for a bank (keeps mosaic/magnitude if still possible)."""
+        prev = self.selection()
+        self._updating_controls = True
+        try:
+            self._kernel_names = list(names)
+            self.kernel_box.clear()
+            for i, n in enumerate(names):
+                self.kernel_box.addItem(f"{i + 1}: {n}", i)
+            if len(names) > 1:
+                self.kernel_box.addItem(f"all {len(names)} (mosaic)", MOSAIC)
+            if magnitude_pair is not None:
+                a, b = magnitude_pair
+                self.kernel_box.addItem(f"|∇| = √({a + 1}² + {b + 1}²)", MAGNITUDE)
+            want = prev if prev in (MOSAIC, MAGNITUDE) and self.kernel_box.findData(prev) >= 0 else selected
+            idx = self.kernel_box.findData(want)
+            self.kernel_box.setCurrentIndex(idx if idx >= 0 else 0)
+            self.kernel_box.setEnabled(len(names) > 1 or magnitude_pair is not None)
+        finally:
+            self._updating_controls = False
+
+    def _set_channel_visible(self, visible: bool) -> None:
+        self.channel_box.setVisible(visible)
+        self._channel_label.setVisible(visible)
+
+    def _on_display_control(self, *_):
+        if self._updating_controls:
+            return
+        if self._result is not None:
+            self._render()
+        self.displayChanged.emit()
+
+    def _on_levels_mode(self, *_):
+        if self.levels_mode() == "fixed":
+            for s, v in self.views.items():
+                if v.data() is not None:
+                    self._fixed_levels[s] = v.current_levels()
+        else:
+            self._fixed_levels.clear()
+        self._on_display_control()
+
+    def _on_levels_edited(self, stage: str) -> None:
+        # Dragging a histogram's levels means "keep these": switch to fixed levels.
+        self._fixed_levels[stage] = self.views[stage].current_levels()
+        if self.levels_mode() != "fixed":
+            self._updating_controls = True
+            try:
+                self.set_levels_mode("fixed")
+            finally:
+                self._updating_controls = False
+            for s, v in self.views.items():
+                if s not in self._fixed_levels and v.data() is not None:
+                    self._fixed_levels[s] = v.current_levels()
+            self.displayChanged.emit()
+
+    def set_linked(self, linked: bool) -> None:
+        if self.link_box.isChecked() != linked:
+            self.link_box.setChecked(linked)  # re-enters through toggled
+            return
+        base = self.views["input"].view_box
+        mosaic = self.selection() == MOSAIC
+        for s, v in self.views.items():
+            if s == "input":
+                continue
+            target = base if linked and not mosaic else None
+            v.view_box.setXLink(target)
+            v.view_box.setYLink(target)
+
+    def set_histograms_visible(self, visible: bool) -> None:
+        if self.hist_box.isChecked() != visible:
+            self.hist_box.setChecked(visible)
+            return
+        for v in self.views.values():
+            v.set_histogram_visible(visible)
+
+    def fit(self) -> None:
+        for v in self.views.values():
+            v.view_box.autoRange(padding=0.02)
+
+    def set_dark(self, dark: bool) -> None:
+        bg = QColor(25, 26, 28) if dark else QColor(250, 250, 250)
+        for v in self.views.values():
+            v.set_background(bg)
+
+    # -- results ---------------------------------------------------------------------------
+    def show_result(self, result: PipelineResult, request: PipelineRequest,
+                    stats: dict[str, tuple[float, float]] | None = None) -> None:
+        """Paint a result. ``stats`` maps stage → (min, max) over the whole stage (all kernels)."""
+        shape_changed = (self._result is None or self._result.conv.shape != result.conv.shape
+                         or self._result.input.shape != result.input.shape)
+        self._result, self._request = result, request
+        self._stats = dict(stats) if stats else {}
+        self._set_channel_visible(request.conv.channels == "each")
+        self._render()
+        if shape_changed and self._mosaic is None:
+            pass
+
+    def result(self) -> PipelineResult | None:
+        return self._result
+
+    def request(self) -> PipelineRequest | None:
+        return self._request
+
+    def displayed_array(self, stage: str) -> np.ndarray | None:
+        """The array a view shows now, exactly as given to pyqtgraph ("magnitude" is the
+        conv view when the gradient magnitude is selected)."""
+        if stage == "magnitude":
+            return self.views["conv"].data() if self.selection() == MAGNITUDE else None
+        return self.views[stage].data()
+
+    def mosaic_layout(self) -> MosaicLayout | None:
+        return self._mosaic
+
+    def _stat(self, stage: str, arr: np.ndarray) -> tuple[float, float]:
+        if stage in self._stats:
+            return self._stats[stage]
+        finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+        if finite.size == 0:
+            return 0.0, 1.0
+        return float(finite.min()), float(finite.max())
+
+    def _levels_for(self, stage: str, lo: float, hi: float, cmap: str) -> tuple[float, float]:
+        if self.levels_mode() == "fixed" and stage in self._fixed_levels:
+            return self._fixed_levels[stage]
+        if cmap in DIVERGING or lo < 0.0 <= hi and cmap in DIVERGING:
+            m = max(abs(lo), abs(hi)) or 1.0
+            return -m, m
+        if hi <= lo:
+            return lo, lo + 1.0
+        return lo, hi
+
+    def _cmap_for(self, lo: float) -> str:
+        choice = self.colormap_choice()
+        if choice != "auto":
+            return choice
+        return "diverging" if lo < 0.0 else "gray"
+
+    def _select(self, arr: np.ndarray) -> np.ndarray:
+        """The 2-D (or RGB) array of one stage for the current kernel/channel selection."""
+        sel = self.selection()
+        n = arr.shape[0]
+        if arr.ndim == 4:  # each mode: (N, 3, H, W)
+            ch = self.channel()
+            if sel == MOSAIC and n > 1:
+                if ch == RGB:
+                    tiles = [mosaic_maps(np.ascontiguousarray(arr[:, c])) for c in range(3)]
+                    return np.ascontiguousarray(np.stack(tiles, axis=2))
+                return mosaic_maps(np.ascontiguousarray(arr[:, ch]))
+            k = min(max(sel, 0), n - 1)
+            return np.ascontiguousarray(np.moveaxis(arr[k], 0, 2)) if ch == RGB else arr[k, ch]
+        if sel == MOSAIC and n > 1:
+            return mosaic_maps(arr)
+        return arr[min(max(sel, 0), n - 1)]
+
+    def _render(self) -> None:
+        res, req = self._result, self._request
+        if res is None or req is None:
+            return
+        sel = self.selection()
+        n = res.conv.shape[0]
+        mosaic = sel == MOSAIC and n > 1
+        if mosaic:
+            oh, ow = res.conv.shape[-2:]
+            cols = int(np.ceil(np.sqrt(n)))
+            self._mosaic = MosaicLayout(n, cols, oh, ow)
+        else:
+            self._mosaic = None
+        self.set_linked(self.is_linked())
+        spec = req.conv
+        kernel_hw = req.kernels[0].size
+        conv_rect = None if mosaic else conv_placement(spec, kernel_hw, res.conv_shape.out_hw)
+
+        # input
+        x = res.input
+        iv = self.views["input"]
+        iv.set_data(x, (0.0, 1.0), "gray" if x.ndim == 2 else None)
+        mode = {"gray": "grey (BT.601 luma)", "each": "RGB, each channel alone", "full": "RGB, all channels"}[spec.channels]
+        iv.set_texts(f"Input — {_shape_text(x.shape)}  ({mode})", "")
+
+        shape_txt = res.conv_shape.text
+        k = min(max(sel, 0), n - 1)
+        kname = self._kernel_names[k] if k < len(self._kernel_names) else req.kernels[k].name
+        what = f"all {n} kernels" if mosaic else f"kernel {k + 1} '{kname}'"
+
+        if sel == MAGNITUDE and res.magnitude is not None:
+            mag = res.magnitude
+            lo, hi = self._stat("magnitude", mag)
+            cmap = self.colormap_choice() if self.colormap_choice() != "auto" else "gray"
+            self.views["conv"].set_data(mag, self._levels_for("conv", 0.0, hi, cmap), cmap, conv_rect)
+            a, b = req.magnitude_pair or (0, 1)
+            self.views["conv"].set_texts(f"Gradient magnitude √(k{a + 1}² + k{b + 1}²) — {_shape_text(mag.shape)}",
+                                         shape_txt)
+            self.views["activation"].clear("activation applies per kernel:\npick a kernel under Show")
+            self.views["activation"].set_texts("Activated", "")
+            self.views["pool"].clear("pooling applies per kernel:\npick a kernel under Show")
+            self.views["pool"].set_texts("Pooled", "")
+            return
+
+        stage_arrays = (("conv", res.conv, conv_rect), ("activation", res.activation, conv_rect))
+        for stage, arr, rect in stage_arrays:
+            shown = self._select(arr)
+            lo, hi = self._stat(stage, arr)
+            cmap = self._cmap_for(lo)
+            self.views[stage].set_data(shown, self._levels_for(stage, lo, hi, cmap),
+                                       cmap if shown.ndim == 2 else None, rect)
+        bias = spec.bias + req.kernels[k].offset
+        flip = " (flipped: true convolution)" if spec.flip else ""
+        self.views["conv"].set_texts(f"Convolution of {what}{flip} — {_shape_text(res.conv.shape)}"
+                                     + (f", bias {bias:+g}" if bias else ""), shape_txt)
+        act = ACTIVATION_TITLES.get(req.activation.kind, req.activation.kind)
+        if req.activation.kind == "leaky_relu":
+            act += f" (slope {req.activation.slope:g})"
+        self.views["activation"].set_texts(f"Activated: {act} — {_shape_text(res.activation.shape)}",
+                                           "same shape as the convolution")
+        pv = self.views["pool"]
+        if res.pool is None or req.pool is None:
+            pv.clear("pooling is off")
+            pv.set_texts("Pooled — off", "turn pooling on in Parameters")
+            return
+        pool = req.pool
+        prect = None if mosaic else pool_placement(conv_rect, spec.stride, pool, res.pool_shape.out_hw)
+        shown = self._select(res.pool)
+        lo, hi = self._stat("pool", res.pool)
+        cmap = self._cmap_for(lo)
+        pv.set_data(shown, self._levels_for("pool", lo, hi, cmap), cmap if shown.ndim == 2 else None, prect)
+        if mosaic:
+            self._pool_mosaic = MosaicLayout(n, self._mosaic.cols, *res.pool.shape[-2:])
+        desc = (f"{pool.kind} {pool.size[0]}×{pool.size[1]}, stride {pool.stride[0]}×{pool.stride[1]}"
+                + (f", pad {pool.padding[0]}×{pool.padding[1]}" if any(pool.padding) else "")
+                + (", ceil" if pool.ceil_mode else ""))
+        pv.set_texts(f"Pooled: {desc} — {_shape_text(res.pool.shape)}", res.pool_shape.text)
+
+    # -- pointer ---------------------------------------------------------------------------
+    def _pointer(self, stage: str, row: int, col: int, clicked: bool) -> None:
+        if stage == "input":
+            if not clicked:
+                self.inputHovered.emit(row, col)
+            return
+        res = self._result
+        if res is None:
+            return
+        sel = self.selection()
+        kernel = min(max(sel, 0), res.conv.shape[0] - 1)
+        y, x = row, col
+        if sel == MOSAIC and self._mosaic is not None:
+            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            if layout is None:
+                return
+            hit = layout.locate(row, col)
+            if hit is None:
+                self.pointerLeft.emit()
+                return
+            kernel, y, x = hit
+        if sel == MAGNITUDE and stage == "conv":
+            stage = "magnitude"
+            kernel = (self._request.magnitude_pair or (0, 1))[0] if self._request else 0
+        sig = self.pixelClicked if clicked else self.pixelHovered
+        sig.emit(stage, kernel, y, x)
+
+    def output_pixel_rect(self, stage: str, kernel: int, y: int, x: int) -> QRectF | None:
+        """View rectangle of output pixel (y, x) of ``stage`` (handles the mosaic)."""
+        view = self.views["conv" if stage == "magnitude" else stage]
+        if view.data() is None:
+            return None
+        if self._mosaic is not None and stage in ("conv", "activation", "pool"):
+            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            if layout is None:
+                return None
+            oy, ox = layout.tile_origin(kernel)
+            y, x = y + oy, x + ox
+        return view.data_rect_to_view(y, x, y + 1, x + 1)
+
+    def data_rect_in_stage(self, stage: str, kernel: int, y0: int, x0: int, y1: int, x1: int) -> QRectF | None:
+        """View rectangle of a box of data pixels of ``stage`` for one kernel."""
+        view = self.views[stage]
+        if view.data() is None:
+            return None
+        if self._mosaic is not None and stage in ("conv", "activation", "pool"):
+            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            if layout is None:
+                return None
+            oy, ox = layout.tile_origin(kernel)
+            y0, y1, x0, x1 = y0 + oy, y1 + oy, x0 + ox, x1 + ox
+        return view.data_rect_to_view(y0, x0, y1, x1)
+
+    def clear_overlays(self) -> None:
+        for v in self.views.values():
+            v.hide_overlays()
+
+
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.views
+    import sys
+
+    from PySide6.QtWidgets import QApplication
+
+    from cnnviz.core.conv import run_pipeline
+    from cnnviz.core.kernels import preset
+
+    app = QApplication.instance() or QApplication(sys.argv)
+    w = OutputViews()
+    yy, xx = np.mgrid[0:120, 0:160]
+    img = ((np.sin(xx / 7.0) + np.cos(yy / 11.0)) * 0.25 + 0.5).astype(np.float32)
+    req = PipelineRequest(kernels=preset("sobel-pair").kernels, conv=ConvSpec(stride=2, padding=1),
+                          pool=PoolSpec(), magnitude_pair=(0, 1))
+    w.set_bank([k.name for k in req.kernels], 0, (0, 1))
+    w.show_result(run_pipeline(img, req), req)
+    w.resize(900, 700)
+    w.show()
+    sys.exit(app.exec())

@@ -1,0 +1,241 @@
+"""The one worker pattern: a single background thread where the latest request wins.
+
+Every computation the window starts (a kernel edit, a stride change, a new webcam frame)
+goes through a :class:`LatestRequestWorker`:
+
+* one ``QThread`` runs a pure ``compute(request) -> result`` function;
+* there is at most **one pending** request: submitting while one is waiting replaces it
+  (the replaced one is counted in ``dropped`` and never computed) — a kernel drag that fires
+  dozens of edits a second never builds a queue;
+* every result carries the id of its request; a result whose request was invalidated
+  (:meth:`LatestRequestWorker.invalidate`) or that is older than one already delivered is
+  dropped, and an error for a request that has since been superseded is dropped too;
+* results and errors leave the worker through Qt signals that are always emitted on the
+  thread that owns the worker (the GUI thread), so slots may touch widgets; the worker
+  itself never touches a widget.
+
+Why a finished result is shown even when a newer request is already waiting: while the user
+drags a kernel cell there is always a newer request, and dropping every finished result would
+freeze the picture until the drag stops. Showing each finished result and computing only the
+newest pending one keeps the display at most one computation behind the hand.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+
+__all__ = ["LatestRequestWorker"]
+
+
+class _Thread(QThread):
+    """The worker loop: wait for the pending slot, compute, hand the outcome back."""
+
+    def __init__(self, owner: "LatestRequestWorker", name: str):
+        super().__init__()
+        self._owner = owner
+        self.setObjectName(name)
+
+    def run(self) -> None:  # runs on the worker thread
+        owner = self._owner
+        cond = owner._cond
+        while True:
+            with cond:
+                while owner._pending is None and not owner._stopping:
+                    cond.wait()
+                if owner._stopping:
+                    return
+                rid, request = owner._pending
+                owner._pending = None
+                owner._running_id = rid
+            t0 = time.perf_counter()
+            try:
+                result = owner._compute(request)
+                error = None
+            except BaseException as exc:  # noqa: BLE001 - any failure becomes a value for the GUI
+                result, error = None, exc
+                if not hasattr(exc, "cause"):
+                    # keep the traceback text: the GUI shows it for internal errors
+                    exc.cnnviz_traceback = traceback.format_exc()  # type: ignore[attr-defined]
+            elapsed_ms = (time.perf_counter() - t0) * 1e3
+            with cond:
+                owner._running_id = None
+            # A signal of the GUI-thread owner, emitted here, is queued to the GUI thread.
+            owner._finished.emit(rid, result, error, elapsed_ms)
+
+
+class LatestRequestWorker(QObject):
+    """Run ``compute(request)`` on one background thread; the latest request wins.
+
+    Parameters
+    ----------
+    compute:
+        A pure function of the request (called on the worker thread, never on the GUI
+        thread). It must not touch widgets.
+    parent:
+        Optional QObject parent (the worker must live on the GUI thread).
+    name:
+        Thread name, shown in debuggers.
+
+    Signals
+    -------
+    resultReady(int request_id, object result)
+        A result that is not stale, emitted on the GUI thread.
+    errorRaised(int request_id, object exception)
+        ``compute`` raised for the newest request; emitted on the GUI thread.
+    busyChanged(bool)
+        True when the worker starts on a request after being idle, False when it has
+        nothing left to do.
+
+    Counters (read on the GUI thread)
+    ---------------------------------
+    submitted, completed (results delivered), dropped (requests replaced before they ran
+    plus results/errors discarded as stale), errors, max_pending (most requests ever waiting;
+    at most 1 by construction), last_compute_ms.
+    """
+
+    resultReady = Signal(int, object)
+    errorRaised = Signal(int, object)
+    busyChanged = Signal(bool)
+    _finished = Signal(int, object, object, float)
+
+    def __init__(self, compute: Callable[[Any], Any], parent: QObject | None = None, name: str = "cnnviz-worker"):
+        super().__init__(parent)
+        self._compute = compute
+        self._cond = threading.Condition()
+        self._pending: tuple[int, Any] | None = None
+        self._running_id: int | None = None
+        self._stopping = False
+        self._closed = False
+        self._next_id = 0
+        self._latest_id = 0
+        self._valid_from = 0          # results of requests with id < this are stale
+        self._last_delivered = 0
+        self._busy = False
+        self.submitted = 0
+        self.completed = 0
+        self.dropped = 0
+        self.errors = 0
+        self.max_pending = 0
+        self.last_compute_ms = 0.0
+        self._finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
+        self._thread = _Thread(self, name)
+        self._thread.start()
+
+    # -- public API (GUI thread) ----------------------------------------------------------
+    def submit(self, request: Any) -> int:
+        """Queue ``request`` in the single pending slot and return its id (≥ 1).
+
+        A request already waiting there is replaced and counted as dropped.
+        """
+        if self._closed:
+            raise RuntimeError("the worker has been shut down")
+        self._next_id += 1
+        rid = self._next_id
+        with self._cond:
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = (rid, request)
+            self._latest_id = rid
+            self.submitted += 1
+            self.max_pending = max(self.max_pending, 1)
+            self._cond.notify()
+        self._set_busy(True)
+        return rid
+
+    def invalidate(self) -> None:
+        """Make every result of a request submitted so far stale (and drop the pending one).
+
+        Use when results computed for the old state must never be shown (for example when
+        the window's input changes and the next request will follow at once).
+        """
+        with self._cond:
+            if self._pending is not None:
+                self._pending = None
+                self.dropped += 1
+            self._valid_from = self._next_id + 1
+            running = self._running_id is not None
+        if not running:
+            self._set_busy(False)
+
+    @property
+    def pending(self) -> int:
+        """Requests waiting (0 or 1)."""
+        with self._cond:
+            return 0 if self._pending is None else 1
+
+    @property
+    def latest_id(self) -> int:
+        """Id of the newest submitted request (0 before the first)."""
+        return self._latest_id
+
+    @property
+    def last_delivered_id(self) -> int:
+        return self._last_delivered
+
+    def is_busy(self) -> bool:
+        """True while a request is waiting or being computed."""
+        return self._busy
+
+    def isRunning(self) -> bool:  # noqa: N802 - mirrors QThread.isRunning for tests and callers
+        return self._thread.isRunning()
+
+    def counters(self) -> dict[str, float]:
+        return {"submitted": self.submitted, "completed": self.completed, "dropped": self.dropped,
+                "errors": self.errors, "max_pending": self.max_pending, "pending": self.pending,
+                "last_compute_ms": self.last_compute_ms}
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop the thread and join it; the pending request is dropped. Idempotent.
+
+        Returns False if the current computation did not finish within ``timeout_ms``
+        (the thread then ends as soon as it does).
+        """
+        if self._closed:
+            return not self._thread.isRunning()
+        self._closed = True
+        with self._cond:
+            if self._pending is not None:
+                self._pending = None
+                self.dropped += 1
+            self._stopping = True
+            self._cond.notify_all()
+        ok = self._thread.wait(timeout_ms)
+        self._set_busy(False)
+        return bool(ok)
+
+    # -- GUI-thread side of a finished computation ----------------------------------------
+    @Slot(int, object, object, float)
+    def _on_finished(self, rid: int, result: Any, error: BaseException | None, elapsed_ms: float) -> None:
+        with self._cond:
+            idle = self._pending is None and self._running_id is None
+        if idle:
+            self._set_busy(False)
+        if self._closed:
+            return
+        self.last_compute_ms = elapsed_ms
+        stale = rid < self._valid_from or rid <= self._last_delivered
+        if error is not None:
+            # An error for a request the user has already moved past is noise: drop it.
+            if stale or rid != self._latest_id:
+                self.dropped += 1
+                return
+            self.errors += 1
+            self._last_delivered = rid
+            self.errorRaised.emit(rid, error)
+            return
+        if stale:
+            self.dropped += 1
+            return
+        self._last_delivered = rid
+        self.completed += 1
+        self.resultReady.emit(rid, result)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busyChanged.emit(busy)
