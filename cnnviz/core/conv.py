@@ -463,22 +463,17 @@ def pool2d(x: np.ndarray, spec: PoolSpec, channels_last: bool = False) -> np.nda
     ``channels_last`` is True.
     """
     fast = spec.kind == "max" and spec.size == (2, 2) and spec.stride == (2, 2) and spec.padding == (0, 0)
-    if fast:
-        sp = x.ndim - (3 if channels_last else 2)  # number of leading (batch) axes
-        h, w = x.shape[sp:sp + 2]
-        oh, ow = pool_output_shape((h, w), spec).out_hw
+    sp = x.ndim - (3 if channels_last else 2)  # number of leading (batch) axes
+    h, w = x.shape[sp:sp + 2]
+    oh, ow = pool_output_shape((h, w), spec).out_hw
+    if fast and 2 * oh <= h and 2 * ow <= w:  # every window complete (ceil mode may add a partial one)
         out = np.empty(x.shape[:sp] + (oh, ow) + x.shape[sp + 2:], np.float32)
         for idx in np.ndindex(x.shape[:sp]):
             out[idx] = _max_pool_2x2(x[idx], oh, ow)
         return out
     if channels_last:
         return np.moveaxis(pool2d(np.moveaxis(x, -1, -3), spec), -3, -1)
-    h, w = x.shape[-2:]
-    shape = pool_output_shape((h, w), spec)
-    oh, ow = shape.out_hw
     (kh, kw), (sy, sx), (ph, pw) = spec.size, spec.stride, spec.padding
-    if spec.kind == "max" and (kh, kw) == (2, 2) and (sy, sx) == (2, 2) and (ph, pw) == (0, 0):
-        return _max_pool_2x2(x, oh, ow)
     need_h, need_w = (oh - 1) * sy + kh, (ow - 1) * sx + kw
     eb, er = max(0, need_h - (h + 2 * ph)), max(0, need_w - (w + 2 * pw))
     lead = x.shape[:-2]
@@ -529,7 +524,7 @@ def _max_pool_2x2(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
     Pure data movement and max: bit-identical to ``F.max_pool2d``.
     """
     c = 1 if x.ndim == 2 else x.shape[2]
-    if c > 4 or oh == 0 or ow == 0:  # OpenCV's remap handles ≤ 4 channels
+    if c > 4 or oh < 2 or ow < 2:  # OpenCV's remap handles ≤ 4 channels; tiny maps need no SIMD
         rows = np.maximum(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
         return np.maximum(rows[:, 0::2], rows[:, 1::2])
     rows = cv2.max(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])

@@ -98,7 +98,6 @@ def run_pipeline_torch(x_np: np.ndarray, request: PipelineRequest, device: str, 
     shape = conv_output_shape(x_np.shape[:2], request.kernels[0].size, request.conv)
     pshape = pool_output_shape(shape.out_hw, request.pool) if request.pool is not None else None
     return PipelineResult(
-        request_id=request.request_id, input=x_np, conv=conv_np, activation=act_np, pool=pool_np,
-        magnitude=mag_np, conv_shape=shape, pool_shape=pshape, device=device,
-        timings_ms={"prepare": (t1 - t0) * 1e3, "compute": (t2 - t1) * 1e3,
-                    "total": (time.perf_counter() - t0) * 1e3})
+        request.request_id, x_np, conv_np, request.activation, pool_np, mag_np, shape, pshape, device,
+        {"prepare": (t1 - t0) * 1e3, "compute": (t2 - t1) * 1e3, "total": (time.perf_counter() - t0) * 1e3},
+        activation=act_np)

@@ -35,8 +35,8 @@ Memory: a full-size load holds one native-depth decode (Pillow keeps RGB as 4 by
 plus the float32 result; conversion runs in strips of at most ``_STRIP_BYTES`` so no second
 full-size temporary is made. With ``downscale_to``, JPEGs are decoded already reduced (libjpeg's
 DCT scaling via ``draft``), so a 20000 x 15000 photo never exists at full size; the other
-formats are decoded once at full native depth and reduced strip by strip, and no full-size
-float array is ever made.
+formats are decoded once at full native depth and area-averaged strip by strip, and no
+full-size float array is ever made.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ SUPPORTED_EXTENSIONS: tuple[str, ...] = (
 )
 _FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 _ALPHA_MODES = ("white", "black", "drop")
-# Per-strip float32 budget: small enough that conversion never doubles the peak, big enough
-# that an ordinary photo converts in one strip.
-_STRIP_BYTES = 16 * 1024 * 1024
+# Float32 bytes per strip: small enough that conversion never doubles the peak (glibc keeps
+# freed big blocks, so temporaries add up), big enough that a webcam frame is one strip.
+_STRIP_BYTES = 4 * 1024 * 1024
 # Deflate cannot compress better than about 1032:1; a PNG whose header claims more raw bytes
 # than that ratio allows from the file's size is corrupt or a bomb, whatever the pixel limit.
 _DEFLATE_MAX_RATIO = 1100
@@ -127,8 +127,7 @@ class ImageTooLarge(ImageLoadError):
         super().__init__(
             f"image is {width} x {height} = {_mp(width * height)} megapixels, over the "
             f"{_mp(limit)} MP limit: {label}",
-            "open it downscaled (the window offers this; `downscale_to=` in code) or raise "
-            "the pixel limit if this machine has the memory",
+            "open it downscaled, or raise the pixel limit if this machine has the memory",
         )
 
 
@@ -868,8 +867,9 @@ def _native_from_pillow(im: Image.Image) -> _Native:
     mode = im.mode
     w, h = im.size
     target = _CONVERT_TO.get(mode)
-    if mode == "P" and "transparency" in im.info:
-        target = "RGBA"
+    if "transparency" in im.info and mode in ("P", "L", "RGB"):
+        # a palette entry or a colour key marked transparent: honour it like an alpha channel
+        target = "LA" if mode == "L" else "RGBA"
     if target is None and mode not in ("L", "LA", "RGB", "RGBA", "I", "F") and not (
         mode.startswith("I;16")
     ):
@@ -927,9 +927,8 @@ def _to_float(
     return f
 
 
-def _strip_rows(width: int, channels: int, multiple: int = 1) -> int:
-    per_row = max(1, width * max(channels, 3) * 8 * multiple)
-    return multiple * max(1, _STRIP_BYTES // per_row)
+def _strip_rows(width: int, channels: int) -> int:
+    return max(1, _STRIP_BYTES // (width * max(channels, 3) * 4))
 
 
 def _convert_full(native: _Native, orientation: int, alpha: str, label: str) -> np.ndarray:
@@ -951,28 +950,42 @@ def _convert_full(native: _Native, orientation: int, alpha: str, label: str) -> 
 
 
 def _reduce(native: _Native, out_w: int, out_h: int, alpha: str, label: str) -> np.ndarray:
-    """Area-average to (out_h, out_w) strip by strip: an integer block mean, then INTER_AREA."""
+    """Area-average to (out_h, out_w), strip by strip, exactly as ``cv2.INTER_AREA`` would.
+
+    Area resampling is separable and linear: each strip is resampled along its rows with
+    OpenCV (exact per row), then its rows are spread over the output rows they overlap. No
+    full-size float array is ever made.
+    """
     w, h = native.width, native.height
-    k = max(1, min(w // out_w, h // out_h))
-    rw, rh = -(-w // k), -(-h // k)
-    col_starts = np.arange(0, w, k)
-    col_counts = np.minimum(col_starts + k, w) - col_starts
-    small = np.empty((rh, rw) if native.gray else (rh, rw, 3), dtype=np.float32)
-    rows = _strip_rows(w, native.channels, k)
+    out = np.zeros((out_h, out_w) if native.gray else (out_h, out_w, 3), dtype=np.float32)
+    # Input row i covers [i, i + 1) * out_h / h in output rows: it feeds at most two of them
+    # (out_h <= h). Integer arithmetic keeps the weights exact.
+    i = np.arange(h, dtype=np.int64)
+    a, b = i * out_h, (i + 1) * out_h
+    j_lo, j_hi = a // h, (b - 1) // h
+    w_lo = ((np.minimum(b, (j_lo + 1) * h) - a) / h).astype(np.float32)
+    w_hi = ((b - j_hi * h) / h).astype(np.float32)
+    split = j_hi > j_lo
+    rows = _strip_rows(w, native.channels)
     for y0 in range(0, h, rows):
         y1 = min(h, y0 + rows)
-        f = _to_float(native.strip(y0, y1), native.scale, gray=native.gray, alpha=alpha, label=label)
-        row_starts = np.arange(0, y1 - y0, k)
-        row_counts = np.minimum(row_starts + k, y1 - y0) - row_starts
-        sums = np.add.reduceat(f, row_starts, axis=0, dtype=np.float64)
-        sums = np.add.reduceat(sums, col_starts, axis=1)
-        counts = np.outer(row_counts, col_counts)
-        if sums.ndim == 3:
-            counts = counts[..., None]
-        small[y0 // k : y0 // k + len(row_starts)] = sums / counts
-    if (rw, rh) != (out_w, out_h):
-        small = cv2.resize(small, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    return np.clip(small, 0.0, 1.0, out=small)
+        f = _to_float(
+            native.strip(y0, y1), native.scale, gray=native.gray, alpha=alpha, label=label
+        )
+        if out_w != w:
+            f = cv2.resize(np.ascontiguousarray(f), (out_w, y1 - y0), interpolation=cv2.INTER_AREA)
+        _spread(out, f, j_lo[y0:y1], w_lo[y0:y1])
+        sel = split[y0:y1]
+        if sel.any():
+            _spread(out, f[sel], j_hi[y0:y1][sel], w_hi[y0:y1][sel])
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def _spread(out: np.ndarray, rows: np.ndarray, dest: np.ndarray, weight: np.ndarray) -> None:
+    """``out[dest[k]] += weight[k] * rows[k]`` for every k; ``dest`` is non-decreasing."""
+    weighted = rows * weight.reshape((-1,) + (1,) * (rows.ndim - 1))
+    starts = np.flatnonzero(np.diff(dest, prepend=-1))
+    out[dest[starts]] += np.add.reduceat(weighted, starts, axis=0)
 
 
 # EXIF orientation as numpy views, file layout -> display layout (as PIL.ImageOps.exif_transpose).

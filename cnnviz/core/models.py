@@ -481,10 +481,9 @@ def _pickle_scan(stream) -> tuple[set[str], object]:
     memo: dict[int, object] = {}
     recent: list[object] = []
     first_int: object = None
-    n_ops = 0
+    pushed = False
     for op, arg, _pos in pickletools.genops(stream):
         name = op.name
-        n_ops += 1
         if name in ("GLOBAL", "INST"):
             module, _, qual = str(arg).partition(" ")
             found.add(_global_name(module, qual))
@@ -506,9 +505,10 @@ def _pickle_scan(stream) -> tuple[set[str], object]:
         elif name == "STOP":
             return found, first_int
         elif name not in _PICKLE_NO_PUSH_OPS:
-            if n_ops <= 2 and name in ("LONG1", "LONG4", "INT", "BININT", "LONG"):
+            if not pushed and name in ("LONG1", "LONG4", "INT", "BININT", "LONG"):
                 first_int = arg
             recent.append(None)
+        pushed = pushed or name not in _PICKLE_NO_PUSH_OPS
         del recent[:-2]
     raise ValueError("pickle ended without STOP")
 
@@ -697,7 +697,8 @@ def detect_format(path: str | os.PathLike) -> str:
 
 _WHY_UNSAFE = {
     "torchscript": "a TorchScript archive; loading it runs the TorchScript code stored inside",
-    "export": "a torch.export program; loading it rebuilds code and objects stored inside",
+    "export": "a torch.export program; loading it runs code rebuilt from the file (its graph "
+    "and any custom objects stored inside)",
     "pickle": "a pickled Python object (for example a whole model saved with torch.save(model)); "
     "unpickling can run any code the file names",
     "python": "Python source; importing it runs it",
@@ -751,19 +752,19 @@ def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any
     ``pickle.load`` and importing Python source. ``data`` (bytes already hashed for the
     trust store) is loaded instead of re-reading the path when given.
     """
-    src: Any = io.BytesIO(data) if data is not None else str(path)
     fmt = det.format
-    if fmt == "torchscript":
-        return torch.jit.load(src, map_location="cpu")
-    if fmt == "export":
-        return torch.export.load(src)
-    if fmt == "pickle":
-        if det.container in ("zip", "legacy-torch"):
-            return torch.load(src, map_location="cpu", weights_only=False)
-        if isinstance(src, str):
-            with open(src, "rb") as f:
-                return pickle.load(f)  # noqa: S301 - trusted by the user, see the docstring
-        return pickle.load(src)  # noqa: S301
+    if fmt in ("torchscript", "export", "pickle"):
+        # A file object, never the path: torch.load picks a loader by the file name's
+        # extension (".safetensors"), and we go by content.
+        with contextlib.ExitStack() as stack:
+            src = io.BytesIO(data) if data is not None else stack.enter_context(open(path, "rb"))
+            if fmt == "torchscript":
+                return torch.jit.load(src, map_location="cpu")
+            if fmt == "export":
+                return torch.export.load(src)
+            if det.container in ("zip", "legacy-torch"):
+                return torch.load(src, map_location="cpu", weights_only=False)
+            return pickle.load(src)  # noqa: S301 - trusted by the user, see the docstring
     if fmt == "python":
         source = data if data is not None else path.read_bytes()
         digest = hashlib.sha256(source).hexdigest()[:16]
@@ -884,20 +885,42 @@ def _load_safetensors(p: Path) -> dict[str, torch.Tensor]:
 
 
 _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.<>]+)")
+_UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*(.+?)\s*(?:\n\n|$)", re.DOTALL)
 
 
-def _torch_load_weights_only(source: str | os.PathLike, name: str) -> Any:
+class _WeightsOnlyRefused(ModelLoadError):
+    """``torch.load(weights_only=True)`` refused the file; ``names`` are the globals found."""
+
+    names: tuple[str, ...] = ()
+
+
+def _torch_load_weights_only(
+    source: str | os.PathLike,
+    name: str,
+    fix: str = "if you trust the file, load it with --trust (or confirm the trust dialog); "
+    "better, save just the weights: torch.save(model.state_dict(), path)",
+) -> Any:
     """``torch.load(weights_only=True)`` with errors a person can read. Never falls back."""
     try:
-        return torch.load(source, map_location="cpu", weights_only=True)
+        # A file object: torch.load would pick its loader by a ".safetensors" file name.
+        with open(source, "rb") as f:
+            return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        names = _UNSUPPORTED_GLOBAL.findall(str(exc))
-        what = f"refers to {', '.join(dict.fromkeys(names))}" if names else "holds Python objects"
-        raise ModelLoadError(
-            f"{name} {what}, which weights-only loading refuses; nothing from it was run",
-            "if you trust the file, load it with --trust (or confirm the trust dialog); "
-            "better, save just the weights: torch.save(model.state_dict(), path)",
-        ) from exc
+        try:  # our scan names globals fully ("builtins.eval"); torch's message says "eval"
+            names = list(_detect(source).unsafe_globals)
+        except ModelLoadError:
+            names = []
+        names = names or _UNSUPPORTED_GLOBAL.findall(str(exc))
+        if names:
+            what = f"refers to {', '.join(dict.fromkeys(names))}"
+        else:
+            detail = _UNPICKLER_ERROR.search(str(exc))
+            what = "uses pickle features" + (f" ({detail.group(1)[:200]})" if detail else "")
+        err = _WeightsOnlyRefused(
+            f"{name} {what}, which weights-only loading refuses; nothing from it was run", fix
+        )
+        err.names = tuple(names)
+        raise err from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise ModelLoadError(
             f"{name} could not be read as PyTorch weights ({_describe_exception(exc)})",
@@ -958,7 +981,12 @@ def load_state_dict_file(
     if det.format == "safetensors":
         return _load_safetensors(p)
     if det.format == "state_dict":
-        return _extract_state_dict(_torch_load_weights_only(p, p.name), p.name)
+        try:
+            return _extract_state_dict(_torch_load_weights_only(p, p.name), p.name)
+        except _WeightsOnlyRefused as refused:
+            # Not a silent fallback: the file is now treated as the pickle it is, so it loads
+            # only if the user trusts it, and otherwise they are asked (TrustRequired).
+            det = _Detection("pickle", det.container, refused.names)
     if det.format in ("pickle", "torchscript"):
         data = _trust_gate(p, det, trust, trust_store)
         try:
@@ -1146,7 +1174,11 @@ def _load_torchvision(name: str, weights: str | None, *, trust: bool, trust_stor
                 f"the pretrained weights for {name} are not in the cache and {exc.cause}",
                 f"{exc.fix}; for example --weights random, or --weights FILE",
             ) from exc
-        sd = _extract_state_dict(_torch_load_weights_only(path, path.name), path.name)
+        # The cache is a shared folder: its files never get the trusted path.
+        sd = _extract_state_dict(
+            _torch_load_weights_only(path, path.name, fix=f"delete {path} so it is downloaded again"),
+            path.name,
+        )
         model = _build_torchvision(name, member, sd, str(path))
         categories = list(member.meta.get("categories") or [])
         preprocessing = _preprocessing_from_torchvision(member)
@@ -1435,6 +1467,8 @@ def load_model(
             loaded = _load_model_file(path, weights=weights, trust=trust, trust_store=trust_store)
         else:
             name = _torchvision_name(spec_str)
+            if name is None and ("/" in spec_str or os.sep in spec_str or path.suffix):
+                raise ModelLoadError(f"{spec_str} does not exist", "check the path of the model file")
             if name is None:
                 close = difflib.get_close_matches(spec_str.lower(), torchvision_model_names(), n=3)
                 raise ModelLoadError(

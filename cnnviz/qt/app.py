@@ -192,3 +192,19 @@ def main(argv: list[str] | None = None, image: str | None = None) -> int:
         return int(app.exec())
     finally:
         uninstall_excepthook()
+
+
+def run_app(image: str | None = None, inspector: bool = False, argv: list[str] | None = None) -> int:
+    """Entry point used by ``cnnviz`` / ``cnnviz gui``: the playground (or the model inspector)."""
+    if not inspector:
+        return main(argv, image=image)
+    app = create_app(argv)
+    from .inspector_window import InspectorWindow  # noqa: PLC0415 - only the inspector path loads models
+
+    window = InspectorWindow()
+    install_excepthook(getattr(window, "report_exception", None))
+    window.show()
+    try:
+        return int(app.exec())
+    finally:
+        uninstall_excepthook()

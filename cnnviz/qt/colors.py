@@ -135,3 +135,38 @@ def fit_text(fm: QFontMetrics, candidates: list[str], width: int) -> str | None:
         if fm.horizontalAdvance(text) <= width:
             return text
     return None
+
+
+
+def grid_font(base_font, base_px: int, values, width: int, min_px: int = 9):
+    """One font for a whole grid of numbers: the largest size (≤ base_px, ≥ min_px) at which
+    every value fits ``width`` pixels with 2 significant digits.
+
+    One size for all cells reads as a table; cells whose 3-digit form also fits show it.
+    Returns (QFont, QFontMetrics).
+    """
+    from PySide6.QtGui import QFont
+
+    texts = []
+    for v in np.asarray(values, dtype=np.float64).ravel():
+        cands = cell_text_candidates(float(v))
+        texts.append(cands[min(1, len(cands) - 1)])
+    widest = max(texts, key=len) if texts else "0"
+    chosen = None
+    for px in range(max(base_px, min_px), min_px - 1, -1):
+        f = QFont(base_font)
+        f.setPixelSize(px)
+        fm = QFontMetrics(f)
+        chosen = (f, fm)
+        if fm.horizontalAdvance(widest) <= width and all(fm.horizontalAdvance(t) <= width for t in texts):
+            break
+    return chosen
+
+
+def mute(widget) -> None:
+    """Give a label secondary-text colour (⅔ text + ⅓ background), readable in light and dark themes."""
+    pal = widget.palette()
+    fg, bg = pal.color(pal.ColorRole.WindowText), pal.color(pal.ColorRole.Window)
+    pal.setColor(pal.ColorRole.WindowText, QColor((fg.red() * 2 + bg.red()) // 3, (fg.green() * 2 + bg.green()) // 3,
+                                                  (fg.blue() * 2 + bg.blue()) // 3))
+    widget.setPalette(pal)

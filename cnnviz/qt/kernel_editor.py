@@ -29,8 +29,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 
-from .colors import (cell_text_candidates, diverging_color, fit_text, format_sig, lookup_table, symmetric_max,
-                     text_color_for)
+from .colors import (cell_text_candidates, diverging_color, fit_text, format_sig, grid_font, lookup_table, mute,
+                     symmetric_max, text_color_for)
 
 GESTURES_HELP = """\
 Kernel editor — mouse
@@ -140,6 +140,7 @@ class KernelGrid(QWidget):
     """
 
     cellEdit = Signal(int, int, float, int)
+    strokeRevoked = Signal(int)  # merge key of a one-cell stroke a double-click turned into "type a value"
     brushPicked = Signal(float)
     hoverChanged = Signal(object)  # (row, col) or None
 
@@ -157,6 +158,8 @@ class KernelGrid(QWidget):
         self._stroke_value: float | None = None
         self._stroke_key = 0
         self._last_cell: tuple[int, int] | None = None
+        self._stroke_cells: set[tuple[int, int]] = set()
+        self._finished_stroke: tuple[int, set] = (0, set())
         self._next_key = 1
         self._wheel_key = 0
         self._wheel_cell: tuple[int, int] | None = None
@@ -256,12 +259,8 @@ class KernelGrid(QWidget):
         rows, cols = self._w.shape
         s = self._cell_size()
         base = max(9, int(s * (0.30 if s >= 40 else 0.34)))
-        # a value that does not fit at the base size is drawn smaller rather than dropped
-        fonts = []
-        for px in range(base, max(7, int(base * 0.7)) - 1, -1):
-            f = QFont(self.font())
-            f.setPixelSize(px)
-            fonts.append((f, QFontMetrics(f)))
+        font, fm = grid_font(self.font(), base, self._w, s - 4)
+        p.setFont(font)
         grid_pen = QPen(self.palette().color(self.foregroundRole()).darker(100), 1)
         grid_pen.setColor(QColor(0, 0, 0, 70) if self.palette().window().color().lightness() > 128
                           else QColor(255, 255, 255, 60))
@@ -271,14 +270,10 @@ class KernelGrid(QWidget):
                 v = float(self._w[r, c])
                 bg = diverging_color(v, self._vmax)
                 p.fillRect(rect, bg)
-                cands = cell_text_candidates(v)
-                for f, fm in fonts:
-                    text = fit_text(fm, cands, rect.width() - 3)
-                    if text is not None:
-                        p.setFont(f)
-                        p.setPen(text_color_for(bg))
-                        p.drawText(rect, Qt.AlignCenter, text)
-                        break
+                text = fit_text(fm, cell_text_candidates(v), rect.width() - 4)
+                if text is not None:
+                    p.setPen(text_color_for(bg))
+                    p.drawText(rect, Qt.AlignCenter, text)
         # grid lines over the fills, then the outer frame
         p.setPen(grid_pen)
         o = self._origin()
@@ -361,6 +356,7 @@ class KernelGrid(QWidget):
             return super().mousePressEvent(e)
         self._stroke_key = self._new_key()
         self._last_cell = cell
+        self._stroke_cells = {cell}
         self._paint_cell(cell)
         e.accept()
 
@@ -383,10 +379,12 @@ class KernelGrid(QWidget):
             path = _cells_on_line(self._last_cell, cell)
         self._last_cell = cell
         for c in path:
+            self._stroke_cells.add(c)
             self._paint_cell(c)
 
     def mouseReleaseEvent(self, e: QMouseEvent) -> None:
         if self._stroke_value is not None and not (e.buttons() & (Qt.LeftButton | Qt.RightButton | Qt.MiddleButton)):
+            self._finished_stroke = (self._stroke_key, set(self._stroke_cells))
             self._stroke_value = None
             self._stroke_key = 0
             self._last_cell = None
@@ -397,9 +395,13 @@ class KernelGrid(QWidget):
         cell = self.cellAt(e.position())
         if cell is None or e.button() != Qt.LeftButton:
             return super().mouseDoubleClickEvent(e)
-        # the press of the double-click already painted the brush as a stroke; editing
-        # starts from the value now shown
+        # The first press of a double-click painted the brush into this cell; a double-click
+        # means "type a value", so that one-cell stroke is taken back before editing.
         self._stroke_value = None
+        key, cells = self._finished_stroke
+        if key and cells == {cell}:
+            self.strokeRevoked.emit(key)
+        self._finished_stroke = (0, set())
         self._focus = cell
         self.openEditor()
 
@@ -691,6 +693,7 @@ class KernelEditor(QWidget):
         self._grid = KernelGrid(self)
         self._grid.cellEdit.connect(self._on_cell_edit)
         self._grid.brushPicked.connect(self.setBrushValue)
+        self._grid.strokeRevoked.connect(self._revoke_stroke)
         root.addWidget(self._grid, 1)
         self._scale = _ScaleBar(self)
         root.addWidget(self._scale)
@@ -704,11 +707,7 @@ class KernelEditor(QWidget):
         self._sum_hint = QLabel(self)
         self._sum_hint.setWordWrap(True)
         self._sum_hint.setTextFormat(Qt.PlainText)
-        pal = self._sum_hint.palette()
-        fg, bgc = pal.color(pal.ColorRole.WindowText), pal.color(pal.ColorRole.Window)
-        pal.setColor(pal.ColorRole.WindowText, QColor(
-            (fg.red() * 2 + bgc.red()) // 3, (fg.green() * 2 + bgc.green()) // 3, (fg.blue() * 2 + bgc.blue()) // 3))
-        self._sum_hint.setPalette(pal)
+        mute(self._sum_hint)
         root.addWidget(self._sum_label)
         root.addWidget(self._sum_hint)
 
@@ -1046,6 +1045,14 @@ class KernelEditor(QWidget):
             return
         text = f"Set ({row + 1}, {col + 1}) to {format_sig(value, 4)}" if not merge_key else "Paint cells"
         self._push(new, text, merge_key)
+
+    def _revoke_stroke(self, merge_key: int) -> None:
+        """Undo the last command if it is the stroke ``merge_key`` (see the double-click)."""
+        idx = self._undo.index()
+        if idx > 0 and idx == self._undo.count():
+            cmd = self._undo.command(idx - 1)
+            if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
+                self._undo.undo()
 
     def _on_size(self, n: int) -> None:
         k = self._kernel

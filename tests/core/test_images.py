@@ -5,6 +5,7 @@ Every image here is made by the test itself, in ``tmp_path`` or in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -105,25 +106,29 @@ def assert_valid(img: LoadedImage) -> None:
     assert img.is_gray == (p.ndim == 2)
 
 
-def peak_rss_growth_mb(script: str) -> dict:
-    """Run ``script`` in a fresh interpreter; it must define ``run()``. Returns its report."""
-    resource = pytest.importorskip("resource")
-    del resource
-    if sys.platform != "linux":
-        pytest.skip("ru_maxrss units differ off Linux")
+def peak_memory_growth_mb(script: str) -> dict:
+    """Run ``script`` (defining ``run()``) in a fresh interpreter; report its peak-RSS growth.
+
+    Uses Linux's VmHWM, which starts afresh at exec (``ru_maxrss`` would inherit the peak of
+    this big pytest process and so could never fail).
+    """
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs Linux's /proc/self/status")
     code = textwrap.dedent(
         """
-        import json, resource, sys
+        import json
         import numpy, cv2, PIL.Image
         from cnnviz.core import images
-        def rss_mb():
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        def peak_mb():
+            for line in open("/proc/self/status"):
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
         """
     ) + textwrap.dedent(script) + textwrap.dedent(
         """
-        before = rss_mb()
+        before = peak_mb()
         result = run()
-        after = rss_mb()
+        after = peak_mb()
         print(json.dumps({"growth_mb": after - before, "peak_mb": after, "result": result}))
         """
     )
@@ -226,6 +231,7 @@ def test_png_header_claiming_30000x30000_is_refused_before_decoding(tmp_path, mo
         assert time.perf_counter() - t0 < 1.0
         assert "image is 30000 x 30000 = 900 megapixels, over the 100 MP limit" in str(err.value)
         assert "bomb.png" in str(err.value)
+        assert "more than 4x the limit" in str(err.value)
         assert (err.value.width, err.value.height, err.value.limit) == (30000, 30000, 10**8)
         assert not isinstance(err.value, ImageTooLarge)  # no pointless downscale offer
     # Even with the limit raised past 900 MP, 200 bytes cannot hold 2.7 GB of pixels.
@@ -237,7 +243,7 @@ def test_png_header_claiming_30000x30000_is_refused_before_decoding(tmp_path, mo
 def test_bomb_refusal_peak_memory_is_far_under_1gb(tmp_path):
     data = handmade_png(30000, 30000, 8, 6, zlib.compress(b"\x00" * 64))
     path = write(tmp_path / "bomb.png", data)
-    report = peak_rss_growth_mb(
+    report = peak_memory_growth_mb(
         f"""
         def run():
             for kw in ({{}}, {{"downscale_to": 512}}, {{"max_pixels": 2_000_000_000}}):
@@ -424,6 +430,43 @@ def test_gray_alpha_and_palette_transparency(tmp_path):
     np.testing.assert_array_equal(img.pixels[0, 1], [1, 1, 1])  # transparent blue -> white
 
 
+def test_colour_key_transparency_and_16bit_gray_alpha(tmp_path):
+    key = np.array([[0, 100, 200]], np.uint8)
+    Image.fromarray(key).save(tmp_path / "key.png", transparency=100)
+    np.testing.assert_array_equal(
+        load_image(tmp_path / "key.png").pixels, np.float32([[0, 1, 200 / 255]])
+    )
+
+    gray = np.array([[0, 1000, 65535], [30000, 65535, 12345]], np.uint16)
+    alpha = np.array([[65535, 0, 32768], [65535, 65535, 1]], np.uint16)
+    raw = b"".join(b"\x00" + np.dstack([gray, alpha])[y].astype(">u2").tobytes() for y in range(2))
+    path = write(tmp_path / "la16.png", handmade_png(3, 2, 16, 4, zlib.compress(raw)))
+    img = load_image(path)
+    g, a = gray / 65535, alpha / 65535
+    assert img.is_gray and img.bit_depth == 16
+    np.testing.assert_allclose(img.pixels, g * a + (1 - a), atol=1e-7, rtol=0)
+
+
+def test_32bit_integer_tiff(tmp_path):
+    small = np.array([[0, 1, 65535]], np.int32)  # 16-bit data in a 32-bit container
+    Image.fromarray(small).save(tmp_path / "i16.tiff")
+    img = load_image(tmp_path / "i16.tiff")
+    assert (img.mode, img.bit_depth) == ("I", 16)
+    np.testing.assert_array_equal(img.pixels, (small / 65535).astype(np.float32))
+    big = np.array([[-5, 2**30, 2**31 - 1]], np.int32)
+    Image.fromarray(big).save(tmp_path / "i32.tiff")
+    img = load_image(tmp_path / "i32.tiff")
+    assert img.bit_depth == 32
+    np.testing.assert_allclose(img.pixels, [[0, 0.5, 1]], atol=1e-7)
+
+
+def test_loaded_image_is_frozen():
+    img = image_from_array(noise_rgb(2, 3))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        img.path = "elsewhere.png"  # type: ignore[misc]
+    assert (img.height, img.width, img.is_gray) == (2, 3, False)
+
+
 def _exif_with_orientation(value: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = value
@@ -446,7 +489,7 @@ def test_exif_rotated_jpeg_is_shown_upright(tmp_path, orientation, expected):
     inner = np.abs(img.pixels - want).max(axis=2) < 0.06
     assert inner.mean() > 0.9
     h, w = want.shape[:2]
-    for y, x in [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)]:
+    for y, x in [(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (h - 9, w - 9)]:
         np.testing.assert_allclose(img.pixels[y, x], want[y, x], atol=0.03)
 
 
@@ -541,19 +584,18 @@ def test_pillow_globals_are_restored_even_after_errors_and_in_threads(tmp_path):
     assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before
 
 
-# ----------------------------------------------------------------------------- size limits and downscale
+# ----------------------------------------------------------------------------- limits, downscale
 
 
 @pytest.fixture(scope="module")
 def img_big_photo(tmp_path_factory) -> dict[str, Path]:
     """A 6000 x 4000 picture (24 MP) as JPEG and PNG: smooth, so it encodes quickly."""
     folder = tmp_path_factory.mktemp("big")
-    y, x = np.mgrid[0:4000, 0:6000].astype(np.float32)
+    x, y = np.arange(6000, dtype=np.float32), np.arange(4000, dtype=np.float32)[:, None]
     bgr = np.empty((4000, 6000, 3), np.uint8)
     bgr[..., 0] = (x / 6000 * 255).astype(np.uint8)
     bgr[..., 1] = (y / 4000 * 255).astype(np.uint8)
-    bgr[..., 2] = ((np.sin(x / 300) * np.cos(y / 200) + 1) * 127).astype(np.uint8)
-    del x, y
+    bgr[..., 2] = ((np.cos(y / 200) * np.sin(x / 300) + 1) * 127).astype(np.uint8)
     paths = {"JPEG": folder / "big.jpg", "PNG": folder / "big.png"}
     assert cv2.imwrite(str(paths["JPEG"]), bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert cv2.imwrite(str(paths["PNG"]), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -571,6 +613,7 @@ def test_over_the_limit_says_how_to_proceed(img_big_photo):
     assert probe_image(img_big_photo["PNG"]) == (6000, 4000, "PNG")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
 def test_downscale_gives_the_asked_size_and_the_right_picture(img_big_photo, fmt):
     img = load_image(img_big_photo[fmt], max_pixels=10_000_000, downscale_to=1000)
@@ -580,12 +623,13 @@ def test_downscale_gives_the_asked_size_and_the_right_picture(img_big_photo, fmt
     # the same picture as a full decode shrunk with area averaging
     full = cv2.imread(str(img_big_photo[fmt]), cv2.IMREAD_COLOR)[..., ::-1]
     ref = cv2.resize(full.astype(np.float32) / 255, (1000, 667), interpolation=cv2.INTER_AREA)
-    assert np.abs(img.pixels - ref).mean() < 0.01
-    # smaller than the target already: returned untouched
-    small = load_image(img_big_photo[fmt], downscale_to=7000)
-    assert small.pixels.shape == (4000, 6000, 3)
+    if fmt == "PNG":  # strip-wise, yet exactly OpenCV's area averaging of the whole image
+        np.testing.assert_allclose(img.pixels, ref, atol=2e-6, rtol=0)
+    else:  # libjpeg's reduced decode differs a little from shrinking a full decode
+        assert np.abs(img.pixels - ref).mean() < 0.005
 
 
+@pytest.mark.slow
 def test_downscale_memory_stays_bounded(img_big_photo):
     # Full size it is 24 MP: 96 MB as Pillow holds it, 288 MB as float32 RGB.
     script = """
@@ -593,12 +637,12 @@ def test_downscale_memory_stays_bounded(img_big_photo):
             img = images.load_image({path!r}, max_pixels=10_000_000, downscale_to=800)
             return list(img.pixels.shape)
         """
-    jpeg = peak_rss_growth_mb(script.format(path=str(img_big_photo["JPEG"])))
+    jpeg = peak_memory_growth_mb(script.format(path=str(img_big_photo["JPEG"])))
     assert jpeg["result"] == [533, 800, 3]
-    assert jpeg["growth_mb"] < 40  # libjpeg decoded it at 1/4 or 1/8 scale
-    png = peak_rss_growth_mb(script.format(path=str(img_big_photo["PNG"])))
+    assert jpeg["growth_mb"] < 60  # libjpeg decoded it at 1/4 scale: never the full 96 MB
+    png = peak_memory_growth_mb(script.format(path=str(img_big_photo["PNG"])))
     assert png["result"] == [533, 800, 3]
-    assert png["growth_mb"] < 160  # one native decode, no full-size float array
+    assert png["growth_mb"] < 160  # one native decode (96 MB), never the 288 MB float array
 
 
 def test_downscale_keeps_16bit_and_alpha_right(tmp_path):
@@ -609,7 +653,8 @@ def test_downscale_keeps_16bit_and_alpha_right(tmp_path):
     assert cv2.imwrite(str(path), rgba[..., [2, 1, 0, 3]])
     img = load_image(path, downscale_to=30)
     assert img.pixels.shape == (30, 20, 3)
-    np.testing.assert_allclose(img.pixels[:, :10], np.broadcast_to([1, 0, 0], (30, 10, 3)), atol=1e-6)
+    red = np.broadcast_to(np.float32([1, 0, 0]), (30, 10, 3))
+    np.testing.assert_allclose(img.pixels[:, :10], red, atol=1e-6)
     np.testing.assert_allclose(img.pixels[:, 10:], 1.0, atol=1e-6)
 
 
@@ -619,8 +664,28 @@ def test_downscale_applies_orientation(tmp_path):
     Image.fromarray(stored).save(path, exif=_exif_with_orientation(6))
     img = load_image(path, downscale_to=60)
     assert img.pixels.shape == (60, 40, 3)
-    want = cv2.resize(np.rot90(stored, -1).astype(np.float32) / 255, (40, 60), interpolation=cv2.INTER_AREA)
+    upright = np.rot90(stored, -1).astype(np.float32) / 255
+    want = cv2.resize(upright, (40, 60), interpolation=cv2.INTER_AREA)
     np.testing.assert_allclose(img.pixels, want, atol=1e-5)
+
+
+def test_limit_boundaries_with_and_without_downscale():
+    data = encode(Image.fromarray(noise_rgb(100, 100)), "PNG")  # 10 000 pixels
+    assert load_image(data, max_pixels=10_000).pixels.shape == (100, 100, 3)  # at the limit
+    with pytest.raises(ImageTooLarge):
+        load_image(data, max_pixels=9_999)
+    # a downscale may decode up to 4x the limit...
+    assert load_image(data, max_pixels=2_500, downscale_to=50).pixels.shape == (50, 50, 3)
+    # ...but not more: that is a bomb, whatever the downscale
+    with pytest.raises(DecompressionBomb, match="more than 4x the limit"):
+        load_image(data, max_pixels=2_499, downscale_to=50)
+    # and the result itself must fit the limit
+    with pytest.raises(ImageTooLarge):
+        load_image(data, max_pixels=2_500, downscale_to=60)
+    # smaller than the target already: returned untouched
+    np.testing.assert_array_equal(
+        load_image(data, downscale_to=100).pixels, load_image(data).pixels
+    )
 
 
 def test_bad_limits_are_programming_errors():
@@ -676,7 +741,8 @@ def test_image_from_array_clips_floats_and_refuses_nan_and_junk():
     arr[0, 0] = np.nan
     with pytest.raises(ImageLoadError, match="NaN"):
         image_from_array(arr)
-    for bad in (np.zeros((4, 4), np.int32), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 3)), [[1, 2]]):
+    junk = (np.zeros((4, 4), np.int32), np.zeros((4, 4, 5), np.uint8), np.zeros((0, 3)), [[1, 2]])
+    for bad in junk:
         with pytest.raises(ImageLoadError):
             image_from_array(bad)
 
@@ -779,21 +845,15 @@ def test_fuzz_random_bytes_never_escape_as_anything_but_image_load_error(data):
     _check_contract(data)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    seed=st.sampled_from(SEEDS),
-    edits=st.lists(
-        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8
-    ),
-    cut=st.one_of(st.none(), st.floats(0, 1)),
-    magic_only=st.booleans(),
-)
-def test_fuzz_mutated_images_give_valid_pixels_or_image_load_error(seed, edits, cut, magic_only):
-    data = bytearray(seed)
-    for where, value in edits:
-        # keep the magic number most of the time so the mutation reaches the decoders
-        lo = 8 if magic_only else 0
-        data[lo + int(where * (len(data) - lo))] = value
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.sampled_from(SEEDS), cut=st.one_of(st.none(), st.floats(0, 1)))
+def test_fuzz_mutated_images_give_valid_pixels_or_image_load_error(data, seed, cut):
+    blob = bytearray(seed)
+    # The magic number is kept (random bytes cover it), so every mutation reaches a decoder:
+    # header fields, palettes, EXIF, compressed pixel data alike.
+    positions = st.integers(min_value=8, max_value=len(blob) - 1)
+    for where, value in data.draw(st.lists(st.tuples(positions, st.integers(0, 255)), max_size=8)):
+        blob[where] = value
     if cut is not None:
-        data = data[: int(cut * len(data))]
-    _check_contract(bytes(data))
+        blob = blob[: max(8, int(cut * len(blob)))]
+    _check_contract(bytes(blob))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence, QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QDoubleSpinBox, QFileDialog, QLabel, QToolButton
+from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QToolButton
 
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 from cnnviz.qt.kernel_editor import GESTURES_HELP, KernelEditor, parse_value
@@ -125,20 +125,36 @@ def test_ctrl_click_picks_the_brush(qtbot, editor):
     np.testing.assert_array_equal(_w(editor), SOBEL_X)
 
 
-def test_gestures_are_documented():
+def test_gestures_are_documented(editor):
     for words in ("Left-drag", "Right-drag", "Middle-click", "wheel", "Tab", "Enter", "Ctrl+Z"):
         assert words in GESTURES_HELP
-    assert GESTURES_HELP in KernelEditor().grid().toolTip()
+    assert GESTURES_HELP in editor.grid().toolTip()
 
 
 # -- typing --------------------------------------------------------------------------------
+def _double_click(qtbot, grid, cell) -> None:
+    """What Qt delivers for a double-click: press, release, double-click, release."""
+    pos = grid.cellCenter(*cell)
+    qtbot.mouseClick(grid, Qt.LeftButton, pos=pos)
+    qtbot.mouseDClick(grid, Qt.LeftButton, pos=pos)
+
+
+def test_double_click_opens_the_editor_without_painting(qtbot, editor):
+    editor.setBrushValue(5)
+    grid = editor.grid()
+    _double_click(qtbot, grid, (1, 0))
+    ed = grid.lineEdit()
+    assert ed.isVisible() and ed.text() == "-2"
+    qtbot.keyClick(ed, Qt.Key_Escape)
+    np.testing.assert_array_equal(_w(editor), SOBEL_X)
+    assert not editor.undoStack().canUndo()
+
+
 def test_typing_with_tab_and_enter(qtbot, editor):
     grid = editor.grid()
-    qtbot.mouseDClick(grid, Qt.LeftButton, pos=grid.cellCenter(0, 0))
-    # double-click's press painted the brush (1) into (0,0) as its own step; type over it
+    _double_click(qtbot, grid, (0, 0))
     ed = grid.lineEdit()
-    assert ed.isVisible()
-    ed.selectAll()
+    assert ed.isVisible() and ed.hasSelectedText()
     qtbot.keyClicks(ed, "0.5")
     qtbot.keyClick(ed, Qt.Key_Tab)
     assert grid.isEditing() and grid.focusCell() == (0, 1)
@@ -361,3 +377,20 @@ def test_loading_a_multi_kernel_file_requests_a_bank(qtbot, editor, tmp_path, mo
     qtbot.mouseClick(editor.findChild(QToolButton, "load"), Qt.LeftButton)
     assert got == [tuple(pair)]
     assert json.loads(path.read_text())["kernels"][1]["name"] == "sobel-y"
+
+
+def test_channel_kernels_edit_the_shown_channel_only(qtbot, editor):
+    w = np.zeros((3, 3, 3), np.float32)
+    k = Kernel(w, name="rgb")
+    editor.setKernel(k)
+    box = [c for c in editor.findChildren(QComboBox) if c.isVisible()]
+    assert len(box) == 1 and box[0].count() == 3
+    box[0].setCurrentIndex(2)
+    editor.setBrushValue(0.5)
+    grid = editor.grid()
+    qtbot.mouseClick(grid, Qt.LeftButton, pos=grid.cellCenter(1, 1))
+    expected = w.copy()
+    expected[2, 1, 1] = 0.5
+    np.testing.assert_array_equal(_w(editor), expected)
+    editor.applyOperation("flip_h")
+    assert editor.kernel() == Kernel(expected, name="rgb").flipped_h()

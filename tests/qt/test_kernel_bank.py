@@ -1,0 +1,144 @@
+"""The kernel bank: add / remove / select / rename / magnitude emit the right tuples."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QToolButton
+
+from cnnviz.core.conv import ConvSpec, PipelineRequest, run_pipeline
+from cnnviz.core.kernels import Kernel, presets
+from cnnviz.qt.kernel_bank import KernelBank
+
+P = presets()
+
+
+@pytest.fixture
+def bank(qtbot):
+    w = KernelBank()
+    qtbot.addWidget(w)
+    w.resize(300, 380)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def _record(bank):
+    got = []
+    bank.bankChanged.connect(got.append)
+    return got
+
+
+def _list(bank) -> QListWidget:
+    return bank.findChild(QListWidget, "kernels")
+
+
+def test_set_bank_emits_once_with_named_pair(bank):
+    got = _record(bank)
+    pair = P["sobel-pair"].kernels
+    bank.setBank(pair)
+    assert got == [(pair, 0, (0, 1))]
+    assert bank.findChild(QCheckBox, "magnitude").isChecked()
+    bank.setBank(P["oriented-bank"].kernels, 3)
+    assert got[-1] == (P["oriented-bank"].kernels, 3, None)
+    assert bank.selectedKernel() == P["oriented-bank"].kernels[3]
+    assert _list(bank).count() == 12
+
+
+def test_mixed_sizes_are_resized_to_the_selected_kernel(bank):
+    g5 = P["gaussian-5"].kernel
+    sx = P["sobel-x"].kernel
+    bank.setBank((sx, g5), selected=1)
+    assert [k.size for k in bank.bank()] == [(5, 5), (5, 5)]
+    assert bank.bank()[0] == sx.resized(5, 5)
+    # the core accepts the bank as it is
+    img = np.random.default_rng(0).random((20, 24), dtype=np.float32)
+    res = run_pipeline(img, PipelineRequest(bank.bank(), ConvSpec()))
+    assert res.conv.shape == (2, 16, 20)
+
+
+def test_select_add_remove_rename(qtbot, bank):
+    bank.setBank((P["sobel-x"].kernel, P["sobel-y"].kernel, P["laplacian-4"].kernel), magnitude_pair=None)
+    got = _record(bank)
+    selected = []
+    bank.selectedChanged.connect(selected.append)
+    lst = _list(bank)
+    qtbot.mouseClick(lst.viewport(), Qt.LeftButton, pos=lst.visualItemRect(lst.item(2)).center())
+    assert got[-1] == (bank.bank(), 2, None) and selected == [2]
+    assert bank.selectedKernel().name == "laplacian-4"
+
+    qtbot.mouseClick(bank.findChild(QToolButton, "add"), Qt.LeftButton)
+    ks, sel, pair = got[-1]
+    assert len(ks) == 4 and sel == 3 and pair is None
+    assert ks[3].name == "laplacian-4 copy"
+    np.testing.assert_array_equal(ks[3].weights, ks[2].weights)
+
+    bank.setSelected(0)
+    qtbot.mouseClick(bank.findChild(QToolButton, "remove"), Qt.LeftButton)
+    ks, sel, _ = got[-1]
+    assert [k.name for k in ks] == ["sobel-y", "laplacian-4", "laplacian-4 copy"] and sel == 0
+
+    item = lst.item(1)
+    bank.setSelected(1)
+    item.setText("my laplacian")  # what the inline rename editor does on commit
+    assert got[-1][0][1].name == "my laplacian"
+    np.testing.assert_array_equal(got[-1][0][1].weights, P["laplacian-4"].kernel.weights)
+
+
+def test_last_kernel_cannot_be_removed(qtbot, bank):
+    bank.setBank((P["sharpen"].kernel,))
+    remove = bank.findChild(QToolButton, "remove")
+    assert not remove.isEnabled()
+    bank.removeSelected()
+    assert len(bank.bank()) == 1
+
+
+def test_magnitude_checkbox_and_pair(qtbot, bank):
+    ks = (P["laplacian-4"].kernel, P["sobel-y"].kernel, P["sobel-x"].kernel)
+    bank.setBank(ks, magnitude_pair=None)
+    got = _record(bank)
+    combo_a = bank.findChild(QComboBox, "magnitude-a")
+    combo_b = bank.findChild(QComboBox, "magnitude-b")
+    # defaults to sobel-x / sobel-y wherever they are
+    assert (combo_a.currentIndex(), combo_b.currentIndex()) == (2, 1)
+    box = bank.findChild(QCheckBox, "magnitude")
+    qtbot.mouseClick(box, Qt.LeftButton)
+    assert got[-1] == (ks, 0, (2, 1))
+    combo_b.setCurrentIndex(0)
+    assert got[-1] == (ks, 0, (2, 0))
+    combo_b.setCurrentIndex(2)  # a == b: no magnitude, and the user is told why
+    assert got[-1][2] is None
+    note = bank.findChild(QLabel, "magnitude-note")
+    assert note.isVisible() and "two different" in note.text()
+    qtbot.mouseClick(box, Qt.LeftButton)
+    assert got[-1][2] is None
+    # removing a kernel of the pair re-indexes / resets it
+    bank.setMagnitudePair((2, 1))
+    bank.setSelected(0)
+    bank.removeSelected()
+    assert got[-1] == (ks[1:], 0, (1, 0))
+
+
+def test_replace_selected_resizes_others_and_emits_only_on_change(bank):
+    ks = P["sobel-pair"].kernels
+    bank.setBank(ks)
+    got = _record(bank)
+    bank.replaceSelected(ks[0])
+    assert got == []
+    big = ks[0].resized(5, 5).with_value(0, 0, 9.0)
+    bank.replaceSelected(big)
+    kernels, sel, pair = got[-1]
+    assert kernels[0] == big and sel == 0 and pair == (0, 1)
+    assert kernels[1] == ks[1].resized(5, 5)
+
+
+def test_thumbnails_and_names_are_shown(bank):
+    bank.setBank(P["sobel-pair"].kernels)
+    lst = _list(bank)
+    assert [lst.item(i).text() for i in range(lst.count())] == ["sobel-x", "sobel-y"]
+    assert not lst.item(0).icon().isNull()
