@@ -6,7 +6,8 @@ canvas), so this module promises one shape of result and one kind of error:
 - :func:`load_image` decodes a file (or its bytes) to a :class:`LoadedImage` whose ``pixels``
   are float32, C-contiguous, ``(H, W)`` for gray sources and ``(H, W, 3)`` RGB otherwise.
   8-bit samples are divided by 255, 16-bit ones by 65535 (16-bit PNG and TIFF keep their
-  precision, colour ones included). EXIF orientation is applied. Alpha is composited on white
+  precision, colour ones included: Pillow would cut those to 8 bits, so once Pillow has
+  checked the header OpenCV decodes them). EXIF orientation is applied. Alpha is composited on white
   by default (``alpha="black"`` or ``"drop"`` for the others): a transparent logo then looks
   the way an image viewer shows it, and a convolution sees no hidden colour under alpha 0.
 - :func:`image_from_array` normalises an in-memory array exactly the same way.
@@ -14,7 +15,9 @@ canvas), so this module promises one shape of result and one kind of error:
 - Anything else -- a missing file, a text file named ``.png``, a truncated download, a header
   that claims 30000 x 30000 pixels -- raises :class:`~cnnviz.core.errors.ImageLoadError` with
   the cause and the fix. Nothing is half-decoded: Pillow's "load truncated images" mode is
-  never on here, so a cut-off file is an error, not a grey bottom half.
+  never on here, so a cut-off file is an error, not a grey bottom half; a JPEG cut off and
+  then closed with an end marker (which decodes "fine" with a grey fill) is caught by its
+  exactly mid-grey last block. Animated or multi-page files give their first frame.
 
 Size limits are ours, checked on the header *before* any pixel is decoded:
 
@@ -778,6 +781,12 @@ def _decode(
         native = _native_from_cv2(src, im)
     if native is None:
         im.load()  # the full decode; truncation raises here (LOAD_TRUNCATED_IMAGES is off)
+        if fmt == "JPEG" and _grey_filled_jpeg(im):
+            raise ImageLoadError(
+                f"JPEG image is truncated: {src.label} ends in the flat grey (128, 128, 128) "
+                "that a decoder fills in for missing data",
+                "re-export or re-download it (if it really ends in mid-grey, save it as PNG)",
+            )
         orientation = _exif_orientation(im)
         native = _native_from_pillow(im)
     if downscaling:
@@ -794,6 +803,22 @@ def _decode(
         original_size=(w, h),
         exif_rotated=orientation != 1,
     )
+
+
+def _grey_filled_jpeg(im: Image.Image) -> bool:
+    """True when the last decoded block is libjpeg's fill for missing data.
+
+    A JPEG cut short *and* closed with an EOI marker (some tools "repair" downloads that way)
+    decodes without any error: libjpeg warns, then leaves every missing block at zero, which is
+    exactly 128 in every channel, down to the bottom-right corner. A photo never has an exact
+    mid-grey 8 x 8 corner; a graphic might, and the message says what to do then.
+    """
+    if im.mode not in ("L", "RGB"):
+        return False
+    w, h = im.size
+    n = min(8, w, h)
+    corner = np.asarray(im.crop((w - n, h - n, w, h)))
+    return bool((corner == 128).all())
 
 
 def _exif_orientation(im: Image.Image) -> int:

@@ -79,7 +79,7 @@ _FALLBACK_FPS = 30.0
 # --------------------------------------------------------------------------- frames
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on arrays is ambiguous: frames compare by identity
 class Frame:
     """One picture from a source.
 
@@ -103,6 +103,11 @@ class Frame:
     id: int
     t_capture: float
     source_index: int | None = None
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(n) for n in self.pixels.shape)
+        at = "" if self.source_index is None else f", source_index={self.source_index}"
+        return f"Frame(id={self.id}, {shape} {self.pixels.dtype}, t={self.t_capture:.3f}{at})"
 
 
 class LatestFrameBuffer:

@@ -13,13 +13,11 @@ Run this file to preview the widget on its own.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from PySide6.QtCore import QRect, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip,
+                               QVBoxLayout, QWidget)
 
 from .colors import (cell_text_candidates, diverging_color, fit_text, format_sig, gray_color, grid_font,
                      symmetric_max, text_color_for)
@@ -140,9 +138,6 @@ class ValueGrid(QWidget):
         p.end()
 
     def event(self, e) -> bool:  # noqa: ANN001
-        from PySide6.QtCore import QEvent
-        from PySide6.QtWidgets import QToolTip
-
         if e.type() == QEvent.ToolTip and self._v.size:
             rows, cols = self._v.shape
             for r in range(rows):

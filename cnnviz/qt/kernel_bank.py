@@ -87,6 +87,8 @@ class KernelBank(QWidget):
     selectedChanged = Signal(int)
 
     def __init__(self, kernels=None, parent: QWidget | None = None):
+        if isinstance(kernels, QWidget):  # KernelBank(parent), like every other widget
+            kernels, parent = None, kernels
         super().__init__(parent)
         self._kernels: tuple[Kernel, ...] = ()
         self._selected = 0

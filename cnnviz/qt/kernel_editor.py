@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, QSize, Qt, Signal
 from PySide6.QtCore import QRandomGenerator
-from PySide6.QtGui import (QAction, QColor, QFont, QFontMetrics, QKeyEvent, QKeySequence, QLinearGradient,
+from PySide6.QtGui import (QAction, QColor, QFont, QKeyEvent, QKeySequence, QLinearGradient,
                            QMouseEvent, QPainter, QPen, QUndoCommand, QUndoStack, QWheelEvent)
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout,
                                QLabel, QLineEdit, QMenu, QSizePolicy, QToolButton, QToolTip, QVBoxLayout, QWidget)
@@ -627,6 +627,8 @@ class KernelEditor(QWidget):
     OPERATIONS = ("normalize", "negate", "flip_h", "flip_v", "rotate90", "transpose", "clear", "random")
 
     def __init__(self, kernel: Kernel | None = None, parent: QWidget | None = None):
+        if isinstance(kernel, QWidget):  # KernelEditor(parent), like every other widget
+            kernel, parent = None, kernel
         super().__init__(parent)
         if kernel is None:
             try:

@@ -93,18 +93,39 @@ class PlaygroundJob:
 class PlaygroundOutput:
     job: PlaygroundJob
     result: PipelineResult
-    stats: dict[str, tuple[float, float]] = field(default_factory=dict)
+    stats: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def stage_stats(result: PipelineResult) -> dict[str, tuple[float, float]]:
-    """(min, max) of every stage over all kernels: the views' auto levels."""
+def stage_stats(result: PipelineResult, robust: float = 99.5, max_samples: int = 262_144) -> dict[str, tuple[float, float, float, float]]:
+    """Display statistics of every stage over all kernels: ``(min, max, lo, hi)``.
+
+    ``lo, hi`` are robust auto levels: ±(the ``robust`` percentile of |x|) for signed maps,
+    the (100 − robust, robust) percentiles otherwise, from at most ``max_samples`` evenly
+    strided values. With plain ±max, one bright edge would leave every other edge
+    near-white on a diverging map; the histogram still shows the full range.
+    """
     out = {}
     for name, arr in (("conv", result.conv), ("activation", result.activation), ("pool", result.pool),
                       ("magnitude", result.magnitude)):
         if arr is None or arr.size == 0:
             continue
+        flat = arr.reshape(-1)
+        step = max(1, flat.size // max_samples)
+        sample = flat[::step]
+        sample = sample[np.isfinite(sample)]
+        if sample.size == 0:
+            continue
         lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        out[name] = (lo, hi)
+        if lo < 0.0:
+            m = float(np.percentile(np.abs(sample), robust))
+            if m <= 0.0:
+                m = max(abs(lo), abs(hi))
+            out[name] = (lo, hi, -m, m)
+        else:
+            rlo, rhi = (float(v) for v in np.percentile(sample, (100.0 - robust, robust)))
+            if rhi <= rlo:
+                rlo, rhi = lo, hi
+            out[name] = (lo, hi, rlo, rhi)
     return out
 
 

@@ -22,8 +22,7 @@ from .settings import PlaygroundParams
 
 ACTIVATION_LABELS = {"none": "none (identity)", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x| (abs)",
                      "sigmoid": "sigmoid", "tanh": "tanh"}
-CHANNEL_LABELS = {"gray": "gray — one channel (BT.601 luma)", "each": "each — R, G, B convolved separately",
-                  "full": "full — one kernel over R+G+B (÷3)"}
+CHANNEL_LABELS = {"gray": "gray (luma)", "each": "each (R, G, B apart)", "full": "full (R+G+B)"}
 
 
 class PairSpin(QWidget):
@@ -46,6 +45,8 @@ class PairSpin(QWidget):
             sb.setToolTip(f"{tip} ({'rows' if axis == 'y' else 'columns'})")
             sb.setKeyboardTracking(False)
             sb.setAccelerated(True)
+            sb.setMinimumWidth(44)
+            sb.setMaximumWidth(72)
             sb.valueChanged.connect(lambda v, s=sb: self._changed(s, v))
         self.link = QToolButton()
         self.link.setObjectName(f"{name}-link")
@@ -58,6 +59,7 @@ class PairSpin(QWidget):
         lay.addWidget(QLabel("×"))
         lay.addWidget(self.x)
         lay.addWidget(self.link)
+        lay.addStretch(1)
         self._on_link(True)
 
     def _on_link(self, linked: bool) -> None:
@@ -125,17 +127,13 @@ class ParamsPanel(QWidget):
         self.padding_kind = QComboBox()
         self.padding_kind.setObjectName("padding-kind")
         self.padding_kind.addItem("number", "number")
-        self.padding_kind.addItem("same (output = input size)", "same")
-        self.padding_kind.addItem("valid (no padding)", "valid")
+        self.padding_kind.addItem("same", "same")
+        self.padding_kind.addItem("valid", "valid")
         self.padding_kind.setToolTip("same: pad so the output keeps the input size (needs stride 1)\n"
                                      "valid: no padding (the output shrinks by dilation·(k−1))")
         self.padding = PairSpin(0, 32, 0, "padding", "Pixels added on each side")
-        pad_row = QWidget()
-        pl = QHBoxLayout(pad_row)
-        pl.setContentsMargins(0, 0, 0, 0)
-        pl.addWidget(self.padding_kind)
-        pl.addWidget(self.padding)
-        cf.addRow("Padding", pad_row)
+        cf.addRow("Padding", self.padding_kind)
+        cf.addRow("Pad pixels", self.padding)
         self.padding_mode = QComboBox()
         self.padding_mode.setObjectName("padding-mode")
         for m in PADDING_MODES:

@@ -385,8 +385,9 @@ class OutputViews(QWidget):
         self.setObjectName("outputs")
         self._result: PipelineResult | None = None
         self._request: PipelineRequest | None = None
-        self._stats: dict[str, tuple[float, float]] = {}
+        self._stats: dict[str, tuple[float, float, float, float]] = {}
         self._mosaic: MosaicLayout | None = None
+        self._pool_mosaic: MosaicLayout | None = None
         self._kernel_names: list[str] = []
         self._fixed_levels: dict[str, tuple[float, float]] = {}
         self._updating_controls = False
@@ -414,7 +415,8 @@ class OutputViews(QWidget):
             self.cmap_box.addItem(name, name)
         self.levels_box = QComboBox()
         self.levels_box.setObjectName("levels")
-        self.levels_box.setToolTip("auto: levels follow each new result (±max for signed maps).\n"
+        self.levels_box.setToolTip("auto: levels follow each new result (±99.5th percentile of |x| for signed maps,\n"
+                                   "0.5th–99.5th percentile otherwise).\n"
                                    "fixed: keep the current levels (drag the histogram to set them).")
         self.levels_box.addItem("auto levels", "auto")
         self.levels_box.addItem("fixed levels", "fixed")
@@ -571,7 +573,7 @@ class OutputViews(QWidget):
             self.link_box.setChecked(linked)  # re-enters through toggled
             return
         base = self.views["input"].view_box
-        mosaic = self.selection() == MOSAIC
+        mosaic = self._mosaic is not None
         for s, v in self.views.items():
             if s == "input":
                 continue
@@ -587,8 +589,13 @@ class OutputViews(QWidget):
             v.set_histogram_visible(visible)
 
     def fit(self) -> None:
+        """Zoom to the whole picture (linked views follow the input view)."""
+        if self.is_linked() and self._mosaic is None:
+            self.views["input"].view_box.autoRange(padding=0.02)
+            return
         for v in self.views.values():
-            v.view_box.autoRange(padding=0.02)
+            if v.data() is not None:
+                v.view_box.autoRange(padding=0.02)
 
     def set_dark(self, dark: bool) -> None:
         bg = QColor(25, 26, 28) if dark else QColor(250, 250, 250)
@@ -597,16 +604,17 @@ class OutputViews(QWidget):
 
     # -- results ---------------------------------------------------------------------------
     def show_result(self, result: PipelineResult, request: PipelineRequest,
-                    stats: dict[str, tuple[float, float]] | None = None) -> None:
-        """Paint a result. ``stats`` maps stage → (min, max) over the whole stage (all kernels)."""
-        shape_changed = (self._result is None or self._result.conv.shape != result.conv.shape
-                         or self._result.input.shape != result.input.shape)
+                    stats: dict[str, tuple[float, float, float, float]] | None = None) -> None:
+        """Paint a result. ``stats`` maps stage → (min, max, auto_lo, auto_hi) over the whole
+        stage (all kernels), as computed on the worker by ``main_window.stage_stats``."""
+        shape_changed = self._result is None or self._result.input.shape[:2] != result.input.shape[:2]
         self._result, self._request = result, request
         self._stats = dict(stats) if stats else {}
         self._set_channel_visible(request.conv.channels == "each")
         self._render()
-        if shape_changed and self._mosaic is None:
-            pass
+        if shape_changed:
+            # a new picture size or output shape: show all of it
+            self.fit()
 
     def result(self) -> PipelineResult | None:
         return self._result
@@ -624,29 +632,37 @@ class OutputViews(QWidget):
     def mosaic_layout(self) -> MosaicLayout | None:
         return self._mosaic
 
-    def _stat(self, stage: str, arr: np.ndarray) -> tuple[float, float]:
+    def _stat(self, stage: str, arr: np.ndarray) -> tuple[float, float, float, float]:
+        """(min, max, auto_lo, auto_hi) of a stage over all kernels."""
         if stage in self._stats:
             return self._stats[stage]
         finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
         if finite.size == 0:
-            return 0.0, 1.0
-        return float(finite.min()), float(finite.max())
+            return 0.0, 1.0, 0.0, 1.0
+        lo, hi = float(finite.min()), float(finite.max())
+        if lo < 0:
+            m = max(abs(lo), abs(hi))
+            return lo, hi, -m, m
+        return lo, hi, lo, hi
 
-    def _levels_for(self, stage: str, lo: float, hi: float, cmap: str) -> tuple[float, float]:
+    def _levels_for(self, stage: str, stat: tuple[float, float, float, float], cmap: str) -> tuple[float, float]:
+        """Fixed levels if the user fixed them; else the auto levels, symmetric around 0
+        for diverging colour maps (so white is exactly 0)."""
         if self.levels_mode() == "fixed" and stage in self._fixed_levels:
             return self._fixed_levels[stage]
-        if cmap in DIVERGING or lo < 0.0 <= hi and cmap in DIVERGING:
+        _, _, lo, hi = stat
+        if cmap in DIVERGING:
             m = max(abs(lo), abs(hi)) or 1.0
             return -m, m
         if hi <= lo:
             return lo, lo + 1.0
         return lo, hi
 
-    def _cmap_for(self, lo: float) -> str:
+    def _cmap_for(self, stat: tuple[float, float, float, float]) -> str:
         choice = self.colormap_choice()
         if choice != "auto":
             return choice
-        return "diverging" if lo < 0.0 else "gray"
+        return "diverging" if stat[0] < 0.0 else "gray"
 
     def _select(self, arr: np.ndarray) -> np.ndarray:
         """The 2-D (or RGB) array of one stage for the current kernel/channel selection."""
@@ -669,16 +685,25 @@ class OutputViews(QWidget):
         res, req = self._result, self._request
         if res is None or req is None:
             return
-        sel = self.selection()
         n = res.conv.shape[0]
-        mosaic = sel == MOSAIC and n > 1
+        mosaic = self.selection() == MOSAIC and n > 1
+        was_mosaic = self._mosaic is not None
         if mosaic:
             oh, ow = res.conv.shape[-2:]
-            cols = int(np.ceil(np.sqrt(n)))
-            self._mosaic = MosaicLayout(n, cols, oh, ow)
+            self._mosaic = MosaicLayout(n, int(np.ceil(np.sqrt(n))), oh, ow)
+            if res.pool is not None:
+                self._pool_mosaic = MosaicLayout(n, self._mosaic.cols, *res.pool.shape[-2:])
         else:
             self._mosaic = None
-        self.set_linked(self.is_linked())
+        if was_mosaic != mosaic:
+            self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
+        self._paint(res, req, mosaic)
+        if was_mosaic != mosaic:
+            self.fit()
+
+    def _paint(self, res: PipelineResult, req: PipelineRequest, mosaic: bool) -> None:
+        sel = self.selection()
+        n = res.conv.shape[0]
         spec = req.conv
         kernel_hw = req.kernels[0].size
         conv_rect = None if mosaic else conv_placement(spec, kernel_hw, res.conv_shape.out_hw)
@@ -687,8 +712,8 @@ class OutputViews(QWidget):
         x = res.input
         iv = self.views["input"]
         iv.set_data(x, (0.0, 1.0), "gray" if x.ndim == 2 else None)
-        mode = {"gray": "grey (BT.601 luma)", "each": "RGB, each channel alone", "full": "RGB, all channels"}[spec.channels]
-        iv.set_texts(f"Input — {_shape_text(x.shape)}  ({mode})", "")
+        mode = {"gray": "grey, BT.601 luma", "each": "RGB, channels apart", "full": "RGB"}[spec.channels]
+        iv.set_texts(f"Input — {_shape_text(x.shape)} ({mode})", "")
 
         shape_txt = res.conv_shape.text
         k = min(max(sel, 0), n - 1)
@@ -697,9 +722,9 @@ class OutputViews(QWidget):
 
         if sel == MAGNITUDE and res.magnitude is not None:
             mag = res.magnitude
-            lo, hi = self._stat("magnitude", mag)
+            stat = self._stat("magnitude", mag)
             cmap = self.colormap_choice() if self.colormap_choice() != "auto" else "gray"
-            self.views["conv"].set_data(mag, self._levels_for("conv", 0.0, hi, cmap), cmap, conv_rect)
+            self.views["conv"].set_data(mag, self._levels_for("conv", stat, cmap), cmap, conv_rect)
             a, b = req.magnitude_pair or (0, 1)
             self.views["conv"].set_texts(f"Gradient magnitude √(k{a + 1}² + k{b + 1}²) — {_shape_text(mag.shape)}",
                                          shape_txt)
@@ -712,9 +737,9 @@ class OutputViews(QWidget):
         stage_arrays = (("conv", res.conv, conv_rect), ("activation", res.activation, conv_rect))
         for stage, arr, rect in stage_arrays:
             shown = self._select(arr)
-            lo, hi = self._stat(stage, arr)
-            cmap = self._cmap_for(lo)
-            self.views[stage].set_data(shown, self._levels_for(stage, lo, hi, cmap),
+            stat = self._stat(stage, arr)
+            cmap = self._cmap_for(stat)
+            self.views[stage].set_data(shown, self._levels_for(stage, stat, cmap),
                                        cmap if shown.ndim == 2 else None, rect)
         bias = spec.bias + req.kernels[k].offset
         flip = " (flipped: true convolution)" if spec.flip else ""
@@ -733,11 +758,9 @@ class OutputViews(QWidget):
         pool = req.pool
         prect = None if mosaic else pool_placement(conv_rect, spec.stride, pool, res.pool_shape.out_hw)
         shown = self._select(res.pool)
-        lo, hi = self._stat("pool", res.pool)
-        cmap = self._cmap_for(lo)
-        pv.set_data(shown, self._levels_for("pool", lo, hi, cmap), cmap if shown.ndim == 2 else None, prect)
-        if mosaic:
-            self._pool_mosaic = MosaicLayout(n, self._mosaic.cols, *res.pool.shape[-2:])
+        stat = self._stat("pool", res.pool)
+        cmap = self._cmap_for(stat)
+        pv.set_data(shown, self._levels_for("pool", stat, cmap), cmap if shown.ndim == 2 else None, prect)
         desc = (f"{pool.kind} {pool.size[0]}×{pool.size[1]}, stride {pool.stride[0]}×{pool.stride[1]}"
                 + (f", pad {pool.padding[0]}×{pool.padding[1]}" if any(pool.padding) else "")
                 + (", ceil" if pool.ceil_mode else ""))
@@ -756,7 +779,7 @@ class OutputViews(QWidget):
         kernel = min(max(sel, 0), res.conv.shape[0] - 1)
         y, x = row, col
         if sel == MOSAIC and self._mosaic is not None:
-            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            layout = self._mosaic if stage != "pool" else self._pool_mosaic
             if layout is None:
                 return
             hit = layout.locate(row, col)
@@ -776,7 +799,7 @@ class OutputViews(QWidget):
         if view.data() is None:
             return None
         if self._mosaic is not None and stage in ("conv", "activation", "pool"):
-            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            layout = self._mosaic if stage != "pool" else self._pool_mosaic
             if layout is None:
                 return None
             oy, ox = layout.tile_origin(kernel)
@@ -789,7 +812,7 @@ class OutputViews(QWidget):
         if view.data() is None:
             return None
         if self._mosaic is not None and stage in ("conv", "activation", "pool"):
-            layout = self._mosaic if stage != "pool" else getattr(self, "_pool_mosaic", None)
+            layout = self._mosaic if stage != "pool" else self._pool_mosaic
             if layout is None:
                 return None
             oy, ox = layout.tile_origin(kernel)

@@ -203,6 +203,22 @@ def test_truncated_files_are_refused_never_half_grey(tmp_path, fmt, fraction):
     assert "re-export or re-download" in msg
 
 
+@pytest.mark.parametrize("fraction", [0.3, 0.9])
+def test_truncated_jpeg_closed_with_an_eoi_marker_is_refused(fraction):
+    # Pillow decodes this without a word: libjpeg fills the missing part with flat grey.
+    data = encode(Image.fromarray(noise_rgb(120, 160)), "JPEG", quality=95)
+    patched = data[: int(len(data) * fraction)] + b"\xff\xd9"
+    with Image.open(io.BytesIO(patched)) as im:
+        assert (np.asarray(im)[-8:, -8:] == 128).all()  # the half-grey picture we refuse
+    with pytest.raises(ImageLoadError, match="JPEG image is truncated") as err:
+        load_image(patched)
+    assert "re-export or re-download" in str(err.value)
+    # an intact photo with mid-grey elsewhere is fine
+    ok = noise_rgb(120, 160)
+    ok[:16] = 128
+    assert load_image(encode(Image.fromarray(ok), "JPEG", quality=95)).pixels.shape == (120, 160, 3)
+
+
 def test_truncated_file_refused_even_if_someone_enabled_pillows_truncated_mode(
     tmp_path, monkeypatch
 ):

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QToolButton
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, run_pipeline
-from cnnviz.core.kernels import Kernel, presets
+from cnnviz.core.kernels import presets
 from cnnviz.qt.kernel_bank import KernelBank
 
 P = presets()
