@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     conv = res.conv[0]
     y, x = divmod(int(abs(conv[100:-100, 100:-100]).argmax()), conv.shape[1] - 200)
     win.explain_pixel("conv", y + 100, x + 100)
+    settle(100)
+    win.zoom_to_explained()
     settle(300)
     shot("playground")
 
@@ -103,8 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     pool = win.current_result().pool[0]
     py, px = divmod(int(pool.argmax()), pool.shape[1])
     win.explain_pixel("pool", py, px)
+    settle(100)
+    win.zoom_to_explained()
     settle(300)
     shot("playground-pooling")
+    win.outputs.fit()
 
     # 3. the oriented bank as a mosaic on the test pattern
     win.set_params(PlaygroundParams(activation="relu"))

@@ -41,10 +41,10 @@ from cnnviz.core.demo import (  # noqa: E402
 )
 
 SEED = 0
-EPOCHS = 40
+EPOCHS = 30
 BATCH = 64
 LR = 3e-3
-WIDTH = 16
+WIDTH = 8
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

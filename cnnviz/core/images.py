@@ -85,18 +85,19 @@ DEFAULT_MAX_PIXELS = 100_000_000
 BOMB_FACTOR = 4
 #: Pillow format ids we let Pillow try (MPO is what Pillow calls some camera JPEGs).
 SUPPORTED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
-#: Lower-case extensions with the dot, for the open dialog's filter.
+#: Lower-case extensions with the dot, for the open dialog's filter; each format's common
+#: spelling comes first, so a short prefix of the list names every format.
 SUPPORTED_EXTENSIONS: tuple[str, ...] = (
     ".png",
     ".jpg",
     ".jpeg",
-    ".jpe",
-    ".jfif",
     ".bmp",
-    ".dib",
     ".tif",
     ".tiff",
     ".webp",
+    ".jpe",
+    ".jfif",
+    ".dib",
 )
 _FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 _ALPHA_MODES = ("white", "black", "drop")

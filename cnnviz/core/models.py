@@ -1124,7 +1124,9 @@ def _build_torchvision(name: str, member, state_dict: dict[str, torch.Tensor], s
     return model
 
 
-def _fit_num_classes(name: str, model: nn.Module, sd: Mapping[str, torch.Tensor]) -> tuple[nn.Module, int | None]:
+def _fit_num_classes(
+    name: str, model: nn.Module, sd: Mapping[str, torch.Tensor]
+) -> tuple[nn.Module, int | None]:
     """A fine-tuned torchvision net may have another number of classes: when the only
     mismatch is the classifier's output size, rebuild with the file's. Returns the model and
     the new class count (None when unchanged)."""
@@ -1443,7 +1445,8 @@ def load_model(
         Anything else a user can fix, with the cause and the fix in the message.
     """
     if not isinstance(spec, (str, os.PathLike)) or not str(spec).strip():
-        raise ModelLoadError("no model given", "name a torchvision model, file.py:Class, a model file or demo")
+        raise ModelLoadError("no model given",
+                             "name a torchvision model, file.py:Class, a model file or demo")
     spec_str = os.fspath(spec).strip()
     target_device = resolve_device(device)
 

@@ -42,28 +42,14 @@ from cnnviz.core.kernels import RESOURCES, Kernel, preset
 from cnnviz.core.render import colorize, to_uint8
 
 from . import app as qtapp
-try:  # DEV-PLACEHOLDER: remove once the widgets exist
-    from .explain_panel import ExplainPanel
-except ImportError:
-    class ExplainPanel(QLabel):  # type: ignore[no-redef]
-        def show_conv(self, e): self.setText(f"conv Σ={e.total:.4g} + {e.bias:.4g} = {e.value:.4g}")
-        def show_pool(self, e): self.setText(f"pool {e.kind} = {e.value:.4g}")
-        def clear(self): self.setText("")
-try:
-    from .animate_panel import AnimatePanel
-except ImportError:
-    class AnimatePanel(QLabel):  # type: ignore[no-redef]
-        def set_input(self, x, k, spec): self.setText(f"animate {x.shape} {k.name}")
+from .animate_panel import AnimatePanel
+from .explain_panel import ExplainPanel
 from .kernel_bank import KernelBank
 from .kernel_editor import GESTURES_HELP, KernelEditor
 from .params_panel import ParamsPanel
 from .settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
 from .views import MAGNITUDE, MOSAIC, RGB, OutputViews
-try:
-    from .weight_sharing import WeightSharingPanel
-except ImportError:
-    class WeightSharingPanel(QLabel):  # type: ignore[no-redef]
-        def update_for(self, *a): self.setText(str(a))
+from .weight_sharing import WeightSharingPanel
 from .workers import LatestRequestWorker
 
 SAMPLES_DIR = RESOURCES / "samples"
@@ -362,7 +348,8 @@ class MainWindow(QMainWindow):
         lay.addStretch(1)
         return w
 
-    def _dock(self, title: str, name: str, widget: QWidget, scroll: bool = False) -> QDockWidget:
+    def _dock(self, title: str, name: str, widget: QWidget, scroll: bool = False,
+              horizontal: bool = True) -> QDockWidget:
         d = QDockWidget(title, self)
         d.setObjectName(f"dock-{name}")
         if scroll:
@@ -370,6 +357,9 @@ class MainWindow(QMainWindow):
             area.setWidgetResizable(True)
             area.setFrameShape(QScrollArea.Shape.NoFrame)
             area.setWidget(widget)
+            if horizontal is False:
+                area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+                area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
             d.setWidget(area)
         else:
             d.setWidget(widget)
@@ -385,9 +375,10 @@ class MainWindow(QMainWindow):
         kernel_box.setStretchFactor(0, 1)
         kernel_box.setStretchFactor(1, 3)
         kernel_box.setChildrenCollapsible(False)
+        kernel_box.setSizes([190, 560])
         self.dock_source = self._dock("Source", "source", self.source_panel)
         self.dock_kernel = self._dock("Kernel", "kernel", kernel_box)
-        self.dock_params = self._dock("Parameters", "params", self.params_panel, scroll=True)
+        self.dock_params = self._dock("Parameters", "params", self.params_panel, scroll=True, horizontal=False)
         self.dock_outputs = self._dock("Outputs", "outputs", self.outputs)
         self.dock_explain = self._dock("Explain", "explain", self.explain_panel, scroll=True)
         self.dock_animate = self._dock("Animate", "animate", self.animate_panel)
@@ -412,7 +403,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.dock_explain, self.dock_animate)
         self.tabifyDockWidget(self.dock_animate, self.dock_weights)
         self.dock_explain.raise_()
-        self.resizeDocks([self.dock_source, self.dock_kernel], [150, 700], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_kernel], [130, 720], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_source, self.dock_outputs, self.dock_params], [330, 930, 290],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_outputs, self.dock_explain], [640, 300], Qt.Orientation.Vertical)
@@ -459,6 +450,8 @@ class MainWindow(QMainWindow):
                                     "fit")
         self.act_reset_layout = self._action("&Reset layout", self.reset_layout, None,
                                              "Put every panel back where it started", "reset-layout")
+        self.act_zoom_explained = self._action("&Zoom to explained pixel", self.zoom_to_explained, "Ctrl+E",
+                                               "Zoom every view onto the window of the explained pixel", "zoom-explained")
         self.act_unpin = self._action("Unpin explained pixel", self.unpin, "Esc", "Follow the pointer again", "unpin")
         self.act_shortcuts = self._action("&Shortcuts and gestures", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
                                           "Keyboard shortcuts and the kernel editor's mouse gestures", "shortcuts")
@@ -510,6 +503,7 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         v.addAction(self.act_link)
         v.addAction(self.act_fit)
+        v.addAction(self.act_zoom_explained)
         v.addAction(self.act_unpin)
         v.addSeparator()
         v.addAction(self.act_reset_layout)
@@ -988,6 +982,8 @@ class MainWindow(QMainWindow):
             self._pinned = None if self._pinned == ref else ref
             if self._pinned is None:
                 self.show_message("Unpinned: the explanation follows the pointer again")
+            else:
+                self._center_animation(stage, kernel, y, x)
         else:
             self._hovered = ref
         target = self._pinned or self._hovered
@@ -1012,6 +1008,29 @@ class MainWindow(QMainWindow):
         self._pinned = None
         if self._hovered is None:
             self.outputs.clear_overlays()
+
+    def _center_animation(self, stage: str, kernel: int, y: int, x: int) -> None:
+        """A clicked conv pixel: the animation's crop moves to its window."""
+        out = self._output
+        if out is None or stage not in ("conv", "activation", "magnitude"):
+            return
+        req = out.job.request
+        from cnnviz.core.dotproduct import conv_window_in_input  # noqa: PLC0415
+
+        y0, x0, y1, x1 = conv_window_in_input(req.conv, req.kernels[0].size, y, x)
+        try:
+            self.animate_panel.set_center((y0 + y1) // 2, (x0 + x1) // 2)
+        except CnnvizError as err:
+            self.show_error(err, "Animate")
+
+    def zoom_to_explained(self) -> None:
+        """Zoom onto the receptive window of the explained (pinned or hovered) pixel."""
+        rect = self.outputs.view("input").window_rect()
+        if rect is None:
+            self.show_message("Hover or click an output pixel first; then Ctrl+E zooms onto its window")
+            return
+        half = max(rect.width(), rect.height()) * 1.5 + 4
+        self.outputs.zoom_to(rect.center().y(), rect.center().x(), half)
 
     def _on_display_changed(self) -> None:
         self._refresh_explanation()
@@ -1301,6 +1320,7 @@ class MainWindow(QMainWindow):
         """Stop timers and the worker thread (idempotent)."""
         self._closing = True
         self._submit_timer.stop()
+        self.statusBar().clearMessage()  # stops the status bar's message timer
         stop = getattr(self.animate_panel, "stop", None)
         if callable(stop):
             try:

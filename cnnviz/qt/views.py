@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
@@ -115,6 +115,7 @@ class MapView(QWidget):
     clicked = Signal(int, int)
     left = Signal()
     levelsEdited = Signal()
+    doubleClicked = Signal()
 
     def __init__(self, stage: str, parent: QWidget | None = None, histogram: bool = True):
         super().__init__(parent)
@@ -124,6 +125,7 @@ class MapView(QWidget):
         self._levels: tuple[float, float] = (0.0, 1.0)
         self._cmap = "gray"
         self._programmatic = False
+        self._hist_wanted = True
         self._last_hover: tuple[int, int] | None = None
 
         lay = QVBoxLayout(self)
@@ -169,9 +171,15 @@ class MapView(QWidget):
         self.formula.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         lay.addWidget(self.formula)
 
-        self._placeholder = pg.TextItem("", anchor=(0.5, 0.5), color=(150, 150, 150))
-        self.view_box.addItem(self._placeholder, ignoreBounds=True)
+        # a note over an empty view ("pooling is off"), centred whatever the zoom
+        self._placeholder = QLabel("", self.graphics)
+        self._placeholder.setObjectName("placeholder")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setWordWrap(True)
+        self._placeholder.setStyleSheet("color: rgb(140, 140, 140); background: transparent;")
+        self._placeholder.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._placeholder.hide()
+        self.graphics.installEventFilter(self)
 
         # overlays: the receptive/pool window, the taps of the kernel and the pointed pixel
         self._window_item = QGraphicsRectItem()
@@ -208,6 +216,8 @@ class MapView(QWidget):
         first = self._data is None
         self._placeholder.hide()
         self._data = data
+        if first:
+            self._update_histogram()
         lo, hi = float(levels[0]), float(levels[1])
         if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
             lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
@@ -237,15 +247,23 @@ class MapView(QWidget):
         """Show nothing (with an optional grey note in the middle)."""
         self._data = None
         self.image_item.clear()
+        self._update_histogram()
         self.hide_overlays()
         self.formula.setText("")
         if message:
-            r = self.view_box.viewRect()
             self._placeholder.setText(message)
-            self._placeholder.setPos(r.center())
+            self._placeholder.setGeometry(self.graphics.rect())
             self._placeholder.show()
         else:
             self._placeholder.hide()
+
+    def placeholder_text(self) -> str:
+        return self._placeholder.text() if not self._placeholder.isHidden() else ""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if obj is self.graphics and event.type() == QEvent.Type.Resize:
+            self._placeholder.setGeometry(self.graphics.rect())
+        return super().eventFilter(obj, event)
 
     def data(self) -> np.ndarray | None:
         """The array currently shown (exactly what was passed to ``setImage``)."""
@@ -271,7 +289,12 @@ class MapView(QWidget):
         self.formula.setText(formula)
 
     def set_histogram_visible(self, visible: bool) -> None:
+        self._hist_wanted = visible
+        self._update_histogram()
+
+    def _update_histogram(self) -> None:
         if self.histogram is not None:
+            visible = self._hist_wanted and self._data is not None and self._data.ndim == 2
             self.histogram.setVisible(visible)
             self.graphics.ci.layout.setColumnMaximumWidth(1, 10_000 if visible else 0)
 
@@ -338,7 +361,10 @@ class MapView(QWidget):
             self.hovered.emit(*px)
 
     def _on_mouse_clicked(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        if ev.double():
+            self.doubleClicked.emit()
             return
         px = self.data_pixel_at_scene(ev.scenePos())
         if px is not None:
@@ -391,6 +417,7 @@ class OutputViews(QWidget):
         self._kernel_names: list[str] = []
         self._fixed_levels: dict[str, tuple[float, float]] = {}
         self._updating_controls = False
+        self._syncing = False
 
         root = QVBoxLayout(self)
         root.setContentsMargins(2, 2, 2, 2)
@@ -455,6 +482,8 @@ class OutputViews(QWidget):
             v.clicked.connect(lambda r, c, s=stage: self._pointer(s, r, c, clicked=True))
             v.left.connect(self.pointerLeft)
             v.levelsEdited.connect(lambda s=stage: self._on_levels_edited(s))
+            v.view_box.sigRangeChangedManually.connect(lambda _mask, view=v: self.sync_views(view))
+            v.doubleClicked.connect(self.fit)
         grid.setRowStretch(0, 1)
         grid.setRowStretch(1, 1)
         grid.setColumnStretch(0, 1)
@@ -569,17 +598,35 @@ class OutputViews(QWidget):
             self.displayChanged.emit()
 
     def set_linked(self, linked: bool) -> None:
+        """Zoom and pan the views together (not the mosaic, whose tiles are not in input
+        coordinates)."""
         if self.link_box.isChecked() != linked:
             self.link_box.setChecked(linked)  # re-enters through toggled
             return
-        base = self.views["input"].view_box
-        mosaic = self._mosaic is not None
-        for s, v in self.views.items():
-            if s == "input":
-                continue
-            target = base if linked and not mosaic else None
-            v.view_box.setXLink(target)
-            v.view_box.setYLink(target)
+        if linked:
+            self.sync_views(self.views["input"])
+
+    def _sync_active(self) -> bool:
+        return self.is_linked() and self._mosaic is None
+
+    def sync_views(self, source: MapView) -> None:
+        """Give every other view the same target region as ``source``.
+
+        pyqtgraph's setXLink/setYLink on aspect-locked views of different shapes feed back
+        into each other (each view widens the shared range to keep its aspect) and the
+        picture shrinks; copying the *target* rectangle one way, only after a manual
+        zoom/pan, keeps each view's own aspect without any feedback.
+        """
+        if not self._sync_active() or self._syncing:
+            return
+        self._syncing = True
+        try:
+            rect = source.view_box.targetRect()
+            for v in self.views.values():
+                if v is not source:
+                    v.view_box.setRange(rect=rect, padding=0.0)
+        finally:
+            self._syncing = False
 
     def set_histograms_visible(self, visible: bool) -> None:
         if self.hist_box.isChecked() != visible:
@@ -590,12 +637,18 @@ class OutputViews(QWidget):
 
     def fit(self) -> None:
         """Zoom to the whole picture (linked views follow the input view)."""
-        if self.is_linked() and self._mosaic is None:
+        if self._sync_active():
             self.views["input"].view_box.autoRange(padding=0.02)
+            self.sync_views(self.views["input"])
             return
         for v in self.views.values():
             if v.data() is not None:
                 v.view_box.autoRange(padding=0.02)
+
+    def zoom_to(self, y: float, x: float, half: float = 12.0) -> None:
+        """Zoom the input view (and the linked views) onto input pixel (y, x)."""
+        self.views["input"].view_box.setRange(rect=QRectF(x - half, y - half, 2 * half, 2 * half), padding=0.0)
+        self.sync_views(self.views["input"])
 
     def set_dark(self, dark: bool) -> None:
         bg = QColor(25, 26, 28) if dark else QColor(250, 250, 250)

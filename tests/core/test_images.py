@@ -300,19 +300,28 @@ def test_corrupt_png_crc_and_garbage_after_the_magic_are_clear_errors(tmp_path):
         load_image(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
 
 
-def test_missing_file_folder_and_unreadable_file_are_image_load_errors(tmp_path):
+def test_missing_file_folder_and_unreadable_file_are_image_load_errors(tmp_path, monkeypatch):
     with pytest.raises(ImageLoadError, match="file not found"):
         load_image(tmp_path / "nope.png")
     with pytest.raises(ImageLoadError, match="is a folder"):
         load_image(tmp_path)
+    locked = write(tmp_path / "locked.png", encode(Image.fromarray(noise_rgb()), "PNG"))
     if os.name == "posix" and os.geteuid() != 0:
-        locked = write(tmp_path / "locked.png", encode(Image.fromarray(noise_rgb()), "PNG"))
         locked.chmod(0)
         try:
             with pytest.raises(ImageLoadError, match="permission denied"):
                 load_image(locked)
         finally:
             locked.chmod(0o644)
+    else:  # root reads anything (and Windows has no chmod 0): make open() refuse instead
+
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(images, "open", refuse, raising=False)
+        with pytest.raises(ImageLoadError, match="permission denied reading '.*locked.png'"):
+            load_image(locked)
+        monkeypatch.undo()
     if hasattr(os, "mkfifo"):
         fifo = tmp_path / "pipe.png"
         os.mkfifo(fifo)

@@ -477,8 +477,10 @@ def test_mismatched_state_dict_lists_missing_and_unexpected_keys(tmp_path):
 def test_shape_mismatch_is_named(tmp_path):
     torch.save(prepare(TinyLeNet(n_classes=10)).state_dict(), tmp_path / "w.pth")
     py = write_model_py(tmp_path)
-    with pytest.raises(ModelLoadError, match=r"fc2\.weight is \(10, 32\) in the file but \(7, 32\) in the model"):
-        load_model(f"{py}:Net", weights=str(tmp_path / "w.pth"), ctor_kwargs={"n_classes": 7}, trust=True)
+    expected = r"fc2\.weight is \(10, 32\) in the file but \(7, 32\) in the model"
+    with pytest.raises(ModelLoadError, match=expected):
+        load_model(f"{py}:Net", weights=str(tmp_path / "w.pth"), ctor_kwargs={"n_classes": 7},
+                   trust=True)
 
 
 def _safetensors_bytes(header: dict | bytes, data: bytes, declared_len: int | None = None) -> bytes:
@@ -508,6 +510,8 @@ def _safetensors_bytes(header: dict | bytes, data: bytes, declared_len: int | No
         (_safetensors_bytes({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0]}}, b"\0" * 8),
          "bad data offsets"),
     ],
+    ids=["len-past-end", "len-2**64-1", "offsets-past-end", "shape-size-mismatch", "offsets-reversed",
+         "unknown-dtype", "not-json", "shape-not-list", "offsets-not-pair"],
 )
 def test_hostile_safetensors_headers(tmp_path, blob, match):
     f = tmp_path / "w.safetensors"
@@ -546,7 +550,8 @@ def test_python_errors_name_the_problem(tmp_path):
         load_model(f"{py}:Net", weights="pretrained", trust=True)
     broken = tmp_path / "broken.py"
     broken.write_text("import torch\n\nx = 1\nraise RuntimeError('oops in model file')\n")
-    with pytest.raises(ModelLoadError, match=r"importing broken.py failed: RuntimeError: oops in model file \(line 4\)"):
+    expected = r"importing broken.py failed: RuntimeError: oops in model file \(line 4\)"
+    with pytest.raises(ModelLoadError, match=expected):
         load_model(f"{broken}:Net", trust=True)
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_model(f"{tmp_path / 'nope.py'}:Net", trust=True)
@@ -818,8 +823,10 @@ def test_trust_store_persists_atomically_and_forgets(tmp_path):
         store.trust_hash("not-a-hash")
 
 
-@pytest.mark.parametrize("content", [b"{not json", b'{"version": 1, "trusted": []}', b'{"version": 7, "trusted": {}}',
-                                     b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "content",
+    [b"{not json", b'{"version": 1, "trusted": []}', b'{"version": 7, "trusted": {}}', b"\xff\xfe"],
+)
 def test_corrupt_trust_store_is_kept_aside_and_reported(tmp_path, content):
     store_path = tmp_path / "trusted.json"
     store_path.write_bytes(content)
