@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from cnnviz.core.kernels import preset
     from cnnviz.qt.main_window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
-    from cnnviz.qt.views import MOSAIC
+    from cnnviz.qt.views import MAGNITUDE, MOSAIC
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     win.set_params(PlaygroundParams(padding=(1, 1)))
     win.apply_theme("dark", save=False)
     wait_result()
-    win.explain_pixel("conv", 56, 40)
+    win.outputs.set_selection(MAGNITUDE)
+    mag = win.current_result().magnitude
+    my, mx = divmod(int(mag.argmax()), mag.shape[1])
+    win.explain_pixel("magnitude", my, mx)
     settle(300)
     shot("playground-dark")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "Mosaic",
@@ -118,10 +119,45 @@ def normalize_uint8(maps: torch.Tensor, mode: str = "channel", signed: bool | No
     ``"layer"``: one range for the whole layer (channels compare). ``signed=None`` chooses
     symmetric levels when any finite value is negative. NaN/inf become 0 (black / grey 128).
     Returns ``(uint8 maps, signed, levels or None)``.
+
+    Three passes over the data in the common case (min/max, one fused multiply-add, the cast
+    to uint8): this runs for every layer of every frame.
     """
     if mode not in ("channel", "layer"):
         raise ValueError("mode must be 'channel' or 'layer'")
-    x = maps.float()
+    x = maps if maps.dtype == torch.float32 else maps.float()
+    c = x.shape[0]
+    flat = x.reshape(c, -1) if mode == "channel" else x.reshape(1, -1)
+    if flat.shape[1] == 0:
+        return torch.zeros(x.shape, dtype=torch.uint8, device=x.device), bool(signed), None
+    # Per-channel bounds on the device; the few numbers derived from them are worked out on
+    # the host (numpy on C values costs microseconds, a torch op on them ~10 us each, and
+    # this runs for every layer of every frame).
+    bounds = torch.stack((flat.amin(dim=1), flat.amax(dim=1))).cpu().numpy().astype(np.float64)
+    lo, hi = bounds
+    if not np.isfinite(bounds).all():
+        return _normalize_nonfinite(x, mode, signed)
+    if signed is None:
+        signed = bool(lo.min() < 0)
+    if signed:
+        m = np.maximum(-lo, hi)
+        scale = np.where(m > 0, 127.5 / np.where(m > 0, m, 1.0), 0.0)
+        offset = np.full_like(scale, 128.0)  # 127.5, +0.5 so the truncating cast rounds
+        levels = (-float(m.max()), float(m.max())) if mode == "layer" else None
+    else:
+        span = hi - lo
+        scale = np.where(span > 0, 255.0 / np.where(span > 0, span, 1.0), 0.0)
+        offset = 0.5 - lo * scale
+        levels = (float(lo.min()), float(hi.max())) if mode == "layer" else None
+    shape = (-1, 1, 1)
+    coef = torch.from_numpy(np.stack((scale, offset)).astype(np.float32)).to(x.device, non_blocking=True)
+    out = (x * coef[0].view(shape)).add_(coef[1].view(shape))
+    # Values lie in [0.5, 255.5] by construction (up to float rounding), so the truncating
+    # cast rounds to nearest without a clamp pass.
+    return out.to(torch.uint8), bool(signed), levels
+
+
+def _normalize_nonfinite(x: torch.Tensor, mode: str, signed: bool | None):
     finite = torch.isfinite(x)
     x0 = torch.where(finite, x, torch.zeros((), device=x.device))
     if signed is None:
@@ -151,8 +187,11 @@ def _tile(u8: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> t
     c, h, w = u8.shape[:3]
     extra = tuple(u8.shape[3:])
     n = rows * cols
-    canvas = torch.full((n, h + pad, w + pad, *extra), pad_value, dtype=torch.uint8, device=u8.device)
-    canvas[:c, :h, :w] = u8
+    if extra:
+        canvas = torch.full((n, h + pad, w + pad, *extra), pad_value, dtype=torch.uint8, device=u8.device)
+        canvas[:c, :h, :w] = u8
+    else:
+        canvas = F.pad(u8, (0, pad, 0, pad, 0, n - c), value=pad_value) if pad or n > c else u8
     img = canvas.reshape(rows, cols, h + pad, w + pad, *extra).transpose(1, 2)
     img = img.reshape(rows * (h + pad), cols * (w + pad), *extra)
     return img[: img.shape[0] - pad, : img.shape[1] - pad] if pad else img

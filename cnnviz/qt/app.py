@@ -37,9 +37,27 @@ def configure_pyqtgraph() -> None:
     _configured = True
 
 
+def pyside_problem() -> str | None:
+    """A known-bad PySide6 for this Python, described with its fix; None when fine.
+
+    PySide6 6.12.0 drops a reference to ``True`` on every ``Signal.emit()`` from Python;
+    on Python < 3.12 (where ``True`` is not immortal) the interpreter aborts with
+    "bool_dealloc" after a few hundred UI updates.
+    """
+    import PySide6
+
+    if PySide6.__version__.startswith("6.12.0") and sys.version_info < (3, 12):
+        return (f"PySide6 {PySide6.__version__} crashes on Python {sys.version.split()[0]} after a few hundred "
+                "updates (a reference-count bug in Signal.emit); fix: pip install 'PySide6-Essentials<6.12'")
+    return None
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The QApplication (created once), named, with pyqtgraph configured."""
     configure_pyqtgraph()
+    problem = pyside_problem()
+    if problem:
+        print(f"cnnviz: warning: {problem}", file=sys.stderr)
     app = QApplication.instance()
     if app is None:
         QCoreApplication.setApplicationName(APP_NAME)

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QMimeData, QPointF, QRectF, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QMimeData, QRectF, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel,
-                               QMainWindow, QMenu, QMessageBox, QPlainTextEdit, QDialog, QDialogButtonBox,
-                               QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
+                               QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 import cnnviz
 from cnnviz.core.conv import PipelineRequest, PipelineResult, prepare_input, run_pipeline
@@ -53,8 +53,8 @@ from .weight_sharing import WeightSharingPanel
 from .workers import LatestRequestWorker
 
 SAMPLES_DIR = RESOURCES / "samples"
-SAMPLES: dict[str, str] = {"photo": "Photo", "pattern": "Test pattern (edges at every angle)",
-                           "digit": "Handwritten digit", "checkerboard": "Checkerboard"}
+SAMPLES: dict[str, str] = {"photo": "Photo", "pattern": "Test pattern", "digit": "Handwritten digit",
+                           "checkerboard": "Checkerboard"}
 DEFAULT_SAMPLE = "photo"
 DEFAULT_PRESET = "sobel-x"
 #: Pictures are shown at most this large on their longest side so edits stay live.
@@ -82,7 +82,8 @@ class PlaygroundOutput:
     stats: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def stage_stats(result: PipelineResult, robust: float = 99.5, max_samples: int = 262_144) -> dict[str, tuple[float, float, float, float]]:
+def stage_stats(result: PipelineResult, robust: float = 99.5,
+                max_samples: int = 65_536) -> dict[str, tuple[float, float, float, float]]:
     """Display statistics of every stage over all kernels: ``(min, max, lo, hi)``.
 
     ``lo, hi`` are robust auto levels: ±(the ``robust`` percentile of |x|) for signed maps,
@@ -90,28 +91,34 @@ def stage_stats(result: PipelineResult, robust: float = 99.5, max_samples: int =
     strided values. With plain ±max, one bright edge would leave every other edge
     near-white on a diverging map; the histogram still shows the full range.
     """
-    out = {}
+    out: dict[str, tuple[float, float, float, float]] = {}
+    seen: dict[int, tuple[float, float, float, float]] = {}
     for name, arr in (("conv", result.conv), ("activation", result.activation), ("pool", result.pool),
                       ("magnitude", result.magnitude)):
         if arr is None or arr.size == 0:
             continue
-        flat = arr.reshape(-1)
-        step = max(1, flat.size // max_samples)
-        sample = flat[::step]
-        sample = sample[np.isfinite(sample)]
-        if sample.size == 0:
+        if id(arr) in seen:  # no activation: the activated map is the conv map itself
+            out[name] = seen[id(arr)]
             continue
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        lo, hi = float(arr.min()), float(arr.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        flat = arr.reshape(-1)
+        sample = flat[:: max(1, flat.size // max_samples)]
+        n = sample.size
         if lo < 0.0:
-            m = float(np.percentile(np.abs(sample), robust))
+            k = min(n - 1, int(round(robust / 100.0 * (n - 1))))
+            m = float(np.partition(np.abs(sample), k)[k])
             if m <= 0.0:
-                m = max(abs(lo), abs(hi))
-            out[name] = (lo, hi, -m, m)
+                m = max(-lo, hi)
+            stat = (lo, hi, -m, m)
         else:
-            rlo, rhi = (float(v) for v in np.percentile(sample, (100.0 - robust, robust)))
-            if rhi <= rlo:
-                rlo, rhi = lo, hi
-            out[name] = (lo, hi, rlo, rhi)
+            k_lo = min(n - 1, int(round((100.0 - robust) / 100.0 * (n - 1))))
+            k_hi = min(n - 1, int(round(robust / 100.0 * (n - 1))))
+            part = np.partition(sample, (k_lo, k_hi))
+            rlo, rhi = float(part[k_lo]), float(part[k_hi])
+            stat = (lo, hi, rlo, rhi) if rhi > rlo else (lo, hi, lo, hi)
+        seen[id(arr)] = out[name] = stat
     return out
 
 
@@ -239,6 +246,7 @@ class MainWindow(QMainWindow):
         self._hovered: tuple[str, int, int, int] | None = None
         self.last_explanation: ConvPixelExplanation | PoolPixelExplanation | None = None
         self.last_message = ""
+        self._transient_error = ""
         self._dialogs: list[QWidget] = []
         self._shown_at: dict[int, float] = {}
 
@@ -296,7 +304,7 @@ class MainWindow(QMainWindow):
 
         self.params_panel = ParamsPanel()
         self.params_panel.paramsChanged.connect(self._on_params)
-        self.params_panel.paramsInvalid.connect(lambda err: self.show_error(err, "Parameters"))
+        self.params_panel.paramsInvalid.connect(lambda err: self.show_error(err, "Parameters", transient=True))
 
         self.kernel_editor = KernelEditor()
         self.kernel_bank = KernelBank()
@@ -403,7 +411,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.dock_explain, self.dock_animate)
         self.tabifyDockWidget(self.dock_animate, self.dock_weights)
         self.dock_explain.raise_()
-        self.resizeDocks([self.dock_source, self.dock_kernel], [130, 720], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_kernel], [150, 700], Qt.Orientation.Vertical)
         self.resizeDocks([self.dock_source, self.dock_outputs, self.dock_params], [330, 930, 290],
                          Qt.Orientation.Horizontal)
         self.resizeDocks([self.dock_outputs, self.dock_explain], [640, 300], Qt.Orientation.Vertical)
@@ -615,15 +623,20 @@ class MainWindow(QMainWindow):
     # theme
     # ===================================================================================
     def apply_theme(self, theme: str, save: bool = True) -> str:
+        """Apply 'system', 'light' or 'dark'; ``save`` remembers it in the settings.
+        Returns the resolved 'light' or 'dark'."""
+        theme = theme if theme in qtapp.THEMES else "system"
         resolved = qtapp.apply_theme(theme)
-        self.settings.theme = theme if theme in qtapp.THEMES else "system"
-        self.theme_actions[self.settings.theme].setChecked(True)
+        self._theme = theme
+        if save:
+            self.settings.theme = theme
+        self.theme_actions[theme].setChecked(True)
         self.outputs.set_dark(resolved == "dark")
         return resolved
 
     def _on_system_scheme(self, *_):
-        if self.settings.theme == "system":
-            self.apply_theme("system")
+        if getattr(self, "_theme", "system") == "system":
+            self.apply_theme("system", save=False)
 
     # ===================================================================================
     # pictures
@@ -669,7 +682,7 @@ class MainWindow(QMainWindow):
         p = SAMPLES_DIR / f"{name}.png"
         ok = self.open_image(p, quiet=True, source=f"sample:{name}")
         if ok:
-            self._image_label = f"{SAMPLES[name]} (sample, {p.name})"
+            self._image_label = f"{SAMPLES[name]} (sample)"
             self._update_source_label()
             if not quiet:
                 self.show_message(f"Opened the {SAMPLES[name].lower()} sample")
@@ -740,6 +753,9 @@ class MainWindow(QMainWindow):
         self._image_label = label
         self._image_path = path
         self._image_source = source
+        if source != "frame":
+            # a result for the previous picture must not flash up after the new one is chosen
+            self.worker.invalidate()
         if not same_shape:
             self._pinned = None
             self._hovered = None
@@ -898,8 +914,10 @@ class MainWindow(QMainWindow):
         self._output = out
         res, req = out.result, out.job.request
         self.outputs.show_result(res, req, out.stats)
-        if self.status_text_is_error() and prev is not None:
+        if self._transient_error and self.statusBar().currentMessage() == self._transient_error:
+            # the computation works again: the message about why it failed is now stale
             self.statusBar().clearMessage()
+        self._transient_error = ""
         self._update_status(out)
         self._update_side_panels(out, prev)
         self._refresh_explanation()
@@ -908,18 +926,18 @@ class MainWindow(QMainWindow):
 
     def _on_worker_error(self, rid: int, exc: BaseException) -> None:
         if isinstance(exc, CnnvizError):
-            self.show_error(exc, "Cannot compute")
+            self.show_error(exc, "Cannot compute", transient=True)
         else:
             details = getattr(exc, "cnnviz_traceback", "") or repr(exc)
             self.report_exception(f"{type(exc).__name__}: {exc}", details)
 
     def _update_status(self, out: PlaygroundOutput) -> None:
-        res, req = out.result, out.job.request
+        res = out.result
         shapes = f"conv {'×'.join(map(str, res.conv.shape))}"
         if res.pool is not None:
             shapes += f" → pool {'×'.join(map(str, res.pool.shape))}"
         self.status_shapes.setText(shapes)
-        self.status_time.setText(f"{res.timings_ms.get('total', 0.0):.1f} ms")
+        self.status_time.setText(f"compute {res.timings_ms.get('total', 0.0):.1f} ms")
         self.status_device.setText(f"device: {res.device.upper() if res.device == 'cpu' else res.device}")
 
     def _update_side_panels(self, out: PlaygroundOutput, prev: PlaygroundOutput | None) -> None:
@@ -970,8 +988,6 @@ class MainWindow(QMainWindow):
         """The status bar's current message (errors and notes)."""
         return self.statusBar().currentMessage()
 
-    def status_text_is_error(self) -> bool:
-        return getattr(self, "_status_is_error", False) and bool(self.statusBar().currentMessage())
 
     # ===================================================================================
     # explanations
@@ -1002,7 +1018,6 @@ class MainWindow(QMainWindow):
         v = img[y, x]
         text = f"{float(v):.4f}" if np.ndim(v) == 0 else "(" + ", ".join(f"{float(c):.3f}" for c in v) + ")"
         self.statusBar().showMessage(f"input ({y}, {x}) = {text}", 4000)
-        self._status_is_error = False
 
     def unpin(self) -> None:
         self._pinned = None
@@ -1033,6 +1048,11 @@ class MainWindow(QMainWindow):
         self.outputs.zoom_to(rect.center().y(), rect.center().x(), half)
 
     def _on_display_changed(self) -> None:
+        # picking a kernel under "Show" selects it in the bank too (so the editor edits
+        # what the views show)
+        shown = self.outputs.selection()
+        if 0 <= shown < len(self._kernels) and shown != self._selected:
+            self.kernel_bank.setSelected(shown)
         self._refresh_explanation()
 
     def _refresh_explanation(self) -> None:
@@ -1101,7 +1121,6 @@ class MainWindow(QMainWindow):
                        f"   (explained: kernel {a + 1})")
             pin = "  [pinned — click again or Esc to unpin]" if self._pinned else ""
             self.statusBar().showMessage(msg + pin)
-            self._status_is_error = False
             return True
         if stage == "pool":
             if res.pool is None or req.pool is None or res.pool_shape is None:
@@ -1129,7 +1148,6 @@ class MainWindow(QMainWindow):
             how = (f"max at {e.winner}" if e.kind == "max" else f"mean: Σ ÷ {e.divisor:g}")
             pin = "  [pinned — click again or Esc to unpin]" if self._pinned else ""
             self.statusBar().showMessage(f"pool k{kernel + 1} ({y}, {x}) = {e.value:.5g} ({how}){pin}")
-            self._status_is_error = False
             return True
         return False
 
@@ -1225,12 +1243,16 @@ class MainWindow(QMainWindow):
     # messages, help
     # ===================================================================================
     def show_message(self, text: str, error: bool = False, timeout: int = STATUS_MS) -> None:
+        """A note (or, with ``error``, a problem) in the status bar."""
         self.last_message = text
-        self._status_is_error = error
         self.statusBar().showMessage(("⚠ " if error else "") + text, timeout if not error else 2 * timeout)
 
-    def show_error(self, err: BaseException, context: str = "") -> None:
-        """Tell the user what went wrong and what to do; the previous state stays."""
+    def show_error(self, err: BaseException, context: str = "", transient: bool = False) -> None:
+        """Tell the user what went wrong and what to do; the previous state stays.
+
+        ``transient`` errors (a computation or parameter combination that failed) are
+        cleared by the next result that computes.
+        """
         if isinstance(err, CnnvizError):
             text = err.cause + (f" — fix: {err.fix}" if err.fix else "")
         elif isinstance(err, OSError):
@@ -1238,6 +1260,7 @@ class MainWindow(QMainWindow):
         else:
             text = str(err)
         self.show_message(f"{context}: {text}" if context else text, error=True)
+        self._transient_error = self.statusBar().currentMessage() if transient else ""
 
     def report_exception(self, summary: str, details: str) -> None:
         """An unexpected exception (a bug): status bar plus a non-modal dialog with details."""

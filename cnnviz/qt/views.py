@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPen
+from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
@@ -36,6 +36,21 @@ ACTIVATION_TITLES = {"none": "no activation", "relu": "ReLU", "leaky_relu": "lea
 MOSAIC = -1      # selector value: all kernels tiled
 MAGNITUDE = -2   # selector value: gradient magnitude of the pair
 RGB = -1         # channel selector value in "each" mode: the three channel maps as one RGB image
+
+
+class _MapImageItem(pg.ImageItem):
+    """An ImageItem that scales smoothly when shrunk and shows crisp pixels when zoomed in.
+
+    pyqtgraph's autoDownsample (a mean over blocks on every repaint) would cost more than
+    the whole convolution on a 1280×720 map; Qt's bilinear filtering while drawing is
+    almost free, and keeps thin edges visible when the map is shown smaller than 1:1.
+    """
+
+    def paint(self, p, *args):  # noqa: ANN001, D102
+        t = p.transform()
+        shrunk = abs(t.m11()) + abs(t.m21()) < 1.0 or abs(t.m22()) + abs(t.m12()) < 1.0
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, shrunk)
+        super().paint(p, *args)
 
 
 def _colormap(name: str) -> pg.ColorMap:
@@ -122,6 +137,7 @@ class MapView(QWidget):
         self.stage = stage
         self.setObjectName(f"view-{stage}")
         self._data: np.ndarray | None = None
+        self._rect = QRectF()
         self._levels: tuple[float, float] = (0.0, 1.0)
         self._cmap = "gray"
         self._programmatic = False
@@ -146,8 +162,7 @@ class MapView(QWidget):
         self.view_box: pg.ViewBox = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True,
                                                              enableMenu=True)
         self.view_box.setDefaultPadding(0.02)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.image_item.setAutoDownsample(True)
+        self.image_item = _MapImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
         self.histogram: pg.HistogramLUTItem | None = None
         if histogram:
@@ -213,11 +228,16 @@ class MapView(QWidget):
 
         ``rect`` places the array in view coordinates (None: one unit per pixel at 0, 0).
         """
+        if rect is None:
+            rect = QRectF(0, 0, data.shape[1], data.shape[0])
+        if (data is self._data and tuple(levels) == self._levels and rect == self._rect
+                and (cmap is None or cmap == self._cmap)):
+            return  # the same picture again (the input view on a kernel edit): no re-render
         first = self._data is None
         self._placeholder.hide()
         self._data = data
-        if first:
-            self._update_histogram()
+        self._rect = rect
+        self._update_histogram()
         lo, hi = float(levels[0]), float(levels[1])
         if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
             lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
@@ -231,14 +251,15 @@ class MapView(QWidget):
             elif self.histogram is None and data.ndim == 2 and cmap is not None:
                 self._cmap = cmap
                 self.image_item.setLookupTable(lut(cmap))
+            elif self.histogram is None and data.ndim == 3:
+                self._cmap = "rgb"
+                self.image_item.setLookupTable(None)
             self.image_item.setImage(data, autoLevels=False, levels=(lo, hi))
             if self.histogram is not None:
                 self.histogram.setLevels(lo, hi)
                 self.histogram.setHistogramRange(lo, hi, padding=0.02)
         finally:
             self._programmatic = False
-        if rect is None:
-            rect = QRectF(0, 0, data.shape[1], data.shape[0])
         self.image_item.setRect(rect)
         if first:
             self.view_box.autoRange(padding=0.02)
@@ -555,7 +576,7 @@ class OutputViews(QWidget):
                 self.kernel_box.addItem(f"all {len(names)} (mosaic)", MOSAIC)
             if magnitude_pair is not None:
                 a, b = magnitude_pair
-                self.kernel_box.addItem(f"|∇| = √({a + 1}² + {b + 1}²)", MAGNITUDE)
+                self.kernel_box.addItem(f"|∇| = √(k{a + 1}² + k{b + 1}²)", MAGNITUDE)
             want = prev if prev in (MOSAIC, MAGNITUDE) and self.kernel_box.findData(prev) >= 0 else selected
             idx = self.kernel_box.findData(want)
             self.kernel_box.setCurrentIndex(idx if idx >= 0 else 0)

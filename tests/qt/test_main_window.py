@@ -55,6 +55,7 @@ def wait_conv_equals(qtbot, window, expected: np.ndarray, timeout=10_000):
 
 def viewport_point(view, y: int, x: int) -> QPoint:
     """Where data pixel (y, x) of a MapView is on its graphics viewport."""
+    view.view_box.updateMatrix()   # pyqtgraph applies a new range lazily, at the next paint
     scene_pt = view.image_item.mapToScene(QPointF(x + 0.5, y + 0.5))
     return view.graphics.mapFromScene(scene_pt)
 
@@ -139,12 +140,17 @@ def test_undo_and_redo_from_the_edit_menu(qtbot, window):
 def test_a_burst_of_edits_never_queues_more_than_one_computation(qtbot, window):
     editor = window.kernel_editor
     base = editor.kernel()
-    for i in range(60):  # a fast drag: each change is a new request
+    before = window.worker.submitted
+    for i in range(60):  # 60 edits before the event loop runs again: coalesced into one request
         editor.setKernel(base.with_value(0, 0, float(i) / 10))
     final = editor.kernel()
     wait_conv_equals(qtbot, window, core_result(window, kernels=[final]).conv[0])
-    assert window.worker.max_pending <= 1
-    assert window.worker.submitted <= 61 + 1
+    assert window.worker.submitted - before == 1
+    for i in range(30):  # edits that each reach the worker: the newest replaces the waiting one
+        editor.setKernel(base.with_value(0, 2, float(i)))
+        window.submit_now()
+    wait_conv_equals(qtbot, window, core_result(window, kernels=[editor.kernel()]).conv[0])
+    assert window.worker.max_pending == 1         # (dropping is tested with a gate in test_workers)
 
 
 # ---------------------------------------------------------------------------------------
@@ -276,6 +282,33 @@ def test_pooled_pixel_shows_its_pool_window_and_winner(qtbot, window):
         rect = window.outputs.view("input").window_rect()
         assert (rect.x(), rect.y(), rect.width(), rect.height()) == (x0, y0, x1 - x0, y1 - y0)
         assert window.outputs.view("activation").marker_rect() is not None
+
+
+@pytest.mark.parametrize("spec", [ConvSpec(), ConvSpec(stride=(2, 3), padding=(1, 2)),
+                                  ConvSpec(padding="same", dilation=(2, 3)), ConvSpec(stride=3, padding=4, dilation=2)])
+def test_maps_are_drawn_over_the_centre_of_their_input_windows(spec):
+    """Linked zoom relies on this: every output pixel sits on the input it was computed from."""
+    from cnnviz.core.conv import PoolSpec
+    from cnnviz.core.dotproduct import conv_window_in_input
+    from cnnviz.qt.views import conv_placement, pool_placement
+
+    k = (3, 5)
+    shape = conv_output_shape((40, 50), k, spec)
+    rect = conv_placement(spec, k, shape.out_hw)
+    sy, sx = spec.stride
+    for oy, ox in [(0, 0), (shape.out_hw[0] - 1, shape.out_hw[1] - 1), (3, 2)]:
+        y0, x0, y1, x1 = conv_window_in_input(spec, k, oy, ox)
+        cy, cx = rect.y() + (oy + 0.5) * sy, rect.x() + (ox + 0.5) * sx   # centre of the drawn pixel
+        assert (cy, cx) == pytest.approx(((y0 + y1) / 2, (x0 + x1) / 2))
+    pool = PoolSpec("max", size=3, stride=2, padding=1)
+    pshape = pool_output_shape(shape.out_hw, pool)
+    prect = pool_placement(rect, spec.stride, pool, pshape.out_hw)
+    for py, px in [(0, 0), (pshape.out_hw[0] - 1, pshape.out_hw[1] - 1)]:
+        a0, b0 = py * 2 - 1, px * 2 - 1                      # pool window start in conv pixels
+        cy_conv, cx_conv = a0 + 1.5, b0 + 1.5                  # its centre (edge coordinates)
+        want = (rect.y() + cy_conv * sy, rect.x() + cx_conv * sx)
+        got = (prect.y() + (py + 0.5) * 2 * sy, prect.x() + (px + 0.5) * 2 * sx)
+        assert got == pytest.approx(want)
 
 
 def test_hovering_and_clicking_an_output_pixel_explains_it(qtbot, window):
@@ -447,6 +480,62 @@ def test_save_pngs_and_npz(qtbot, window, tmp_path):
     assert meta["params"]["pool"] == "max"
     assert window.copy_to_clipboard()
     assert QGuiApplication.clipboard().image().width() == res.conv.shape[-1]
+
+
+def test_levels_follow_results_until_the_user_fixes_them(qtbot, window):
+    view = window.outputs.view("conv")
+    auto = view.levels()
+    view.histogram.region.setRegion((-0.5, 0.5))     # the user drags the histogram's levels
+    assert window.outputs.levels_mode() == "fixed"
+    window.kernel_editor.setKernel(preset("sobel-x").kernel.with_value(1, 2, 8.0))
+    wait_shown(qtbot, window, lambda w: float(w.current_request().kernels[0].weights[1, 2]) == 8.0)
+    assert view.levels() == pytest.approx((-0.5, 0.5))      # kept for the new result
+    window.outputs.set_levels_mode("auto")
+    lo, hi = view.levels()
+    assert lo == pytest.approx(-hi) and hi > auto[1]          # auto again: follows the stronger kernel
+
+
+def test_choosing_a_kernel_to_show_selects_it_for_editing(qtbot, window):
+    window.set_kernels(preset("sobel-pair").kernels, 0, (0, 1))
+    wait_shown(qtbot, window, lambda w: len(w.current_request().kernels) == 2)
+    window.outputs.set_selection(1)
+    assert window.kernel_bank.selectedIndex() == 1
+    assert window.kernel_editor.kernel() == preset("sobel-pair").kernels[1]
+    window.kernel_editor.setKernel(window.kernel_editor.kernel().negated())
+    ref = core_result(window)
+    wait_conv_equals(qtbot, window, ref.conv[1])
+    np.testing.assert_allclose(ref.conv[1], -core_result(window, kernels=preset("sobel-pair").kernels).conv[1],
+                               atol=1e-5)
+
+
+def test_theme_choice_and_reset_layout(qtbot, window):
+    from PySide6.QtGui import QPalette
+
+    window.theme_actions["dark"].trigger()
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 100
+    assert window.settings.theme == "dark"
+    window.theme_actions["light"].trigger()
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() > 150
+    window.dock_params.hide()
+    window.dock_outputs.setFloating(True)
+    window.act_reset_layout.trigger()
+    assert window.dock_params.isVisible() and not window.dock_outputs.isFloating()
+
+
+@pytest.mark.qt_no_exception_capture   # this test installs the app's own hook instead
+def test_exceptions_in_slots_reach_the_user(qtbot, window):
+    from cnnviz.qt import app as qtapp
+
+    qtapp.install_excepthook(window.report_exception)
+    try:
+        try:
+            raise RuntimeError("boom in a slot")
+        except RuntimeError:
+            sys.excepthook(*sys.exc_info())      # what Qt does with an exception in a slot
+        qtbot.waitUntil(lambda: "boom in a slot" in window.status_text(), timeout=5000)
+        assert "Internal error" in window.status_text()
+    finally:
+        qtapp.uninstall_excepthook()
 
 
 def test_help_texts(window):

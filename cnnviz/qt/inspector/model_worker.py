@@ -596,7 +596,7 @@ class InspectEngine:
         pre_key = repr(sorted(pre.to_dict().items()))
         key = (req.token, req.frame_id, pre_key, self._model.device, self._model.dtype)
         reused = key == self._capture_key and self._capture is not None
-        message = device_message
+        message = None
         if not reused:
             t0 = time.perf_counter()
             x = pre.apply(req.pixels)
@@ -621,6 +621,8 @@ class InspectEngine:
         layer = req.layer if req.layer in names else default_layer(layers)
         labels = list(req.labels) if req.labels is not None else model.labels
         errors: dict[str, str] = {}
+        if device_message:
+            errors["device"] = device_message
 
         with torch.inference_mode():
             predictions: list[tuple[int, str, float]] = []

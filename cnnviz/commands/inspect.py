@@ -1,0 +1,239 @@
+"""``cnnviz inspect``: capture every layer of a model on one image and write it all out.
+
+    cnnviz inspect MODEL [IMAGE] [--weights FILE] [--trust] [--input-size H,W]
+                   [--mean m,m,m] [--std s,s,s] [--device auto|cpu|cuda|mps] [--topk K] --out DIR
+
+Writes
+
+- ``DIR/activations.npz``: one float32 array per layer, key = qualified layer name
+  (``layer1.0.conv1``), batch dimension dropped;
+- ``DIR/summary.json``: the model, input and preprocessing; the layers in execution order
+  (name, type, shape, params, min/max/mean/std, fraction of zeros, mosaic file); the top-k
+  predictions with class names;
+- ``DIR/layers/<name>.png``: every layer as a mosaic of its channels (per-channel levels;
+  viridis, or a blue-white-red diverging map for layers with negative values).
+
+Bad input prints one line on stderr and exits with code 2. Also runnable on its own:
+``python -m cnnviz.commands.inspect ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from ..core.errors import CnnvizError
+
+
+def _floats_arg(name: str):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            vals = tuple(float(p) for p in text.split(",") if p.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} '{text}' is not a comma-separated list of numbers") from None
+        if not vals:
+            raise argparse.ArgumentTypeError(f"{name} is empty")
+        return vals
+    return parse
+
+
+def _size_arg(text: str) -> tuple[int, int]:
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"input size '{text}' is not H,W (two positive integers)")
+    return int(parts[0]), int(parts[1])
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive integer")
+    return int(text)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "inspect", help="capture every layer of a model on an image; write .npz, .json and mosaics",
+        description="Run a model on one image and write every layer's output: activations.npz, "
+                    "summary.json and layers/<name>.png.")
+    _add_arguments(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="torchvision name (resnet18), file.py:Class, a TorchScript/.pt2/pickled "
+                                 "model file, or demo")
+    p.add_argument("image", nargs="?", help="image file (default: a bundled sample)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="weights (.pth state_dict or .safetensors); for torchvision also 'pretrained' or 'random'")
+    p.add_argument("--trust", action="store_true",
+                   help="I trust this model file: allow formats that can run code (TorchScript, .pt2, pickles, .py)")
+    p.add_argument("--input-size", type=_size_arg, metavar="H,W", help="resize the image to exactly H x W")
+    p.add_argument("--mean", type=_floats_arg("mean"), metavar="m,m,m",
+                   help="per-channel mean in [0, 1] units, subtracted after scaling pixels to [0, 1]")
+    p.add_argument("--std", type=_floats_arg("std"), metavar="s,s,s", help="per-channel std in [0, 1] units")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
+    p.add_argument("--topk", type=_positive_int, default=5, metavar="K", help="predictions to report (default 5)")
+    p.add_argument("--labels", metavar="FILE", help="class names: one per line or a JSON list/dict")
+    p.add_argument("--model-args", metavar="JSON", help="constructor arguments for file.py:Class, as a JSON object")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if needed)")
+
+
+def _file_name(layer: str) -> str:
+    """A safe file name for a layer name on every OS (module names are mostly safe already)."""
+    safe = re.sub(r'[\\/:*?"<>|\s]', "_", layer)
+    return safe or "_"
+
+
+def default_image(kind: str) -> Path:
+    from ..core.demo import resources_dir
+
+    samples = resources_dir() / "samples"
+    return samples / ("digit.png" if kind == "demo" else "photo.png")
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from ..core.capture import capture, topk
+    from ..core.images import load_image, save_png
+    from ..core.models import load_labels, load_model
+    from ..core.mosaic import mosaic
+    from ..core.render import lut
+
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CnnvizError(f"--out {out_dir} is a file, not a folder", "give a folder to write into")
+
+    loaded = load_model(args.model, weights=args.weights, trust=args.trust,
+                        ctor_kwargs=args.model_args, device=args.device)
+    pp = loaded.preprocessing
+    changes = {}
+    if args.input_size is not None:
+        changes.update(resize=args.input_size, center_crop=None)
+    if args.mean is not None:
+        changes["mean"] = args.mean
+    if args.std is not None:
+        changes["std"] = args.std
+    if changes:
+        pp = dataclasses.replace(pp, **changes)  # validated again: raises SpecError
+    labels = load_labels(args.labels) if args.labels else loaded.labels
+
+    image_path = Path(args.image) if args.image else default_image(loaded.kind)
+    pixels = load_image(image_path).pixels
+    x = pp.apply(pixels)
+    result = capture(loaded, x)
+    if result.fell_back_to_cpu and result.message:
+        print(f"cnnviz: warning: {result.message}", file=sys.stderr)
+
+    try:
+        (out_dir / "layers").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CnnvizError(f"cannot create {out_dir}: {exc.strerror or exc}",
+                          "give a folder you can write to") from exc
+
+    arrays: dict[str, np.ndarray] = {}
+    layers = []
+    used_files: set[str] = set()
+    for act in result.layers:
+        t = act.first.detach()
+        tf = t.float()
+        finite = torch.isfinite(tf)
+        vals = tf[finite] if not bool(finite.all()) else tf
+        stats = {
+            "min": float(vals.min()) if vals.numel() else float("nan"),
+            "max": float(vals.max()) if vals.numel() else float("nan"),
+            "mean": float(vals.mean()) if vals.numel() else float("nan"),
+            "std": float(vals.std(unbiased=False)) if vals.numel() else float("nan"),
+            "zeros": float((tf == 0).float().mean()) if tf.numel() else 0.0,
+        }
+        arrays[act.name] = tf.cpu().numpy().astype(np.float32, copy=False)
+        m = mosaic(t, mode="channel")
+        rgb = lut("diverging" if m.signed else "viridis")[m.image]
+        fname = _file_name(act.name)
+        while fname.lower() in used_files:  # case-insensitive file systems
+            fname += "_"
+        used_files.add(fname.lower())
+        save_png(out_dir / "layers" / f"{fname}.png", rgb)
+        layers.append({"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
+                       "params": act.params, **stats, "png": f"layers/{fname}.png"})
+
+    _write_npz(out_dir / "activations.npz", arrays)
+    preds = topk(result.output, labels, args.topk) if result.output is not None else []
+    summary = {
+        "model": {"spec": args.model, "name": loaded.name, "kind": loaded.kind, "source": loaded.source,
+                  "weights": getattr(loaded, "weights", None)},
+        "image": str(image_path),
+        "input_shape": list(x.shape),
+        "preprocessing": pp.to_dict(),
+        "device": result.device,
+        "fell_back_to_cpu": result.fell_back_to_cpu,
+        "message": result.message,
+        "output_shape": list(result.output.shape) if result.output is not None else None,
+        "layers": layers,
+        "predictions": [{"rank": r + 1, "index": i, "name": n, "prob": p} for r, (i, n, p) in enumerate(preds)],
+    }
+    tmp = out_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / "summary.json")
+
+    print(f"{loaded.name}: {len(layers)} layers on {result.device}, input {tuple(x.shape)} from {image_path}")
+    for r, (i, n, p) in enumerate(preds):
+        print(f"  {r + 1}. {n} ({i})  {p:.3f}")
+    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {len(layers)} mosaics in "
+          f"{out_dir / 'layers'}")
+    return 0
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    import numpy as np
+
+    import zipfile
+
+    # What np.savez writes, without its keyword-argument API (a layer named "file" would clash).
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, arr in arrays.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
+                          "give a folder you can write to, with free space") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cnnviz.commands.inspect ...``: the same as ``cnnviz inspect ...``."""
+    from ..cli import EXIT_BAD_INPUT, OneLineParser
+
+    parser = OneLineParser(prog="cnnviz inspect", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+        return run(args)
+    except CnnvizError as exc:
+        print(f"cnnviz: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("cnnviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - an unexpected bug: one line unless debugging
+        if os.environ.get("CNNVIZ_DEBUG"):
+            raise
+        print(f"cnnviz: internal error: {type(exc).__name__}: {exc} (set CNNVIZ_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

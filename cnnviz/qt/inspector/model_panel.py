@@ -1,0 +1,188 @@
+"""The "Model" panel: what is loaded, its preprocessing (shown and editable) and its labels."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
+                               QWidget)
+
+from cnnviz.qt.colors import mute
+
+__all__ = ["ModelPanel", "PreprocessingEditor", "parse_size", "parse_floats"]
+
+
+def parse_size(text: str, what: str) -> int | list[int] | None:
+    """``""`` → None, ``"256"`` → 256 (shorter side), ``"28,28"`` / ``"28x28"`` → [28, 28]."""
+    t = text.strip().lower()
+    if not t or t in ("none", "-", "—"):
+        return None
+    parts = [p for p in re.split(r"[,x×\s]+", t) if p]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{what}: write one size (256) or height,width (224,224), not {text!r}") from None
+    if len(nums) == 1:
+        return nums[0]
+    if len(nums) == 2:
+        return nums
+    raise ValueError(f"{what}: give one or two numbers, not {len(nums)}")
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    parts = [p for p in re.split(r"[,\s;]+", text.strip()) if p]
+    if not parts:
+        raise ValueError(f"{what}: give one value, or one per channel")
+    try:
+        return [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a list of numbers") from None
+
+
+def _size_text(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(int(x)) for x in v)
+    return str(int(v))
+
+
+class PreprocessingEditor(QWidget):
+    """Edit resize / crop / mean / std / colour / interpolation.
+
+    ``applied(dict)`` carries a :meth:`Preprocessing.to_dict`-shaped dict (the window checks
+    it with the core before using it); ``reset()`` asks for the model's own preprocessing.
+    """
+
+    applied = Signal(object)
+    reset = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.resize_edit = QLineEdit()
+        self.resize_edit.setObjectName("pre-resize")
+        self.resize_edit.setPlaceholderText("none · 256 (shorter side) · 28,28")
+        self.crop_edit = QLineEdit()
+        self.crop_edit.setObjectName("pre-crop")
+        self.crop_edit.setPlaceholderText("none · 224 · 224,224")
+        self.mean_edit = QLineEdit()
+        self.mean_edit.setObjectName("pre-mean")
+        self.std_edit = QLineEdit()
+        self.std_edit.setObjectName("pre-std")
+        self.color_box = QComboBox()
+        self.color_box.setObjectName("pre-color")
+        self.color_box.addItems(["rgb", "bgr", "gray"])
+        self.interp_box = QComboBox()
+        self.interp_box.setObjectName("pre-interp")
+        self.interp_box.addItems(["bilinear", "bicubic", "nearest"])
+        form.addRow("Resize", self.resize_edit)
+        form.addRow("Center crop", self.crop_edit)
+        form.addRow("Mean", self.mean_edit)
+        form.addRow("Std", self.std_edit)
+        form.addRow("Colour", self.color_box)
+        form.addRow("Interpolation", self.interp_box)
+        note = QLabel("Pixels are in [0, 1] before (x − mean) / std.")
+        mute(note)
+        form.addRow(note)
+        row = QHBoxLayout()
+        self.apply_button = QPushButton("Apply")
+        self.apply_button.setObjectName("pre-apply")
+        self.reset_button = QPushButton("Model's own")
+        self.reset_button.setObjectName("pre-reset")
+        row.addWidget(self.apply_button)
+        row.addWidget(self.reset_button)
+        row.addStretch(1)
+        form.addRow(row)
+        self.apply_button.clicked.connect(self._apply)
+        self.reset_button.clicked.connect(self.reset)
+        for e in (self.resize_edit, self.crop_edit, self.mean_edit, self.std_edit):
+            e.returnPressed.connect(self._apply)
+
+    def set_values(self, d: dict[str, Any]) -> None:
+        self.resize_edit.setText(_size_text(d.get("resize")))
+        self.crop_edit.setText(_size_text(d.get("center_crop")))
+        self.mean_edit.setText(", ".join(f"{v:g}" for v in d.get("mean", [0.0])))
+        self.std_edit.setText(", ".join(f"{v:g}" for v in d.get("std", [1.0])))
+        self.color_box.setCurrentText(str(d.get("color", "rgb")))
+        self.interp_box.setCurrentText(str(d.get("interpolation", "bilinear")))
+
+    def values(self) -> dict[str, Any]:
+        """The form as a dict; ValueError with a message for what does not parse."""
+        return {
+            "resize": parse_size(self.resize_edit.text(), "resize"),
+            "center_crop": parse_size(self.crop_edit.text(), "center crop"),
+            "mean": parse_floats(self.mean_edit.text(), "mean"),
+            "std": parse_floats(self.std_edit.text(), "std"),
+            "color": self.color_box.currentText(),
+            "interpolation": self.interp_box.currentText(),
+        }
+
+    def _apply(self) -> None:
+        try:
+            d = self.values()
+        except ValueError as exc:
+            self.applied.emit(exc)
+            return
+        self.applied.emit(d)
+
+
+class ModelPanel(QWidget):
+    """Model facts, the preprocessing editor and the labels file button."""
+
+    labelsRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.info = QLabel("No model yet")
+        self.info.setObjectName("model-info")
+        self.info.setWordWrap(True)
+        lay.addWidget(self.info)
+        head = QLabel("<b>Preprocessing</b>")
+        lay.addWidget(head)
+        self.pre = PreprocessingEditor()
+        self.pre.setEnabled(False)
+        lay.addWidget(self.pre)
+        row = QHBoxLayout()
+        self.labels_button = QPushButton("Labels file…")
+        self.labels_button.setObjectName("labels-button")
+        self.labels_button.setEnabled(False)
+        self.labels_button.clicked.connect(self.labelsRequested)
+        row.addWidget(self.labels_button)
+        self.labels_info = QLabel("")
+        self.labels_info.setObjectName("labels-info")
+        self.labels_info.setWordWrap(True)
+        row.addWidget(self.labels_info, 1)
+        lay.addLayout(row)
+        lay.addStretch(1)
+
+    def set_model(self, info: dict[str, Any], pre: dict[str, Any], labels: list[str] | None) -> None:
+        kinds = {"demo": "bundled demo", "torchvision": "torchvision", "python": "Python class",
+                 "torchscript": "TorchScript", "export": "torch.export program", "pickle": "pickled module"}
+        rows = [f"<b>{html.escape(str(info.get('name')))}</b> — {kinds.get(info.get('kind'), info.get('kind'))}"]
+        if info.get("weights"):
+            rows.append(f"weights: {html.escape(str(info['weights']))}")
+        rows.append(f"{info.get('params', 0):,} parameters".replace(",", " "))
+        if info.get("input_channels"):
+            size = info.get("input_size")
+            rows.append(f"input: {info['input_channels']} channel(s)" + (f", {size[0]}×{size[1]}" if size else ""))
+        rows.append(f"on {info.get('device')} in {info.get('dtype')}")
+        self.info.setText("<br>".join(rows))
+        self.info.setToolTip(str(info.get("source") or ""))
+        self.pre.set_values(pre)
+        self.pre.setEnabled(True)
+        self.labels_button.setEnabled(True)
+        self.set_labels(labels)
+
+    def set_labels(self, labels: list[str] | None, source: str | None = None) -> None:
+        if labels:
+            shown = ", ".join(labels[:4]) + (" …" if len(labels) > 4 else "")
+            self.labels_info.setText(f"{len(labels)} classes{f' from {source}' if source else ''}: {html.escape(shown)}")
+        else:
+            self.labels_info.setText("no class names (shown as class 0, class 1, …)")
