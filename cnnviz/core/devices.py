@@ -9,39 +9,38 @@ from .errors import SpecError
 
 
 def available_devices() -> list[str]:
-    """'cpu' always; 'cuda' / 'mps' when torch sees them."""
-    out = ["cpu"]
+    """Devices this machine can run on, best first: cuda, cuda:0…, mps, then cpu."""
+    out: list[str] = []
     try:
         import torch
     except ImportError:
-        return out
+        return ["cpu"]
     if torch.cuda.is_available():
         out.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.extend(f"cuda:{i}" for i in range(torch.cuda.device_count()))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
         out.append("mps")
+    out.append("cpu")
     return out
 
 
-def check_torch_device(name: str) -> str:
-    """Validate a device name (cpu, cuda, cuda:1, mps, auto) and return the one to use."""
-    n = name.strip().lower()
-    avail = available_devices()
-    if n == "auto":
-        return "cuda" if "cuda" in avail else "mps" if "mps" in avail else "cpu"
-    base = n.split(":")[0]
-    if base not in ("cpu", "cuda", "mps"):
-        raise SpecError(f"device '{name}' is not known", "use cpu, cuda, cuda:N, mps or auto")
-    if base not in avail:
-        raise SpecError(f"device '{name}' is not available on this machine (available: {', '.join(avail)})",
-                        "use --device cpu")
-    if base == "cuda" and ":" in n:
-        import torch
+def check_torch_device(name: str | None, error: type[SpecError] | type = SpecError) -> str:
+    """Validate a device name (auto, cpu, cuda, cuda:N, mps) and return the one to use.
 
-        idx = int(n.split(":")[1]) if n.split(":")[1].isdigit() else -1
-        if not 0 <= idx < torch.cuda.device_count():
-            raise SpecError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA device(s))",
-                            "use cuda:0")
-    return n
+    ``auto`` picks cuda, then mps, then cpu. An unknown or absent device raises ``error``
+    (a :class:`CnnvizError` subclass) naming the devices that exist here.
+    """
+    text = (name or "auto").strip().lower()
+    avail = available_devices()
+    if text == "auto":
+        return avail[0]
+    if text.split(":")[0] not in ("cpu", "cuda", "mps"):
+        raise error(f"device '{name}' is not known", f"choose one of: auto, {', '.join(avail)}")
+    if text not in avail:
+        raise error(f"device '{name}' is not available on this machine",
+                    f"choose one of: auto, {', '.join(avail)}")
+    return text
 
 
 def device_description(name: str) -> str:

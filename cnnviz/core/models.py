@@ -70,6 +70,7 @@ import torch
 from torch import nn
 
 from cnnviz.core import weights_download
+from cnnviz.core.devices import available_devices, check_torch_device  # noqa: F401 (re-exported)
 from cnnviz.core.errors import ModelLoadError, SettingsError, SpecError, TrustRequired
 from cnnviz.core.trust import TrustStore
 
@@ -1543,34 +1544,13 @@ def load_labels(path: str | os.PathLike) -> list[str]:
     return lines
 
 
-def available_devices() -> list[str]:
-    """Devices this machine can run on, best first, then ``"cpu"``."""
-    out = []
-    if torch.cuda.is_available():
-        out.append("cuda")
-        out.extend(f"cuda:{i}" for i in range(torch.cuda.device_count()))
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    out.append("cpu")
-    return out
-
-
 def resolve_device(name: str | None = "auto") -> str:
     """``"auto"`` → cuda, then mps, then cpu. Otherwise check the device exists here.
 
     Raises ModelLoadError naming the available devices for an unknown or absent one.
+    (One implementation for the whole app: :mod:`cnnviz.core.devices`.)
     """
-    text = (name or "auto").strip().lower()
-    available = available_devices()
-    if text == "auto":
-        return available[0]
-    if text in available:
-        return text
-    raise ModelLoadError(
-        f"device {name!r} is not available on this machine",
-        f"choose one of: auto, {', '.join(available)}",
-    )
+    return check_torch_device(name, error=ModelLoadError)
 
 
 _DTYPES = {

@@ -86,7 +86,7 @@ def grid_shape(n: int, tile_hw: tuple[int, int] = (1, 1), cols: int | None = Non
     n = max(1, int(n))
     if cols is None:
         th, tw = tile_hw
-        cols = max(1, round(math.sqrt(n * th / max(tw, 1))))
+        cols = max(1, math.ceil(math.sqrt(n * th / max(tw, 1)) - 1e-9))  # wide rather than tall
     cols = max(1, min(int(cols), n))
     return math.ceil(n / cols), cols
 

@@ -44,7 +44,6 @@ from PySide6.QtWidgets import QDockWidget, QFrame, QLabel, QMenu, QScrollArea, Q
 
 from cnnviz.core.errors import SourceError
 from cnnviz.core.sources import (
-    END_OF_FILE,
     ERROR,
     CameraInfo,
     CaptureSource,
@@ -476,7 +475,7 @@ class LiveController(QObject):
         self.window.submit_now()
         self._set_state(STILL)
         self.window.show_message(f"Snapshot taken: the {pixels.shape[1]}×{pixels.shape[0]} frame is now the "
-                                 "still image (Start goes live again)")
+                                 "still image; choose a source under Input to go live again")
         return True
 
     # ===================================================================================
@@ -758,7 +757,8 @@ class LiveController(QObject):
         assert self._source is not None
         self.frames_delivered += 1
         self._frames_on_screen = True
-        self.window.set_frame(frame.pixels, f"{self._source.name} — frame {frame.id}")
+        # a label that stays the same frame after frame: a changing one relayouts the Source dock
+        self.window.set_frame(frame.pixels, f"{self._source.name} (live)")
         rid = self.window.submit_now()
         if rid is None:          # the window cannot compute now (closing, invalid settings)
             self._gate.set()

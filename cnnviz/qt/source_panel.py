@@ -383,10 +383,11 @@ class SourcePanel(QWidget):
         cams = c.cameras
         probing = c.probing
         if probing:
-            with_blocked = _blocked(self.camera_box)
-            if self.camera_box.count() == 0:
-                self.camera_box.addItem("Looking for cameras…", -1)
-            del with_blocked
+            self.camera_box.setPlaceholderText("Looking for cameras…")
+        elif cams is not None and not cams:
+            self.camera_box.setPlaceholderText("No camera found")
+        else:
+            self.camera_box.setPlaceholderText("Press Refresh")
         self.camera_box.setEnabled(bool(cams) and not probing)
         self.refresh_button.setEnabled(not probing)
         self.no_camera.setVisible(chosen == "webcam" and cams is not None and not cams and not probing)
