@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     y, x = divmod(int(abs(conv[100:-100, 100:-100]).argmax()), conv.shape[1] - 200)
     win.explain_pixel("conv", y + 100, x + 100)
     settle(100)
+    win.outputs.fit()
+    settle(300)
+    shot("playground-overview")  # the README's first picture: the whole image, edges found
     win.zoom_to_explained()
     settle(300)
     shot("playground")
