@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any
@@ -32,46 +31,12 @@ import numpy as np
 TARGET_EDIT_TO_PIXEL_P95_MS = 50.0
 TARGET_MAX_PENDING = 1
 
-_shielded = False
-
-
-def shield_pyside_refcount_bug() -> bool:
-    """Work around a PySide6 6.12 reference-counting bug on CPython < 3.12.
-
-    PySide6 6.12.0 with Python 3.11 drops one reference to ``None`` on every call of a
-    void C++ method (``QPointF.setX``, ``QPainterPath.moveTo``, …) and one to ``True`` on
-    every ``Signal.emit()``; after a few thousand calls the interpreter aborts with
-    "Fatal Python error: none_dealloc" (a live video or a kernel drag gets there in
-    seconds). Python ≥ 3.12 makes these objects immortal, which hides the bug; here the
-    same protection is given by adding 2**40 references to each. No-op elsewhere.
-    Returns True when the shield is in place.
-    """
-    global _shielded
-    if _shielded:
-        return True
-    if sys.version_info >= (3, 12):
-        return False
-    try:
-        import PySide6
-    except ImportError:  # pragma: no cover
-        return False
-    if not PySide6.__version__.startswith("6.12."):
-        return False
-    import ctypes
-
-    for obj in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(obj)).value += 1 << 40
-    _shielded = True
-    return True
-
-
 def _percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
 def _app():
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    shield_pyside_refcount_bug()
     from cnnviz.qt.app import create_app
 
     return create_app()

@@ -3,7 +3,8 @@
 A :class:`~cnnviz.core.sources.SyntheticSource` (a moving pattern made on its own capture
 thread, paced like a camera) feeds the real :class:`~cnnviz.qt.main_window.MainWindow`
 through the real :class:`~cnnviz.qt.live.LiveController` with a 5×5 kernel + ReLU + 2×2
-max-pool. After a warm-up, for ``duration_s`` seconds:
+max-pool, as a user gets it (the "fast live view" hides the output histograms while a
+source runs; ``histograms=True`` keeps them). After a warm-up, for ``duration_s`` seconds:
 
 - ``source_fps``: frames the source made per second;
 - ``shown_fps``: frames whose result the window showed per second;
@@ -30,8 +31,13 @@ TARGET_LATENCY_P95_MS = 50.0
 
 
 def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: float = 1.5,
-                   width: int = 1280, height: int = 720, fps: float = 30.0) -> dict[str, Any]:
-    """Run the live benchmark; see the module docstring. Tests pass a short ``duration_s``."""
+                   width: int = 1280, height: int = 720, fps: float = 30.0,
+                   histograms: bool = False) -> dict[str, Any]:
+    """Run the live benchmark; see the module docstring. Tests pass a short ``duration_s``.
+
+    ``histograms``: keep the output histograms while live (the window's "fast live view",
+    on by default, hides them; True measures the slower view).
+    """
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
@@ -48,6 +54,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
             live = getattr(win, "live", None) or install_live_sources(win)
             win.set_kernels([preset("log-5").kernel])
             win.set_params(PlaygroundParams(activation="relu", pool="max"))
+            live.set_fast_live(not histograms)
             live.start_pattern(width, height, fps)
             if not _wait(app, lambda: live.state == LIVE and live.frames_shown >= 3, 30.0):
                 raise RuntimeError(f"the synthetic source did not reach the screen (state {live.state}, "
@@ -75,6 +82,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
             recording["on"] = False
             dt = time.perf_counter() - t0
             s1 = src.stats()
+            histograms_shown = bool(live._histograms_shown())
             shown = live.frames_shown - shown0
             made = s1["frames"] - s0["frames"]
             dropped = (s1["dropped"] - s0["dropped"]) + (live.frames_superseded - superseded0)
@@ -95,6 +103,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
                 "frames_made": int(made),
                 "frames_shown": int(shown),
                 "compute_ms_median": statistics.median(compute_ms) if compute_ms else None,
+                "histograms_shown": histograms_shown,
                 "max_pending": int(win.worker.max_pending),
                 "buffer_max_depth": int(src.buffer.max_depth),
                 "threads_joined": bool(stopped_cleanly),

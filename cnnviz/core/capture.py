@@ -40,11 +40,9 @@ safe choice for a model whose forward takes different paths for different inputs
 
 from __future__ import annotations
 
-import math
 import re
-import weakref
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -196,15 +194,22 @@ def _prediction(out: Any) -> torch.Tensor | None:
     return None
 
 
-def _save_flags(module: nn.Module) -> list[tuple[nn.Module, bool]]:
-    return [(m, m.training) for m in module.modules()]
+def _enter_eval(module: nn.Module) -> list[nn.Module]:
+    """Put every submodule in eval mode; return those that were training.
+
+    Only modules that change are touched (``nn.Module.__setattr__`` costs microseconds and
+    this runs every frame), and :func:`_restore_flags` puts back exactly those: a user's
+    model may keep some parts (frozen batch norms) in eval while the rest trains.
+    """
+    changed = [m for m in module.modules() if m.training]
+    for m in changed:
+        m.training = False
+    return changed
 
 
-def _restore_flags(flags: list[tuple[nn.Module, bool]]) -> None:
-    # Per module, not module.train(flag): a user's model may keep some parts (frozen batch
-    # norms) in eval while the rest trains.
-    for m, flag in flags:
-        m.training = flag
+def _restore_flags(changed: list[nn.Module]) -> None:
+    for m in changed:
+        m.training = True
 
 
 _CHANNELS_RE = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
@@ -295,6 +300,11 @@ class _HookSet:
                 return None
             name = _call_name(self.counts, base)
             seen = self.seen
+            if isinstance(out, torch.Tensor):  # the common case, kept short: runs per module
+                if leaf or id(out) not in seen:
+                    seen[id(out)] = out
+                    self.on_output(name, mtype, params, out)
+                return None
             for item_name, t in _flatten_output(name, out):
                 if not leaf and id(t) in seen:
                     continue  # a container handing on a child's tensor: recorded already
@@ -334,7 +344,7 @@ class _EagerBackend:
         elif self.clone == "always" or name in self._current:
             self.records.append((name, mtype, params, t.detach().clone()))
         else:
-            self.records.append((name, mtype, params, t.detach()))
+            self.records.append((name, mtype, params, t.detach() if t.requires_grad else t))
 
     def forward(self, x: torch.Tensor) -> tuple[Any, list[tuple[str, str, int, torch.Tensor]]]:
         key = (tuple(x.shape), x.dtype, x.device.type)
@@ -345,9 +355,12 @@ class _EagerBackend:
         self._learning = learn
         try:
             if learn:
-                # No inference_mode here: inference tensors have no version counter.
+                # Not in inference mode (even if the caller is): inference tensors have no
+                # version counter to watch.
                 self._versions = {}
-                with torch.no_grad():
+                with torch.inference_mode(False), torch.no_grad():
+                    if x.is_inference():
+                        x = x.clone()
                     out = self.module(x)
                 self._needs_clone[key] = frozenset(
                     n for n, (t, v) in self._versions.items() if t._version != v)
@@ -634,10 +647,8 @@ class Recorder:
         runnable = self.runnable
         device, dtype = _model_device_dtype(runnable)
         x = _prepare_input(x, device, dtype, self.input_channels)
-        flags = _save_flags(runnable)
+        flags = _enter_eval(runnable)
         try:
-            for m, _ in flags:
-                m.training = False
             try:
                 out, records = self._backend.forward(x)
             except (torch.OutOfMemoryError, CnnvizError, _StopForward):
@@ -664,9 +675,14 @@ class Recorder:
         was = str(_model_device_dtype(self.runnable)[0])
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        self.runnable.to("cpu")
+        # float32 on the CPU: half precision is slow or unsupported there
+        self.runnable.to(device="cpu", dtype=torch.float32)
         if self.runnable is not self.module:
-            self.module.to("cpu")
+            self.module.to(device="cpu", dtype=torch.float32)
+        if not isinstance(self.model, nn.Module):  # a LoadedModel says where it is
+            for attr, value in (("device", "cpu"), ("dtype", "float32")):
+                if isinstance(getattr(self.model, attr, None), str):
+                    setattr(self.model, attr, value)
         x = x.to("cpu")
         try:
             result = self._run_once(x)

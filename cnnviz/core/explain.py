@@ -37,7 +37,7 @@ from cnnviz.core.capture import (
     _model_device_dtype,
     _prepare_input,
     _restore_flags,
-    _save_flags,
+    _enter_eval,
     _ScriptBackend,
     _StopForward,
     _unflatten,
@@ -154,9 +154,7 @@ class _Eval:
         self.module = module
 
     def __enter__(self):
-        self.flags = _save_flags(self.module)
-        for m, _ in self.flags:
-            m.training = False
+        self.flags = _enter_eval(self.module)
         self.inf = torch.inference_mode(False)
         self.grad = torch.enable_grad()
         self.inf.__enter__()
@@ -412,10 +410,8 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
         result[name] = _to_rf(g) if known else None
 
     hooks = _HookSet(runner.module, on_output, types=runner.types)
-    flags = _save_flags(runner.module)
+    flags = _enter_eval(runner.module)
     try:
-        for m, _ in flags:
-            m.training = False
         hooks.active = True
         with torch.no_grad(), tracker:
             runner.module(x)

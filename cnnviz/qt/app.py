@@ -217,7 +217,7 @@ def run_app(image: str | None = None, inspector: bool = False, argv: list[str] |
     if not inspector:
         return main(argv, image=image)
     app = create_app(argv)
-    from .inspector_window import InspectorWindow  # noqa: PLC0415 - only the inspector path loads models
+    from .inspector import InspectorWindow  # noqa: PLC0415 - only the inspector path loads models
 
     window = InspectorWindow()
     install_excepthook(getattr(window, "report_exception", None))

@@ -267,6 +267,8 @@ class LiveController(QObject):
         self._probing = False
         self.last_error: SourceError | None = None
         self.last_frame: Frame | None = None
+        self._fast_live = True
+        self._histograms_hidden_by_us = False
 
         # frame bookkeeping (GUI thread only)
         self._inflight: dict[int, Frame] = {}             # request id → frame
@@ -359,7 +361,47 @@ class LiveController(QObject):
 
     def _set_state(self, state: str) -> None:
         self._state = state
+        if state == LIVE:
+            self._apply_fast_live()
+        elif state != STARTING:
+            self._restore_histograms()
         self.stateChanged.emit()
+
+    # -- fast live view ------------------------------------------------------------------
+    @property
+    def fast_live(self) -> bool:
+        """Hide the output views' histograms while a source runs (default True).
+
+        Recomputing and repainting three histograms for every frame costs the GUI thread
+        more than everything else together (on a 2-core machine: ~20 instead of ~29 of 30
+        frames per second shown at 1280×720); at camera rate they only flicker anyway.
+        The Histograms box in the outputs shows the change, and the user's setting comes
+        back when the stream stops.
+        """
+        return self._fast_live
+
+    def set_fast_live(self, on: bool) -> None:
+        self._fast_live = bool(on)
+        if self._state == LIVE and self._fast_live:
+            self._apply_fast_live()
+        elif not self._fast_live:
+            self._restore_histograms()
+        self.stateChanged.emit()
+
+    def _histograms_shown(self) -> bool | None:
+        box = getattr(getattr(self.window, "outputs", None), "hist_box", None)
+        return None if box is None else bool(box.isChecked())
+
+    def _apply_fast_live(self) -> None:
+        if self._fast_live and self._histograms_shown():
+            self.window.outputs.set_histograms_visible(False)
+            self._histograms_hidden_by_us = True
+
+    def _restore_histograms(self) -> None:
+        if self._histograms_hidden_by_us:
+            self._histograms_hidden_by_us = False
+            if self._histograms_shown() is False:
+                self.window.outputs.set_histograms_visible(True)
 
     # ===================================================================================
     # choosing a source

@@ -51,7 +51,7 @@ class SourcePanel(QWidget):
     ``camera-refresh``, ``camera-resolution``, ``no-camera``, ``video-open``, ``video-file``,
     ``video-play``, ``video-seek``, ``video-position``, ``video-loop``, ``source-start``,
     ``source-stop``, ``source-freeze``, ``source-step``, ``source-mirror``, ``source-snapshot``,
-    ``source-state``, ``source-error``, ``source-error-text``, ``source-reconnect``,
+    ``source-fast``, ``source-state``, ``source-error``, ``source-error-text``, ``source-reconnect``,
     ``source-stats``.
     """
 
@@ -201,6 +201,13 @@ class SourcePanel(QWidget):
         row2.addStretch(1)
         row2.addWidget(self.snapshot_button)
         lay.addLayout(row2)
+        self.fast_box = QCheckBox("Fast live view (no histograms while live)")
+        self.fast_box.setObjectName("source-fast")
+        self.fast_box.setChecked(self.controller.fast_live)
+        self.fast_box.setToolTip("Hide the output histograms while a source runs: redrawing them for every "
+                                 "frame costs more than the convolution. They come back when it stops.")
+        self.fast_box.toggled.connect(self.controller.set_fast_live)
+        lay.addWidget(self.fast_box)
 
         # -- state, errors, numbers
         self.state_label = QLabel("")
@@ -255,7 +262,8 @@ class SourcePanel(QWidget):
                 self.controller.refresh_cameras()
         elif cams:
             self.start_selected()
-        else:
+        else:  # none last time: look again (and start one if it is there now)
+            self._start_after_probe = True
             self.controller.refresh_cameras()
 
     def choose_video(self) -> None:
@@ -409,13 +417,16 @@ class SourcePanel(QWidget):
             self.loop_box.setChecked(bool(getattr(src, "loop", True)))
         del with_blocked
 
-        startable = chosen != "still" and not running and not (chosen == "webcam" and cams == [] and not probing)
+        # Start also switches: with another kind chosen than the one running, it replaces it
+        startable = (chosen != "still" and (not running or chosen != kind)
+                     and not (chosen == "webcam" and cams == [] and not probing))
         self.start_button.setEnabled(startable)
         self.stop_button.setEnabled(running)
-        with_blocked = _blocked(self.freeze_button, self.mirror_box)
+        with_blocked = _blocked(self.freeze_button, self.mirror_box, self.fast_box)
         self.freeze_button.setEnabled(state == LIVE)
         self.freeze_button.setChecked(c.frozen)
         self.mirror_box.setChecked(c.mirror)
+        self.fast_box.setChecked(c.fast_live)
         del with_blocked
         self.step_button.setEnabled(state == LIVE and (c.frozen or c.paused))
         self.snapshot_button.setEnabled(c.last_frame is not None and state != STILL)

@@ -389,3 +389,15 @@ def test_layer_to_host_uint8_is_a_mosaic_of_all_channels():
     result = capture(model, example_input(model))
     img = layer_to_host_uint8(result.layer("conv1"), pad=1)
     assert img.dtype == np.uint8 and img.shape == (2 * 29 - 1, 3 * 29 - 1)  # 6 maps: 2 rows x 3
+
+
+def test_recorder_inside_a_callers_inference_mode():
+    model = prepare(TinyResNet())
+    with torch.inference_mode():
+        x = example_input(model) + 0  # an inference tensor
+        with Recorder(model) as rec:
+            results = [rec.run(x) for _ in range(2)]
+    ref = reference_capture(model, example_input(model))
+    for result in results:
+        for act, (name, want) in zip(result.layers, ref):
+            assert torch.allclose(act.tensor, want, atol=1e-5), name

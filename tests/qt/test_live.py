@@ -19,15 +19,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cnnviz.bench.gui import shield_pyside_refcount_bug
-
-shield_pyside_refcount_bug()  # PySide6 6.12 + Python 3.11 refcount bug: see the function
-
-from cnnviz.core.conv import prepare_input, run_pipeline  # noqa: E402
-from cnnviz.core.sources import CaptureSource, SyntheticSource  # noqa: E402
-from cnnviz.qt import main_window as mw  # noqa: E402
-from cnnviz.qt.live import install_live_sources, request_camera_permission  # noqa: E402
-from cnnviz.qt.main_window import MainWindow  # noqa: E402
+from cnnviz.core.conv import prepare_input, run_pipeline
+from cnnviz.core.sources import CaptureSource, SyntheticSource
+from cnnviz.qt import main_window as mw
+from cnnviz.qt.live import install_live_sources, request_camera_permission
+from cnnviz.qt.main_window import MainWindow
 
 N_FRAMES = 40
 VIDEO_FPS = 50.0
@@ -336,6 +332,23 @@ def test_status_bar_shows_live_numbers(qtbot, win):
         assert word in text
     live.stop()
     assert "stopped" in live.status_label.text()
+
+
+def test_fast_live_view_hides_histograms_only_while_live(qtbot, win):
+    live = win.live
+    box = win.outputs.hist_box
+    assert box.isChecked() and live.fast_live
+    live.set_source(SyntheticSource(160, 120, 30))
+    qtbot.waitUntil(lambda: live.state == "live", timeout=10_000)
+    assert not box.isChecked()  # the user sees it in the outputs' Histograms box
+    live.stop()
+    assert box.isChecked()  # and gets them back when the stream stops
+    live.panel.fast_box.setChecked(False)
+    assert not live.fast_live
+    live.start()
+    qtbot.waitUntil(lambda: live.state == "live", timeout=10_000)
+    assert box.isChecked()
+    live.stop()
 
 
 def test_camera_permission_is_a_no_op_off_macos(qtbot, win):

@@ -14,15 +14,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
-from cnnviz.bench.gui import shield_pyside_refcount_bug
-
-shield_pyside_refcount_bug()  # PySide6 6.12 + Python 3.11 refcount bug: see the function
-
-from cnnviz.core.sources import CameraInfo, CaptureSource, WebcamSource  # noqa: E402
-from cnnviz.qt import live as live_mod  # noqa: E402
-from cnnviz.qt.live import install_live_sources  # noqa: E402
-from cnnviz.qt.main_window import MainWindow  # noqa: E402
-from cnnviz.qt.source_panel import NO_CAMERA_TEXT  # noqa: E402
+from cnnviz.core.sources import CameraInfo, CaptureSource, WebcamSource
+from cnnviz.qt import live as live_mod
+from cnnviz.qt.live import install_live_sources
+from cnnviz.qt.main_window import MainWindow
+from cnnviz.qt.source_panel import NO_CAMERA_TEXT
 
 
 def live_threads() -> list[str]:
@@ -195,8 +191,16 @@ def test_video_controls_in_the_panel(qtbot, no_cams, tmp_path):
         writer.write(img)
     writer.release()
     panel = live.panel
+    panel.set_kind("pattern")
+    panel.start_button.click()
+    qtbot.waitUntil(lambda: live.state == "live", timeout=10_000)
+    pattern_thread = live.source.capture_thread
+    panel.set_kind("video")
+    panel.video_path = path
+    assert panel.start_button.isEnabled()  # Start switches from the running pattern to the video
     panel.loop_box.setChecked(False)
     panel.play_video(path)
+    assert not pattern_thread.is_alive()
     assert panel.selected_kind() == "video" and panel.video_box.isVisible()
     qtbot.waitUntil(lambda: live.state == "live" and live.frames_shown >= 1, timeout=10_000)
     assert panel.play_button.isEnabled() and panel.seek_slider.isEnabled()

@@ -15,8 +15,8 @@ import math
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import (QAbstractScrollArea, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractScrollArea, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy,
+                               QSlider, QSplitter, QVBoxLayout, QWidget)
 
 from cnnviz.qt.colors import format_sig, mute
 
@@ -157,6 +157,18 @@ class ActivationGrid(QAbstractScrollArea):
     @property
     def tile_px(self) -> int:
         return self._tile_px
+
+    def fit_tile_px(self, n: int, lo: int = 32, hi: int = 160, scroll_px: int = 48) -> int:
+        """The largest tile size at which ``n`` tiles fit the view without scrolling (at
+        least ``lo``); when they cannot, ``scroll_px`` (the grid then scrolls)."""
+        vw, vh = self.viewport().width(), self.viewport().height()
+        if vw < 50 or vh < 50 or n <= 0:
+            return 64
+        for px in range(hi, lo - 1, -2):
+            cols = max(1, (vw - self.GAP) // (px + self.GAP))
+            if math.ceil(n / cols) * (px + self.GAP) + self.GAP <= vh:
+                return px
+        return scroll_px
 
     def _cell(self) -> int:
         return self._tile_px + self.GAP
@@ -313,7 +325,7 @@ class ChannelDetail(QWidget):
         grid.setHorizontalSpacing(12)
         self.stat_labels: dict[str, QLabel] = {}
         for k, (key, text) in enumerate((("min", "min"), ("max", "max"), ("mean", "mean"), ("std", "std"),
-                                         ("zeros_pct", "zeros"), ("hover", "value"))):
+                                         ("zeros_pct", "zeros"), ("value", "clicked unit"))):
             name = QLabel(text)
             mute(name)
             val = QLabel("—")
@@ -333,6 +345,7 @@ class ChannelDetail(QWidget):
                      stats: ChannelStats | None, n_channels: int) -> None:
         """``tile`` is the coloured tile (h, w, 3) uint8; ``raw`` the float map."""
         self.view.set_array(tile)
+        self.view.set_marker(None)
         if raw is not None:
             h, w = raw.shape
             self.title.setText(f"<b>{layer}</b> — channel {channel} of {n_channels} ({h}×{w})")
@@ -349,7 +362,7 @@ class ChannelDetail(QWidget):
         for key in ("min", "max", "mean", "std"):
             self.stat_labels[key].setText(format_sig(row[key], 4))
         self.stat_labels["zeros_pct"].setText(f"{row['zeros_pct']:.1f} %")
-        self.stat_labels["hover"].setText("—")
+        self.stat_labels["value"].setText("click the map")
         if row["dead"]:
             self.flag.setText("⚠ dead channel: zero everywhere for this input (a ReLU that never fires)")
             self.flag.setStyleSheet(f"color: {_DEAD.name()}; font-weight: bold")
@@ -359,6 +372,10 @@ class ChannelDetail(QWidget):
         else:
             self.flag.setText("")
             self.flag.setStyleSheet("")
+
+    def show_value(self, y: int, x: int, value: float) -> None:
+        self.stat_labels["value"].setText(f"{format_sig(value, 4)} at ({y}, {x})")
+        self.view.set_marker((y, x))
 
     def keyPressEvent(self, event) -> None:  # noqa: N802
         if not _arrow_keys(event, self):
@@ -376,10 +393,12 @@ class ActivationPanel(QWidget):
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        bar = QHBoxLayout()
         self.caption = QLabel("")
         self.caption.setObjectName("grid-caption")
-        bar.addWidget(self.caption, 1)
+        # a long caption must not widen the window: it is cut, the tooltip has all of it
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        lay.addWidget(self.caption)
+        bar = QHBoxLayout()
         bar.addWidget(QLabel("Levels"))
         self.norm_box = QComboBox()
         self.norm_box.setObjectName("norm-box")
@@ -402,6 +421,7 @@ class ActivationPanel(QWidget):
         self.size_slider.setValue(64)
         self.size_slider.setFixedWidth(110)
         bar.addWidget(self.size_slider)
+        bar.addStretch(1)
         lay.addLayout(bar)
 
         self.split = QSplitter(Qt.Orientation.Horizontal)
@@ -413,6 +433,7 @@ class ActivationPanel(QWidget):
         self.split.addWidget(self.detail)
         self.split.setStretchFactor(0, 3)
         self.split.setStretchFactor(1, 2)
+        self.split.setSizes([600, 400])
         lay.addWidget(self.split, 1)
 
         self._layer = ""
@@ -425,7 +446,13 @@ class ActivationPanel(QWidget):
         self.detail.channelStep.connect(self._step)
         self.grid.layerStep.connect(self.layerStep)
         self.detail.layerStep.connect(self.layerStep)
-        self.detail.pixelClicked.connect(self.pixelClicked)
+        self.detail.pixelClicked.connect(self._on_detail_click)
+
+    def _on_detail_click(self, y: int, x: int) -> None:
+        maps, i = self.grid._maps, self.grid.selected
+        if maps is not None and i < len(maps):
+            self.detail.show_value(y, x, float(maps[i][y, x]))
+        self.pixelClicked.emit(y, x)
 
     def _step(self, d: int) -> None:
         n = self.grid.tile_count()
@@ -441,11 +468,7 @@ class ActivationPanel(QWidget):
         self._layer = name
         self._stats = stats
         if new_layer and maps is not None:
-            h, w = maps.shape[1:]
-            # a comfortable default size: small maps bigger, many channels smaller
-            px = 96 if h * w <= 64 and len(maps) <= 64 else (32 if h * w == 1 else 64)
-            if h * w > 1 and len(maps) > 256:
-                px = 48
+            px = self.grid.fit_tile_px(len(maps))
             self.size_slider.blockSignals(True)
             self.size_slider.setValue(px)
             self.size_slider.blockSignals(False)
@@ -458,6 +481,7 @@ class ActivationPanel(QWidget):
         if self.grid.levels is not None:
             lo, hi = self.grid.levels
             levels = f" · levels {format_sig(lo, 3)} … {format_sig(hi, 3)}"
+        self.caption.setToolTip(f"{name} ({type_}, {shape_text}): {n} tiles")
         self.caption.setText(f"<b>{name}</b> ({type_}, {shape_text}) — {n} tile{'s' if n != 1 else ''}"
                              + (f", <span style='color:{_DEAD.name()}'>{dead} dead</span>" if dead else "") + levels)
         self._refresh_detail()

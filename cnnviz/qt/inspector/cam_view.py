@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from cnnviz.core.render import lut
 from cnnviz.qt.colors import mute
 
 from .imaging import ImageView, blend_heatmap
@@ -55,14 +56,22 @@ class CamView(QWidget):
         self.caption.setObjectName("cam-caption")
         self.caption.setWordWrap(True)
         lay.addWidget(self.caption)
-        views = QHBoxLayout()
+        views = QGridLayout()
         self.input_view = ImageView(min_size=160)
         self.input_view.setObjectName("cam-input")
+        self.heat_view = ImageView(min_size=160)
+        self.heat_view.setObjectName("cam-heatmap")
         self.overlay_view = ImageView(min_size=160)
         self.overlay_view.setObjectName("cam-overlay")
         self.overlay_view.set_placeholder("Grad-CAM appears here")
-        views.addWidget(self.input_view, 1)
-        views.addWidget(self.overlay_view, 1)
+        for k, (title, v) in enumerate((("model input", self.input_view), ("heatmap (black 0 → yellow 1)", self.heat_view),
+                                        ("overlay", self.overlay_view))):
+            t = QLabel(title)
+            mute(t)
+            views.addWidget(t, 0, k)
+            views.addWidget(v, 1, k)
+            views.setColumnStretch(k, 1)
+        views.setRowStretch(1, 1)
         lay.addLayout(views, 1)
         note = QLabel("Grad-CAM (Selvaraju et al., 2017): the layer's channels weighted by how much the class "
                       "score rises with each, then ReLU — bright means evidence for the class. Bilinear-upsampled "
@@ -121,8 +130,13 @@ class CamView(QWidget):
         """The image shown: the input with the heatmap over it, (H, W, 3) uint8."""
         return self.overlay_view.array()
 
+    def heatmap_image(self) -> np.ndarray | None:
+        return self.heat_view.array()
+
     def _redraw(self) -> None:
         if self.cam is None or self._input is None or self.cam.heatmap.shape != self._input.shape[:2]:
             self.overlay_view.set_array(None)
+            self.heat_view.set_array(None)
             return
+        self.heat_view.set_array(lut("magma")[np.round(np.clip(self.cam.heatmap, 0, 1) * 255).astype(np.uint8)])
         self.overlay_view.set_array(blend_heatmap(self._input, self.cam.heatmap, self.alpha.value() / 100.0))

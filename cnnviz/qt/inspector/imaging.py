@@ -225,3 +225,36 @@ class ImageView(QWidget):
                 p.drawRect(QRectF(cx - half, cy - half, 2 * half, 2 * half))
         finally:
             p.end()
+
+
+def split_tiles(image: np.ndarray, rows: int, cols: int, tile_hw: tuple[int, int], pad: int, n: int) -> np.ndarray:
+    """The ``n`` tiles of a core mosaic (row-major, ``pad`` pixels apart) as ``(n, th, tw[, 3])``."""
+    th, tw = tile_hw
+    out = []
+    for i in range(n):
+        r, c = divmod(i, cols)
+        y, x = r * (th + pad), c * (tw + pad)
+        out.append(image[y:y + th, x:x + tw])
+    return np.stack(out) if out else np.zeros((0, th, tw) + image.shape[2:], image.dtype)
+
+
+def compose_tiles(tiles: np.ndarray, cols: int, scale: int = 1, gap: int = 3, background: int = 110) -> np.ndarray:
+    """RGB tiles ``(n, th, tw, 3)`` → one image, each tile enlarged ``scale`` times (nearest)
+    and ``gap`` neutral-grey pixels apart, so tile borders never look like data."""
+    n, th, tw = tiles.shape[:3]
+    cols = max(1, min(int(cols), n)) if n else 1
+    rows = -(-n // cols) if n else 0
+    s = max(1, int(scale))
+    h, w = th * s, tw * s
+    out = np.full((max(1, rows * (h + gap) - gap), max(1, cols * (w + gap) - gap), 3), background, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        big = np.repeat(np.repeat(tiles[i], s, axis=0), s, axis=1)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = big
+    return out
+
+
+def gray_levels_to_rgb(u8: np.ndarray, signed: bool, cmap: str = "auto") -> np.ndarray:
+    """The core's grey levels (for signed maps 128 means 0) through a colormap."""
+    name = cmap if cmap != "auto" else ("diverging" if signed else "gray")
+    return lut(name)[np.asarray(u8, dtype=np.uint8)]

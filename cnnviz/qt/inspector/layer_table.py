@@ -19,7 +19,7 @@ from .model_worker import LayerInfo
 
 __all__ = ["LayerTable", "PyramidChart", "COLUMNS"]
 
-COLUMNS = ("#", "name", "type", "output shape", "params", "receptive field")
+COLUMNS = ("#", "name", "type", "output shape", "params", "RF")
 
 _SPATIAL = QColor(66, 133, 196)
 _CHANNELS = QColor(230, 140, 30)
@@ -57,7 +57,8 @@ class PyramidChart(QWidget):
         return QSize(360, 160)
 
     def set_layers(self, layers: Sequence[LayerInfo]) -> None:
-        self._layers = list(layers)
+        """Layers with a spatial map (the feature-map pyramid); vectors are left out."""
+        self._layers = [li for li in layers if li.spatial]
         self.update()
 
     def set_selected(self, name: str | None) -> None:
@@ -90,7 +91,7 @@ class PyramidChart(QWidget):
             p.setFont(font)
             if not self._layers:
                 p.setPen(pal.color(pal.ColorRole.PlaceholderText))
-                p.drawText(self.rect(), int(Qt.AlignmentFlag.AlignCenter), "no model")
+                p.drawText(self.rect(), int(Qt.AlignmentFlag.AlignCenter), "no layers with spatial maps")
                 return
             r = self._plot_rect()
             vals = [_spatial_and_channels(li) for li in self._layers]
@@ -137,7 +138,7 @@ class PyramidChart(QWidget):
             p.drawText(QRectF(r.left(), 2, r.width() + 40, 14), int(Qt.AlignmentFlag.AlignRight), "channels ━")
             p.setPen(text)
             p.drawText(QRectF(r.left(), r.bottom() + 2, r.width(), 14), int(Qt.AlignmentFlag.AlignCenter),
-                       f"{n} layers in execution order (log scales)")
+                       f"{n} layers with spatial maps, in execution order (log scales)")
         finally:
             p.end()
 
@@ -159,6 +160,11 @@ class LayerTable(QWidget):
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("layer-table")
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        tips = ("execution order", "qualified module name", "module class", "output shape without the batch "
+                "dimension (C×H×W)", "parameters the module owns", "theoretical receptive field: the input pixels "
+                "one unit can see (from kernels, strides, padding)")
+        for col, tip in enumerate(tips):
+            self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -166,7 +172,10 @@ class LayerTable(QWidget):
         self.table.setAlternatingRowColors(True)
         hdr = self.table.horizontalHeader()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hdr.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        hdr.setStretchLastSection(True)
+        hdr.setMaximumSectionSize(170)  # very long names are elided in the middle (tooltip: all)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.table.setToolTip("receptive field: the input pixels one unit of the layer can see (from the "
                               "layers' kernels, strides and padding); 'whole input' after global pooling or "
                               "a linear layer")
@@ -199,8 +208,10 @@ class LayerTable(QWidget):
                 cells = (str(li.index), li.name, li.type, li.shape_text, _fmt_int(li.params), li.rf_text)
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
+                    if col == 1:
+                        item.setToolTip(text)
                     if col in (0, 4):
-                        item.setTextAlignment(int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter))
+                        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if col == 5 and li.rf_size is not None and li.rf_jump is not None:
                         item.setToolTip(f"{li.rf_size[0]}×{li.rf_size[1]} input pixels; neighbouring units are "
                                         f"{li.rf_jump[0]}×{li.rf_jump[1]} pixels apart")

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import math
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -178,7 +178,7 @@ def _count_params(module: Any) -> int:
 def run_load(req: LoadRequest) -> LoadOutcome:
     """Load ``req`` (runs on the loader thread). Raises the core's errors unchanged."""
     t0 = time.perf_counter()
-    if req.on_stage is not None:
+    if req.on_stage is not None and "torch" not in sys.modules:
         req.on_stage("Loading PyTorch…")
     import torch  # noqa: F401 - the slow import, here and not on the GUI thread
 
@@ -267,6 +267,7 @@ class LayerInfo:
     rf_size: tuple[int, int] | None = None
     rf_jump: tuple[int, int] | None = None
     rf_start: tuple[float, float] | None = None
+    rf_known: bool = True  # False: the geometry could not be analysed (TorchScript, an error)
 
     @property
     def spatial(self) -> bool:
@@ -292,7 +293,11 @@ class LayerInfo:
     @property
     def rf_text(self) -> str:
         if self.rf_size is None:
-            return "whole input" if not self.spatial or self.index > 0 else "—"
+            if not self.rf_known:
+                return "—"
+            if not self.spatial or self.shape[1] * self.shape[2] == 1:
+                return "whole input"
+            return "not local"  # after resampling, a transposed conv, a global gate
         h, w = self.rf_size
         return f"{h}×{w}" if h != w else f"{h}"
 
@@ -333,9 +338,11 @@ class OverviewRow:
     name: str
     type: str
     shape: tuple[int, ...]
-    image: np.ndarray  # uint8 (h, w): one row of tiles
+    image: np.ndarray  # uint8 (h, w): one row of tiles (the core's grey levels, 128 = 0 when signed)
     channels: list[int]
     signed: bool
+    tile_hw: tuple[int, int] = (0, 0)
+    pad: int = 1
 
 
 @dataclass
@@ -347,6 +354,7 @@ class WeightsData:
     rows: int
     cols: int
     tile_hw: tuple[int, int]
+    pad: int
     hist_counts: np.ndarray
     hist_edges: np.ndarray
     first: bool  # the model's first conv layer
@@ -599,7 +607,10 @@ class InspectEngine:
         message = None
         if not reused:
             t0 = time.perf_counter()
-            x = pre.apply(req.pixels)
+            pixels = req.pixels
+            if pixels.dtype != np.uint8 and not pixels.flags.writeable:
+                pixels = pixels.copy()  # torch.from_numpy warns about read-only arrays
+            x = pre.apply(pixels)
             timings["preprocess"] = (time.perf_counter() - t0) * 1e3
             if self._recorder is None:
                 self._recorder = Recorder(self._model)
@@ -716,6 +727,7 @@ class InspectEngine:
     # -- parts ------------------------------------------------------------------------------
     def _layer_infos(self, cap, x) -> list[LayerInfo]:
         rfs = self._receptive_fields(x)
+        known = bool(rfs) and any(v is not None for v in rfs.values())
         out = []
         for a in cap.layers:
             rf = rfs.get(a.name)
@@ -725,6 +737,7 @@ class InspectEngine:
                 rf_size=tuple(int(v) for v in rf.size) if rf is not None else None,
                 rf_jump=tuple(int(v) for v in rf.jump) if rf is not None else None,
                 rf_start=tuple(float(v) for v in rf.start) if rf is not None else None,
+                rf_known=known,
             ))
         return out
 
@@ -751,7 +764,7 @@ class InspectEngine:
             else:
                 m = overview_strip(maps, n=n)
             rows.append(OverviewRow(a.name, a.type, tuple(int(v) for v in a.shape), m.image, m.channels,
-                                    m.signed))
+                                    m.signed, tuple(int(v) for v in m.tile_hw), int(m.pad)))
         return rows
 
     def _modules(self) -> Any:
@@ -787,11 +800,12 @@ class InspectEngine:
             first = name == conv_layers[0]
             color = first and w.shape[1] == 3
             m = conv_weights_image(w, color=color)
-            counts, edges = histogram(w, bins=64)
+            bins = int(np.clip(np.sqrt(w.numel()), 10, 64))
+            counts, edges = histogram(w, bins=bins)
             self._weights_cache[name] = WeightsData(
                 layer=name, shape=tuple(int(v) for v in w.shape), image=m.image, color=color,
-                rows=m.rows, cols=m.cols, tile_hw=m.tile_hw, hist_counts=counts, hist_edges=edges,
-                first=first)
+                rows=m.rows, cols=m.cols, tile_hw=tuple(int(v) for v in m.tile_hw), pad=int(m.pad),
+                hist_counts=counts, hist_edges=edges, first=first)
         return self._weights_cache[name]
 
     def _cam(self, req: InspectRequest, x, default: str | None, labels) -> CamData:
@@ -876,7 +890,3 @@ def _display_input(x, pre) -> np.ndarray:
         img = np.repeat(arr[:1], 3, axis=0)
     img = np.clip(np.nan_to_num(img.transpose(1, 2, 0), nan=0.0), 0.0, 1.0)
     return np.ascontiguousarray(np.round(img * 255.0).astype(np.uint8))
-
-
-def finite_or(value: float, default: float = 0.0) -> float:
-    return value if math.isfinite(value) else default

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QScrollArea, QWidget
 
-from .imaging import colorize_maps, to_qimage
+from .imaging import compose_tiles, gray_levels_to_rgb, split_tiles, to_qimage
 from .model_worker import OverviewRow
 
 __all__ = ["OverviewView"]
@@ -33,12 +32,11 @@ class _Rows(QWidget):
         self.rows = list(rows)
         self.images = []
         for r in self.rows:
-            img = r.image
-            if img.ndim == 2:
-                # the core's grey levels (128 = 0 when signed) through the shared colormaps
-                maps = img[None].astype(np.float32) - (127.5 if r.signed else 0.0)
-                rgb, _, _ = colorize_maps(maps, "layer", self.cmap, signed=r.signed)
-                img = rgb[0]
+            img = gray_levels_to_rgb(r.image, r.signed, self.cmap) if r.image.ndim == 2 else r.image
+            th, tw = r.tile_hw
+            if th and tw and len(r.channels) > 1:
+                tiles = split_tiles(img, 1, len(r.channels), (th, tw), r.pad, len(r.channels))
+                img = compose_tiles(tiles, len(r.channels), scale=max(1, round(56 / th)), gap=3)
             self.images.append(to_qimage(img))
         self.setMinimumHeight(len(self.rows) * self.ROW_H + 4)
         self.updateGeometry()

@@ -73,12 +73,20 @@ class TrustDialog(QDialog):
         self.trust_button = buttons.addButton("Trust and load", QDialogButtonBox.ButtonRole.AcceptRole)
         self.trust_button.setObjectName("trust-accept")
         self.cancel_button = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        # Enter must never mean "run this code": Cancel is the default and has the focus
+        self.trust_button.setAutoDefault(False)
+        self.trust_button.setDefault(False)
+        self.cancel_button.setAutoDefault(True)
         self.cancel_button.setDefault(True)
-        self.cancel_button.setFocus()
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         lay.addWidget(buttons)
         self.resize(620, 380)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.cancel_button.setDefault(True)
+        self.cancel_button.setFocus()
 
     @property
     def remember(self) -> bool:

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLa
 
 from cnnviz.qt.colors import format_sig, mute
 
-from .imaging import ImageView, colorize_maps
+from .imaging import ImageView, compose_tiles, gray_levels_to_rgb, split_tiles
 from .model_worker import WeightsData
 
 __all__ = ["HistogramWidget", "WeightsView"]
@@ -151,12 +151,14 @@ class WeightsView(QWidget):
             self.weight_hist.set_data(None, None)
             self.info.setText("")
             return
-        img = data.image
-        if img.ndim == 2:
-            # the core renders signed weights with 128 = 0; show them on the diverging map
-            rgb, _, _ = colorize_maps(img[None].astype(np.float32) - 127.5, "layer", "diverging", signed=True)
-            img = rgb[0]
-        self.kernels.set_array(img)
+        # the core renders signed weights with grey 128 = 0: the diverging map puts white there
+        img = gray_levels_to_rgb(data.image, True, "diverging") if data.image.ndim == 2 else data.image
+        o = data.shape[0]
+        tiles = split_tiles(img, data.rows, data.cols, data.tile_hw, data.pad, o)
+        scale = max(1, 48 // max(data.tile_hw))
+        # colour kernels are grey at 0, so their gaps are dark; diverging ones are white at 0
+        self.kernels.set_array(compose_tiles(tiles, data.cols, scale=scale, gap=max(3, scale // 3),
+                                             background=25 if data.color else 110))
         o, i, kh, kw = data.shape
         how = ("in colour (R, G, B input channels)" if data.color
                else ("one input channel" if i == 1 else f"mean over its {i} input channels"))

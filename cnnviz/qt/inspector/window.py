@@ -70,6 +70,8 @@ def _as_input_pixels(pixels: np.ndarray) -> np.ndarray:
         a = a[..., 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
         raise ValueError(f"expected an HxW or HxWx3 image, got shape {a.shape}")
+    if a.dtype == np.uint8 and not a.flags.writeable:
+        return a  # a source's frame: owned by the frame and read-only already
     if a.dtype == np.uint8:
         out = np.array(a, copy=True)
     else:
@@ -214,7 +216,10 @@ class InspectorWindow(QMainWindow):
         for w in self._startup_warnings:
             self.show_message(w, error=True)
 
-        if load_demo:
+        if not load_demo:
+            self.predictions.set_predictions([], "No model yet: Model ▸ Open model…")
+            self._set_pixels(self.canvas.pixels(), "drawing canvas")
+        else:
             self.canvas_panel.load_sample()  # the sample digit as the first input
             if self._pixels is None:
                 self._set_pixels(self.canvas.pixels(), "drawing canvas")
@@ -275,7 +280,7 @@ class InspectorWindow(QMainWindow):
         self.dock_model = self._dock("Model", "model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.dock_layers, self.dock_model)
         self.dock_layers.raise_()
-        self.resizeDocks([self.dock_input, self.dock_layers], [300, 430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_input, self.dock_layers], [270, 560], Qt.Orientation.Horizontal)
 
         self._build_actions()
         self._build_statusbar()
@@ -283,7 +288,7 @@ class InspectorWindow(QMainWindow):
         self.canvas.imageChanged.connect(self._on_canvas)
         self.activations.channelSelected.connect(self.select_channel)
         self.activations.layerStep.connect(self.step_layer)
-        self.activations.pixelClicked.connect(self._on_unit_clicked)
+        self.activations.pixelClicked.connect(self._on_detail_clicked)
         self.layer_table.layerSelected.connect(self.select_layer)
         self.overview.layerSelected.connect(self._on_overview_layer)
         self.weights_view.weightsLayerChanged.connect(self._on_weights_layer)
@@ -481,6 +486,15 @@ class InspectorWindow(QMainWindow):
         per-channel stats, predictions, and whatever views were open."""
         return self._result
 
+    def current_input(self) -> np.ndarray | None:
+        """The input picture the model runs on (read-only; before preprocessing)."""
+        return self._pixels
+
+    def current_model(self) -> Any:
+        """The loaded :class:`~cnnviz.core.models.LoadedModel` (for reading only: the model
+        runs on the inference thread), or None."""
+        return self._model
+
     def selected_layer(self) -> str | None:
         return self._layer
 
@@ -549,11 +563,12 @@ class InspectorWindow(QMainWindow):
         if self._current_load is not None:
             self._current_load.cancel.set()  # a new choice wins over a running download
         self._current_load = req
+        first = "Loading PyTorch…" if "torch" not in sys.modules else f"Loading {req.spec}…"  # before the thread imports it
         rid = self.loader.submit(req)
         self._load_reqs[rid] = req
-        self._set_loading_ui(True, "Loading PyTorch…" if "torch" not in sys.modules else f"Loading {req.spec}…")
+        self._set_loading_ui(True, first)
         if self._model is None:
-            self.predictions.set_predictions([], "Loading PyTorch…" if "torch" not in sys.modules else "Loading…")
+            self.predictions.set_predictions([], first)
         return rid
 
     def cancel_load(self) -> None:
@@ -853,7 +868,8 @@ class InspectorWindow(QMainWindow):
             self._poll_source()
 
     def _on_source_error(self, err: Any) -> None:
-        self.show_error(err, "The live source stopped") if isinstance(err, BaseException) else None
+        if isinstance(err, BaseException) and not self._closing:
+            self.show_error(err, "The live source stopped")
 
     def _on_source_stopped(self, reason: str) -> None:
         if self._source is not None and not self._closing:
@@ -898,11 +914,12 @@ class InspectorWindow(QMainWindow):
         if res.message:
             self.show_message(res.message, error=True)
         self._sync_device(res)
+        new_layer = prev is None or prev.layer != res.layer or prev.token != res.token
         self.layer_table.set_layers(res.layers)
         self._layer = res.layer
-        self.layer_table.select(res.layer)
+        if new_layer:  # not on every live frame: the user may be scrolling the table
+            self.layer_table.select(res.layer)
         info = res.layer_info()
-        new_layer = prev is None or prev.layer != res.layer or prev.token != res.token
         n = 0 if res.activation is None else int(res.activation.shape[0])
         if self._channel >= n:
             self._channel = 0
@@ -912,8 +929,12 @@ class InspectorWindow(QMainWindow):
         note = res.errors.get("predictions", "the model's output has no class scores")
         self.predictions.set_predictions(res.predictions, note)
         if res.overview is not None:
+            fresh = prev is None or prev.overview is None or new_layer
             self.overview.set_rows(res.overview)
-            self.overview.set_selected(res.layer)
+            if fresh:
+                self.overview.set_selected(res.layer)
+            else:
+                self.overview.rows_widget.selected = res.layer
         if "weights" in self._views():
             current = res.weights.layer if res.weights is not None else None
             self.weights_view.set_conv_layers(res.conv_layers, current)
@@ -1032,6 +1053,13 @@ class InspectorWindow(QMainWindow):
         else:
             self._request()
         self._refresh_rf_map()
+
+    def _on_detail_clicked(self, y: int, x: int) -> None:
+        """A unit clicked in the large channel view: remembered for the receptive-field tab."""
+        info = self._result.layer_info() if self._result is not None else None
+        if info is not None and info.spatial:
+            self._rf_unit = (int(y), int(x))
+            self._refresh_rf_map()
 
     def _on_device(self, text: str) -> None:
         if not text:
@@ -1175,6 +1203,7 @@ class InspectorWindow(QMainWindow):
             self.engine.close()  # hooks off the model; the inference thread has ended
         if self._error_box is not None:
             self._error_box.close()
+        self.statusBar().clearMessage()  # stops the status bar's message timer
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.shutdown()

@@ -1,0 +1,138 @@
+"""Rendering layers, weights and histograms: the pixels the inspector shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cnnviz.core.mosaic import (
+    as_maps,
+    conv_weights_image,
+    grid_shape,
+    histogram,
+    mosaic,
+    normalize_uint8,
+    overview_strip,
+    representative_channels,
+)
+
+
+def tile(m, c):
+    """The pixels of channel ``c``'s tile in a Mosaic."""
+    th, tw = m.tile_hw
+    i = m.channels.index(c)
+    r, k = divmod(i, m.cols)
+    y, x = r * (th + m.pad), k * (tw + m.pad)
+    return m.image[y:y + th, x:x + tw]
+
+
+def test_per_channel_levels_stretch_every_channel():
+    act = torch.stack([torch.linspace(0, 1, 12).reshape(3, 4), torch.linspace(0, 100, 12).reshape(3, 4) + 50])
+    m = mosaic(act, mode="channel", pad=2)
+    assert m.image.shape == (3, 4 + 2 + 4) and (m.rows, m.cols) == (1, 2)
+    for c in range(2):
+        t = tile(m, c)
+        assert t.min() == 0 and t.max() == 255
+        a = act[c].numpy()
+        expected = np.round((a - a.min()) / (a.max() - a.min()) * 255)
+        assert np.abs(t.astype(int) - expected).max() <= 1
+    assert (m.image[:, 4:6] == 0).all()  # padding
+
+
+def test_per_layer_levels_compare_channels():
+    act = torch.stack([torch.full((2, 2), 1.0), torch.full((2, 2), 3.0), torch.full((2, 2), 5.0)])
+    m = mosaic(act, mode="layer", pad=0, cols=3)
+    assert [int(tile(m, c)[0, 0]) for c in range(3)] == [0, 128, 255]
+    assert m.levels == (1.0, 5.0)
+
+
+def test_signed_maps_are_symmetric_around_128():
+    act = torch.tensor([[[-2.0, 0.0, 1.0]]])
+    m = mosaic(act, pad=0)
+    assert m.signed and m.image.tolist() == [[0, 128, 191]]  # 127.5 + 127.5 * v / 2, rounded
+    m = mosaic(torch.tensor([[[0.0, 1.0, 2.0]]]), pad=0)
+    assert not m.signed and m.image.tolist() == [[0, 128, 255]]
+
+
+def test_constant_and_non_finite_channels_do_not_break():
+    act = torch.zeros(2, 3, 3)
+    act[1, 0, 0] = float("nan")
+    act[1, 1, 1] = float("inf")
+    act[1, 2, 2] = 4.0
+    m = mosaic(act, pad=0, cols=2)
+    assert (tile(m, 0) == 0).all()
+    t = tile(m, 1)
+    assert t[2, 2] == 255 and t[0, 0] == 0 and t[1, 1] == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(c=st.integers(1, 20), h=st.integers(1, 9), w=st.integers(1, 9), pad=st.integers(0, 3),
+       seed=st.integers(0, 10_000), mode=st.sampled_from(["channel", "layer"]))
+def test_mosaic_tiles_hold_each_channel(c, h, w, pad, seed, mode):
+    act = torch.randn(c, h, w, generator=torch.Generator().manual_seed(seed))
+    m = mosaic(act, mode=mode, pad=pad)
+    assert m.rows * m.cols >= c > (m.rows - 1) * m.cols
+    assert m.image.shape == (m.rows * (h + pad) - pad, m.cols * (w + pad) - pad)
+    u8, _, _ = normalize_uint8(act, mode)
+    for ch in range(c):
+        assert np.array_equal(tile(m, ch), u8[ch].numpy())
+        # the tile_at lookup finds the channel from any of its pixels
+        r, k = divmod(ch, m.cols)
+        assert m.tile_at(r * (h + pad) + h - 1, k * (w + pad)) == ch
+
+
+def test_vectors_and_other_shapes():
+    v = torch.arange(10.0)
+    maps = as_maps(v)
+    assert maps.shape == (1, 3, 4) and torch.isnan(maps[0, 2, 2:]).all()
+    m = mosaic(v)
+    assert m.image.shape == (3, 4) and m.image[0, 0] == 0 and m.image[2, 1] == 255
+    assert mosaic(torch.rand(5, 7)).image.shape == (5, 7)
+    assert as_maps(torch.rand(2, 3, 4, 5)).shape == (6, 4, 5)
+
+
+def test_overview_strip_shows_the_most_active_channels():
+    act = torch.zeros(6, 4, 4)
+    for c, v in enumerate([0.1, 5, 0.2, 3, 9, 0.0]):
+        act[c] = v * torch.rand(4, 4, generator=torch.Generator().manual_seed(c))
+    assert representative_channels(act, 3) == [4, 1, 3]
+    m = overview_strip(act, 3, pad=1)
+    assert m.channels == [4, 1, 3] and (m.rows, m.cols) == (1, 3) and m.image.shape == (4, 14)
+
+
+def test_first_layer_weights_in_colour_others_in_grey():
+    w = torch.zeros(4, 3, 2, 2)
+    w[0, 0] = 1.0   # pure red filter
+    w[1, 2] = -1.0  # negative blue
+    m = conv_weights_image(w, pad=1, cols=4)
+    assert m.image.shape == (2, 4 * 3 - 1, 3) and m.signed
+    red = m.image[:2, :2]
+    assert (red[..., 0] == 255).all() and (red[..., 1] == 128).all() and (red[..., 2] == 128).all()
+    blue = m.image[:2, 3:5]
+    assert (blue[..., 2] == 0).all() and (blue[..., 0] == 128).all()
+    g = conv_weights_image(torch.randn(8, 16, 3, 3))
+    assert g.image.ndim == 2 and len(g.channels) == 8
+    g1 = conv_weights_image(torch.randn(8, 16, 3, 3), in_channel=5)
+    assert g1.image.shape == g.image.shape
+    with pytest.raises(ValueError):
+        conv_weights_image(torch.randn(8, 16))
+
+
+def test_histogram_counts_and_edges():
+    vals = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0, float("nan")])
+    counts, edges = histogram(vals, bins=2)
+    assert counts.tolist() == [2, 3] and np.allclose(edges, [0, 0.5, 1])
+    counts, edges = histogram(torch.ones(5), bins=4)
+    assert counts.sum() == 5 and edges[0] < 1 < edges[-1]
+    ref_counts, _ = np.histogram(np.linspace(-3, 3, 1001), bins=10, range=(-3, 3))
+    counts, _ = histogram(torch.linspace(-3, 3, 1001), bins=10)
+    assert np.abs(counts - ref_counts).max() <= 1
+
+
+def test_grid_is_wide_rather_than_tall():
+    assert grid_shape(6) == (2, 3)
+    assert grid_shape(64) == (8, 8)
+    assert grid_shape(10, cols=4) == (3, 4)
