@@ -7,11 +7,16 @@ view exists.
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
+import os
 import sys
+import threading
 import traceback
+from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -143,10 +148,122 @@ def apply_theme(theme: str, app: QApplication | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# Exceptions raised inside slots
+# Faults: exceptions raised inside slots and threads, and the rotating log file
 # ---------------------------------------------------------------------------------------
+#: Environment variable naming the folder for ``cnnviz.log`` (tests point it at a temp dir).
+ENV_LOG_DIR = "CNNVIZ_LOG_DIR"
+LOG_FILENAME = "cnnviz.log"
+LOG_MAX_BYTES = 1_000_000
+LOG_BACKUPS = 3
+
+log = logging.getLogger("cnnviz")
+
 _sink: Callable[[str, str], None] | None = None
 _previous_hook = None
+_previous_thread_hook = None
+_dispatcher: "_FaultDispatcher | None" = None
+_log_handler: logging.handlers.RotatingFileHandler | None = None
+_crash_file = None
+
+
+def log_dir() -> Path:
+    """Where the log file goes: ``$CNNVIZ_LOG_DIR``, else ``$CNNVIZ_CONFIG_DIR/logs``, else the
+    platform's per-user log directory (``platformdirs.user_log_dir``)."""
+    env = os.environ.get(ENV_LOG_DIR)
+    if env:
+        return Path(env)
+    cfg = os.environ.get("CNNVIZ_CONFIG_DIR")
+    if cfg:
+        return Path(cfg) / "logs"
+    import platformdirs  # noqa: PLC0415 - only needed here
+
+    return Path(platformdirs.user_log_dir("cnnviz", "cnnviz"))
+
+
+def log_path() -> Path | None:
+    """The log file in use (None before :func:`setup_logging` or when it could not be opened)."""
+    return Path(_log_handler.baseFilename) if _log_handler is not None else None
+
+
+def setup_logging(directory: str | os.PathLike[str] | None = None) -> Path | None:
+    """Send the ``cnnviz`` loggers to a rotating file (1 MB × 3 backups); returns its path.
+
+    Idempotent. A folder that cannot be created only costs the log file (a warning on
+    stderr): the window must open anyway. Hard crashes (a segfault in a native library)
+    are written next to it by :mod:`faulthandler`.
+    """
+    global _log_handler, _crash_file
+    folder = Path(directory) if directory is not None else log_dir()
+    path = folder / LOG_FILENAME
+    if _log_handler is not None:
+        if Path(_log_handler.baseFilename) == path.resolve():
+            return path
+        teardown_logging()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS,
+                                                       encoding="utf-8", delay=True)
+    except OSError as exc:
+        print(f"cnnviz: warning: cannot write the log file in {folder} ({exc.strerror or exc}); "
+              f"set {ENV_LOG_DIR} to a writable folder", file=sys.stderr)
+        return None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
+    _log_handler = handler
+    try:
+        import faulthandler  # noqa: PLC0415
+
+        _crash_file = open(folder / "crash.log", "a", encoding="utf-8")  # noqa: SIM115 - lives with the app
+        faulthandler.enable(_crash_file)
+    except (OSError, RuntimeError, ValueError):
+        _crash_file = None
+    return path
+
+
+def teardown_logging() -> None:
+    """Detach and close the log file handler (tests; the app keeps it to the end)."""
+    global _log_handler, _crash_file
+    if _log_handler is not None:
+        log.removeHandler(_log_handler)
+        _log_handler.close()
+        _log_handler = None
+    if _crash_file is not None:
+        try:
+            import faulthandler  # noqa: PLC0415
+
+            faulthandler.disable()
+            _crash_file.close()
+        except (OSError, ValueError):
+            pass
+        _crash_file = None
+
+
+class _FaultDispatcher(QObject):
+    """Carries (summary, details) from any thread to the sink on the GUI thread.
+
+    Qt calls ``sys.excepthook`` from inside the failing slot, and ``threading.excepthook``
+    runs on the dying thread: a queued signal of an object that lives on the GUI thread
+    reports once the event loop is back, whichever thread raised.
+    """
+
+    fault = Signal(str, str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fault.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+
+    @Slot(str, str)
+    def _deliver(self, summary: str, details: str) -> None:
+        sink = _sink
+        if sink is None:
+            return
+        try:
+            sink(summary, details)
+        except Exception:  # noqa: BLE001 - the reporter itself must never raise into Qt
+            log.exception("the error reporter failed")
 
 
 def set_exception_sink(sink: Callable[[str, str], None] | None) -> None:
@@ -155,8 +272,28 @@ def set_exception_sink(sink: Callable[[str, str], None] | None) -> None:
     _sink = sink
 
 
+def exception_summary(exc_type: type[BaseException], exc: BaseException | None) -> str:
+    """One line for the user: a CnnvizError's own message, else ``Type: message``."""
+    if exc is not None and hasattr(exc, "cause"):
+        return str(exc)
+    text = str(exc) if exc is not None else ""
+    return f"{exc_type.__name__}: {text}" if text else exc_type.__name__
+
+
+def report_fault(summary: str, details: str, *, logged: bool = False) -> None:
+    """Log a fault (unless ``logged``) and show it to the user from any thread."""
+    if not logged:
+        log.error("%s\n%s", summary, details.rstrip())
+    d = _dispatcher
+    if d is not None and _sink is not None:
+        try:
+            d.fault.emit(summary, details)
+        except RuntimeError:  # the dispatcher was deleted with the application
+            pass
+
+
 def _hook(exc_type, exc, tb) -> None:
-    # Keep the terminal trace for developers, then tell the user in the window.
+    # Keep the terminal trace for developers, log it, then tell the user in the window.
     if _previous_hook is not None:
         try:
             _previous_hook(exc_type, exc, tb)
@@ -167,44 +304,74 @@ def _hook(exc_type, exc, tb) -> None:
         if app is not None:
             app.quit()
         return
-    sink = _sink
-    if sink is None:
-        return
-    summary = f"{exc_type.__name__}: {exc}" if not hasattr(exc, "cause") else str(exc)
+    summary = exception_summary(exc_type, exc)
     details = "".join(traceback.format_exception(exc_type, exc, tb))
-    # Qt calls the hook from inside the failing slot; report once the event loop is back.
-    QTimer.singleShot(0, lambda: sink(summary, details))
+    log.error("Unhandled exception: %s\n%s", summary, details.rstrip())
+    report_fault(summary, details, logged=True)
+
+
+def _thread_hook(args) -> None:
+    # threading.excepthook: a Python thread (a capture or helper thread) died of an exception.
+    if args.exc_type is SystemExit:
+        return
+    if _previous_thread_hook is not None:
+        try:
+            _previous_thread_hook(args)
+        except Exception:  # noqa: BLE001
+            pass
+    name = args.thread.name if args.thread is not None else "a background thread"
+    summary = f"in thread '{name}': {exception_summary(args.exc_type, args.exc_value)}"
+    details = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    log.error("Unhandled exception %s\n%s", summary, details.rstrip())
+    report_fault(summary, details, logged=True)
 
 
 def install_excepthook(sink: Callable[[str, str], None] | None = None) -> None:
-    """Show exceptions raised in slots to the user instead of losing them on stderr.
+    """Show exceptions raised in slots and Python threads to the user instead of losing them
+    on stderr, and log them to the rotating log file.
 
-    Only the real application installs this (pytest-qt installs its own hook in tests so a
-    failing slot fails the test).
+    Must be called on the GUI thread after the QApplication exists. Only the real
+    application installs this (pytest-qt installs its own hook in tests so a failing slot
+    fails the test).
     """
-    global _previous_hook
+    global _previous_hook, _previous_thread_hook, _dispatcher
     if sink is not None:
         set_exception_sink(sink)
+    if _dispatcher is None:
+        _dispatcher = _FaultDispatcher()
     if sys.excepthook is not _hook:
         _previous_hook = sys.excepthook
         sys.excepthook = _hook
+    if threading.excepthook is not _thread_hook:
+        _previous_thread_hook = threading.excepthook
+        threading.excepthook = _thread_hook
 
 
 def uninstall_excepthook() -> None:
-    global _previous_hook
+    global _previous_hook, _previous_thread_hook, _dispatcher
     if sys.excepthook is _hook:
         sys.excepthook = _previous_hook or sys.__excepthook__
+    if threading.excepthook is _thread_hook:
+        threading.excepthook = _previous_thread_hook or threading.__excepthook__
     _previous_hook = None
+    _previous_thread_hook = None
     set_exception_sink(None)
+    if _dispatcher is not None:
+        _dispatcher.deleteLater()
+        _dispatcher = None
 
 
 def main(argv: list[str] | None = None, image: str | None = None) -> int:
     """Open the kernel playground window and run the event loop; returns the exit code."""
     app = create_app(argv)
+    setup_logging()
+    log.info("cnnviz %s starting (playground)", cnnviz.__version__)
+    # installed before the window exists: a fault while it builds is logged and reported too
+    install_excepthook()
     from .main_window import MainWindow  # noqa: PLC0415 - after the app exists
 
     window = MainWindow(image=image)
-    install_excepthook(window.report_exception)
+    set_exception_sink(window.report_exception)
     window.show()
     try:
         return int(app.exec())

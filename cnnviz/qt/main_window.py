@@ -464,6 +464,13 @@ class MainWindow(QMainWindow):
         self.act_shortcuts = self._action("&Shortcuts and gestures", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
                                           "Keyboard shortcuts and the kernel editor's mouse gestures", "shortcuts")
         self.act_about = self._action("&About cnnviz", self.show_about, None, "Versions and credits", "about")
+        self.act_inspector = self._action("Model &inspector", self.open_inspector, "Ctrl+M",
+                                          "Open a trained model and see every layer's activations, weights, "
+                                          "predictions and where it looked (opens on the demo digit model)",
+                                          "inspector")
+        self.act_inspect_image = self._action("Inspect this &image with the model", self.inspect_current_image,
+                                              "Ctrl+Shift+M", "Feed the playground's current image to the model "
+                                              "inspector", "inspect-image")
         self.theme_group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
         for key, text in (("system", "Follow &system"), ("light", "&Light"), ("dark", "&Dark")):
@@ -516,6 +523,10 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         v.addAction(self.act_reset_layout)
 
+        mm = mb.addMenu("&Model")
+        mm.addAction(self.act_inspector)
+        mm.addAction(self.act_inspect_image)
+
         h = mb.addMenu("&Help")
         h.addAction(self.act_shortcuts)
         h.addAction(self.act_about)
@@ -541,6 +552,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.act_link)
         tb.addAction(self.act_fit)
+        tb.addSeparator()
+        tb.addAction(self.act_inspector)
         self.toolbar = tb
 
     def _build_statusbar(self) -> None:
@@ -1339,8 +1352,36 @@ class MainWindow(QMainWindow):
     # ===================================================================================
     # closing
     # ===================================================================================
+    # ------------------------------------------------------------------ model inspector
+    def open_inspector(self) -> None:
+        """Show the model inspector window (created on first use; torch loads in its worker)."""
+        insp = getattr(self, "inspector", None)
+        if insp is None:
+            from .inspector import InspectorWindow  # noqa: PLC0415 - the playground starts without it
+
+            insp = InspectorWindow()
+            insp.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+            self.inspector = insp
+        insp.show()
+        insp.raise_()
+        insp.activateWindow()
+
+    def inspect_current_image(self) -> None:
+        """Open the inspector on the playground's current image (the model resizes it)."""
+        self.open_inspector()
+        img = self.current_image()
+        if img is not None:
+            self.inspector.set_image(img, label="playground image")
+
     def shutdown(self) -> None:
         """Stop timers and the worker thread (idempotent)."""
+        insp = getattr(self, "inspector", None)
+        if insp is not None:
+            try:
+                insp.shutdown()
+                insp.close()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                pass
         self._closing = True
         self._submit_timer.stop()
         self.statusBar().clearMessage()  # stops the status bar's message timer
