@@ -151,7 +151,6 @@ def run_model_bench(device: str = "cpu", json: bool = False, repeats: int | None
     device = str(device)
     if repeats is None:
         repeats = 30 if device.startswith("cuda") else 9
-    torch.set_grad_enabled(True)
     result: dict = {
         "benchmark": "model",
         "device": device,

@@ -104,7 +104,7 @@ def run(args) -> int:
     import torch
 
     from ..core.capture import capture, topk
-    from ..core.images import load_image, save_png
+    from ..core.images import load_image
     from ..core.models import load_labels, load_model
     from ..core.mosaic import mosaic
     from ..core.render import lut
@@ -162,7 +162,7 @@ def run(args) -> int:
         while fname.lower() in used_files:  # case-insensitive file systems
             fname += "_"
         used_files.add(fname.lower())
-        save_png(out_dir / "layers" / f"{fname}.png", rgb)
+        _write_png(out_dir / "layers" / f"{fname}.png", rgb)
         layers.append({"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
                        "params": act.params, **stats, "png": f"layers/{fname}.png"})
 
@@ -191,6 +191,25 @@ def run(args) -> int:
     print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {len(layers)} mosaics in "
           f"{out_dir / 'layers'}")
     return 0
+
+
+def _write_png(path: Path, rgb) -> None:
+    """Write an RGB uint8 image as PNG, atomically, with fast compression (a resnet's 60
+    mosaics at zlib's default level take seconds; level 1 is ~10x faster, files ~20% larger)."""
+    import cv2
+    import numpy as np
+
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover - cv2 encodes any uint8 image
+        raise CnnvizError(f"cannot encode {path.name} as PNG")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
+                          "give a folder you can write to, with free space") from exc
 
 
 def _write_npz(path: Path, arrays: dict) -> None:

@@ -40,7 +40,11 @@ safe choice for a model whose forward takes different paths for different inputs
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import platform
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +61,7 @@ __all__ = [
     "LayerActivation",
     "Recorder",
     "capture",
+    "keep_freed_memory",
     "layer_to_host_uint8",
     "module_of",
     "topk",
@@ -252,6 +257,43 @@ def _prepare_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | N
     else:
         x = x.to(device=device)
     return x
+
+
+# --------------------------------------------------------------------------- host memory
+
+_HEAP_TUNED: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning it to the system.
+
+    Capturing every layer keeps every activation alive until the frame is done, so each frame
+    allocates tens of megabytes afresh. With glibc's defaults those blocks are mapped from the
+    system and unmapped again every frame, and touching fresh pages (a page fault each) cost
+    about 20 % of a resnet18 forward on the CPU; with the memory kept (up to the peak of one
+    frame) capture costs about 5 %. Linux/glibc only (elsewhere a no-op returning False);
+    process-wide; idempotent. Set ``CNNVIZ_KEEP_FREED_MEMORY=0`` to disable.
+    """
+    global _HEAP_TUNED
+    if _HEAP_TUNED is not None:
+        return _HEAP_TUNED
+    _HEAP_TUNED = False
+    import os
+
+    if os.environ.get("CNNVIZ_KEEP_FREED_MEMORY", "1") == "0":
+        return False
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        # blocks up to 32 MiB (glibc's maximum) from the heap; trim it only above 1 GiB free
+        ok = libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024) == 1
+        ok = libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024) == 1 and ok
+    except (OSError, AttributeError):
+        return False
+    _HEAP_TUNED = ok
+    return ok
 
 
 # --------------------------------------------------------------------------- eager hooks
@@ -603,6 +645,7 @@ class Recorder:
         if clone not in ("auto", "always"):
             raise ValueError("clone must be 'auto' or 'always'")
         module, kind, ep, in_ch = _unwrap(model)
+        keep_freed_memory()
         self.model = model
         self.module = module
         self.kind = kind

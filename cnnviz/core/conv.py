@@ -199,9 +199,20 @@ def conv_axis(n: int, k: int, s: int, p_lo: int, p_hi: int, d: int) -> AxisShape
     return AxisShape(n, out, f"{head} = {out}")
 
 
+#: Largest padded input (pixels) a convolution may build: 0.8 GB as float32 per channel. Far
+#: above any real use (a 100 MP photo with 1000 px of padding is 144 MP); it turns a typo such as
+#: padding 1000000000 into a message instead of an attempt to allocate exabytes.
+MAX_PADDED_PIXELS = 200_000_000
+
+
 def conv_output_shape(in_hw: tuple[int, int], kernel_hw: tuple[int, int], spec: ConvSpec) -> ShapeInfo:
     """Output (H, W) of a convolution and the formula that gives it."""
     t, b, l, r = spec.pads(kernel_hw)
+    ph, pw = in_hw[0] + t + b, in_hw[1] + l + r
+    if ph * pw > MAX_PADDED_PIXELS:
+        raise SpecError(f"padding {max(t, b, l, r)} makes the padded input {ph}×{pw} = {ph * pw / 1e6:.0f} megapixels "
+                        f"(the limit is {MAX_PADDED_PIXELS // 1_000_000})",
+                        "use a smaller padding; a few pixels (or 'same') is usual")
     ah = conv_axis(in_hw[0], kernel_hw[0], spec.stride[0], t, b, spec.dilation[0])
     aw = conv_axis(in_hw[1], kernel_hw[1], spec.stride[1], l, r, spec.dilation[1])
     return ShapeInfo(tuple(in_hw), (ah.size_out, aw.size_out), ah.formula, aw.formula)
@@ -638,6 +649,8 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
     x = prepared if prepared is not None else prepare_input(image, spec.channels)
     t1 = time.perf_counter()
     if device != "cpu":
+        if request.kernels:  # refuse impossible shapes before the GPU tries to allocate them
+            conv_output_shape(x.shape[:2], request.kernels[0].size, spec)
         from . import conv_torch  # lazy: torch only when a GPU is asked for
 
         return conv_torch.run_pipeline_torch(x, request, device, t0)

@@ -95,6 +95,10 @@ def _as_weights(values: Any, *, what: str = "kernel") -> np.ndarray:
     return out
 
 
+#: Largest Σ|weights| / divisor: every output of a [0, 1] picture stays finite in float32.
+MAX_ABS_SUM = 1e37
+
+
 @dataclass(frozen=True, eq=False)
 class Kernel:
     """An immutable convolution kernel.
@@ -116,6 +120,13 @@ class Kernel:
             raise KernelError(f"kernel '{self.name}' divisor is {self.divisor}", "use a finite, non-zero divisor")
         if not math.isfinite(float(self.offset)):
             raise KernelError(f"kernel '{self.name}' offset is {self.offset}", "use a finite offset")
+        # Inputs are in [0, 1], so |output| <= Σ|weights| / divisor + |offset|: keeping that sum
+        # inside float32 means no kernel can turn a picture into inf (a histogram of inf breaks).
+        total = float(np.abs(self.weights.astype(np.float64)).sum() / abs(d))
+        if not total <= MAX_ABS_SUM:
+            why = f"divisor {self.divisor:g} makes its weights" if d != 1.0 else "its weights are"
+            raise KernelError(f"kernel '{self.name}': {why} too large for float32 (Σ|w| = {total:.3g})",
+                              f"use a larger divisor or smaller weights (Σ|w| at most {MAX_ABS_SUM:.0e})")
         object.__setattr__(self, "divisor", d)
         object.__setattr__(self, "offset", float(self.offset))
 
@@ -276,10 +287,19 @@ class Preset:
         return self.kernels[0]
 
 
+def _file_version(data: dict, where: str, default: int) -> int:
+    """The ``version`` of a kernel/presets file as an int, or a KernelError naming it."""
+    v = data.get("version", default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise KernelError(f"{where} has version {v!r}, not a whole number",
+                          f"use \"version\": {SCHEMA_VERSION}, or save the kernel again from cnnviz")
+    return v
+
+
 def _parse_presets(data: Any, where: str) -> dict[str, Preset]:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise KernelError(f"{where} is not a cnnviz kernel file", f"expected \"schema\": \"{SCHEMA}\"")
-    if int(data.get("version", 0)) > SCHEMA_VERSION:
+    if _file_version(data, where, 0) > SCHEMA_VERSION:
         raise KernelError(f"{where} is version {data.get('version')}, newer than this cnnviz understands "
                           f"({SCHEMA_VERSION})", "update cnnviz")
     out: dict[str, Preset] = {}
@@ -335,7 +355,7 @@ def _kernels_from_data(data: Any, where: str) -> list[Kernel]:
     if isinstance(data, dict) and "kernels" in data:
         if data.get("schema", SCHEMA) != SCHEMA:
             raise KernelError(f"{where} has schema {data.get('schema')!r}", f"expected {SCHEMA!r}")
-        if int(data.get("version", 1)) > SCHEMA_VERSION:
+        if _file_version(data, where, 1) > SCHEMA_VERSION:
             raise KernelError(f"{where} is version {data.get('version')}, newer than this cnnviz", "update cnnviz")
         raw = data["kernels"]
         if not isinstance(raw, list) or not raw:

@@ -15,6 +15,7 @@ diverging colormap, :func:`cnnviz.core.render.lut`). Tiles are laid out row-majo
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,6 +112,80 @@ def as_maps(act) -> torch.Tensor:
     return t
 
 
+def _linear_levels(x: torch.Tensor, mode: str, signed: bool | None):
+    """``(scale, offset, signed, levels)`` with ``x * scale + offset`` in [0.5, 255.5] per
+    channel (``scale``/``offset`` shaped to broadcast), or ``None`` if ``x`` has NaN/inf."""
+    c = x.shape[0]
+    flat = x.reshape(c, -1) if mode == "channel" else x.reshape(1, -1)
+    # Per-channel bounds on the device; the few numbers derived from them are worked out on
+    # the host (numpy on C values costs microseconds, a torch op on them ~10 us each, and
+    # this runs for every layer of every frame).
+    on_cpu = x.device.type == "cpu"
+    if on_cpu:
+        lo, hi = flat.amin(dim=1).numpy(), flat.amax(dim=1).numpy()
+    else:  # one transfer (and one wait) for both
+        lo, hi = torch.stack((flat.amin(dim=1), flat.amax(dim=1))).cpu().numpy()
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    if not math.isfinite(float(lo.sum()) + float(hi.sum())):  # NaN/inf somewhere (or huge)
+        return None
+    if signed is None:
+        signed = bool(lo.min() < 0)
+    coef = np.empty((2, lo.shape[0]), np.float32)  # scale, offset
+    if signed:
+        m = np.maximum(-lo, hi)
+        levels = (-float(m.max()), float(m.max())) if mode == "layer" else None
+        m[m <= 0] = np.inf  # an all-zero map: scale 0, grey 128
+        np.divide(127.5, m, out=coef[0], casting="unsafe")
+        coef[1] = 128.0  # 127.5, +0.5 so the truncating cast rounds
+    else:
+        span = hi - lo
+        span[span <= 0] = np.inf  # a constant map: scale 0, black
+        scale = 255.0 / span
+        coef[0] = scale
+        coef[1] = 0.5 - lo * scale
+        levels = (float(lo.min()), float(hi.max())) if mode == "layer" else None
+    coef = torch.from_numpy(coef)
+    if not on_cpu:
+        coef = coef.to(x.device, non_blocking=True)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return coef[0].view(shape), coef[1].view(shape), bool(signed), levels
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch(like: torch.Tensor) -> torch.Tensor:
+    """A float32 buffer shaped like ``like``, reused across calls (per thread and device):
+    the scaled values are cast into the mosaic right away, and a fresh multi-megabyte block
+    per layer per frame costs page faults on the CPU."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    key = str(like.device)
+    buf = bufs.get(key)
+    if buf is None or buf.numel() < like.numel():
+        with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
+            buf = bufs[key] = torch.empty(like.numel(), dtype=torch.float32, device=like.device)
+    return buf[: like.numel()].view(like.shape)
+
+
+def _scaled(maps: torch.Tensor, mode: str, signed: bool | None, reuse: bool = False):
+    """``(values, signed, levels)``: float values in [0.5, 255.5] to be cast to uint8 by
+    truncation (which then rounds to nearest, no clamp pass needed), or uint8 values
+    directly for maps with NaN/inf."""
+    if mode not in ("channel", "layer"):
+        raise ValueError("mode must be 'channel' or 'layer'")
+    x = maps if maps.dtype == torch.float32 else maps.float()
+    if x.numel() == 0:
+        return torch.zeros(x.shape, dtype=torch.uint8, device=x.device), bool(signed), None
+    lv = _linear_levels(x, mode, signed)
+    if lv is None:
+        return _normalize_nonfinite(x, mode, signed)
+    scale, offset, is_signed, levels = lv
+    out = torch.mul(x, scale, out=_scratch(x)) if reuse and not x.requires_grad else x * scale
+    return out.add_(offset), is_signed, levels
+
+
 def normalize_uint8(maps: torch.Tensor, mode: str = "channel", signed: bool | None = None
                     ) -> tuple[torch.Tensor, bool, tuple[float, float] | None]:
     """Map ``(C, H, W)`` floats to uint8 on their device.
@@ -119,42 +194,9 @@ def normalize_uint8(maps: torch.Tensor, mode: str = "channel", signed: bool | No
     ``"layer"``: one range for the whole layer (channels compare). ``signed=None`` chooses
     symmetric levels when any finite value is negative. NaN/inf become 0 (black / grey 128).
     Returns ``(uint8 maps, signed, levels or None)``.
-
-    Three passes over the data in the common case (min/max, one fused multiply-add, the cast
-    to uint8): this runs for every layer of every frame.
     """
-    if mode not in ("channel", "layer"):
-        raise ValueError("mode must be 'channel' or 'layer'")
-    x = maps if maps.dtype == torch.float32 else maps.float()
-    c = x.shape[0]
-    flat = x.reshape(c, -1) if mode == "channel" else x.reshape(1, -1)
-    if flat.shape[1] == 0:
-        return torch.zeros(x.shape, dtype=torch.uint8, device=x.device), bool(signed), None
-    # Per-channel bounds on the device; the few numbers derived from them are worked out on
-    # the host (numpy on C values costs microseconds, a torch op on them ~10 us each, and
-    # this runs for every layer of every frame).
-    bounds = torch.stack((flat.amin(dim=1), flat.amax(dim=1))).cpu().numpy().astype(np.float64)
-    lo, hi = bounds
-    if not np.isfinite(bounds).all():
-        return _normalize_nonfinite(x, mode, signed)
-    if signed is None:
-        signed = bool(lo.min() < 0)
-    if signed:
-        m = np.maximum(-lo, hi)
-        scale = np.where(m > 0, 127.5 / np.where(m > 0, m, 1.0), 0.0)
-        offset = np.full_like(scale, 128.0)  # 127.5, +0.5 so the truncating cast rounds
-        levels = (-float(m.max()), float(m.max())) if mode == "layer" else None
-    else:
-        span = hi - lo
-        scale = np.where(span > 0, 255.0 / np.where(span > 0, span, 1.0), 0.0)
-        offset = 0.5 - lo * scale
-        levels = (float(lo.min()), float(hi.max())) if mode == "layer" else None
-    shape = (-1, 1, 1)
-    coef = torch.from_numpy(np.stack((scale, offset)).astype(np.float32)).to(x.device, non_blocking=True)
-    out = (x * coef[0].view(shape)).add_(coef[1].view(shape))
-    # Values lie in [0.5, 255.5] by construction (up to float rounding), so the truncating
-    # cast rounds to nearest without a clamp pass.
-    return out.to(torch.uint8), bool(signed), levels
+    values, is_signed, levels = _scaled(maps, mode, signed)
+    return values.to(torch.uint8), is_signed, levels
 
 
 def _normalize_nonfinite(x: torch.Tensor, mode: str, signed: bool | None):
@@ -182,19 +224,29 @@ def _normalize_nonfinite(x: torch.Tensor, mode: str, signed: bool | None):
     return out.round_().clamp_(0, 255).to(torch.uint8), bool(signed), levels
 
 
-def _tile(u8: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> torch.Tensor:
-    """``(C, h, w[, 3])`` uint8 tiles -> one ``(rows*(h+pad)-pad, cols*(w+pad)-pad[, 3])`` image."""
-    c, h, w = u8.shape[:3]
-    extra = tuple(u8.shape[3:])
-    n = rows * cols
-    if extra:
-        canvas = torch.full((n, h + pad, w + pad, *extra), pad_value, dtype=torch.uint8, device=u8.device)
-        canvas[:c, :h, :w] = u8
-    else:
-        canvas = F.pad(u8, (0, pad, 0, pad, 0, n - c), value=pad_value) if pad or n > c else u8
-    img = canvas.reshape(rows, cols, h + pad, w + pad, *extra).transpose(1, 2)
-    img = img.reshape(rows * (h + pad), cols * (w + pad), *extra)
-    return img[: img.shape[0] - pad, : img.shape[1] - pad] if pad else img
+def _tile(src: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> torch.Tensor:
+    """``(C, h, w[, 3])`` tiles (uint8, or floats in [0.5, 255.5] cast on the way) -> one
+    uint8 ``(rows*(h+pad)-pad, cols*(w+pad)-pad[, 3])`` image.
+
+    One strided copy writes every tile straight into its place in the canvas (the cast to
+    uint8 happens in the same pass). Few torch calls: this runs per layer per frame.
+    """
+    c, h, w = src.shape[:3]
+    extra = tuple(src.shape[3:])
+    e = 3 if extra else 1
+    height, width = rows * (h + pad) - pad, cols * (w + pad) - pad
+    canvas = torch.full((height, width, *extra), pad_value, dtype=torch.uint8, device=src.device)
+    # (rows, h, cols, w[, 3]) view of the tile areas
+    grid = canvas.as_strided((rows, h, cols, w, *extra),
+                             ((h + pad) * width * e, width * e, (w + pad) * e, e, *((1,) if extra else ())))
+    full, rem = divmod(c, cols)
+    if rem == 0:
+        grid.copy_(src.reshape(rows, cols, h, w, *extra).transpose(1, 2))
+        return canvas
+    if full:
+        grid[:full].copy_(src[: full * cols].reshape(full, cols, h, w, *extra).transpose(1, 2))
+    grid[full, :, :rem].copy_(src[full * cols:].transpose(0, 1))
+    return canvas
 
 
 def mosaic_tensor(act, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
@@ -210,10 +262,10 @@ def mosaic_tensor(act, *, mode: str = "channel", cols: int | None = None, pad: i
         chans = [int(c) for c in channels]
     else:
         chans = list(range(maps.shape[0]))
-    u8, is_signed, levels = normalize_uint8(maps, mode, signed)
-    h, w = u8.shape[1:]
-    rows, ncols = grid_shape(u8.shape[0], (h, w), cols)
-    img = _tile(u8, rows, ncols, pad, pad_value)
+    values, is_signed, levels = _scaled(maps, mode, signed, reuse=True)
+    h, w = values.shape[1:]
+    rows, ncols = grid_shape(values.shape[0], (h, w), cols)
+    img = _tile(values, rows, ncols, pad, pad_value)
     meta = Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (int(h), int(w)), pad, is_signed, chans, levels)
     return img, meta
 

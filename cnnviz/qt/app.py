@@ -384,10 +384,13 @@ def run_app(image: str | None = None, inspector: bool = False, argv: list[str] |
     if not inspector:
         return main(argv, image=image)
     app = create_app(argv)
+    setup_logging()
+    log.info("cnnviz %s starting (model inspector)", cnnviz.__version__)
+    install_excepthook()
     from .inspector import InspectorWindow  # noqa: PLC0415 - only the inspector path loads models
 
     window = InspectorWindow()
-    install_excepthook(getattr(window, "report_exception", None))
+    set_exception_sink(getattr(window, "report_exception", None))
     window.show()
     try:
         return int(app.exec())

@@ -37,10 +37,12 @@ from cnnviz.core.conv import PipelineRequest, PipelineResult, prepare_input, run
 from cnnviz.core.dotproduct import (ConvPixelExplanation, PoolPixelExplanation, explain_conv_pixel,
                                     explain_pool_pixel, pool_window_to_input)
 from cnnviz.core.errors import CnnvizError, ImageLoadError, SpecError
-from cnnviz.core.images import SUPPORTED_EXTENSIONS, image_from_array, load_image, save_png
+from cnnviz.core.images import (BOMB_FACTOR, DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, image_from_array,
+                                 load_image, probe_image, save_png)
 from cnnviz.core.kernels import RESOURCES, Kernel, preset
 from cnnviz.core.render import colorize, to_uint8
 
+from .live import install_live_sources
 from . import app as qtapp
 from .animate_panel import AnimatePanel
 from .explain_panel import ExplainPanel
@@ -59,6 +61,9 @@ DEFAULT_SAMPLE = "photo"
 DEFAULT_PRESET = "sobel-x"
 #: Pictures are shown at most this large on their longest side so edits stay live.
 LIVE_MAX_SIDE = 2048
+#: Pictures with more pixels than this open only after the user agrees to a downscale
+#: (the core's default limit; a full decode would need gigabytes).
+ASK_DOWNSCALE_PIXELS = DEFAULT_MAX_PIXELS
 STATUS_MS = 12_000
 
 
@@ -264,6 +269,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self._build_statusbar()
+        self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
         self.resize(1560, 980)
         self._default_state = self.saveState()
 
@@ -588,9 +594,23 @@ class MainWindow(QMainWindow):
             pair = None
         self._params = s.params
         self.params_panel.set_params(s.params)
+        shown = self.params_panel.raw_params()
+        if self.params_panel.error() is None and shown != s.params:
+            # The controls clamp what a hand-edited file asks (padding 10⁹ becomes the spin
+            # box's maximum): compute exactly what the panel shows, and say so.
+            self.params_panel.set_params(shown)
+            self._params = shown
+            clamped = [f for f, v in shown.to_dict().items()
+                       if not isinstance(v, float) and v != s.params.to_dict()[f]]
+            if clamped:
+                self.show_message(f"Saved parameters out of range ({', '.join(clamped)}) were set to the nearest "
+                                  "allowed values", error=True)
         if self.params_panel.error() is not None:
+            err = self.params_panel.error()
             self._params = PlaygroundParams()
             self.params_panel.set_params(self._params)
+            self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
+                              "parameters", error=True)
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
@@ -670,9 +690,17 @@ class MainWindow(QMainWindow):
             self.open_image(path)
 
     def open_image(self, path: str | Path, *, quiet: bool = False, source: str = "file") -> bool:
-        """Load a picture file; on failure the status bar says why and nothing changes."""
+        """Load a picture file; on failure the status bar says why and nothing changes.
+
+        A picture over :data:`ASK_DOWNSCALE_PIXELS` opens only after the user agrees to a
+        downscale (:meth:`confirm_downscale`); ``quiet`` loads (start-up restoring the last
+        picture) do not ask again. Every picture is shown at most :data:`LIVE_MAX_SIDE`
+        pixels on its longest side so edits stay live.
+        """
         p = Path(path)
         try:
+            if not self._agree_to_size(p, p.name, ask=not quiet):
+                return False
             loaded = load_image(p, downscale_to=LIVE_MAX_SIDE)
         except CnnvizError as err:
             self.show_error(err, f"Could not open {p.name}")
@@ -687,6 +715,46 @@ class MainWindow(QMainWindow):
         if not quiet:
             self.show_message(f"Opened {p}{note}")
         return True
+
+    def _agree_to_size(self, src: Any, label: str, ask: bool = True, size: tuple[int, int] | None = None) -> bool:
+        """True when ``src`` (a path or encoded bytes) may be loaded: not huge, or the user
+        agreed to a downscale. Headers the loader refuses outright (bombs, junk) pass here
+        so that :func:`load_image` gives its own message."""
+        if size is None:
+            try:
+                w, h, _fmt = probe_image(src)
+            except CnnvizError:
+                return True
+        else:
+            w, h = size
+        if w * h <= ASK_DOWNSCALE_PIXELS or w * h > BOMB_FACTOR * DEFAULT_MAX_PIXELS or not ask:
+            return True
+        if self.confirm_downscale(label, w, h):
+            return True
+        self.show_message(f"Did not open {label} ({w}×{h}): cancelled")
+        return False
+
+    @staticmethod
+    def downscale_text(label: str, w: int, h: int) -> str:
+        """The question :meth:`confirm_downscale` asks."""
+        s = LIVE_MAX_SIDE / max(w, h)
+        dw, dh = max(1, round(w * s)), max(1, round(h * s))
+        gb = w * h * 3 * 4 / 1e9
+        return (f"This image is {w}×{h} ({w * h / 1e6:.0f} MP): {label}.\n\n"
+                f"At full size it would need about {gb:.1f} GB of memory and every edit would be slow. "
+                f"cnnviz can open it downscaled to {LIVE_MAX_SIDE} px on its longest side ({dw}×{dh}).")
+
+    def confirm_downscale(self, label: str, w: int, h: int) -> bool:
+        """Ask whether to open a huge picture downscaled (modal); True = downscale, False = cancel."""
+        box = QMessageBox(QMessageBox.Icon.Question, "cnnviz — large image", self.downscale_text(label, w, h),
+                          QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("downscale-dialog")
+        down = box.addButton(f"Downscale to {LIVE_MAX_SIDE} px", QMessageBox.ButtonRole.AcceptRole)
+        down.setObjectName("downscale")
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(down)
+        box.exec()
+        return box.clickedButton() is down
 
     def open_sample(self, name: str, *, quiet: bool = False) -> bool:
         if name not in SAMPLES:
@@ -719,6 +787,8 @@ class MainWindow(QMainWindow):
                 data = bytes(mime.data(fmt).data())
                 if data:
                     try:
+                        if not self._agree_to_size(data, f"the {source} image"):
+                            return False
                         loaded = load_image(data, downscale_to=LIVE_MAX_SIDE)
                     except CnnvizError as err:
                         self.show_error(err, f"Could not use the {source} image")
@@ -732,6 +802,17 @@ class MainWindow(QMainWindow):
                 self.show_message(f"The {source} image could not be read; copy it again or save it as a file",
                                   error=True)
                 return False
+            w, h = img.width(), img.height()
+            if w * h > BOMB_FACTOR * DEFAULT_MAX_PIXELS:
+                self.show_message(f"The {source} image is {w}×{h} ({w * h / 1e6:.0f} MP), too large to use; "
+                                  "save it as a file and shrink it first", error=True)
+                return False
+            if not self._agree_to_size(None, f"the {source} image", size=(w, h)):
+                return False
+            if max(w, h) > LIVE_MAX_SIDE:
+                # shrink in Qt before the copy to numpy: never a second full-size array
+                img = img.scaled(LIVE_MAX_SIDE, LIVE_MAX_SIDE, Qt.AspectRatioMode.KeepAspectRatio,
+                                 Qt.TransformationMode.SmoothTransformation)
             try:
                 loaded = image_from_array(qimage_to_array(img))
             except CnnvizError as err:
@@ -831,10 +912,30 @@ class MainWindow(QMainWindow):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802
-        if self.load_from_mime(event.mimeData(), "drop"):
+        mime = event.mimeData()
+        if self._drop_needs_question(mime):
+            # A modal question inside dropEvent would block the application the drag came
+            # from (a file manager) until it is answered: accept now, ask once back in the loop.
+            copy = QMimeData()
+            copy.setUrls(mime.urls())
+            event.acceptProposedAction()
+            QTimer.singleShot(0, lambda: self.load_from_mime(copy, "drop"))
+            return
+        if self.load_from_mime(mime, "drop"):
             event.acceptProposedAction()
         else:
             event.ignore()
+
+    @staticmethod
+    def _drop_needs_question(mime: QMimeData) -> bool:
+        paths = _local_image_paths(mime)
+        if not paths or not mime.hasUrls():
+            return False
+        try:
+            w, h, _fmt = probe_image(paths[0])
+        except CnnvizError:
+            return False
+        return ASK_DOWNSCALE_PIXELS < w * h <= BOMB_FACTOR * DEFAULT_MAX_PIXELS
 
     # ===================================================================================
     # kernels and parameters
@@ -942,7 +1043,10 @@ class MainWindow(QMainWindow):
             self.show_error(exc, "Cannot compute", transient=True)
         else:
             details = getattr(exc, "cnnviz_traceback", "") or repr(exc)
-            self.report_exception(f"{type(exc).__name__}: {exc}", details)
+            summary = f"{type(exc).__name__}: {exc}"
+            # the worker caught it, so no hook saw it: log it here
+            qtapp.log.error("the playground computation failed: %s\n%s", summary, details.rstrip())
+            self.report_exception(summary, details)
 
     def _update_status(self, out: PlaygroundOutput) -> None:
         res = out.result
@@ -1276,18 +1380,44 @@ class MainWindow(QMainWindow):
         self._transient_error = self.statusBar().currentMessage() if transient else ""
 
     def report_exception(self, summary: str, details: str) -> None:
-        """An unexpected exception (a bug): status bar plus a non-modal dialog with details."""
+        """An unexpected exception (a bug): status bar plus a non-modal dialog whose details
+        expander holds the traceback. The window keeps working.
+
+        A fault that repeats (a failing paint handler fires on every repaint) never stacks
+        dialogs: while one is open, later faults are added to its details and counted.
+        """
+        self._fault_count = getattr(self, "_fault_count", 0) + 1
         self.show_message(f"Internal error: {summary} (details in the dialog; please report it)", error=True)
-        print(details, file=sys.stderr)
         if self._closing:
+            return
+        logfile = qtapp.log_path()
+        where = f"\n\nThe details are also in the log file:\n{logfile}" if logfile else ""
+        box = getattr(self, "_fault_box", None)
+        if box is not None and box.isVisible():
+            self._fault_repeats += 1
+            box.setText(f"Something went wrong inside cnnviz ({self._fault_repeats + 1} errors):\n\n{summary}"
+                        f"\n\nThe window keeps working; the previous result is still shown.{where}")
+            box.setDetailedText((box.detailedText() + "\n" + "-" * 60 + "\n" + details)[-200_000:])
             return
         box = QMessageBox(QMessageBox.Icon.Critical, "cnnviz — internal error",
                           f"Something went wrong inside cnnviz:\n\n{summary}\n\nThe window keeps working; "
-                          "the previous result is still shown.", QMessageBox.StandardButton.Ok, self)
+                          f"the previous result is still shown.{where}", QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("fault-dialog")
         box.setDetailedText(details)
         box.setModal(False)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: setattr(self, "_fault_box", None))
+        self._fault_box = box
+        self._fault_repeats = 0
         box.show()
+
+    def fault_dialog(self) -> QMessageBox | None:
+        """The internal-error dialog while it is open (tests and the soak bench)."""
+        box = getattr(self, "_fault_box", None)
+        try:
+            return box if box is not None and box.isVisible() else None
+        except RuntimeError:  # deleted on the C++ side
+            return None
 
     def shortcuts_text(self) -> str:
         def keys(a: QAction) -> str:
@@ -1375,6 +1505,9 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop timers and the worker thread (idempotent)."""
+        live = getattr(self, "live", None)
+        if live is not None:
+            live.shutdown()
         insp = getattr(self, "inspector", None)
         if insp is not None:
             try:
@@ -1384,6 +1517,9 @@ class MainWindow(QMainWindow):
                 pass
         self._closing = True
         self._submit_timer.stop()
+        box = self.fault_dialog()
+        if box is not None:
+            box.close()
         self.statusBar().clearMessage()  # stops the status bar's message timer
         stop = getattr(self.animate_panel, "stop", None)
         if callable(stop):

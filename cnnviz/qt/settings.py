@@ -282,8 +282,9 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
     """Read the settings; returns ``(settings, message)``.
 
     ``message`` is None when all went well (or there was no file yet). When the file is
-    corrupt it is moved aside to ``<name>.bak`` (replacing an older backup), defaults are
-    returned and ``message`` says what happened, for the status bar.
+    corrupt it is moved aside to ``<name>.bak`` (``.bak1``, ``.bak2``… when an older backup
+    exists, which is never overwritten), defaults are returned and ``message`` says what
+    happened, for the status bar.
     """
     p = Path(path) if path is not None else settings_path()
     try:
@@ -303,6 +304,10 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
         return Settings.from_dict(data), None
     except SettingsError as err:
         bak = p.with_name(p.name + ".bak")
+        n = 0
+        while bak.exists() and n < 100:  # never overwrite an earlier backup: it may hold the good copy
+            n += 1
+            bak = p.with_name(f"{p.name}.bak{n}")
         try:
             os.replace(p, bak)
             where = f"kept as {bak}"

@@ -401,3 +401,16 @@ def test_recorder_inside_a_callers_inference_mode():
     for result in results:
         for act, (name, want) in zip(result.layers, ref):
             assert torch.allclose(act.tensor, want, atol=1e-5), name
+
+
+def test_model_bench_reports_the_documented_fields():
+    from cnnviz.bench.model import run_model_bench
+
+    data = run_model_bench("cpu", repeats=1)
+    (case,) = data["cases"]
+    assert case["layers"] == 60
+    for key in ("forward_ms", "hooked_ms", "mosaic_ms", "ratio_hooked", "ratio_mosaic"):
+        assert isinstance(case[key], float) and case[key] > 0
+    assert case["ratio_hooked"] == case["hooked_ms"] / case["forward_ms"]
+    assert case["ratio_mosaic"] == case["mosaic_ms"] / case["forward_ms"]
+    assert "live_resnet50" not in data  # CUDA only

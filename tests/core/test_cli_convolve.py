@@ -76,6 +76,7 @@ def test_list_presets():
     (["convolve", "{img}", "-k", "sobel-x", "--stride", "0"], "stride must be ≥ 1"),
     (["convolve", "{img}", "-k", "sobel-x", "--stride", "a"], "stride 'a' is not"),
     (["convolve", "{img}", "-k", "sobel-x", "--padding", "same", "--stride", "2"], "needs stride 1"),
+    (["convolve", "{img}", "-k", "sobel-x", "--padding", "1000000000"], "use a smaller padding"),
     (["convolve", "{img}", "-k", "sobel-x", "--padding-mode", "mirror"], "invalid choice"),
     (["convolve", "{img}", "-k", "sobel-x", "--dilation", "20"], "spans 41 pixels"),
     (["convolve", "{img}", "-k", "sobel-x", "--pool", "max", "--pool-size", "2", "--pool-padding", "2"], "half the pool size"),

@@ -304,3 +304,15 @@ def test_eleven_by_eleven_kernel_is_exact():
     res = run_pipeline(img, PipelineRequest((Kernel(w),), ConvSpec(padding=5)))
     ref = F.conv2d(torch.from_numpy(img)[None, None], torch.from_numpy(w)[None, None], padding=5)[0, 0]
     np.testing.assert_allclose(res.conv[0], ref.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_absurd_padding_is_a_spec_error_not_an_allocation(device):
+    """padding 10⁹ (a typo, or a hand-edited settings file) would ask OpenCV or torch for exabytes."""
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    req = PipelineRequest((preset("sobel-x").kernel,), ConvSpec(padding=10**9))
+    with pytest.raises(SpecError, match="padding 1000000000 makes the padded input"):
+        run_pipeline(np.zeros((10, 10), np.float32), req, device=device)
+    ok = PipelineRequest((preset("sobel-x").kernel,), ConvSpec(padding=1000))   # large but sane: fine
+    assert run_pipeline(np.zeros((10, 10), np.float32), ok).conv.shape == (1, 2008, 2008)

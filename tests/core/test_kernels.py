@@ -104,10 +104,23 @@ def test_parse_literal_preset_and_file(tmp_path):
     ("{\"schema\": \"cnnviz.kernels\", \"version\": 99, \"kernels\": [[[1]]]}", "newer"),
     ("{\"kernels\": [{\"weights\": [[1, NaN]]}]}", "not finite"),
     ("[[1, 2], [3]]", "ragged"),
+    ("{\"schema\": \"cnnviz.kernels\", \"version\": \"one\", \"kernels\": [[[1]]]}", "not a whole number"),
+    ("{\"kernels\": [[[1]]], \"version\": null}", "not a whole number"),
+    ("{\"kernels\": [[[1]]], \"version\": 1e999}", "not a whole number"),
+    ("{\"weights\": [[1]], \"divisor\": 1e-40}", "too large for float32"),
+    ("{\"weights\": [[3e38]], \"divisor\": 0.5}", "too large for float32"),
+    ("{\"weights\": [[1]], \"divisor\": 0}", "non-zero divisor"),
+    ("{\"weights\": [[3e37, 3e37], [3e37, 3e37]]}", "its weights are too large"),
+    ("{\"weights\": [[1]], \"offset\": Infinity}", "finite offset"),
+    ("[[[[1]]]]", "4 dimensions"),
+    ("{\"weights\": [[1, 2, 3]] }", None),
 ])
 def test_bad_kernel_files(tmp_path, text, needle):
     p = tmp_path / "bad.json"
     p.write_text(text)
+    if needle is None:  # the control row: a good file loads, so the rows above test something
+        assert load_kernel_file(p)[0].size == (1, 3)
+        return
     with pytest.raises(KernelError, match=needle):
         load_kernel_file(p)
 
@@ -161,3 +174,30 @@ def test_literal_fuzz_never_crashes(obj):
         raise AssertionError(e)
     for k in ks:
         assert np.all(np.isfinite(k.weights))
+
+
+_json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), st.text(max_size=4))
+_json = st.recursive(_json_leaf, lambda c: st.one_of(st.lists(c, max_size=4),
+                                                     st.dictionaries(st.text(max_size=3), c, max_size=3)),
+                     max_leaves=25)
+_kernel_obj = st.fixed_dictionaries({}, optional={"weights": _json, "name": _json, "divisor": _json,
+                                                  "offset": _json, "description": _json})
+_kernel_doc = st.one_of(
+    _kernel_obj,
+    st.fixed_dictionaries({"kernels": st.one_of(st.lists(st.one_of(_kernel_obj, _json), max_size=3), _json)},
+                          optional={"schema": st.one_of(st.just("cnnviz.kernels"), _json),
+                                    "version": _json}),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_kernel_doc)
+def test_kernel_file_fuzz_gives_kernels_or_a_kernel_error(doc):
+    """Any JSON document shaped like a kernel file: usable kernels or a KernelError, nothing else."""
+    try:
+        ks = parse_kernels(json.dumps(doc))
+    except KernelError:
+        return
+    for k in ks:
+        eff = k.effective()
+        assert np.all(np.isfinite(eff)) and np.all(np.isfinite(k.weights)) and 1 <= k.size[0] <= 11
