@@ -42,6 +42,7 @@ from cnnviz.core.images import (BOMB_FACTOR, DEFAULT_MAX_PIXELS, SUPPORTED_EXTEN
 from cnnviz.core.kernels import RESOURCES, Kernel, preset
 from cnnviz.core.render import colorize, to_uint8
 
+from .learn_panel import install_learn_panel
 from .live import install_live_sources
 from . import app as qtapp
 from .animate_panel import AnimatePanel
@@ -270,6 +271,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_statusbar()
         self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
+        install_learn_panel(self)  # the Learn dock: one button per lesson
         self.resize(1560, 980)
         self._default_state = self.saveState()
 

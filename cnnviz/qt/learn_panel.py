@@ -1,0 +1,170 @@
+"""The Learn panel: one button per lesson of :mod:`cnnviz.core.lessons`.
+
+A button sets the app up to show one idea on the user's current image (playground lessons)
+or on the demo model (inspector lessons) and puts the lesson's two or three sentences on
+screen. Installed into the main window with :func:`install_learn_panel`.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+
+from ..core.kernels import preset
+from ..core.lessons import LESSONS, Lesson
+from .settings import PlaygroundParams
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if not isinstance(v, (tuple, list)) else (int(v[0]), int(v[1]))
+
+
+def lesson_params(les: Lesson, channels: str = "gray") -> PlaygroundParams:
+    """The parameters panel's values for a playground lesson."""
+    c = les.conv
+    pad = c.get("padding", 0)
+    kind = pad if isinstance(pad, str) else "number"
+    pool = les.pool or {}
+    size = _pair(pool.get("size", 2))
+    return PlaygroundParams(
+        stride=_pair(c.get("stride", 1)), padding_kind=kind, padding=(0, 0) if kind != "number" else _pair(pad),
+        padding_mode=c.get("padding_mode", "zeros"), dilation=_pair(c.get("dilation", 1)),
+        bias=float(c.get("bias", 0.0)), flip=bool(c.get("flip", False)), channels=channels,
+        activation=les.activation, pool=pool.get("kind", "none") if les.pool else "none",
+        pool_size=size, pool_stride=_pair(pool.get("stride", size)), pool_padding=_pair(pool.get("padding", 0)))
+
+
+class LearnPanel(QWidget):
+    """Lesson buttons and the current lesson's text."""
+
+    lessonApplied = Signal(str)
+
+    def __init__(self, window, parent=None):
+        super().__init__(parent)
+        self.window = window
+        self.current: Lesson | None = None
+        lay = QVBoxLayout(self)
+        intro = QLabel("Each button sets cnnviz up to show one idea — on your own image, or on the demo model.")
+        intro.setWordWrap(True)
+        lay.addWidget(intro)
+        self.title = QLabel("")
+        self.title.setObjectName("lesson-title")
+        self.title.setStyleSheet("font-weight: 600; font-size: 13pt;")
+        self.title.setWordWrap(True)
+        self.text = QLabel("")
+        self.text.setObjectName("lesson-text")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.expect = QLabel("")
+        self.expect.setObjectName("lesson-expect")
+        self.expect.setWordWrap(True)
+        self.expect.setStyleSheet("color: palette(mid); font-style: italic;")
+        for w in (self.title, self.text, self.expect):
+            lay.addWidget(w)
+        self.buttons: dict[str, QPushButton] = {}
+        for i, les in enumerate(LESSONS, 1):
+            b = QPushButton(f"{i}. {les.title}")
+            b.setObjectName(f"lesson-{les.key}")
+            b.setToolTip(les.text)
+            b.setStyleSheet("text-align: left; padding: 4px 8px;")
+            b.clicked.connect(lambda _=False, k=les: self.apply(k))
+            lay.addWidget(b)
+            self.buttons[les.key] = b
+        lay.addStretch(1)
+
+    # ------------------------------------------------------------------------------
+    def apply(self, les: Lesson) -> None:
+        self.current = les
+        self.title.setText(les.title)
+        self.text.setText(les.text)
+        self.expect.setText(f"Look for: {les.expect}." if les.expect else "")
+        if les.target == "playground":
+            self._apply_playground(les)
+        else:
+            self._apply_inspector(les)
+        self.lessonApplied.emit(les.key)
+
+    def _apply_playground(self, les: Lesson) -> None:
+        w = self.window
+        kernels = [k for name in les.kernels for k in preset(name).kernels]
+        channels = w.params_panel.params().channels if hasattr(w, "params_panel") else "gray"
+        w.set_kernels(kernels, 0, (0, 1) if les.magnitude else None)
+        w.set_params(lesson_params(les, channels))
+        from .views import MAGNITUDE, MOSAIC
+
+        if les.magnitude:
+            w.outputs.set_selection(MAGNITUDE)
+        elif len(kernels) > 2:
+            w.outputs.set_selection(MOSAIC)
+        else:
+            w.outputs.set_selection(0)
+        dock = {"explain": "dock_explain", "weights": "dock_weights", "animate": "dock_animate"}.get(les.panel or "")
+        if dock and getattr(w, dock, None) is not None:
+            getattr(w, dock).show()
+            getattr(w, dock).raise_()
+
+    def _apply_inspector(self, les: Lesson) -> None:
+        w = self.window
+        w.open_inspector()
+        insp = w.inspector
+        model = insp.current_model() if hasattr(insp, "current_model") else None
+        if model is None or getattr(model, "kind", None) != "demo":
+            insp.load_model_spec("demo")
+        self._pending_inspector = les
+        self._try_inspector_view()
+
+    def _try_inspector_view(self, attempts: int = 0) -> None:
+        """Pick the lesson's view once the demo model's capture is on screen."""
+        les = getattr(self, "_pending_inspector", None)
+        insp = getattr(self.window, "inspector", None)
+        if les is None or insp is None:
+            return
+        cap = insp.current_capture()
+        model = insp.current_model()
+        if cap is None or model is None or model.kind != "demo":
+            if attempts < 600:  # up to a minute while torch and the model load
+                QTimer.singleShot(100, lambda: self._try_inspector_view(attempts + 1))
+            return
+        self._pending_inspector = None
+        convs = [layer.name for layer in cap.layers if "Conv" in layer.type]
+        spec = les.inspector
+        layer = {"first_conv": convs[0] if convs else None, "last_conv": convs[-1] if convs else None}.get(
+            spec.get("layer", ""), None)
+        view = spec.get("view", "grid")
+        if view == "layers":
+            insp.dock_layers.show()
+            insp.dock_layers.raise_()
+            insp.show_tab("grid")
+        elif view == "receptive_field":
+            insp.show_tab("rf")
+        else:
+            insp.show_tab(view)
+        if layer:
+            insp.select_layer(layer)
+
+
+def install_learn_panel(window) -> LearnPanel:
+    """Add the Learn dock (tabbed with Parameters) and a Help ▸ Learn action."""
+    panel = LearnPanel(window)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setWidget(panel)
+    dock = QDockWidget("Learn", window)
+    dock.setObjectName("dock-learn")
+    dock.setWidget(area)
+    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    params_dock = getattr(window, "dock_params", None)
+    if params_dock is not None:
+        window.tabifyDockWidget(params_dock, dock)
+        params_dock.raise_()
+    if hasattr(window, "docks"):
+        window.docks.append(dock)
+    for top in window.menuBar().actions():  # its toggle under View ▸ Panels
+        menu = top.menu()
+        for a in (menu.actions() if menu is not None else []):
+            if a.menu() is not None and a.text().replace("&", "") == "Panels":
+                a.menu().addAction(dock.toggleViewAction())
+    window.dock_learn = dock
+    window.learn_panel = panel
+    return panel
