@@ -5,7 +5,8 @@ resnet18 (random init, nothing downloaded) on one 224x224 input:
 - ``forward_ms``: the bare forward pass under ``torch.inference_mode``;
 - ``hooked_ms``: the same forward through :class:`cnnviz.core.capture.Recorder`, every layer
   captured (the recorder the inspector uses, after its first frame);
-- ``mosaic_ms``: every captured layer rendered to a uint8 mosaic and copied to the host.
+- ``mosaic_ms``: every captured layer rendered to a uint8 mosaic and copied to the host
+  (:func:`cnnviz.core.mosaic.mosaic_many`, as the inspector's layer overview does).
 
 The three are interleaved (A B C A B C ...) and medians reported, so a noisy machine cannot
 tilt the ratios: ``ratio_hooked`` = hooked / forward (target <= 1.15) and ``ratio_mosaic`` =
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.capture import Recorder
-from ..core.mosaic import mosaic, mosaic_tensor
+from ..core.mosaic import mosaic_many, mosaic_tensor
 
 TARGET_RATIO_HOOKED = 1.15
 TARGET_RATIO_MOSAIC = 0.5
@@ -70,9 +71,10 @@ def resnet18_case(device: str, repeats: int) -> dict:
         def hooked():
             rec.run(x)
 
+        firsts = [act.first for act in result.layers]
+
         def render():
-            for act in result.layers:
-                mosaic(act.first)
+            mosaic_many(firsts)
 
         for f in (forward, hooked, render):  # warm-up
             f()

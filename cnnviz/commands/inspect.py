@@ -106,7 +106,7 @@ def run(args) -> int:
     from ..core.capture import capture, topk
     from ..core.images import load_image
     from ..core.models import load_labels, load_model
-    from ..core.mosaic import mosaic
+    from ..core.mosaic import mosaic_many
     from ..core.render import lut
 
     out_dir = Path(args.out)
@@ -143,7 +143,8 @@ def run(args) -> int:
     arrays: dict[str, np.ndarray] = {}
     layers = []
     used_files: set[str] = set()
-    for act in result.layers:
+    mosaics = mosaic_many([act.first for act in result.layers], mode="channel")
+    for act, m in zip(result.layers, mosaics):
         t = act.first.detach()
         tf = t.float()
         finite = torch.isfinite(tf)
@@ -156,7 +157,6 @@ def run(args) -> int:
             "zeros": float((tf == 0).float().mean()) if tf.numel() else 0.0,
         }
         arrays[act.name] = tf.cpu().numpy().astype(np.float32, copy=False)
-        m = mosaic(t, mode="channel")
         rgb = lut("diverging" if m.signed else "viridis")[m.image]
         fname = _file_name(act.name)
         while fname.lower() in used_files:  # case-insensitive file systems

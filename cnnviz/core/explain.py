@@ -171,13 +171,23 @@ class _Eval:
 
 
 def last_conv_layer(model: Any, x: torch.Tensor) -> str:
-    """Name of the last layer (in execution order) whose type is a convolution and whose
-    output is a ``(C, H, W)`` map; falls back to the last layer with a spatial map."""
+    """The default Grad-CAM layer: the last spatial map of the last convolution block.
+
+    That is the last layer (in execution order) at or after the last convolution whose
+    output is a ``(C, H, W)`` map larger than 1×1 — the block's activated (or pooled)
+    output, as Grad-CAM's authors and pytorch-grad-cam use (ResNet: ``layer4.1.relu#2``,
+    the block output; a LeNet: the ReLU/pool after its last conv). A pre-activation conv
+    output would let negative responses with negative weights light up the padding.
+    Falls back to the last layer with a spatial map.
+    """
     result = capture(model, x)
     spatial = [a for a in result.layers if len(a.shape) == 3]
-    convs = [a for a in spatial if "conv" in a.type.lower()]
+    convs = [i for i, a in enumerate(result.layers) if "conv" in a.type.lower() and len(a.shape) == 3]
     if convs:
-        return convs[-1].name
+        after = [a for a in result.layers[convs[-1]:] if len(a.shape) == 3 and a.shape[1] * a.shape[2] > 1]
+        if after:
+            return after[-1].name
+        return result.layers[convs[-1]].name
     if spatial:
         return spatial[-1].name
     raise CaptureError("the model has no layer with a spatial (C, H, W) output",

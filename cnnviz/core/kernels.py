@@ -88,7 +88,8 @@ def _as_weights(values: Any, *, what: str = "kernel") -> np.ndarray:
         pos = ", ".join(str(int(i) + 1) for i in bad)
         raise KernelError(f"{what} has a value that is not finite ({arr[tuple(bad)]}) at position ({pos})",
                           "replace NaN/inf with a number")
-    out = np.ascontiguousarray(arr, dtype=np.float32)
+    with np.errstate(over="ignore"):  # an overflow is reported just below
+        out = np.ascontiguousarray(arr, dtype=np.float32)
     if np.any(np.isinf(out)):
         raise KernelError(f"{what} has a value too large for float32", "use values below 3.4e38")
     out.setflags(write=False)

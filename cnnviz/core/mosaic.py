@@ -28,6 +28,7 @@ __all__ = [
     "grid_shape",
     "histogram",
     "mosaic",
+    "mosaic_many",
     "mosaic_tensor",
     "normalize_uint8",
     "overview_strip",
@@ -249,25 +250,136 @@ def _tile(src: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> 
     return canvas
 
 
+def _host_coefficients(lo: np.ndarray, hi: np.ndarray, mode: str, signed: bool | None
+                       ) -> tuple[np.ndarray, np.ndarray, bool, tuple[float, float] | None]:
+    """Per-channel ``scale, offset`` (float64) putting a channel in [0.5, 255.5] (see
+    :func:`_linear_levels`) from its finite bounds ``lo``/``hi``."""
+    if mode == "layer":
+        lo = np.full_like(lo, lo.min())
+        hi = np.full_like(hi, hi.max())
+    if signed is None:
+        signed = bool(lo.min() < 0)
+    if signed:
+        m = np.maximum(-lo, hi)
+        levels = (-float(m.max()), float(m.max())) if mode == "layer" else None
+        m[m <= 0] = np.inf  # an all-zero map: scale 0, grey 128
+        scale = 127.5 / m
+        offset = np.full_like(scale, 128.0)  # 127.5, +0.5 so the truncating cast rounds
+    else:
+        levels = (float(lo.min()), float(hi.max())) if mode == "layer" else None
+        span = hi - lo
+        span[span <= 0] = np.inf  # a constant map: scale 0, black
+        scale = 255.0 / span
+        offset = 0.5 - lo * scale
+    return scale, offset, bool(signed), levels
+
+
+def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, signed: bool | None,
+            channels: list[int] | None = None) -> tuple[torch.Tensor, list[Mosaic], list[int]]:
+    """Render layers into one flat uint8 buffer on their device.
+
+    Returns ``(buffer, mosaics without images, offsets)``: mosaic ``i`` is
+    ``buffer[offsets[i]:offsets[i + 1]]`` reshaped to its size. Few torch calls per layer and
+    one wait for the device in all (the per-channel bounds of every layer travel to the host
+    together, where the scales are worked out): rendering every layer of a network each frame
+    is bound by per-call overhead, not arithmetic.
+    """
+    if mode not in ("channel", "layer"):
+        raise ValueError("mode must be 'channel' or 'layer'")
+    maps, modes, chans = [], [], []
+    for a in acts:
+        t = _as_tensor(a)
+        m = as_maps(t)
+        if m.dtype != torch.float32:
+            m = m.float()
+        if channels is not None:
+            m = m[torch.as_tensor(channels, device=m.device, dtype=torch.long)]
+            chans.append([int(c) for c in channels])
+        else:
+            chans.append(list(range(m.shape[0])))
+        maps.append(m)
+        modes.append("layer" if t.dim() < 2 else mode)  # a vector is one map: its values compare
+    device = maps[0].device
+    if any(m.device != device for m in maps):
+        raise ValueError("all activations must be on one device")
+
+    # 1. every channel's bounds, in one transfer
+    nonempty = [m for m in maps if m.numel()]
+    if nonempty:
+        flats = [m.reshape(m.shape[0], -1) for m in nonempty]
+        bounds = torch.stack((torch.cat([f.amin(dim=1) for f in flats]),
+                              torch.cat([f.amax(dim=1) for f in flats]))).cpu().numpy().astype(np.float64)
+    else:
+        bounds = np.zeros((2, 0))
+
+    # 2. scales on the host; the layout of every mosaic in one buffer
+    metas, offsets, scales, shifts, finite = [], [0], [], [], []
+    k = 0
+    for m, md, ch in zip(maps, modes, chans):
+        c, h, w = m.shape
+        rows, ncols = grid_shape(c, (h, w), cols)
+        height, width = max(rows * (h + pad) - pad, 0), max(ncols * (w + pad) - pad, 0)
+        offsets.append(offsets[-1] + height * width)
+        ok = False
+        is_signed, levels = bool(signed), None
+        if m.numel():
+            lo, hi = bounds[0, k:k + c], bounds[1, k:k + c]
+            k += c
+            ok = bool(np.isfinite(lo).all() and np.isfinite(hi).all())
+            if ok:
+                sc, sh, is_signed, levels = _host_coefficients(lo.copy(), hi.copy(), md, signed)
+                scales.append(sc)
+                shifts.append(sh)
+        finite.append(ok)
+        metas.append(Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (int(h), int(w)), pad, is_signed, ch, levels))
+
+    buf = torch.full((offsets[-1],), pad_value, dtype=torch.uint8, device=device)
+    if scales:
+        coef = torch.from_numpy(np.stack((np.concatenate(scales), np.concatenate(shifts))).astype(np.float32))
+        if device.type != "cpu":
+            coef = coef.to(device, non_blocking=True)
+        parts = iter(coef[:, :, None, None].split([m.shape[0] for m, ok in zip(maps, finite) if ok], dim=1))
+
+    # 3. scale and tile each layer straight into its place (the cast to uint8 on the way)
+    for i, (m, meta, ok) in enumerate(zip(maps, metas, finite)):
+        if not m.numel():
+            continue
+        if ok:
+            part = next(parts)
+            vals = torch.mul(m, part[0], out=_scratch(m)).add_(part[1])
+        else:
+            vals, meta.signed, meta.levels = _normalize_nonfinite(m, modes[i], signed)
+        th, tw = meta.tile_hw
+        canvas = buf[offsets[i]:offsets[i + 1]]
+        _tile_into(canvas, vals, meta.rows, meta.cols, pad, th, tw)
+    return buf, metas, offsets
+
+
+def _tile_into(canvas_flat: torch.Tensor, src: torch.Tensor, rows: int, cols: int, pad: int,
+               h: int, w: int) -> None:
+    """Write ``(C, h, w)`` tiles into a flat uint8 canvas already filled with the pad value."""
+    c = src.shape[0]
+    width = cols * (w + pad) - pad
+    grid = canvas_flat.as_strided((rows, h, cols, w), ((h + pad) * width, width, w + pad, 1),
+                                  canvas_flat.storage_offset())
+    full, rem = divmod(c, cols)
+    if rem == 0:
+        grid.copy_(src.reshape(rows, cols, h, w).transpose(1, 2))
+        return
+    if full:
+        grid[:full].copy_(src[: full * cols].reshape(full, cols, h, w).transpose(1, 2))
+    grid[full, :, :rem].copy_(src[full * cols:].transpose(0, 1))
+
+
 def mosaic_tensor(act, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
                   pad_value: int = 0, signed: bool | None = None,
                   channels: list[int] | None = None) -> tuple[torch.Tensor, Mosaic]:
     """Like :func:`mosaic` but the image stays a uint8 tensor on the activation's device;
     the returned :class:`Mosaic` has an empty ``image`` placeholder."""
-    maps = as_maps(act)
-    if maps.dim() == 3 and maps.shape[0] == 1 and _as_tensor(act).dim() < 2:
-        mode = "layer"  # a vector: one map, its values compare
-    if channels is not None:
-        maps = maps[torch.as_tensor(channels, device=maps.device, dtype=torch.long)]
-        chans = [int(c) for c in channels]
-    else:
-        chans = list(range(maps.shape[0]))
-    values, is_signed, levels = _scaled(maps, mode, signed, reuse=True)
-    h, w = values.shape[1:]
-    rows, ncols = grid_shape(values.shape[0], (h, w), cols)
-    img = _tile(values, rows, ncols, pad, pad_value)
-    meta = Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (int(h), int(w)), pad, is_signed, chans, levels)
-    return img, meta
+    buf, (meta,), _ = _render([act], mode=mode, cols=cols, pad=pad, pad_value=pad_value,
+                              signed=signed, channels=channels)
+    th, tw = meta.tile_hw
+    return buf.view(max(meta.rows * (th + pad) - pad, 0), max(meta.cols * (tw + pad) - pad, 0)), meta
 
 
 def mosaic(act, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
@@ -291,10 +403,30 @@ def mosaic(act, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
     channels:
         Show only these channels, in this order.
     """
-    img, meta = mosaic_tensor(act, mode=mode, cols=cols, pad=pad, pad_value=pad_value,
-                              signed=signed, channels=channels)
-    meta.image = img.cpu().numpy()
-    return meta
+    return mosaic_many([act], mode=mode, cols=cols, pad=pad, pad_value=pad_value, signed=signed,
+                       channels=channels)[0]
+
+
+def mosaic_many(acts, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
+                pad_value: int = 0, signed: bool | None = None,
+                channels: list[int] | None = None) -> list[Mosaic]:
+    """:func:`mosaic` of several layers at once (all on one device): the same images, much
+    faster than one call per layer (one device round trip in all, one transfer of uint8).
+
+    The returned images are views into one host buffer (disjoint; copy one to keep it
+    while dropping the others).
+    """
+    acts = list(acts)
+    if not acts:
+        return []
+    buf, metas, offsets = _render(acts, mode=mode, cols=cols, pad=pad, pad_value=pad_value,
+                                  signed=signed, channels=channels)
+    host = buf.cpu().numpy()
+    for i, meta in enumerate(metas):
+        th, tw = meta.tile_hw
+        shape = (max(meta.rows * (th + pad) - pad, 0), max(meta.cols * (tw + pad) - pad, 0))
+        meta.image = host[offsets[i]:offsets[i + 1]].reshape(shape)
+    return metas
 
 
 def representative_channels(act, n: int = 8) -> list[int]:

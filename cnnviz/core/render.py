@@ -153,3 +153,53 @@ def display_image(maps: np.ndarray, index: int = 0, cmap: str = "auto",
             hwc = np.abs(hwc)
             levels = (0.0, max(abs(levels[0]), abs(levels[1])))
     return to_uint8(hwc, levels)
+
+
+# ---------------------------------------------------------------------------------------
+# Display buffers for the window: made on the worker thread so the GUI thread only blits
+# ---------------------------------------------------------------------------------------
+@lru_cache(maxsize=None)
+def _lut_bgr_cv(name: str) -> np.ndarray:
+    return np.ascontiguousarray(lut(name)[:, ::-1].reshape(256, 1, 3))
+
+
+def display_bgra(arr: np.ndarray, cmap: str, levels: tuple[float, float]) -> np.ndarray:
+    """The (H, W, 4) uint8 B, G, R, A picture of a map, as a display blits it.
+
+    ``arr`` is a 2-D map (coloured with ``cmap``, exactly as :func:`colorize` does) or an
+    (H, W, 3) RGB map (each channel scaled with ``levels`` as :func:`to_uint8` does;
+    ``cmap`` is ignored). NaN pixels (the gaps of a :func:`mosaic_maps` tiling) become
+    fully transparent; every other pixel is opaque. The byte order is that of a 32-bit
+    ``0xAARRGGBB`` word on a little-endian machine (Qt's ``QImage.Format_ARGB32_Premultiplied``),
+    which a painter draws without a per-paint conversion; ``out[..., 2::-1]`` is the RGB.
+    """
+    if arr.ndim == 2:
+        idx = to_uint8(arr, levels)
+        bgra = cv2.cvtColor(cv2.applyColorMap(idx, _lut_bgr_cv(cmap)), cv2.COLOR_BGR2BGRA)
+    elif arr.ndim == 3 and arr.shape[2] == 3:
+        bgra = cv2.cvtColor(to_uint8(arr, levels), cv2.COLOR_RGB2BGRA)
+    else:
+        raise ValueError(f"display_bgra needs a 2-D map or an (H, W, 3) image, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and arr.size and np.isnan(np.min(arr)):  # min propagates NaN: one pass
+        nan = np.isnan(arr) if arr.ndim == 2 else np.isnan(arr).any(axis=2)
+        bgra[nan] = 0  # premultiplied transparent
+    return bgra
+
+
+def histogram_counts(arr: np.ndarray, levels: tuple[float, float], bins: int = 128,
+                     max_samples: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
+    """A display histogram of ``arr`` over the ``levels`` range: ``(bin centres, counts)``.
+
+    At most ``max_samples`` evenly strided values are counted (a histogram is a picture of
+    the distribution; every pixel of a 1280×720 map would cost more than the convolution).
+    Values outside ``levels`` and NaN are not counted. Deterministic: the same array and
+    levels give the same counts.
+    """
+    lo, hi = float(levels[0]), float(levels[1])
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        lo, hi = (lo, lo + 1.0) if np.isfinite(lo) else (0.0, 1.0)
+    flat = np.asarray(arr).reshape(-1)
+    sample = flat[:: max(1, flat.size // max_samples)] if flat.size else flat
+    counts, edges = np.histogram(sample, bins=bins, range=(lo, hi))  # NaN falls outside every bin
+    centres = (edges[:-1] + edges[1:]) * 0.5
+    return centres, counts.astype(np.float64)

@@ -7,8 +7,21 @@ image under the cursor in every view, whatever the stride, padding, dilation or 
 
 The views only paint arrays the core computed (:class:`~cnnviz.core.conv.PipelineResult`);
 colours come from :mod:`cnnviz.core.render` (diverging with levels symmetric around 0 for
-signed maps, grey for magnitudes). Live updates call ``setImage(..., autoLevels=False,
-levels=...)``.
+signed maps, grey for magnitudes).
+
+Painting stays cheap on the GUI thread (a kernel drag or a 30 fps camera repaints every
+view many times a second):
+
+* :func:`display_frame` — a pure function the window's worker runs next to the pipeline —
+  chooses what each view shows (kernel, mosaic, channel, colormap, levels) for the frozen
+  :class:`DisplaySettings` of the request and colours it into a ready-to-blit uint8 B, G,
+  R, A picture (:func:`cnnviz.core.render.display_bgra`) plus the histogram counts. The
+  views only hand those bytes to the image item: no float-to-colour pass, no histogram of
+  the image on the GUI thread. (A display change the worker did not know about — another
+  colormap, a histogram drag — is coloured on the GUI thread once.)
+* The histograms are fed those counts (pyqtgraph's own image histogram is not connected)
+  at most a few times a second while results stream in, and always once they stop, so the
+  final picture and its histogram agree exactly.
 
 Run this file to preview the views on a sample image.
 """
@@ -16,18 +29,21 @@ Run this file to preview the views on a sample image.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+import time
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGraphicsRectItem, QGridLayout, QHBoxLayout, QLabel,
                                QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
 import pyqtgraph as pg
+from pyqtgraph import functions as pg_fn
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, PipelineResult, PoolSpec
-from cnnviz.core.render import COLORMAPS, DIVERGING, lut, mosaic_maps
+from cnnviz.core.render import COLORMAPS, DIVERGING, display_bgra, histogram_counts, lut, mosaic_maps
 
 STAGES = ("input", "conv", "activation", "pool")
 STAGE_TITLES = {"input": "Input", "conv": "Convolution", "activation": "Activated", "pool": "Pooled"}
@@ -36,6 +52,11 @@ ACTIVATION_TITLES = {"none": "no activation", "relu": "ReLU", "leaky_relu": "lea
 MOSAIC = -1      # selector value: all kernels tiled
 MAGNITUDE = -2   # selector value: gradient magnitude of the pair
 RGB = -1         # channel selector value in "each" mode: the three channel maps as one RGB image
+#: Histograms are redrawn at most this often while results stream in (a kernel drag, a
+#: camera); the last result's histogram is always drawn within this time.
+HISTOGRAM_INTERVAL_MS = 250
+HISTOGRAM_BINS = 128
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class _MapImageItem(pg.ImageItem):
@@ -45,6 +66,23 @@ class _MapImageItem(pg.ImageItem):
     the whole convolution on a 1280×720 map; Qt's bilinear filtering while drawing is
     almost free, and keeps thin edges visible when the map is shown smaller than 1:1.
     """
+
+    def render(self) -> None:  # noqa: D102
+        # A (H, W, 4) uint8 B, G, R, A picture (display_bgra) is Qt's native 32-bit format
+        # on a little-endian machine: wrap it, no conversion here nor at every paint
+        # (pyqtgraph would wrap it as RGBA8888, which the painter converts on each blit).
+        img = self.image
+        if img is not None and img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 4:
+            if _LITTLE_ENDIAN:
+                self.qimage = pg_fn.ndarray_to_qimage(np.ascontiguousarray(img),
+                                                      QImage.Format.Format_ARGB32_Premultiplied)
+            else:
+                rgba = np.ascontiguousarray(img[..., [2, 1, 0, 3]])
+                self.qimage = pg_fn.ndarray_to_qimage(rgba, QImage.Format.Format_RGBA8888_Premultiplied)
+            self._renderRequired = False
+            self._unrenderable = False
+            return
+        super().render()
 
     def paint(self, p, *args):  # noqa: ANN001, D102
         t = p.transform()
@@ -108,6 +146,164 @@ class MosaicLayout:
     def tile_origin(self, k: int) -> tuple[int, int]:
         r, c = divmod(k, self.cols)
         return r * (self.tile_h + self.pad), c * (self.tile_w + self.pad)
+
+
+# ---------------------------------------------------------------------------------------
+# What the views show, decided and coloured off the GUI thread (pure functions)
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DisplaySettings:
+    """The view controls that decide what a result looks like, frozen so a worker can
+    colour a result with them (:meth:`OutputViews.display_settings`).
+
+    ``fixed_levels`` holds ``(stage, (lo, hi))`` pairs and counts only in "fixed" mode.
+    """
+
+    selection: int = 0           # kernel index, MOSAIC or MAGNITUDE
+    channel: int = RGB           # "each" mode: RGB or 0, 1, 2
+    colormap: str = "auto"
+    levels_mode: str = "auto"
+    fixed_levels: tuple[tuple[str, tuple[float, float]], ...] = ()
+    histograms: bool = True      # compute histogram counts (the histograms are shown)
+
+    def fixed(self, stage: str) -> tuple[float, float] | None:
+        if self.levels_mode != "fixed":
+            return None
+        for s, lv in self.fixed_levels:
+            if s == stage:
+                return lv
+        return None
+
+
+@dataclass(frozen=True, eq=False)
+class StageImage:
+    """One view's picture: the float map it stands for and the bytes that are drawn.
+
+    ``data`` is the (H, W) or (H, W, 3) float array (what hover, explain and tests read);
+    ``pixels`` the (H, W, 4) uint8 B, G, R, A picture of ``data`` under ``levels`` and
+    ``cmap`` (:func:`~cnnviz.core.render.display_bgra`; ``cmap`` is "rgb" for 3-channel
+    data); ``histogram`` ``(bin centres, counts)`` over ``levels`` or None.
+    """
+
+    data: np.ndarray
+    levels: tuple[float, float]
+    cmap: str
+    pixels: np.ndarray
+    histogram: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class DisplayFrame:
+    """Every view's :class:`StageImage` for one result (None: the view shows nothing)."""
+
+    settings: DisplaySettings
+    stages: dict[str, StageImage | None] = field(default_factory=dict)
+    result_id: int = 0
+
+
+def _clean_levels(levels: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = float(levels[0]), float(levels[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
+    return lo, hi
+
+
+def stage_image(data: np.ndarray, levels: tuple[float, float], cmap: str, histogram: bool = False) -> StageImage:
+    """Colour ``data`` for display (any thread); ``histogram`` adds the counts."""
+    lv = _clean_levels(levels)
+    if data.ndim != 2:
+        cmap = "rgb"
+    pixels = display_bgra(data, cmap, lv)
+    hist = histogram_counts(data, lv, HISTOGRAM_BINS) if histogram and data.ndim == 2 else None
+    return StageImage(data, lv, cmap, pixels, hist)
+
+
+def stage_stat(stage: str, arr: np.ndarray,
+               stats: dict[str, tuple[float, float, float, float]] | None = None) -> tuple[float, float, float, float]:
+    """(min, max, auto_lo, auto_hi) of a stage over all kernels (from ``stats`` when given)."""
+    if stats and stage in stats:
+        return stats[stage]
+    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    if finite.size == 0:
+        return 0.0, 1.0, 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < 0:
+        m = max(abs(lo), abs(hi))
+        return lo, hi, -m, m
+    return lo, hi, lo, hi
+
+
+def levels_for(stage: str, stat: tuple[float, float, float, float], cmap: str,
+               settings: DisplaySettings) -> tuple[float, float]:
+    """Fixed levels if the user fixed them; else the auto levels, symmetric around 0
+    for diverging colour maps (so white is exactly 0)."""
+    fixed = settings.fixed(stage)
+    if fixed is not None:
+        return fixed
+    _, _, lo, hi = stat
+    if cmap in DIVERGING:
+        m = max(abs(lo), abs(hi)) or 1.0
+        return -m, m
+    if hi <= lo:
+        return lo, lo + 1.0
+    return lo, hi
+
+
+def cmap_for(stat: tuple[float, float, float, float], settings: DisplaySettings) -> str:
+    if settings.colormap != "auto":
+        return settings.colormap
+    return "diverging" if stat[0] < 0.0 else "gray"
+
+
+def select_map(arr: np.ndarray, settings: DisplaySettings) -> np.ndarray:
+    """The 2-D (or RGB) array of one stage for the kernel/channel selection."""
+    sel = settings.selection
+    n = arr.shape[0]
+    if arr.ndim == 4:  # each mode: (N, 3, H, W)
+        ch = settings.channel
+        if sel == MOSAIC and n > 1:
+            if ch == RGB:
+                tiles = [mosaic_maps(np.ascontiguousarray(arr[:, c])) for c in range(3)]
+                return np.ascontiguousarray(np.stack(tiles, axis=2))
+            return mosaic_maps(np.ascontiguousarray(arr[:, ch]))
+        k = min(max(sel, 0), n - 1)
+        return np.ascontiguousarray(np.moveaxis(arr[k], 0, 2)) if ch == RGB else arr[k, ch]
+    if sel == MOSAIC and n > 1:
+        return mosaic_maps(arr)
+    return arr[min(max(sel, 0), n - 1)]
+
+
+def display_frame(result: PipelineResult, request: PipelineRequest,
+                  stats: dict[str, tuple[float, float, float, float]] | None, settings: DisplaySettings,
+                  input_image: StageImage | None = None) -> DisplayFrame:
+    """What every view shows for ``result`` under ``settings``, coloured (pure; any thread).
+
+    ``input_image`` is reused for the input view when it already pictures ``result.input``
+    (a kernel edit keeps the picture).
+    """
+    stages: dict[str, StageImage | None] = {}
+    x = result.input
+    if input_image is not None and input_image.data is x:
+        stages["input"] = input_image
+    else:
+        stages["input"] = stage_image(x, (0.0, 1.0), "gray" if x.ndim == 2 else "rgb")
+    if settings.selection == MAGNITUDE and result.magnitude is not None:
+        mag = result.magnitude
+        stat = stage_stat("magnitude", mag, stats)
+        cmap = settings.colormap if settings.colormap != "auto" else "gray"
+        stages["conv"] = stage_image(mag, levels_for("conv", stat, cmap, settings), cmap, settings.histograms)
+        stages["activation"] = stages["pool"] = None
+        return DisplayFrame(settings, stages, result.request_id)
+    for stage in ("conv", "activation", "pool"):
+        arr = getattr(result, stage)
+        if arr is None or (stage == "pool" and request.pool is None):
+            stages[stage] = None
+            continue
+        shown = select_map(arr, settings)
+        stat = stage_stat(stage, arr, stats)
+        cmap = cmap_for(stat, settings)
+        stages[stage] = stage_image(shown, levels_for(stage, stat, cmap, settings), cmap, settings.histograms)
+    return DisplayFrame(settings, stages, result.request_id)
 
 
 class MapView(QWidget):

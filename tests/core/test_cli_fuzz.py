@@ -45,8 +45,17 @@ VALUES = [
     "out.png", "outdir", "out.txt", "224,224", "0.5,0.5,0.5", "0,0,0", "{\"n_classes\": 3}", "",
 ]
 TOKENS = st.one_of(st.sampled_from(OPTIONS), st.sampled_from(VALUES), st.text(max_size=6))
-ARGV = st.builds(lambda head, rest: ([head] if head else []) + rest,
-                 st.sampled_from(SUBCOMMANDS), st.lists(TOKENS, max_size=9))
+_FREE = st.builds(lambda head, rest: ([head] if head else []) + rest,
+                  st.sampled_from(SUBCOMMANDS), st.lists(TOKENS, max_size=9))
+_PAIRS = st.lists(st.tuples(st.sampled_from(OPTIONS), st.sampled_from(VALUES)), max_size=5)
+# mostly-valid command lines, so the fuzzer also gets past argparse into the pipeline and the model
+_CONVOLVE = st.builds(lambda img, k, pairs: ["convolve", img, "-k", k] + [t for p in pairs for t in p],
+                      st.sampled_from(["small.png", "gray.png", "notes.txt"]),
+                      st.sampled_from(["sobel-x", "sobel-pair", "k.json", "[[1,0,-1]]", "[[[1]],[[2]],[[3]]]"]),
+                      _PAIRS)
+_INSPECT = st.builds(lambda img, pairs: ["inspect", "demo"] + img + ["--out", "outdir"] + [t for p in pairs for t in p],
+                     st.sampled_from([[], ["gray.png"], ["small.png"], ["notes.txt"]]), _PAIRS)
+ARGV = st.one_of(_FREE, _CONVOLVE, _INSPECT)
 
 
 @pytest.fixture(scope="module")
@@ -108,15 +117,14 @@ def files_outside(root: Path, before: set[Path]) -> set[Path]:
     return {p for p in root.parent.iterdir()} - before
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(argv=ARGV)
 def test_any_argv_gives_exit_0_or_2_and_never_an_internal_error(sandbox, argv):
     code, err = run_cli(argv)
     assert code in (0, 2), (argv, code, err)
     assert "internal error" not in err and "Traceback" not in err, (argv, err)
     if code == 2 and err:
-        lines = [ln for ln in err.splitlines() if ln.strip()]
-        assert lines[-1].startswith(("cnnviz: error:", "cnnviz ", "usage:", "cnnviz:")), (argv, err)
+        assert err.startswith(("cnnviz", "usage:")) and "error" in err, (argv, err)
 
 
 def test_known_argv_cases(sandbox):

@@ -29,12 +29,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::Deprec
 
 
 def textbook_grad_cam(model: nn.Module, x: torch.Tensor, layer: str, cls: int) -> np.ndarray:
-    store = {}
-    mod = model.get_submodule(layer)
+    """Grad-CAM with plain hooks. ``relu#2`` is the module's 2nd call: only that call is
+    tapped (a module called twice would otherwise overwrite the gradient in backward)."""
+    store = {"calls": 0}
+    base, _, nth = layer.partition("#")
+    want = int(nth) if nth else 1
+    mod = model.get_submodule(base)
 
     def hook(_m, _i, out):
+        store["calls"] += 1
+        if store["calls"] != want:
+            return None
         store["a"] = out
         out.register_hook(lambda g: store.__setitem__("g", g))
+        return None
 
     h = mod.register_forward_hook(hook)
     try:
@@ -57,7 +65,7 @@ def test_grad_cam_matches_textbook_and_every_format(cls):
     model = prepare(cls())
     x = example_input(model)
     layer = last_conv_layer(model, x)
-    assert layer == {"TinyLeNet": "conv2", "TinyResNet": "layer1.1.conv2"}[cls.__name__]
+    assert layer == {"TinyLeNet": "pool2", "TinyResNet": "layer1.1.relu#2"}[cls.__name__]
     want = textbook_grad_cam(prepare(cls()), x, layer, 2)
     for name, m in formats(model, x).items():
         cam, used = grad_cam(m, x, target_class=2)

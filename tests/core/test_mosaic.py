@@ -14,6 +14,7 @@ from cnnviz.core.mosaic import (
     grid_shape,
     histogram,
     mosaic,
+    mosaic_many,
     normalize_uint8,
     overview_strip,
     representative_channels,
@@ -136,3 +137,17 @@ def test_grid_is_wide_rather_than_tall():
     assert grid_shape(6) == (2, 3)
     assert grid_shape(64) == (8, 8)
     assert grid_shape(10, cols=4) == (3, 4)
+
+
+def test_mosaic_many_equals_one_call_per_layer():
+    gen = torch.Generator().manual_seed(0)
+    acts = [torch.randn(6, 5, 7, generator=gen), torch.rand(3, 4, 4, generator=gen), torch.arange(10.0),
+            torch.zeros(2, 3, 3), torch.randn(1, 2, 2, generator=gen) * float("inf"), torch.rand(5, 9, generator=gen)]
+    for mode in ("channel", "layer"):
+        many = mosaic_many(acts, mode=mode, pad=2)
+        assert len(many) == len(acts)
+        for a, m in zip(acts, many):
+            one = mosaic(a, mode=mode, pad=2)
+            assert np.array_equal(m.image, one.image)
+            assert (m.rows, m.cols, m.tile_hw, m.signed, m.levels) == (one.rows, one.cols, one.tile_hw, one.signed, one.levels)
+    assert mosaic_many([]) == []

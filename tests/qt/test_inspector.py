@@ -251,12 +251,12 @@ def test_cam_and_receptive_field_overlays_have_the_inputs_shape(qtbot, inspector
     assert res.cam.heatmap.shape == hw
     assert w.cam_view.overlay().shape == (*hw, 3)
     assert w.cam_view.heatmap_image().shape == (*hw, 3)
-    assert "conv4" in w.cam_view.caption.text() and "default" in w.cam_view.caption.text()
-    assert w.cam_view.layer_box.currentText() == "default: conv4"
+    assert "pool2" in w.cam_view.caption.text() and "default" in w.cam_view.caption.text()
+    assert w.cam_view.layer_box.currentText() == "default: pool2"
     model = w.current_model()
     x = model.preprocessing.apply(np.array(w.current_input()))
     heat, layer = grad_cam(model, x)
-    assert layer == "conv4"
+    assert layer == "pool2"
     np.testing.assert_allclose(res.cam.heatmap, heat, atol=1e-5)
     # another class and layer
     w.set_cam(5, "conv2")

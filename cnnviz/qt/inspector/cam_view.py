@@ -1,7 +1,8 @@
 """Grad-CAM: where in the input the chosen class's evidence lies, at a chosen layer.
 
-The default layer is the last convolution with a spatial map (coarse but most class-specific;
-earlier layers give finer, less specific maps) and the view always names the layer used.
+The default layer is the last conv block's spatial output — the activated or pooled map after
+the last convolution (coarse but most class-specific; earlier layers give finer, less specific
+maps) — and the view always names the layer used.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class CamView(QWidget):
         if error:
             self.caption.setText(f"⚠ Grad-CAM failed: {error}")
         elif cam is not None:
-            why = " (the default: the last convolution)" if cam.layer == cam.default_layer else ""
+            why = " (the default: the last conv block's output)" if cam.layer == cam.default_layer else ""
             which = "the predicted class" if cam.chosen_class is None else "the chosen class"
             self.caption.setText(f"Grad-CAM for <b>{cam.class_name}</b> ({which}) at layer <b>{cam.layer}</b>{why}")
         self._redraw()

@@ -443,11 +443,15 @@ def default_layer(layers: Sequence[LayerInfo]) -> str | None:
 
 
 def default_cam_layer(layers: Sequence[LayerInfo]) -> str | None:
-    """Grad-CAM's default: the last convolution with a spatial map (the core's rule)."""
-    spatial = [li for li in layers if li.spatial]
-    convs = [li for li in spatial if any(w in li.type.lower() for w in _CONV_WORDS)]
+    """Grad-CAM's default, the core's rule (:func:`cnnviz.core.explain.last_conv_layer`):
+    the last spatial map larger than 1×1 at or after the last convolution — the last conv
+    block's activated or pooled output."""
+    layers = list(layers)
+    convs = [i for i, li in enumerate(layers) if li.spatial and any(w in li.type.lower() for w in _CONV_WORDS)]
     if convs:
-        return convs[-1].name
+        after = [li for li in layers[convs[-1]:] if li.spatial and li.shape[1] * li.shape[2] > 1]
+        return (after[-1] if after else layers[convs[-1]]).name
+    spatial = [li for li in layers if li.spatial]
     return spatial[-1].name if spatial else None
 
 
