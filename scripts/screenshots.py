@@ -114,6 +114,44 @@ def main(argv: list[str] | None = None) -> int:
     shot("playground-pooling")
     win.outputs.fit()
 
+    # 2b. the Learn panel: the stride lesson applied to the photo
+    win.unpin()
+    win.outputs.fit()
+    win.learn_panel.apply(next(les for les in __import__("cnnviz.core.lessons", fromlist=["LESSONS"]).LESSONS
+                               if les.key == "stride"))
+    win.dock_learn.show()
+    win.dock_learn.raise_()
+    wait_result()
+    shot("playground-learn")
+    win.dock_params.raise_()
+
+    # 2c. the animation: the kernel slides over a crop and the map fills in
+    win.set_params(PlaygroundParams(padding=(1, 1)))
+    wait_result()
+    win.dock_animate.show()
+    win.dock_animate.raise_()
+    win.animate_panel.set_speed(400)
+    win.animate_panel.play()
+    settle(900)
+    win.animate_panel.pause()
+    settle(200)
+    shot("playground-animate")
+    win.animate_panel.stop()
+    win.dock_explain.raise_()
+
+    # 2d. a live source: the moving test pattern at 1280×720, 30 fps, through the pipeline
+    win.set_params(PlaygroundParams(padding=(1, 1), activation="relu", pool="max"))
+    win.live.start_pattern(1280, 720, 30)
+    deadline = time.monotonic() + 15
+    while win.live.frames_shown < 20 and time.monotonic() < deadline:
+        settle(50)
+    win.outputs.fit()
+    settle(300)
+    shot("playground-live")
+    win.live.stop()
+    win.live.show_still()
+    settle(300)
+
     # 3. the oriented bank as a mosaic on the test pattern
     win.set_params(PlaygroundParams(activation="relu"))
     win.open_sample("pattern")

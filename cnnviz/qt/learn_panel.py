@@ -8,7 +8,8 @@ screen. Installed into the main window with :func:`install_learn_panel`.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
+                               QWidget)
 
 from ..core.kernels import preset
 from ..core.lessons import LESSONS, Lesson
@@ -46,6 +47,8 @@ class LearnPanel(QWidget):
         lay = QVBoxLayout(self)
         intro = QLabel("Each button sets cnnviz up to show one idea — on your own image, or on the demo model.")
         intro.setWordWrap(True)
+        for lab in (intro,):
+            lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         lay.addWidget(intro)
         self.title = QLabel("")
         self.title.setObjectName("lesson-title")
@@ -60,6 +63,7 @@ class LearnPanel(QWidget):
         self.expect.setWordWrap(True)
         self.expect.setStyleSheet("color: palette(mid); font-style: italic;")
         for w in (self.title, self.text, self.expect):
+            w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             lay.addWidget(w)
         self.buttons: dict[str, QPushButton] = {}
         for i, les in enumerate(LESSONS, 1):
@@ -67,6 +71,8 @@ class LearnPanel(QWidget):
             b.setObjectName(f"lesson-{les.key}")
             b.setToolTip(les.text)
             b.setStyleSheet("text-align: left; padding: 4px 8px;")
+            # long titles may be cut at the dock's edge rather than widening it (tooltip has the text)
+            b.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             b.clicked.connect(lambda _=False, k=les: self.apply(k))
             lay.addWidget(b)
             self.buttons[les.key] = b
@@ -149,6 +155,7 @@ def install_learn_panel(window) -> LearnPanel:
     area = QScrollArea()
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     area.setWidget(panel)
     dock = QDockWidget("Learn", window)
     dock.setObjectName("dock-learn")

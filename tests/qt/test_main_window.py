@@ -557,3 +557,17 @@ def test_playground_never_imports_torch(window):
 
     for mod in (conv, render, mw):
         assert "torch" not in vars(mod)
+
+
+def test_explanation_is_cleared_when_the_data_changes_and_nothing_is_pinned(qtbot, window):
+    """Stale numbers from another image or setting must not stay on screen."""
+    from cnnviz.qt.settings import PlaygroundParams
+
+    window.explain_pixel("conv", 5, 5, pin=True)
+    assert window.explain_panel.shown_value() is not None
+    window.unpin()
+    window.set_params(PlaygroundParams(stride=(2, 2)))
+    rid = window.submit_now()
+    qtbot.waitUntil(lambda: window.worker.last_delivered_id >= (rid or 0), timeout=20_000)
+    qtbot.waitUntil(lambda: window.explain_panel.shown_value() is None, timeout=5_000)
+    assert window.last_explanation is None
