@@ -44,6 +44,7 @@ bench: $(STAMP)
 
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/inspector_screenshots.py
 
 package: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,package]'
