@@ -75,6 +75,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="weights (.pth state_dict or .safetensors); for torchvision also 'pretrained' or 'random'")
     p.add_argument("--trust", action="store_true",
                    help="I trust this model file: allow formats that can run code (TorchScript, .pt2, pickles, .py)")
+    p.add_argument("--trust-weights", action="store_true",
+                   help="I trust the --weights file too (a checkpoint that can run code when loaded); "
+                        "--trust covers the model file only")
     p.add_argument("--input-size", type=_size_arg, metavar="H,W", help="resize the image to exactly H x W")
     p.add_argument("--mean", type=_floats_arg("mean"), metavar="m,m,m",
                    help="per-channel mean in [0, 1] units, subtracted after scaling pixels to [0, 1]")
@@ -105,7 +108,7 @@ def run(args) -> int:
 
     from ..core.capture import capture, topk
     from ..core.images import load_image
-    from ..core.models import load_labels, load_model
+    from ..core.models import load_labels
     from ..core.mosaic import mosaic_many
     from ..core.render import lut
 
@@ -113,8 +116,7 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise CnnvizError(f"--out {out_dir} is a file, not a folder", "give a folder to write into")
 
-    loaded = load_model(args.model, weights=args.weights, trust=args.trust,
-                        ctor_kwargs=args.model_args, device=args.device)
+    loaded = _load(args)
     pp = loaded.preprocessing
     changes = {}
     if args.input_size is not None:
@@ -191,6 +193,57 @@ def run(args) -> int:
     print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {len(layers)} mosaics in "
           f"{out_dir / 'layers'}")
     return 0
+
+
+class _TrustExactly:
+    """Trust exactly these files' bytes (duck-types :class:`cnnviz.core.trust.TrustStore`)."""
+
+    def __init__(self, hashes: set[str]):
+        self.hashes = {h.lower() for h in hashes}
+
+    def is_trusted_hash(self, sha256: str) -> bool:
+        return sha256.lower() in self.hashes
+
+
+def _model_file(spec: str) -> Path | None:
+    """The file a model spec names: the file itself, or the .py of ``file.py:Class``."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if ":" in spec:
+        py = Path(spec.rsplit(":", 1)[0])
+        if py.is_file():
+            return py
+    return None
+
+
+def _load(args):
+    """load_model with trust given per file: ``--trust`` vouches for the model file only (the
+    user's own net.py does not make a checkpoint downloaded from the internet safe);
+    ``--trust-weights`` for the weights file."""
+    from ..core.errors import TrustRequired
+    from ..core.models import load_model
+    from ..core.trust import file_sha256
+
+    trusted: set[str] = set()
+    model_file = _model_file(args.model)
+    weights_file = Path(args.weights) if args.weights and Path(args.weights).is_file() else None
+    try:
+        if args.trust and model_file is not None:
+            trusted.add(file_sha256(model_file))
+        if args.trust_weights and weights_file is not None:
+            trusted.add(file_sha256(weights_file))
+    except OSError as exc:
+        raise CnnvizError(f"cannot read {exc.filename}: {exc.strerror}", "check the path and permissions") from exc
+    try:
+        return load_model(args.model, weights=args.weights, trust=False, trust_store=_TrustExactly(trusted),
+                          ctor_kwargs=args.model_args, device=args.device)
+    except TrustRequired as err:
+        path = getattr(err, "path", None)
+        is_weights = (weights_file is not None and path is not None
+                      and Path(path).resolve() == weights_file.resolve())
+        flag = "--trust-weights (--trust covers the model file only)" if is_weights else "--trust"
+        raise TrustRequired(err.cause, f"load it only if you trust where it came from: add {flag}") from err
 
 
 def _write_png(path: Path, rgb) -> None:

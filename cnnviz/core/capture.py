@@ -5,10 +5,12 @@ formats :mod:`cnnviz.core.models` loads:
 
 * **eager modules** (torchvision, ``file.py:Class``, whole pickles, the demo): a forward hook
   on every submodule.
-* **TorchScript**: ScriptModules refuse forward hooks, so the forward graph is copied,
-  inlined, and rewritten to also return (a clone of) every submodule's output; each value is
-  named from the module hierarchy TorchScript records on every inlined node. The loaded
-  module itself is never changed.
+* **TorchScript** (scripted or traced): ScriptModules refuse forward hooks, so a copy of the
+  forward graph is rewritten to also return a clone of every submodule's output: method calls
+  are inlined one level at a time, and where each submodule's ``forward`` returned an
+  ``aten::clone`` of its value is inserted, named by the module path of the call. The loaded
+  module itself is never changed. Submodules called only inside TorchScript control flow
+  (an ``if`` or loop body) cannot be returned from the graph and are not recorded.
 * **torch.export programs**: the flattened graph module has no submodules to hook, so the
   program is unflattened (:func:`torch.export.unflatten`) back into the original module
   hierarchy and that is hooked like an eager module (types come from the graph's
@@ -36,6 +38,13 @@ modified in place (by watching tensor version counters under ``torch.no_grad``, 
 cloned on that frame) and from then on clones only those, running under
 ``torch.inference_mode``. Pass ``clone="always"`` to clone everything on every frame (the
 safe choice for a model whose forward takes different paths for different inputs).
+TorchScript outputs are always cloned (inside the graph, where the module returned).
+
+Devices
+-------
+Activations stay where the model runs; render them there (:mod:`cnnviz.core.mosaic`) and move
+only uint8 images to the host (:func:`layer_to_host_uint8`). CUDA running out of memory moves
+the model to the CPU (float32) and runs the frame again, saying so in the result.
 """
 
 from __future__ import annotations
@@ -585,8 +594,8 @@ class _ScriptBackend:
         self.graph = graph
         self.fn = torch._C._create_function_from_graph("cnnviz_capture_forward", graph)
 
-    def call(self, x: torch.Tensor) -> tuple[Any, list[torch.Tensor]]:
-        outs = self.fn(self.module._c, x)
+    def call(self, x: torch.Tensor, module: nn.Module | None = None) -> tuple[Any, list[torch.Tensor]]:
+        outs = self.fn((module if module is not None else self.module)._c, x)
         return outs[0], list(outs[1:])
 
     def forward(self, x: torch.Tensor) -> tuple[Any, list[tuple[str, str, int, torch.Tensor]]]:

@@ -19,6 +19,8 @@ out of sight of the Python-level tracker the geometry is read with).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -58,6 +60,13 @@ __all__ = [
 # --------------------------------------------------------------------------- running with a tap
 
 
+# Built once per model, not per call: unflattening a program and compiling a rewritten
+# TorchScript graph (plus its first, profiling runs) take long for a big model.
+_CACHE_LOCK = threading.Lock()
+_UNFLATTENED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SCRIPT_TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class _Runner:
     """The module to run for a model of any format, plus the extra bits each format needs."""
 
@@ -71,8 +80,13 @@ class _Runner:
             if ep is None:
                 raise CaptureError("this torch.export model came without its ExportedProgram",
                                    "load it with cnnviz.core.models.load_model")
-            self.module = _unflatten(ep, _model_device_dtype(module)[0])
-            self.types = _export_types(ep)
+            device = _model_device_dtype(module)[0]
+            with _CACHE_LOCK:
+                cached = _UNFLATTENED.get(ep)
+                if cached is None:
+                    cached = _UNFLATTENED[ep] = (_unflatten(ep, device), _export_types(ep))
+            self.module, self.types = cached
+            self.module.to(device)
         else:
             self.module = module
 
@@ -89,8 +103,13 @@ class _Runner:
         differentiable and untouched by in-place ops after it. With ``stop`` an eager forward
         ends right after the layer (``output`` is then ``None``)."""
         if self.script:
-            backend = _ScriptBackend(self.module, {layer}, grad_tap=layer)
-            out, extra = backend.call(x)
+            with _CACHE_LOCK:
+                per_model = _SCRIPT_TAPS.setdefault(self.module, {})
+                backend = per_model.get(layer)
+                if backend is None:
+                    backend = per_model[layer] = _ScriptBackend(self.module, {layer}, grad_tap=layer)
+                    backend.module = None  # the cache must not keep its key (the model) alive
+            out, extra = backend.call(x, self.module)
             return out, extra[backend.grad_index]
         return _eager_tap(self.module, x, layer, stop)
 

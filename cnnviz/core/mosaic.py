@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 __all__ = [
     "Mosaic",
@@ -32,6 +31,7 @@ __all__ = [
     "mosaic_tensor",
     "normalize_uint8",
     "overview_strip",
+    "overview_strips",
 ]
 
 
@@ -275,7 +275,7 @@ def _host_coefficients(lo: np.ndarray, hi: np.ndarray, mode: str, signed: bool |
 
 
 def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, signed: bool | None,
-            channels: list[int] | None = None) -> tuple[torch.Tensor, list[Mosaic], list[int]]:
+            channels=None, batched: bool | None = None) -> tuple[torch.Tensor, list[Mosaic], list[int]]:
     """Render layers into one flat uint8 buffer on their device.
 
     Returns ``(buffer, mosaics without images, offsets)``: mosaic ``i`` is
@@ -283,18 +283,31 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
     one wait for the device in all (the per-channel bounds of every layer travel to the host
     together, where the scales are worked out): rendering every layer of a network each frame
     is bound by per-call overhead, not arithmetic.
+
+    On a GPU (``batched``, the default off the CPU) all layers go through one fixed sequence
+    of about ten kernels (see :func:`_render_batched`) instead of a few per layer.
     """
     if mode not in ("channel", "layer"):
         raise ValueError("mode must be 'channel' or 'layer'")
-    maps, modes, chans = [], [], []
-    for a in acts:
+    maps, modes, chans, tails = [], [], [], []
+    per_layer = channels is not None and len(channels) > 0 and not isinstance(channels[0], (int, np.integer))
+    for i, a in enumerate(acts):
         t = _as_tensor(a)
-        m = as_maps(t)
+        if t.dim() == 1 and t.numel():
+            # A vector as one near-square map. The cells after its end are filled with its
+            # first value (so its bounds are unchanged) and painted pad_value afterwards.
+            n = t.numel()
+            r, c = grid_shape(n)
+            m = torch.cat((t.float(), t[:1].float().expand(r * c - n))).reshape(1, r, c)
+            tails.append((i, n, r * c))
+        else:
+            m = as_maps(t)
         if m.dtype != torch.float32:
             m = m.float()
-        if channels is not None:
-            m = m[torch.as_tensor(channels, device=m.device, dtype=torch.long)]
-            chans.append([int(c) for c in channels])
+        sel = channels[i] if per_layer else channels
+        if sel is not None:
+            m = m[torch.as_tensor(sel, device=m.device, dtype=torch.long)]
+            chans.append([int(c) for c in sel])
         else:
             chans.append(list(range(m.shape[0])))
         maps.append(m)
@@ -302,6 +315,14 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
     device = maps[0].device
     if any(m.device != device for m in maps):
         raise ValueError("all activations must be on one device")
+    if batched is None:
+        batched = device.type != "cpu"
+    if batched and all(m.numel() for m in maps):
+        done = _render_batched(maps, modes, chans, cols, pad, pad_value, signed)
+        if done is not None:
+            _paint_tails(done[0], done[2], tails, pad_value)
+            return done
+        # else: NaN/inf somewhere; the per-layer path below handles them
 
     # 1. every channel's bounds, in one transfer
     nonempty = [m for m in maps if m.numel()]
@@ -315,9 +336,9 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
     # 2. scales on the host; the layout of every mosaic in one buffer
     metas, offsets, scales, shifts, finite = [], [0], [], [], []
     k = 0
-    for m, md, ch in zip(maps, modes, chans):
+    for i, (m, md, ch) in enumerate(zip(maps, modes, chans)):
         c, h, w = m.shape
-        rows, ncols = grid_shape(c, (h, w), cols)
+        rows, ncols = grid_shape(c, (h, w), cols[i] if isinstance(cols, (list, tuple)) else cols)
         height, width = max(rows * (h + pad) - pad, 0), max(ncols * (w + pad) - pad, 0)
         offsets.append(offsets[-1] + height * width)
         ok = False
@@ -352,6 +373,79 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
         th, tw = meta.tile_hw
         canvas = buf[offsets[i]:offsets[i + 1]]
         _tile_into(canvas, vals, meta.rows, meta.cols, pad, th, tw)
+    _paint_tails(buf, offsets, tails, pad_value)
+    return buf, metas, offsets
+
+
+def _paint_tails(buf: torch.Tensor, offsets: list[int], tails, pad_value: int) -> None:
+    """Cells after the end of a vector (a single tile as wide as its canvas) get pad_value."""
+    for i, n, cells in tails:
+        if cells > n:
+            buf[offsets[i] + n:offsets[i] + cells].fill_(pad_value)
+
+
+_LAYOUTS: dict = {}  # a few recent layouts' index tensors, per device
+_LAYOUTS_LOCK = threading.Lock()
+
+
+def _batched_layout(shapes, grids, pad: int, device: torch.device):
+    """Index tensors for :func:`_render_batched`: per channel its length, per element its
+    place in the combined canvas buffer. Built once per layout (model, pad, grid)."""
+    key = (tuple(shapes), tuple(grids), pad, str(device))
+    with _LAYOUTS_LOCK:
+        hit = _LAYOUTS.get(key)
+    if hit is not None:
+        return hit
+    dest, lengths, offset = [], [], 0
+    for (c, h, w), (rows, cols) in zip(shapes, grids):
+        width, height = cols * (w + pad) - pad, rows * (h + pad) - pad
+        ch = torch.arange(c, device=device)
+        top, left = (ch // cols) * (h + pad), (ch % cols) * (w + pad)
+        y = torch.arange(h, device=device)
+        x = torch.arange(w, device=device)
+        d = offset + (top[:, None, None] + y[None, :, None]) * width + left[:, None, None] + x[None, None, :]
+        dest.append(d.reshape(-1))
+        lengths.append(torch.full((c,), h * w, dtype=torch.long, device=device))
+        offset += height * width
+    hit = (torch.cat(dest), torch.cat(lengths), offset)
+    with _LAYOUTS_LOCK:
+        if len(_LAYOUTS) >= 8:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = hit
+    return hit
+
+
+def _render_batched(maps, modes, chans, cols, pad: int, pad_value: int, signed: bool | None):
+    """All layers at once: concatenate, per-channel bounds by segment reductions (one transfer
+    to the host with a NaN/inf flag), scale every element by its channel's coefficients, and
+    scatter into the combined canvas. Returns ``None`` if any value is NaN/inf."""
+    device = maps[0].device
+    shapes = [tuple(m.shape) for m in maps]
+    grids = [grid_shape(c, (h, w), cols[i] if isinstance(cols, (list, tuple)) else cols)
+             for i, (c, h, w) in enumerate(shapes)]
+    dest, lengths, total = _batched_layout(shapes, grids, pad, device)
+    flat = torch.cat([m.reshape(-1) for m in maps])
+    stats = torch.cat((torch.segment_reduce(flat, "min", lengths=lengths, unsafe=True),
+                       torch.segment_reduce(flat, "max", lengths=lengths, unsafe=True),
+                       torch.isfinite(flat).all().float()[None])).cpu().numpy().astype(np.float64)
+    if stats[-1] != 1.0:
+        return None
+    n_ch = lengths.numel()
+    lo_all, hi_all = stats[:n_ch], stats[n_ch:2 * n_ch]
+    metas, offsets, scales, shifts, k = [], [0], [], [], 0
+    for (c, h, w), (rows, ncols), md, ch in zip(shapes, grids, modes, chans):
+        sc, sh, is_signed, levels = _host_coefficients(lo_all[k:k + c].copy(), hi_all[k:k + c].copy(), md, signed)
+        k += c
+        scales.append(sc)
+        shifts.append(sh)
+        offsets.append(offsets[-1] + (rows * (h + pad) - pad) * (ncols * (w + pad) - pad))
+        metas.append(Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (h, w), pad, is_signed, ch, levels))
+    coef = torch.from_numpy(np.stack((np.concatenate(scales), np.concatenate(shifts))).astype(np.float32))
+    coef = coef.to(device, non_blocking=True)
+    per_elem = torch.repeat_interleave(coef, lengths, dim=1, output_size=flat.numel())
+    vals = torch.addcmul(per_elem[1], flat, per_elem[0])
+    buf = torch.full((total,), pad_value, dtype=torch.uint8, device=device)
+    buf[dest] = vals.to(torch.uint8)  # values in [0.5, 255.5]: the truncating cast rounds
     return buf, metas, offsets
 
 
@@ -409,18 +503,20 @@ def mosaic(act, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
 
 def mosaic_many(acts, *, mode: str = "channel", cols: int | None = None, pad: int = 1,
                 pad_value: int = 0, signed: bool | None = None,
-                channels: list[int] | None = None) -> list[Mosaic]:
+                channels: list[int] | None = None, batched: bool | None = None) -> list[Mosaic]:
     """:func:`mosaic` of several layers at once (all on one device): the same images, much
     faster than one call per layer (one device round trip in all, one transfer of uint8).
 
     The returned images are views into one host buffer (disjoint; copy one to keep it
-    while dropping the others).
+    while dropping the others). ``batched`` chooses the all-layers-at-once kernels (default:
+    on a GPU, where per-layer kernel launches would dominate; on the CPU the per-layer path,
+    which moves fewer bytes, is faster).
     """
     acts = list(acts)
     if not acts:
         return []
     buf, metas, offsets = _render(acts, mode=mode, cols=cols, pad=pad, pad_value=pad_value,
-                                  signed=signed, channels=channels)
+                                  signed=signed, channels=channels, batched=batched)
     host = buf.cpu().numpy()
     for i, meta in enumerate(metas):
         th, tw = meta.tile_hw
@@ -429,19 +525,50 @@ def mosaic_many(acts, *, mode: str = "channel", cols: int | None = None, pad: in
     return metas
 
 
+def _top_channels(maps: list[torch.Tensor], n: int) -> list[list[int]]:
+    """Per map stack, the ``n`` channels with the largest mean ``|x|``, strongest first (ties:
+    lower index first). One transfer for all."""
+    # an L1 norm per channel: no |x| temporary
+    scores = torch.cat([
+        torch.nan_to_num(torch.linalg.vector_norm(m.float().reshape(m.shape[0], -1), ord=1, dim=1),
+                         nan=0.0, posinf=0.0) / max(m[0].numel(), 1)
+        for m in maps]).cpu().numpy()
+    chans, k = [], 0
+    for m in maps:
+        c = m.shape[0]
+        top = np.argsort(-scores[k:k + c], kind="stable")[: min(int(n), c)]
+        k += c
+        chans.append([int(i) for i in top])
+    return chans
+
+
 def representative_channels(act, n: int = 8) -> list[int]:
     """The ``n`` channels with the largest mean absolute activation, strongest first."""
-    maps = as_maps(act).float()
-    score = torch.nan_to_num(maps.abs(), nan=0.0, posinf=0.0, neginf=0.0).mean(dim=(1, 2))
-    k = min(int(n), score.numel())
-    return [int(i) for i in torch.topk(score, k).indices.cpu().tolist()]
+    return _top_channels([as_maps(act)], n)[0]
 
 
 def overview_strip(act, n: int = 8, *, pad: int = 1, mode: str = "channel") -> Mosaic:
     """One row of a layer's ``n`` most active channels (see :func:`representative_channels`),
     for a per-layer overview; ``Mosaic.channels`` says which channel each tile is."""
-    chans = representative_channels(act, n)
-    return mosaic(act, mode=mode, cols=len(chans), pad=pad, channels=chans)
+    return overview_strips([act], n, pad=pad, mode=mode)[0]
+
+
+def overview_strips(acts, n: int = 8, *, pad: int = 1, mode: str = "channel") -> list[Mosaic]:
+    """:func:`overview_strip` for many layers at once (one device round trip for the channel
+    choice, one for the images)."""
+    acts = list(acts)
+    if not acts:
+        return []
+    maps = [as_maps(a) for a in acts]
+    chans = _top_channels(maps, n)
+    out = _render(acts, mode=mode, cols=[max(len(c), 1) for c in chans], pad=pad, pad_value=0, signed=None,
+                  channels=chans)
+    buf, metas, offsets = out
+    host = buf.cpu().numpy()
+    for i, meta in enumerate(metas):
+        th, tw = meta.tile_hw
+        meta.image = host[offsets[i]:offsets[i + 1]].reshape(meta.rows * (th + pad) - pad, meta.cols * (tw + pad) - pad)
+    return metas
 
 
 def conv_weights_image(weight, *, cols: int | None = None, pad: int = 1,

@@ -414,3 +414,16 @@ def test_model_bench_reports_the_documented_fields():
     assert case["ratio_hooked"] == case["hooked_ms"] / case["forward_ms"]
     assert case["ratio_mosaic"] == case["mosaic_ms"] / case["forward_ms"]
     assert "live_resnet50" not in data  # CUDA only
+
+
+@pytest.mark.parametrize("fmt", ["script", "export"])
+def test_recorder_on_compiled_formats_stays_exact_over_many_frames(fmt, tmp_path):
+    """TorchScript re-optimises a graph after its first runs; the captures must not change."""
+    model = prepare(TinyResNet())
+    x = example_input(model)
+    ref = reference_capture(model, x)
+    with Recorder(save_in_format(model, x, fmt, tmp_path)) as rec:
+        for _ in range(5):
+            result = rec.run(x)
+            for act, (name, want) in zip(result.layers, ref):
+                assert torch.allclose(act.tensor, want, atol=1e-5), name

@@ -158,3 +158,26 @@ def test_wired_into_the_cnnviz_command(tmp_path):
     proc = run_inspect("demo", "--out", str(out), module="cnnviz.cli")
     assert proc.returncode == 0, proc.stderr
     assert (out / "summary.json").is_file() and (out / "activations.npz").is_file()
+
+
+def test_trust_covers_the_model_file_and_trust_weights_the_checkpoint(tmp_path):
+    """`--trust` vouches for the user's own net.py, not for a checkpoint that can run code."""
+    import argparse
+
+    from modelzoo import TinyLeNet, write_model_py
+
+    py = write_model_py(tmp_path)
+    ckpt = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": prepare(TinyLeNet()).state_dict(), "args": argparse.Namespace(lr=0.1)}, ckpt)
+    image = resources_dir() / "samples" / "digit.png"
+    proc = run_inspect(f"{py}:Net", str(image), "--weights", str(ckpt), "--trust", "--input-size", "28,28",
+                       "--out", str(tmp_path / "out"))
+    assert_one_clear_line(proc, "ckpt.pth", "--trust-weights")
+    proc = run_inspect(f"{py}:Net", str(image), "--weights", str(ckpt), "--input-size", "28,28",
+                       "--trust-weights", "--out", str(tmp_path / "out"))
+    assert_one_clear_line(proc, "net.py", "--trust")  # and the model file still needs --trust
+    proc = run_inspect(f"{py}:Net", str(image), "--weights", str(ckpt), "--trust", "--trust-weights",
+                       "--input-size", "28,28", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    summary, arrays, _ = read_outputs(tmp_path / "out")
+    assert list(arrays)[:3] == ["conv1", "relu1", "pool1"] and summary["input_shape"] == [1, 1, 28, 28]

@@ -17,6 +17,7 @@ from cnnviz.core.mosaic import (
     mosaic_many,
     normalize_uint8,
     overview_strip,
+    overview_strips,
     representative_channels,
 )
 
@@ -139,15 +140,55 @@ def test_grid_is_wide_rather_than_tall():
     assert grid_shape(10, cols=4) == (3, 4)
 
 
-def test_mosaic_many_equals_one_call_per_layer():
+def test_mosaic_many_equals_one_call_per_layer(monkeypatch):
     gen = torch.Generator().manual_seed(0)
     acts = [torch.randn(6, 5, 7, generator=gen), torch.rand(3, 4, 4, generator=gen), torch.arange(10.0),
             torch.zeros(2, 3, 3), torch.randn(1, 2, 2, generator=gen) * float("inf"), torch.rand(5, 9, generator=gen)]
-    for mode in ("channel", "layer"):
-        many = mosaic_many(acts, mode=mode, pad=2)
+    for mode, batched in [("channel", False), ("layer", False), ("channel", True), ("layer", True)]:
+        many = mosaic_many(acts, mode=mode, pad=2, batched=batched)
         assert len(many) == len(acts)
         for a, m in zip(acts, many):
             one = mosaic(a, mode=mode, pad=2)
             assert np.array_equal(m.image, one.image)
             assert (m.rows, m.cols, m.tile_hw, m.signed, m.levels) == (one.rows, one.cols, one.tile_hw, one.signed, one.levels)
     assert mosaic_many([]) == []
+    # all finite (vectors included): the batched kernels really run, and agree
+    finite = [acts[0], acts[1], acts[2], acts[3], acts[5]]
+    from cnnviz.core import mosaic as mosaic_module
+
+    calls = []
+    real = mosaic_module._render_batched
+    monkeypatch.setattr(mosaic_module, "_render_batched", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for p, q in zip(mosaic_many(finite, batched=True), mosaic_many(finite, batched=False)):
+        assert np.abs(p.image.astype(int) - q.image.astype(int)).max() <= 1
+        assert p.image.shape == q.image.shape and (p.image[-1, -1] == q.image[-1, -1])
+    assert calls == [1]
+
+
+def test_overview_strips_of_many_layers_at_once():
+    gen = torch.Generator().manual_seed(1)
+    acts = [torch.randn(12, 6, 6, generator=gen), torch.rand(3, 4, 5, generator=gen), torch.randn(40, generator=gen)]
+    strips = overview_strips(acts, 4)
+    for a, m in zip(acts, strips):
+        one = overview_strip(a, 4)
+        assert m.channels == one.channels == representative_channels(a, 4)
+        assert m.rows == 1 and m.cols == len(m.channels) and np.array_equal(m.image, one.image)
+        for c in m.channels:  # each tile is that channel's own mosaic tile
+            full = mosaic(a, pad=0)
+            if a.dim() == 3:
+                assert np.array_equal(tile(m, c), tile(full, c))
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 6), st.integers(1, 6)), min_size=1, max_size=5),
+       pad=st.integers(0, 2), seed=st.integers(0, 1000), mode=st.sampled_from(["channel", "layer"]))
+def test_batched_kernels_render_exactly_like_the_per_layer_path(shapes, pad, seed, mode):
+    """The GPU path (all layers in one sequence of kernels) is checked here on the CPU."""
+    gen = torch.Generator().manual_seed(seed)
+    acts = [torch.randn(s, generator=gen) * (1 + i) + (i % 2) * 3 for i, s in enumerate(shapes)]
+    a = mosaic_many(acts, mode=mode, pad=pad, batched=False)
+    b = mosaic_many(acts, mode=mode, pad=pad, batched=True)
+    for p, q in zip(a, b):
+        assert p.image.shape == q.image.shape
+        assert np.abs(p.image.astype(int) - q.image.astype(int)).max() <= 1  # fused multiply-add rounding
+        assert (p.signed, p.levels, p.rows, p.cols) == (q.signed, q.levels, q.rows, q.cols)
