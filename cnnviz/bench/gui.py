@@ -63,9 +63,14 @@ def _wait(app, predicate, timeout_s: float) -> bool:
 
 
 class _PaintProbe:
-    """Calls ``on_painted()`` once a widget has finished its next paint."""
+    """Calls ``on_painted()`` once a widget has finished its next paint.
 
-    def __init__(self, widget, on_painted) -> None:
+    With ``snapshot``, calls ``on_painted(snapshot())`` instead, ``snapshot()`` taken when
+    the paint starts: what the paint draws (a newer result may be shown between the paint
+    and the call, and must not count as painted).
+    """
+
+    def __init__(self, widget, on_painted, snapshot=None) -> None:
         from PySide6.QtCore import QEvent, QObject, QTimer
 
         probe = self
@@ -74,7 +79,11 @@ class _PaintProbe:
             def eventFilter(self, obj, ev):  # noqa: N802
                 if ev.type() == QEvent.Type.Paint and probe.armed:
                     probe.armed = False
-                    QTimer.singleShot(0, on_painted)  # runs after this paint has finished
+                    if snapshot is None:
+                        QTimer.singleShot(0, on_painted)  # runs after this paint has finished
+                    else:
+                        value = snapshot()
+                        QTimer.singleShot(0, lambda: on_painted(value))
                 return False
 
         self.armed = False
@@ -124,13 +133,12 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
             compute_ms: list[float] = []
             state = {"shown": 0, "painting": 0}
 
-            def on_painted() -> None:
-                n = state["painting"]
+            def on_painted(n: int) -> None:
                 t = time.perf_counter()
                 for i in range(1, n + 1):
                     painted_at.setdefault(i, t)
 
-            probe = _PaintProbe(conv_view, on_painted)
+            probe = _PaintProbe(conv_view, on_painted, snapshot=lambda: state["painting"])
 
             def on_shown(_rid: int) -> None:
                 t = time.perf_counter()

@@ -204,10 +204,10 @@ def run_soak_bench(device: str = "cpu", frames: int = 10_000, inspections: int =
 
     ``width``/``height``/``fps``: the synthetic source (fast, so the soak takes about a minute
     per 10 000 frames on two cores: the point is many frames, not big ones). ``timeout_s``
-    bounds the frames phase (default: 5 ms a frame plus a minute).
+    bounds the frames phase (default: 30 ms a frame plus a minute).
     """
     app = _app()
-    timeout_s = timeout_s if timeout_s is not None else 60.0 + frames * 0.005
+    timeout_s = timeout_s if timeout_s is not None else 60.0 + frames * 0.03
     gc.collect()
     threads_before = _python_threads()
     os_threads_before = _os_threads()

@@ -99,7 +99,10 @@ def to_uint8(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
     """
     lo, hi = float(levels[0]), float(levels[1])
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    a = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.ndim == 2 and arr.dtype == np.float32 and arr.strides[1] == 4 and arr.strides[0] >= 4 * arr.shape[1]:
+        a = arr  # rows with a gap between them (a cropped map): OpenCV reads them in place, no copy
+    else:
+        a = np.ascontiguousarray(arr, dtype=np.float32)
     flat = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
     out = cv2.addWeighted(flat, scale, flat, 0.0, -lo * scale, dtype=cv2.CV_8U)
     return out.reshape(a.shape)
@@ -163,43 +166,64 @@ def _lut_bgr_cv(name: str) -> np.ndarray:
     return np.ascontiguousarray(lut(name)[:, ::-1].reshape(256, 1, 3))
 
 
-def display_bgra(arr: np.ndarray, cmap: str, levels: tuple[float, float]) -> np.ndarray:
+@lru_cache(maxsize=None)
+def _is_identity(name: str) -> bool:
+    table = lut(name)
+    return bool((table == np.arange(256, dtype=np.uint8)[:, None]).all())
+
+
+def display_bgra(arr: np.ndarray, cmap: str, levels: tuple[float, float], nan: bool | None = None) -> np.ndarray:
     """The (H, W, 4) uint8 B, G, R, A picture of a map, as a display blits it.
 
     ``arr`` is a 2-D map (coloured with ``cmap``, exactly as :func:`colorize` does) or an
     (H, W, 3) RGB map (each channel scaled with ``levels`` as :func:`to_uint8` does;
     ``cmap`` is ignored). NaN pixels (the gaps of a :func:`mosaic_maps` tiling) become
-    fully transparent; every other pixel is opaque. The byte order is that of a 32-bit
-    ``0xAARRGGBB`` word on a little-endian machine (Qt's ``QImage.Format_ARGB32_Premultiplied``),
-    which a painter draws without a per-paint conversion; ``out[..., 2::-1]`` is the RGB.
+    fully transparent; every other pixel is opaque. ``nan=False`` promises there is no
+    NaN (skips a pass over the map; a NaN would then show as the lowest colour).
+
+    The byte order is that of a 32-bit ``0xAARRGGBB`` word on a little-endian machine
+    (Qt's ``QImage.Format_ARGB32_Premultiplied``), which a painter draws without a
+    conversion at every paint; ``out[..., 2::-1]`` is the RGB.
     """
     if arr.ndim == 2:
         idx = to_uint8(arr, levels)
-        bgra = cv2.cvtColor(cv2.applyColorMap(idx, _lut_bgr_cv(cmap)), cv2.COLOR_BGR2BGRA)
+        if _is_identity(cmap):  # grey: the index is the colour
+            bgra = cv2.cvtColor(idx, cv2.COLOR_GRAY2BGRA)
+        else:
+            bgra = cv2.cvtColor(cv2.applyColorMap(idx, _lut_bgr_cv(cmap)), cv2.COLOR_BGR2BGRA)
     elif arr.ndim == 3 and arr.shape[2] == 3:
         bgra = cv2.cvtColor(to_uint8(arr, levels), cv2.COLOR_RGB2BGRA)
     else:
         raise ValueError(f"display_bgra needs a 2-D map or an (H, W, 3) image, got shape {arr.shape}")
-    if arr.dtype.kind == "f" and arr.size and np.isnan(np.min(arr)):  # min propagates NaN: one pass
-        nan = np.isnan(arr) if arr.ndim == 2 else np.isnan(arr).any(axis=2)
-        bgra[nan] = 0  # premultiplied transparent
+    if nan is None:
+        nan = arr.dtype.kind == "f" and arr.size > 0 and bool(np.isnan(np.min(arr)))  # min propagates NaN
+    if nan:
+        mask = np.isnan(arr) if arr.ndim == 2 else np.isnan(arr).any(axis=2)
+        bgra[mask] = 0  # premultiplied transparent
     return bgra
 
 
-def histogram_counts(arr: np.ndarray, levels: tuple[float, float], bins: int = 128,
-                     max_samples: int = 65_536) -> tuple[np.ndarray, np.ndarray]:
-    """A display histogram of ``arr`` over the ``levels`` range: ``(bin centres, counts)``.
+def histogram_counts(arr: np.ndarray, levels: tuple[float, float],
+                     max_samples: int = 32_768) -> tuple[np.ndarray, np.ndarray]:
+    """A display histogram of ``arr`` over ``levels``: ``(bin centres, counts)``, 256 bins.
 
-    At most ``max_samples`` evenly strided values are counted (a histogram is a picture of
-    the distribution; every pixel of a 1280×720 map would cost more than the convolution).
-    Values outside ``levels`` and NaN are not counted. Deterministic: the same array and
-    levels give the same counts.
+    Bin ``i`` holds the values that :func:`to_uint8` turns into display level ``i`` (so
+    each bin is one colour of the colormap; the two end bins are half as wide). Values
+    outside ``levels`` and NaN are not counted. At most about ``max_samples`` values on an
+    even grid are counted: a histogram pictures the distribution, and every pixel of a
+    1280×720 map would cost more than the convolution. Deterministic.
     """
     lo, hi = float(levels[0]), float(levels[1])
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
         lo, hi = (lo, lo + 1.0) if np.isfinite(lo) else (0.0, 1.0)
-    flat = np.asarray(arr).reshape(-1)
-    sample = flat[:: max(1, flat.size // max_samples)] if flat.size else flat
-    counts, edges = np.histogram(sample, bins=bins, range=(lo, hi))  # NaN falls outside every bin
-    centres = (edges[:-1] + edges[1:]) * 0.5
+    a = np.asarray(arr)
+    if a.ndim == 2 and a.size > max_samples:
+        step = int(np.ceil(np.sqrt(a.size / max_samples)))  # an even grid, without copying the map
+        sample = np.asarray(a[::step, ::step], dtype=np.float32).reshape(-1)
+    else:
+        flat = np.asarray(a, dtype=np.float32).reshape(-1)
+        sample = flat[:: max(1, flat.size // max_samples)] if flat.size else flat
+    sample = sample[(sample >= lo) & (sample <= hi)]  # NaN compares False: dropped too
+    counts = np.bincount(to_uint8(sample, (lo, hi)).reshape(-1), minlength=256) if sample.size else np.zeros(256)
+    centres = lo + np.arange(256) * ((hi - lo) / 255.0)
     return centres, counts.astype(np.float64)

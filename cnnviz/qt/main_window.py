@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from .kernel_bank import KernelBank
 from .kernel_editor import GESTURES_HELP, KernelEditor
 from .params_panel import ParamsPanel
 from .settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
-from .views import MAGNITUDE, MOSAIC, RGB, OutputViews
+from .views import MAGNITUDE, MOSAIC, RGB, DisplayFrame, DisplaySettings, OutputViews, StageImage, display_frame
 from .weight_sharing import WeightSharingPanel
 from .workers import LatestRequestWorker
 
@@ -79,6 +79,10 @@ class PlaygroundJob:
     image_key: int           # changes whenever the picture does (prepared-input cache key)
     request: PipelineRequest
     device: str = "cpu"
+    display: DisplaySettings | None = None   # colour the result for the views, too
+    # the input view's picture of this image, when the worker already made it (a cache
+    # the worker fills in: a kernel edit does not re-colour the unchanged input)
+    input_image: StageImage | None = None
 
 
 @dataclass
@@ -86,6 +90,7 @@ class PlaygroundOutput:
     job: PlaygroundJob
     result: PipelineResult
     stats: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    display: DisplayFrame | None = None       # the views' pictures, when the job asked
 
 
 def stage_stats(result: PipelineResult, robust: float = 99.5,
@@ -129,9 +134,14 @@ def stage_stats(result: PipelineResult, robust: float = 99.5,
 
 
 def compute_playground(job: PlaygroundJob, prepared: np.ndarray | None = None) -> PlaygroundOutput:
-    """Run the pipeline for ``job`` and the display statistics (pure; any thread)."""
+    """Run the pipeline for ``job``, the display statistics and — when ``job.display`` is
+    set — the views' coloured pictures (pure; any thread), so the GUI thread only blits."""
     result = run_pipeline(job.image, job.request, device=job.device, prepared=prepared)
-    return PlaygroundOutput(job, result, stage_stats(result))
+    stats = stage_stats(result)
+    display = None
+    if job.display is not None:
+        display = display_frame(result, job.request, stats, job.display, job.input_image)
+    return PlaygroundOutput(job, result, stats, display)
 
 
 class PlaygroundComputer:
@@ -142,13 +152,20 @@ class PlaygroundComputer:
     def __init__(self) -> None:
         self._key: tuple[int, str] | None = None
         self._prepared: np.ndarray | None = None
+        self._input_image: StageImage | None = None
 
     def __call__(self, job: PlaygroundJob) -> PlaygroundOutput:
         key = (job.image_key, job.request.conv.channels)
         if key != self._key or self._prepared is None:
             self._prepared = prepare_input(job.image, job.request.conv.channels)
             self._key = key
-        return compute_playground(job, self._prepared)
+            self._input_image = None
+        if self._input_image is not None and job.display is not None:
+            job = replace(job, input_image=self._input_image)
+        out = compute_playground(job, self._prepared)
+        if out.display is not None:
+            self._input_image = out.display.stages.get("input")
+        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -1010,7 +1027,7 @@ class MainWindow(QMainWindow):
         except CnnvizError as err:
             self.show_error(err, "Settings")
             return None
-        job = PlaygroundJob(self._image, self._image_key, request, self._device)
+        job = PlaygroundJob(self._image, self._image_key, request, self._device, self.outputs.display_settings())
         rid = self.worker.submit(job)
         self._shown_at[rid] = time.perf_counter()
         if len(self._shown_at) > 256:
@@ -1029,7 +1046,7 @@ class MainWindow(QMainWindow):
         prev = self._output
         self._output = out
         res, req = out.result, out.job.request
-        self.outputs.show_result(res, req, out.stats)
+        self.outputs.show_result(res, req, out.stats, out.display)
         if self._transient_error and self.statusBar().currentMessage() == self._transient_error:
             # the computation works again: the message about why it failed is now stale
             self.statusBar().clearMessage()
@@ -1045,10 +1062,8 @@ class MainWindow(QMainWindow):
             self.show_error(exc, "Cannot compute", transient=True)
         else:
             details = getattr(exc, "cnnviz_traceback", "") or repr(exc)
-            summary = f"{type(exc).__name__}: {exc}"
-            # the worker caught it, so no hook saw it: log it here
-            qtapp.log.error("the playground computation failed: %s\n%s", summary, details.rstrip())
-            self.report_exception(summary, details)
+            # the worker has logged it with its traceback (cnnviz.worker)
+            self.report_exception(f"{type(exc).__name__}: {exc}", details)
 
     def _update_status(self, out: PlaygroundOutput) -> None:
         res = out.result
@@ -1177,6 +1192,10 @@ class MainWindow(QMainWindow):
     def _refresh_explanation(self) -> None:
         target = self._pinned or self._hovered
         if target is None:
+            # the data changed and no pixel is pinned or hovered: numbers from the old
+            # image or settings would be wrong, so the panel goes back to its hint
+            self.last_explanation = None
+            self.explain_panel.clear()
             return
         if not self._explain(*target):
             if target == self._pinned:
@@ -1529,7 +1548,9 @@ class MainWindow(QMainWindow):
                 stop()
             except Exception:  # noqa: BLE001 - closing must not fail
                 pass
-        self.worker.shutdown()
+        # a playground computation takes milliseconds; one that does not finish in a second
+        # is abandoned (the daemon worker ends with the process) so closing never hangs
+        self.worker.shutdown(1000)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._closing:

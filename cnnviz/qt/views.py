@@ -15,13 +15,15 @@ view many times a second):
 * :func:`display_frame` — a pure function the window's worker runs next to the pipeline —
   chooses what each view shows (kernel, mosaic, channel, colormap, levels) for the frozen
   :class:`DisplaySettings` of the request and colours it into a ready-to-blit uint8 B, G,
-  R, A picture (:func:`cnnviz.core.render.display_bgra`) plus the histogram counts. The
-  views only hand those bytes to the image item: no float-to-colour pass, no histogram of
-  the image on the GUI thread. (A display change the worker did not know about — another
-  colormap, a histogram drag — is coloured on the GUI thread once.)
-* The histograms are fed those counts (pyqtgraph's own image histogram is not connected)
-  at most a few times a second while results stream in, and always once they stop, so the
-  final picture and its histogram agree exactly.
+  R, A picture (:func:`cnnviz.core.render.display_bgra`). The views only hand those bytes
+  to the image item: no float-to-colour pass on the GUI thread. (A display change the
+  worker did not know about — another colormap, a histogram drag — is coloured on the GUI
+  thread once.)
+* The histograms (pyqtgraph's own image histogram is not connected) are counted
+  (:func:`cnnviz.core.render.histogram_counts`, a sample) and redrawn at most a few times a
+  second while results stream in, and always once they stop, so the final picture and its
+  histogram agree exactly. Counting only what is drawn costs less than counting every
+  result on the worker.
 
 Run this file to preview the views on a sample image.
 """
@@ -32,6 +34,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
@@ -43,7 +46,7 @@ import pyqtgraph as pg
 from pyqtgraph import functions as pg_fn
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, PipelineResult, PoolSpec
-from cnnviz.core.render import COLORMAPS, DIVERGING, display_bgra, histogram_counts, lut, mosaic_maps
+from cnnviz.core.render import COLORMAPS, DIVERGING, display_bgra, histogram_counts, lut, mosaic_maps, to_uint8
 
 STAGES = ("input", "conv", "activation", "pool")
 STAGE_TITLES = {"input": "Input", "conv": "Convolution", "activation": "Activated", "pool": "Pooled"}
@@ -55,8 +58,12 @@ RGB = -1         # channel selector value in "each" mode: the three channel maps
 #: Histograms are redrawn at most this often while results stream in (a kernel drag, a
 #: camera); the last result's histogram is always drawn within this time.
 HISTOGRAM_INTERVAL_MS = 250
-HISTOGRAM_BINS = 128
+#: Once no result came for this long the stream has settled: the histograms are drawn
+#: exactly for the last result (their value range too, which streaming redraws keep
+#: unless the levels leave it: a new range regenerates the axis, the costliest part).
+HISTOGRAM_SETTLE_MS = 150
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_clock = time.perf_counter   # the histogram throttle's clock (tests replace it)
 
 
 class _MapImageItem(pg.ImageItem):
@@ -164,7 +171,6 @@ class DisplaySettings:
     colormap: str = "auto"
     levels_mode: str = "auto"
     fixed_levels: tuple[tuple[str, tuple[float, float]], ...] = ()
-    histograms: bool = True      # compute histogram counts (the histograms are shown)
 
     def fixed(self, stage: str) -> tuple[float, float] | None:
         if self.levels_mode != "fixed":
@@ -182,14 +188,13 @@ class StageImage:
     ``data`` is the (H, W) or (H, W, 3) float array (what hover, explain and tests read);
     ``pixels`` the (H, W, 4) uint8 B, G, R, A picture of ``data`` under ``levels`` and
     ``cmap`` (:func:`~cnnviz.core.render.display_bgra`; ``cmap`` is "rgb" for 3-channel
-    data); ``histogram`` ``(bin centres, counts)`` over ``levels`` or None.
+    data).
     """
 
     data: np.ndarray
     levels: tuple[float, float]
     cmap: str
     pixels: np.ndarray
-    histogram: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -208,14 +213,48 @@ def _clean_levels(levels: tuple[float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def stage_image(data: np.ndarray, levels: tuple[float, float], cmap: str, histogram: bool = False) -> StageImage:
-    """Colour ``data`` for display (any thread); ``histogram`` adds the counts."""
+@lru_cache(maxsize=None)
+def _color_table(cmap: str) -> tuple[list[int], bool]:
+    table = lut(cmap)
+    words = [int(0xFF000000 | (int(r) << 16) | (int(g) << 8) | int(b)) for r, g, b in table]
+    return words, bool((table == np.arange(256, dtype=np.uint8)[:, None]).all())
+
+
+def _bgra_via_qimage(data: np.ndarray, cmap: str, levels: tuple[float, float], nan: bool | None) -> np.ndarray | None:
+    """:func:`~cnnviz.core.render.display_bgra` for a 2-D map through Qt's indexed-colour
+    conversion: one table look-up per pixel instead of OpenCV's grey → BGR → BGRA passes
+    (about half the time on the worker). Same bytes; None where it does not apply."""
+    words, identity = _color_table(cmap)
+    if identity or not _LITTLE_ENDIAN or data.ndim != 2 or data.size == 0:
+        return None  # grey: display_bgra's one cvtColor is already the cheapest
+    idx = to_uint8(data, levels)
+    h, w = idx.shape
+    src = QImage(idx.data, w, h, idx.strides[0], QImage.Format.Format_Indexed8)
+    src.setColorTable(words)
+    img = src.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    if img.isNull() or img.width() != w or img.height() != h:
+        return None
+    bits = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
+    out = bits.reshape(h, img.bytesPerLine() // 4, 4)[:, :w].copy()  # own the bytes; img is freed
+    if nan is None:
+        nan = data.dtype.kind == "f" and bool(np.isnan(np.min(data)))
+    if nan:
+        out[np.isnan(data)] = 0
+    return out
+
+
+def stage_image(data: np.ndarray, levels: tuple[float, float], cmap: str, nan: bool | None = None) -> StageImage:
+    """Colour ``data`` for display (any thread); ``nan`` as in
+    :func:`~cnnviz.core.render.display_bgra` (False: the map has no NaN)."""
     lv = _clean_levels(levels)
     if data.ndim != 2:
         cmap = "rgb"
-    pixels = display_bgra(data, cmap, lv)
-    hist = histogram_counts(data, lv, HISTOGRAM_BINS) if histogram and data.ndim == 2 else None
-    return StageImage(data, lv, cmap, pixels, hist)
+    return StageImage(data, lv, cmap, _pixels(data, cmap, lv, nan))
+
+
+def _pixels(data: np.ndarray, cmap: str, levels: tuple[float, float], nan: bool | None = None) -> np.ndarray:
+    pixels = _bgra_via_qimage(data, cmap, levels, nan) if data.ndim == 2 else None
+    return pixels if pixels is not None else display_bgra(data, cmap, levels, nan=nan)
 
 
 def stage_stat(stage: str, arr: np.ndarray,
@@ -286,23 +325,32 @@ def display_frame(result: PipelineResult, request: PipelineRequest,
     if input_image is not None and input_image.data is x:
         stages["input"] = input_image
     else:
-        stages["input"] = stage_image(x, (0.0, 1.0), "gray" if x.ndim == 2 else "rgb")
+        stages["input"] = stage_image(x, (0.0, 1.0), "gray" if x.ndim == 2 else "rgb", nan=False)
     if settings.selection == MAGNITUDE and result.magnitude is not None:
         mag = result.magnitude
         stat = stage_stat("magnitude", mag, stats)
         cmap = settings.colormap if settings.colormap != "auto" else "gray"
-        stages["conv"] = stage_image(mag, levels_for("conv", stat, cmap, settings), cmap, settings.histograms)
+        stages["conv"] = stage_image(mag, levels_for("conv", stat, cmap, settings), cmap, nan=False)
         stages["activation"] = stages["pool"] = None
         return DisplayFrame(settings, stages, result.request_id)
+    # the pipeline's maps are NaN-free (finite pictures and kernels); only the gaps between
+    # mosaic tiles are NaN, drawn transparent
+    mosaic = settings.selection == MOSAIC and result.conv.shape[0] > 1
+    arrays = {"conv": result.conv, "activation": result.activation, "pool": result.pool}
     for stage in ("conv", "activation", "pool"):
-        arr = getattr(result, stage)
+        arr = arrays[stage]
         if arr is None or (stage == "pool" and request.pool is None):
             stages[stage] = None
             continue
-        shown = select_map(arr, settings)
         stat = stage_stat(stage, arr, stats)
         cmap = cmap_for(stat, settings)
-        stages[stage] = stage_image(shown, levels_for(stage, stat, cmap, settings), cmap, settings.histograms)
+        levels = _clean_levels(levels_for(stage, stat, cmap, settings))
+        same = stages.get("conv")
+        if stage == "activation" and arr is arrays["conv"] and same is not None and same.levels == levels \
+                and same.cmap == (cmap if same.data.ndim == 2 else "rgb"):
+            stages[stage] = same  # no activation: the same map in the same colours, coloured once
+            continue
+        stages[stage] = stage_image(select_map(arr, settings), levels, cmap, nan=mosaic)
     return DisplayFrame(settings, stages, result.request_id)
 
 
@@ -333,11 +381,19 @@ class MapView(QWidget):
         self.stage = stage
         self.setObjectName(f"view-{stage}")
         self._data: np.ndarray | None = None
+        self._image: StageImage | None = None
         self._rect = QRectF()
         self._levels: tuple[float, float] = (0.0, 1.0)
         self._cmap = "gray"
+        self._gradient_cmap: str | None = None
         self._programmatic = False
         self._hist_wanted = True
+        self._hist_shown: bool | None = None
+        # the picture whose histogram the next flush draws: (data, levels)
+        self._hist_pending: tuple[np.ndarray, tuple[float, float]] | None = None
+        self._hist_range: tuple[float, float] | None = None
+        self._hist_levels: tuple[float, float] | None = None   # levels of the counts drawn
+        self._placeholder_msg: str | None = None
         self._last_hover: tuple[int, int] | None = None
 
         lay = QVBoxLayout(self)
@@ -362,11 +418,14 @@ class MapView(QWidget):
         self.view_box.addItem(self.image_item)
         self.histogram: pg.HistogramLUTItem | None = None
         if histogram:
+            # Not linked to the image item: pyqtgraph would recompute the image's histogram
+            # and re-colour the float image on every frame. It gets the worker's counts,
+            # and a drag of its levels re-colours the picture here (_on_levels_dragged).
             self.histogram = pg.HistogramLUTItem(fillHistogram=True)
-            self.histogram.setImageItem(self.image_item)
             self.histogram.vb.setMinimumWidth(30)
             self.histogram.vb.setMaximumWidth(60)
             self.histogram.gradient.showTicks(False)
+            self.histogram.sigLevelsChanged.connect(self._on_levels_dragged)
             self.histogram.sigLevelChangeFinished.connect(self._on_levels_edited)
             self.graphics.addItem(self.histogram, row=0, col=1)
         lay.addWidget(self.graphics, 1)
@@ -422,47 +481,73 @@ class MapView(QWidget):
                  rect: QRectF | None = None) -> None:
         """Show ``data`` ((H, W) or (H, W, 3)) with ``levels``; ``cmap`` for 2-D data.
 
-        ``rect`` places the array in view coordinates (None: one unit per pixel at 0, 0).
+        Colours on the calling thread; results from the window's worker come ready
+        coloured through :meth:`set_image`. ``rect`` places the array in view coordinates
+        (None: one unit per pixel at 0, 0).
         """
+        if (data is self._data and _clean_levels(levels) == self._levels and (rect is None or rect == self._rect)
+                and (cmap is None or cmap == self._cmap)):
+            return  # the same picture again: no re-colouring
+        if cmap is None:
+            cmap = self._cmap if self._cmap in COLORMAPS else "gray"
+        self.set_image(stage_image(data, levels, cmap), rect)
+
+    def set_image(self, image: StageImage, rect: QRectF | None = None) -> None:
+        """Show a coloured :class:`StageImage`; ``rect`` places it in view coordinates
+        (None: one unit per pixel at 0, 0). Only what changed is touched: the same
+        picture again (the input view on a kernel edit) costs nothing."""
+        data = image.data
         if rect is None:
             rect = QRectF(0, 0, data.shape[1], data.shape[0])
-        if (data is self._data and tuple(levels) == self._levels and rect == self._rect
-                and (cmap is None or cmap == self._cmap)):
-            return  # the same picture again (the input view on a kernel edit): no re-render
+        if image is self._image or (
+                self._image is not None and data is self._data and image.levels == self._levels
+                and image.cmap == self._cmap and image.pixels.shape == self._image.pixels.shape):
+            if rect != self._rect:
+                self._rect = rect
+                self.image_item.setRect(rect)
+            return
         first = self._data is None
-        self._placeholder.hide()
+        if self._placeholder_msg is not None:
+            self._placeholder.hide()
+            self._placeholder_msg = None
+        self._image = image
         self._data = data
-        self._rect = rect
-        self._update_histogram()
-        lo, hi = float(levels[0]), float(levels[1])
-        if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-            lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
-        self._levels = (lo, hi)
-        self._programmatic = True
-        try:
-            if self.histogram is not None and data.ndim == 2 and cmap is not None and cmap != self._cmap:
-                self._cmap = cmap
-                self.histogram.gradient.setColorMap(_colormap(cmap))
+        self._levels = image.levels
+        self._cmap = image.cmap
+        self.image_item.setImage(image.pixels, autoLevels=False)
+        if self.histogram is not None and data.ndim == 2:
+            if image.cmap != self._gradient_cmap and image.cmap in COLORMAPS:
+                self._gradient_cmap = image.cmap
+                self.histogram.gradient.setColorMap(_colormap(image.cmap))
                 self.histogram.gradient.showTicks(False)
-            elif self.histogram is None and data.ndim == 2 and cmap is not None:
-                self._cmap = cmap
-                self.image_item.setLookupTable(lut(cmap))
-            elif self.histogram is None and data.ndim == 3:
-                self._cmap = "rgb"
-                self.image_item.setLookupTable(None)
-            self.image_item.setImage(data, autoLevels=False, levels=(lo, hi))
-            if self.histogram is not None:
-                self.histogram.setLevels(lo, hi)
-                self.histogram.setHistogramRange(lo, hi, padding=0.02)
-        finally:
-            self._programmatic = False
-        self.image_item.setRect(rect)
+            self._hist_pending = (data, image.levels)
+        else:
+            self._hist_pending = None
+        self._update_histogram()
+        if rect != self._rect or first:
+            self._rect = rect
+            self.image_item.setRect(rect)
         if first:
             self.view_box.autoRange(padding=0.02)
 
+    def image(self) -> StageImage | None:
+        """The picture shown now (None when empty)."""
+        return self._image
+
+    def displayed_rgb(self) -> np.ndarray | None:
+        """The (H, W, 3) uint8 RGB the image item draws (None when empty)."""
+        item = self.image_item.image
+        if self._image is None or item is None:
+            return None
+        return np.ascontiguousarray(item[..., 2::-1])
+
     def clear(self, message: str = "") -> None:
         """Show nothing (with an optional grey note in the middle)."""
+        if self._data is None and self._placeholder_msg == (message or None):
+            return  # already showing exactly this
         self._data = None
+        self._image = None
+        self._hist_pending = None
         self.image_item.clear()
         self._update_histogram()
         self.hide_overlays()
@@ -471,8 +556,10 @@ class MapView(QWidget):
             self._placeholder.setText(message)
             self._placeholder.setGeometry(self.graphics.rect())
             self._placeholder.show()
+            self._placeholder_msg = message
         else:
             self._placeholder.hide()
+            self._placeholder_msg = None
 
     def placeholder_text(self) -> str:
         return self._placeholder.text() if not self._placeholder.isHidden() else ""
@@ -483,37 +570,94 @@ class MapView(QWidget):
         return super().eventFilter(obj, event)
 
     def data(self) -> np.ndarray | None:
-        """The array currently shown (exactly what was passed to ``setImage``)."""
+        """The float array the view pictures (its colours are :meth:`displayed_rgb`)."""
         return self._data
 
     def levels(self) -> tuple[float, float]:
         return self._levels
 
     def current_levels(self) -> tuple[float, float]:
-        """Levels as the image item has them now (after any histogram drag)."""
-        lv = self.image_item.getLevels()
-        if lv is None:
-            return self._levels
-        lv = np.asarray(lv, dtype=float).ravel()
-        return float(lv[0]), float(lv[1])
+        """Levels the picture is coloured with now (after any histogram drag)."""
+        return self._levels
 
     def colormap(self) -> str:
         return self._cmap
 
     def set_texts(self, title: str, formula: str) -> None:
-        self.title.setText(title)
-        self.title.setToolTip(title)
-        self.formula.setText(formula)
+        if title != self.title.text():
+            self.title.setText(title)
+            self.title.setToolTip(title)
+        if formula != self.formula.text():
+            self.formula.setText(formula)
 
     def set_histogram_visible(self, visible: bool) -> None:
         self._hist_wanted = visible
+        if visible and self._data is not None and self._data.ndim == 2 and self._hist_pending is None:
+            # counts were not made while hidden: count what is shown now
+            self._hist_pending = (self._data, self._levels)
         self._update_histogram()
+        if visible:
+            self.flush_histogram()
+
+    def histogram_visible(self) -> bool:
+        return bool(self._hist_shown)
 
     def _update_histogram(self) -> None:
         if self.histogram is not None:
             visible = self._hist_wanted and self._data is not None and self._data.ndim == 2
-            self.histogram.setVisible(visible)
-            self.graphics.ci.layout.setColumnMaximumWidth(1, 10_000 if visible else 0)
+            if visible != self._hist_shown:  # a relayout only when it really changes
+                self._hist_shown = visible
+                self.histogram.setVisible(visible)
+                self.graphics.ci.layout.setColumnMaximumWidth(1, 10_000 if visible else 0)
+
+    def histogram_pending(self) -> bool:
+        """A newer histogram waits for the next (throttled) flush."""
+        return self._hist_pending is not None and bool(self._hist_shown)
+
+    def flush_histogram(self, settled: bool = True) -> None:
+        """Draw the histogram of the shown picture, if a newer one is waiting.
+
+        ``settled=False`` (results still streaming) keeps the value range unless the
+        levels left it or shrank to under a quarter of it."""
+        if self._hist_pending is None or self.histogram is None or not self._hist_shown:
+            return  # nothing new, or hidden (counted when shown again)
+        pending, self._hist_pending = self._hist_pending, None
+        data, levels = pending
+        counts = histogram_counts(data, levels)  # a sample: ~1 ms, at most a few times a second
+        self._programmatic = True
+        try:
+            self.histogram.plot.setData(*counts)
+            if tuple(float(v) for v in self.histogram.getLevels()) != self._levels:
+                self.histogram.setLevels(*self._levels)
+            self._hist_levels = levels
+            r = self._hist_range
+            if (settled or r is None or levels[0] < r[0] or levels[1] > r[1]
+                    or (levels[1] - levels[0]) < 0.25 * (r[1] - r[0])):
+                self._set_histogram_range(levels)
+        finally:
+            self._programmatic = False
+
+    def settle_histogram(self) -> None:
+        """Results stopped: draw any waiting histogram, with the value range exactly its levels."""
+        if self._hist_pending is not None:
+            self.flush_histogram(settled=True)
+        elif self.histogram is not None and self._hist_shown and self._hist_levels is not None:
+            self._set_histogram_range(self._hist_levels)
+
+    def _set_histogram_range(self, levels: tuple[float, float]) -> None:
+        if levels != self._hist_range:
+            self._hist_range = levels
+            self.histogram.setHistogramRange(levels[0], levels[1], padding=0.02)
+
+    def histogram_range(self) -> tuple[float, float] | None:
+        """The value range the histogram spans (before its 2 % padding)."""
+        return self._hist_range
+
+    def histogram_curve(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The (bin centres, counts) the histogram draws now."""
+        if self.histogram is None or self.histogram.plot.xData is None:
+            return None
+        return self.histogram.plot.xData, self.histogram.plot.yData
 
     def set_background(self, color: QColor) -> None:
         self.graphics.setBackground(color)
@@ -561,6 +705,8 @@ class MapView(QWidget):
         if self._data is None or not self.view_box.sceneBoundingRect().contains(scene_pos):
             return None
         p = self.image_item.mapFromScene(scene_pos)
+        if not (math.isfinite(p.x()) and math.isfinite(p.y())):
+            return None  # the view is not laid out yet (a pointer event before the first paint)
         col, row = int(math.floor(p.x())), int(math.floor(p.y()))
         h, w = self._data.shape[:2]
         if 0 <= row < h and 0 <= col < w:
@@ -593,9 +739,22 @@ class MapView(QWidget):
             self.left.emit()
         super().leaveEvent(event)
 
+    def _on_levels_dragged(self, *_):
+        """The user moves the histogram's levels: re-colour the picture with them."""
+        if self._programmatic or self._image is None or self.histogram is None:
+            return
+        lv = _clean_levels(tuple(float(v) for v in self.histogram.getLevels()))
+        if lv == self._levels:
+            return
+        self._levels = lv
+        img = self._image
+        pixels = _pixels(img.data, img.cmap, lv)
+        self._image = replace(img, levels=lv, pixels=pixels)
+        self.image_item.setImage(pixels, autoLevels=False)
+
     def _on_levels_edited(self, *_):
         if not self._programmatic:
-            self._levels = self.current_levels()
+            self._on_levels_dragged()
             self.levelsEdited.emit()
 
 
@@ -635,6 +794,18 @@ class OutputViews(QWidget):
         self._fixed_levels: dict[str, tuple[float, float]] = {}
         self._updating_controls = False
         self._syncing = False
+        # histograms are redrawn at most every HISTOGRAM_INTERVAL_MS while results stream
+        self._hist_timer = QTimer(self)
+        self._hist_timer.setObjectName("histogram-throttle")
+        self._hist_timer.setSingleShot(True)
+        self._hist_timer.timeout.connect(lambda: self.flush_histograms(settled=self._hist_leading))
+        self._hist_leading = True
+        self._hist_flushed_at = -math.inf
+        self._hist_settle_timer = QTimer(self)
+        self._hist_settle_timer.setObjectName("histogram-settle")
+        self._hist_settle_timer.setSingleShot(True)
+        self._hist_settle_timer.setInterval(HISTOGRAM_SETTLE_MS)
+        self._hist_settle_timer.timeout.connect(self.settle_histograms)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(2, 2, 2, 2)
@@ -718,6 +889,53 @@ class OutputViews(QWidget):
         self.set_linked(True)
         self.views["activation"].clear("")
         self.views["pool"].clear("pooling is off")
+
+    # -- histograms (throttled) ------------------------------------------------------------
+    def flush_histograms(self, settled: bool = True) -> None:
+        """Draw every histogram that has newer counts waiting (the throttle's timer calls
+        it; ``settled=False`` while results still stream in)."""
+        self._hist_timer.stop()
+        self._hist_flushed_at = _clock()
+        for v in self.views.values():
+            v.flush_histogram(settled)
+
+    def settle_histograms(self) -> None:
+        """Results stopped coming: every histogram exactly for the picture shown."""
+        self._hist_settle_timer.stop()
+        if self.histograms_pending():
+            self._hist_flushed_at = _clock()
+        for v in self.views.values():
+            v.settle_histogram()
+
+    def histograms_pending(self) -> bool:
+        """Some histogram still shows an older result (it is drawn within HISTOGRAM_INTERVAL_MS)."""
+        return any(v.histogram_pending() for v in self.views.values())
+
+    def _schedule_histograms(self) -> None:
+        # Leading edge at once, then at most one redraw per interval while results stream
+        # in, and an exact one once they stop (the settle timer restarts on every result).
+        if not self.isVisible():
+            return
+        self._hist_settle_timer.start()
+        if self._hist_timer.isActive() or not self.histograms_pending():
+            return
+        since_ms = (_clock() - self._hist_flushed_at) * 1e3
+        self._hist_leading = since_ms >= HISTOGRAM_INTERVAL_MS
+        self._hist_timer.start(0 if self._hist_leading else int(math.ceil(HISTOGRAM_INTERVAL_MS - since_ms)))
+
+    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self._hist_timer.stop()  # nothing to draw while hidden (and no timer left on close)
+        self._hist_settle_timer.stop()
+        super().hideEvent(event)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self._schedule_histograms()
+
+    def display_settings(self) -> DisplaySettings:
+        """The controls that decide how a result is shown, frozen for the worker."""
+        fixed = tuple(sorted(self._fixed_levels.items())) if self.levels_mode() == "fixed" else ()
+        return DisplaySettings(self.selection(), self.channel(), self.colormap_choice(), self.levels_mode(), fixed)
 
     # -- controls --------------------------------------------------------------------------
     def view(self, stage: str) -> MapView:
@@ -851,6 +1069,7 @@ class OutputViews(QWidget):
             return
         for v in self.views.values():
             v.set_histogram_visible(visible)
+        self._hist_flushed_at = _clock()
 
     def fit(self) -> None:
         """Zoom to the whole picture (linked views follow the input view)."""
@@ -874,14 +1093,17 @@ class OutputViews(QWidget):
 
     # -- results ---------------------------------------------------------------------------
     def show_result(self, result: PipelineResult, request: PipelineRequest,
-                    stats: dict[str, tuple[float, float, float, float]] | None = None) -> None:
+                    stats: dict[str, tuple[float, float, float, float]] | None = None,
+                    frame: DisplayFrame | None = None) -> None:
         """Paint a result. ``stats`` maps stage → (min, max, auto_lo, auto_hi) over the whole
-        stage (all kernels), as computed on the worker by ``main_window.stage_stats``."""
+        stage (all kernels), as computed on the worker by ``main_window.stage_stats``;
+        ``frame`` is the result already coloured on the worker (:func:`display_frame`),
+        used when it was made with the current :meth:`display_settings`."""
         shape_changed = self._result is None or self._result.input.shape[:2] != result.input.shape[:2]
         self._result, self._request = result, request
         self._stats = dict(stats) if stats else {}
         self._set_channel_visible(request.conv.channels == "each")
-        self._render()
+        self._render(frame)
         if shape_changed:
             # a new picture size or output shape: show all of it
             self.fit()
@@ -902,59 +1124,15 @@ class OutputViews(QWidget):
     def mosaic_layout(self) -> MosaicLayout | None:
         return self._mosaic
 
-    def _stat(self, stage: str, arr: np.ndarray) -> tuple[float, float, float, float]:
-        """(min, max, auto_lo, auto_hi) of a stage over all kernels."""
-        if stage in self._stats:
-            return self._stats[stage]
-        finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-        if finite.size == 0:
-            return 0.0, 1.0, 0.0, 1.0
-        lo, hi = float(finite.min()), float(finite.max())
-        if lo < 0:
-            m = max(abs(lo), abs(hi))
-            return lo, hi, -m, m
-        return lo, hi, lo, hi
-
-    def _levels_for(self, stage: str, stat: tuple[float, float, float, float], cmap: str) -> tuple[float, float]:
-        """Fixed levels if the user fixed them; else the auto levels, symmetric around 0
-        for diverging colour maps (so white is exactly 0)."""
-        if self.levels_mode() == "fixed" and stage in self._fixed_levels:
-            return self._fixed_levels[stage]
-        _, _, lo, hi = stat
-        if cmap in DIVERGING:
-            m = max(abs(lo), abs(hi)) or 1.0
-            return -m, m
-        if hi <= lo:
-            return lo, lo + 1.0
-        return lo, hi
-
-    def _cmap_for(self, stat: tuple[float, float, float, float]) -> str:
-        choice = self.colormap_choice()
-        if choice != "auto":
-            return choice
-        return "diverging" if stat[0] < 0.0 else "gray"
-
-    def _select(self, arr: np.ndarray) -> np.ndarray:
-        """The 2-D (or RGB) array of one stage for the current kernel/channel selection."""
-        sel = self.selection()
-        n = arr.shape[0]
-        if arr.ndim == 4:  # each mode: (N, 3, H, W)
-            ch = self.channel()
-            if sel == MOSAIC and n > 1:
-                if ch == RGB:
-                    tiles = [mosaic_maps(np.ascontiguousarray(arr[:, c])) for c in range(3)]
-                    return np.ascontiguousarray(np.stack(tiles, axis=2))
-                return mosaic_maps(np.ascontiguousarray(arr[:, ch]))
-            k = min(max(sel, 0), n - 1)
-            return np.ascontiguousarray(np.moveaxis(arr[k], 0, 2)) if ch == RGB else arr[k, ch]
-        if sel == MOSAIC and n > 1:
-            return mosaic_maps(arr)
-        return arr[min(max(sel, 0), n - 1)]
-
-    def _render(self) -> None:
+    def _render(self, frame: DisplayFrame | None = None) -> None:
         res, req = self._result, self._request
         if res is None or req is None:
             return
+        settings = self.display_settings()
+        if frame is None or frame.settings != settings:
+            # the display changed since the worker coloured this result (or no worker
+            # did): colour it here, once; the input view's picture is reused if it is the same
+            frame = display_frame(res, req, self._stats, settings, self.views["input"].image())
         n = res.conv.shape[0]
         mosaic = self.selection() == MOSAIC and n > 1
         was_mosaic = self._mosaic is not None
@@ -967,21 +1145,23 @@ class OutputViews(QWidget):
             self._mosaic = None
         if was_mosaic != mosaic:
             self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
-        self._paint(res, req, mosaic)
+        self._paint(res, req, mosaic, frame)
+        self._schedule_histograms()
         if was_mosaic != mosaic:
             self.fit()
 
-    def _paint(self, res: PipelineResult, req: PipelineRequest, mosaic: bool) -> None:
-        sel = self.selection()
+    def _paint(self, res: PipelineResult, req: PipelineRequest, mosaic: bool, frame: DisplayFrame) -> None:
+        sel = frame.settings.selection
         n = res.conv.shape[0]
         spec = req.conv
         kernel_hw = req.kernels[0].size
         conv_rect = None if mosaic else conv_placement(spec, kernel_hw, res.conv_shape.out_hw)
+        images = frame.stages
 
         # input
         x = res.input
         iv = self.views["input"]
-        iv.set_data(x, (0.0, 1.0), "gray" if x.ndim == 2 else None)
+        iv.set_image(images["input"])
         mode = {"gray": "grey, BT.601 luma", "each": "RGB, channels apart", "full": "RGB"}[spec.channels]
         iv.set_texts(f"Input — {_shape_text(x.shape)} ({mode})", "")
 
@@ -992,9 +1172,7 @@ class OutputViews(QWidget):
 
         if sel == MAGNITUDE and res.magnitude is not None:
             mag = res.magnitude
-            stat = self._stat("magnitude", mag)
-            cmap = self.colormap_choice() if self.colormap_choice() != "auto" else "gray"
-            self.views["conv"].set_data(mag, self._levels_for("conv", stat, cmap), cmap, conv_rect)
+            self.views["conv"].set_image(images["conv"], conv_rect)
             a, b = req.magnitude_pair or (0, 1)
             self.views["conv"].set_texts(f"Gradient magnitude √(k{a + 1}² + k{b + 1}²) — {_shape_text(mag.shape)}",
                                          shape_txt)
@@ -1004,13 +1182,8 @@ class OutputViews(QWidget):
             self.views["pool"].set_texts("Pooled", "")
             return
 
-        stage_arrays = (("conv", res.conv, conv_rect), ("activation", res.activation, conv_rect))
-        for stage, arr, rect in stage_arrays:
-            shown = self._select(arr)
-            stat = self._stat(stage, arr)
-            cmap = self._cmap_for(stat)
-            self.views[stage].set_data(shown, self._levels_for(stage, stat, cmap),
-                                       cmap if shown.ndim == 2 else None, rect)
+        for stage in ("conv", "activation"):
+            self.views[stage].set_image(images[stage], conv_rect)
         bias = spec.bias + req.kernels[k].offset
         flip = " (flipped: true convolution)" if spec.flip else ""
         self.views["conv"].set_texts(f"Convolution of {what}{flip} — {_shape_text(res.conv.shape)}"
@@ -1021,16 +1194,13 @@ class OutputViews(QWidget):
         self.views["activation"].set_texts(f"Activated: {act} — {_shape_text(res.activation.shape)}",
                                            "same shape as the convolution")
         pv = self.views["pool"]
-        if res.pool is None or req.pool is None:
+        if res.pool is None or req.pool is None or images.get("pool") is None:
             pv.clear("pooling is off")
             pv.set_texts("Pooled — off", "turn pooling on in Parameters")
             return
         pool = req.pool
         prect = None if mosaic else pool_placement(conv_rect, spec.stride, pool, res.pool_shape.out_hw)
-        shown = self._select(res.pool)
-        stat = self._stat("pool", res.pool)
-        cmap = self._cmap_for(stat)
-        pv.set_data(shown, self._levels_for("pool", stat, cmap), cmap if shown.ndim == 2 else None, prect)
+        pv.set_image(images["pool"], prect)
         desc = (f"{pool.kind} {pool.size[0]}×{pool.size[1]}, stride {pool.stride[0]}×{pool.stride[1]}"
                 + (f", pad {pool.padding[0]}×{pool.padding[1]}" if any(pool.padding) else "")
                 + (", ceil" if pool.ceil_mode else ""))

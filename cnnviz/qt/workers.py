@@ -14,6 +14,14 @@ goes through a :class:`LatestRequestWorker`:
   thread that owns the worker (the GUI thread), so slots may touch widgets; the worker
   itself never touches a widget.
 
+Why the thread is a *daemon Python thread* and not a ``QThread``: a computation cannot be
+interrupted (``torch.load`` of a big file, a model's forward), so closing the window may have
+to abandon one (:meth:`LatestRequestWorker.shutdown` with a short timeout) rather than keep
+the user waiting. A ``QThread`` object destroyed while its thread still runs aborts the
+process ("QThread: Destroyed while thread is still running"); a daemon thread simply ends
+with the process, and its late result is dropped. Emitting a Qt signal from a Python thread
+is fine: the signal's owner lives on the GUI thread, so delivery is queued there.
+
 Why a finished result is shown even when a newer request is already waiting: while the user
 drags a kernel cell there is always a newer request, and dropping every finished result would
 freeze the picture until the drag stops. Showing each finished result and computing only the
@@ -22,23 +30,39 @@ newest pending one keeps the display at most one computation behind the hand.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QThread, Qt, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 __all__ = ["LatestRequestWorker"]
 
+log = logging.getLogger("cnnviz.worker")
 
-class _Thread(QThread):
-    """The worker loop: wait for the pending slot, compute, hand the outcome back."""
+
+class _Thread:
+    """The worker loop on a daemon Python thread: wait for the pending slot, compute, hand
+    the outcome back. ``isRunning``/``wait``/``objectName`` mirror ``QThread``'s."""
 
     def __init__(self, owner: "LatestRequestWorker", name: str):
-        super().__init__()
         self._owner = owner
-        self.setObjectName(name)
+        self._thread = threading.Thread(target=self.run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def isRunning(self) -> bool:  # noqa: N802 - QThread's name
+        return self._thread.is_alive()
+
+    def wait(self, timeout_ms: int) -> bool:
+        self._thread.join(max(0, timeout_ms) / 1000.0)
+        return not self._thread.is_alive()
+
+    def objectName(self) -> str:  # noqa: N802
+        return self._thread.name
 
     def run(self) -> None:  # runs on the worker thread
         owner = self._owner
@@ -59,13 +83,22 @@ class _Thread(QThread):
             except BaseException as exc:  # noqa: BLE001 - any failure becomes a value for the GUI
                 result, error = None, exc
                 if not hasattr(exc, "cause"):
-                    # keep the traceback text: the GUI shows it for internal errors
+                    # keep the traceback text: the GUI shows it for internal errors; and log
+                    # it here, once, for every worker, whatever its window does with it
                     exc.cnnviz_traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                    log.error("%s: %s: %s\n%s", self.objectName(), type(exc).__name__, exc,
+                              exc.cnnviz_traceback.rstrip())
             elapsed_ms = (time.perf_counter() - t0) * 1e3
             with cond:
                 owner._running_id = None
+                abandoned = owner._stopping
+            if abandoned and owner._closed:
+                return  # shut down while computing: nobody is waiting for this any more
             # A signal of the GUI-thread owner, emitted here, is queued to the GUI thread.
-            owner._finished.emit(rid, result, error, elapsed_ms)
+            try:
+                owner._finished.emit(rid, result, error, elapsed_ms)
+            except RuntimeError:  # the owner was deleted (window closed) while computing
+                return
 
 
 class LatestRequestWorker(QObject):
@@ -192,8 +225,9 @@ class LatestRequestWorker(QObject):
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Stop the thread and join it; the pending request is dropped. Idempotent.
 
-        Returns False if the current computation did not finish within ``timeout_ms``
-        (the thread then ends as soon as it does).
+        Returns False if the current computation did not finish within ``timeout_ms``: it
+        is abandoned (its result is dropped) and the thread ends as soon as it returns, or
+        with the process — never blocking the exit.
         """
         if self._closed:
             return not self._thread.isRunning()

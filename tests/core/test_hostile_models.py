@@ -50,8 +50,8 @@ class Case:
     """``build(tmp) -> (spec, weights, py_trusted)``; the message must contain every ``words``.
 
     ``py_trusted``: the spec is a ``net.py:Net`` the user trusts (by its hash, as the window's
-    trust dialog remembers it) while the weights file stays untrusted. The CLI has no way to
-    say that (``--trust`` covers every file), so there it opens the weights as ``resnet18``'s.
+    trust dialog remembers it; ``--trust`` on the command line, which vouches for the model
+    file only) while the weights file stays untrusted.
     """
 
     build: Callable[[Path], tuple[str, str | None, bool]]
@@ -284,9 +284,11 @@ def test_hostile_model_file_gets_a_message_and_nothing_runs(name, tmp_path, seal
     assert info.value.cause and info.value.fix, f"{name}: no fix named: {msg!r}"
 
     # the CLI: one line on stderr, exit 2, no traceback
-    argv = ["inspect", "resnet18" if trust else spec, "--out", str(tmp_path / "out")]
+    argv = ["inspect", spec, "--out", str(tmp_path / "out")]
     if weights:
         argv += ["--weights", weights]
+    if trust:
+        argv += ["--trust"]
     capsys.readouterr()
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -318,8 +320,6 @@ def test_the_marker_check_can_fail(tmp_path):
     assert (tmp_path / "MARKER").read_text() == "ran"
 
 
-@pytest.mark.xfail(strict=True, reason="known issue: cnnviz inspect --trust ('I trust this model file') also "
-                   "trusts the --weights file; see docs/ROBUSTNESS.md (open issues)")
 def test_cli_trust_for_the_model_file_does_not_trust_the_weights_file(tmp_path, capsys):
     """`cnnviz inspect net.py:Net --weights downloaded.pth --trust`: the user vouched for their
     own net.py, not for a checkpoint from the internet; its payload must not run."""

@@ -276,13 +276,94 @@ def test_the_real_app_installs_the_hooks_and_the_log_end_to_end(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")]
     assert proc.returncode == 0 and lines, proc.stdout + proc.stderr
     report = json.loads(lines[-1][len("REPORT"):])
+    log = (tmp_path / "logs" / "cnnviz.log").read_text(encoding="utf-8")
+    report["log"] = log                     # shown if an assertion below fails
     assert report["exit"] == 0 and report["hooked"] and report["unhooked"]
     # the later thread fault is in the status bar; the dialog gathered both
-    assert "ZeroDivisionError" in report["status"] and "cnnviz-e2e-thread" in report["status"]
+    assert log.count("Unhandled exception") == 2, report      # exactly the two injected faults
+    assert "ZeroDivisionError" in report["status"] and "cnnviz-e2e-thread" in report["status"], report
     assert "2 errors" in report["dialog"] and str(tmp_path / "logs") in report["dialog"]
     assert "end-to-end slot fault" in report["details"] and "ZeroDivisionError" in report["details"]
-    log = (tmp_path / "logs" / "cnnviz.log").read_text(encoding="utf-8")
     assert "starting (playground)" in log and "end-to-end slot fault" in log and "ZeroDivisionError" in log
     # the developer's terminal still gets the traceback
     assert "end-to-end slot fault" in proc.stderr
     assert "QThread: Destroyed while thread is still running" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# the model inspector's two workers
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def logfile(config_dir):
+    path = qtapp.setup_logging()
+    yield path
+    qtapp.teardown_logging()
+
+
+@pytest.fixture
+def inspector(qtbot, config_dir):
+    from cnnviz.qt.inspector import InspectorWindow
+
+    w = InspectorWindow()
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.current_capture() is not None, timeout=60_000)
+    yield w
+    w.close()
+
+
+def _fail_once(worker, monkeypatch, exc: BaseException):
+    real = worker._compute
+    calls = {"n": 0}
+
+    def faulty(request):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise exc
+        return real(request)
+
+    monkeypatch.setattr(worker, "_compute", faulty)
+    return calls
+
+
+def test_a_fault_in_the_inspector_loader_is_shown_logged_and_the_next_load_works(qtbot, inspector, logfile,
+                                                                               monkeypatch):
+    w = inspector
+    _fail_once(w.loader, monkeypatch, RuntimeError("injected loader fault"))
+    w.load_model_spec("demo", trust=True)
+    qtbot.waitUntil(lambda: "injected loader fault" in w.statusBar().currentMessage(), timeout=10_000)
+    assert "Could not load demo" in w.statusBar().currentMessage()
+    box = w.error_box()
+    assert box is not None and "Traceback" in box.detailedText() and "injected loader fault" in box.detailedText()
+    assert "injected loader fault" in log_text(logfile) and "faulty" in log_text(logfile)
+    assert w.current_model() is not None                       # the previous model stays
+    box.close()
+    w.load_model_spec("demo", trust=True)
+    qtbot.waitUntil(lambda: "Loaded" in w.statusBar().currentMessage(), timeout=30_000)
+    assert w.loader.isRunning() and w.inference.isRunning()
+
+
+def test_a_fault_in_the_inspector_inference_is_shown_logged_and_the_next_frame_works(qtbot, inspector, logfile,
+                                                                                   monkeypatch):
+    w = inspector
+    _fail_once(w.inference, monkeypatch, ValueError("injected inference fault"))
+    rng = np.random.default_rng(0)
+    w.set_image(rng.random((28, 28), dtype=np.float32), label="noise")
+    qtbot.waitUntil(lambda: "injected inference fault" in w.statusBar().currentMessage(), timeout=10_000)
+    assert "injected inference fault" in log_text(logfile) and "Traceback" in log_text(logfile)
+    second = rng.random((28, 28), dtype=np.float32)
+    w.set_image(second, label="noise 2")
+    qtbot.waitUntil(lambda: w.current_input() is not None and w.current_capture() is not None
+                    and not w.inference.is_busy()
+                    and "injected" not in w.statusBar().currentMessage(), timeout=20_000)
+    assert w.inference.isRunning()
+
+
+def test_an_internal_inference_error_opens_the_details_dialog(qtbot, inspector, logfile, monkeypatch):
+    w = inspector
+    _fail_once(w.inference, monkeypatch, ValueError("injected inference fault"))
+    w.set_image(np.zeros((28, 28), np.float32), label="zeros")
+    qtbot.waitUntil(lambda: "injected inference fault" in w.statusBar().currentMessage(), timeout=10_000)
+    assert "Internal error: ValueError: injected inference fault" in w.statusBar().currentMessage()
+    box = w.error_box()
+    assert box is not None and "Traceback" in box.detailedText() and "faulty" in box.detailedText()

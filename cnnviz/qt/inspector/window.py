@@ -54,6 +54,10 @@ TAB_KEYS = ("grid", "overview", "weights", "cam", "rf")
 TAB_TITLES = ("Activations", "Overview", "Weights", "Grad-CAM", "Receptive field")
 TRUST_FILE = "trusted_models.json"
 STATUS_MS = 8000
+#: How long closing waits for each worker's current computation. A model load or forward
+#: cannot be interrupted: one that takes longer is abandoned (its daemon thread ends with the
+#: process, its result is dropped) so the window closes at once.
+CLOSE_WAIT_MS = 500
 PRECISIONS = ("float32", "float16", "bfloat16")
 
 
@@ -964,9 +968,12 @@ class InspectorWindow(QMainWindow):
     def _on_inference_error(self, rid: int, exc: BaseException) -> None:
         if self._closing:
             return
-        self.show_error(exc, "The model could not run on this input")
-        if not isinstance(exc, CnnvizError):
-            print(getattr(exc, "cnnviz_traceback", ""), file=sys.stderr)
+        if isinstance(exc, CnnvizError):
+            self.show_error(exc, "The model could not run on this input")
+        else:  # a bug, not bad input: the details dialog (the worker has logged the traceback)
+            details = getattr(exc, "cnnviz_traceback", None) or "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__))
+            self.report_exception(f"{type(exc).__name__}: {exc}", details)
 
     def _handle_export(self, res: InspectResult) -> None:
         job = res.export_done
@@ -1197,8 +1204,8 @@ class InspectorWindow(QMainWindow):
         if self._current_load is not None:
             self._current_load.cancel.set()
         self._detach_source()
-        ok = self.inference.shutdown()
-        self.loader.shutdown(30_000)
+        ok = self.inference.shutdown(CLOSE_WAIT_MS)
+        self.loader.shutdown(CLOSE_WAIT_MS)
         if ok:
             self.engine.close()  # hooks off the model; the inference thread has ended
         if self._error_box is not None:
