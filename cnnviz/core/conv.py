@@ -527,26 +527,30 @@ def _even_column_map(oh: int, ow: int) -> np.ndarray:
 
 
 def _max_pool_2x2(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
-    """2×2 / stride 2 max-pool of one (H, W) or (H, W, C) slab, with OpenCV SIMD passes.
+    """2×2 / stride 2 max-pool of one (H, W) or (H, W, C) slab.
 
-    1. rows: max of even and odd rows (row-strided views, no copy);
-    2. columns: max of the row result and itself shifted by one pixel (viewed as 2-D);
-    3. keep the even columns with an exact nearest-neighbour remap.
-    Pure data movement and max: bit-identical to ``F.max_pool2d``.
+    1. rows: max of even and odd rows with OpenCV (SIMD; row-strided views need no copy);
+    2. columns: gray — numpy max of the even and odd columns of that half-size result;
+       colour — max of the row result and itself shifted by one pixel (OpenCV, viewed as
+       2-D), then an exact nearest-neighbour halving of the width (``cv2.resize`` picks
+       column 2j at scale 2).
+    Pure data movement and max: bit-identical to ``F.max_pool2d`` (tests check it).
     """
     c = 1 if x.ndim == 2 else x.shape[2]
-    if c > 4 or oh < 2 or ow < 2:  # OpenCV's remap handles ≤ 4 channels; tiny maps need no SIMD
+    if c > 4 or oh < 2 or ow < 2:  # tiny maps or many channels: plain numpy
         rows = np.maximum(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
         return np.maximum(rows[:, 0::2], rows[:, 1::2])
     rows = cv2.max(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
+    if x.ndim == 2:
+        return np.maximum(rows[:, 0::2], rows[:, 1::2])
+    if rows.ndim == 2:  # OpenCV drops a trailing channel axis of 1
+        rows = rows[:, :, None]
     flat = rows.reshape(oh, 2 * ow * c)
-    pair = cv2.max(flat[:, :-c], flat[:, c:]) if ow > 1 or c > 0 else flat
-    if ow == 1:
-        pair = pair[:, :c].reshape(oh, 1, c) if c > 1 else pair[:, :1]
-        return np.ascontiguousarray(pair)
-    pair = pair.reshape(oh, 2 * ow - 1, c) if c > 1 else pair
-    out = cv2.remap(pair, _even_column_map(oh, ow), None, cv2.INTER_NEAREST)
-    if x.ndim == 3 and out.ndim == 2:
+    pair = np.empty_like(flat)
+    cv2.max(flat[:, :-c], flat[:, c:], dst=pair[:, :-c])
+    pair[:, -c:] = flat[:, -c:]
+    out = cv2.resize(pair.reshape(oh, 2 * ow, c) if c > 1 else pair, (ow, oh), interpolation=cv2.INTER_NEAREST)
+    if out.ndim == 2:
         out = out[:, :, None]
     return out
 
