@@ -798,8 +798,9 @@ class OutputViews(QWidget):
         self._hist_timer = QTimer(self)
         self._hist_timer.setObjectName("histogram-throttle")
         self._hist_timer.setSingleShot(True)
-        self._hist_timer.timeout.connect(lambda: self.flush_histograms(settled=self._hist_leading))
+        self._hist_timer.timeout.connect(self._on_hist_timer)
         self._hist_leading = True
+        self._hist_next = 0
         self._hist_flushed_at = -math.inf
         self._hist_settle_timer = QTimer(self)
         self._hist_settle_timer.setObjectName("histogram-settle")
@@ -892,8 +893,8 @@ class OutputViews(QWidget):
 
     # -- histograms (throttled) ------------------------------------------------------------
     def flush_histograms(self, settled: bool = True) -> None:
-        """Draw every histogram that has newer counts waiting (the throttle's timer calls
-        it; ``settled=False`` while results still stream in)."""
+        """Draw every histogram that has a newer picture waiting (``settled=False`` while
+        results still stream in: value ranges are kept if the levels fit)."""
         self._hist_timer.stop()
         self._hist_flushed_at = _clock()
         for v in self.views.values():
@@ -902,6 +903,7 @@ class OutputViews(QWidget):
     def settle_histograms(self) -> None:
         """Results stopped coming: every histogram exactly for the picture shown."""
         self._hist_settle_timer.stop()
+        self._hist_timer.stop()
         if self.histograms_pending():
             self._hist_flushed_at = _clock()
         for v in self.views.values():
@@ -911,9 +913,15 @@ class OutputViews(QWidget):
         """Some histogram still shows an older result (it is drawn within HISTOGRAM_INTERVAL_MS)."""
         return any(v.histogram_pending() for v in self.views.values())
 
+    def _hist_slot_ms(self) -> int:
+        shown = sum(1 for v in self.views.values() if v.histogram_visible())
+        return max(1, int(math.ceil(HISTOGRAM_INTERVAL_MS / max(1, shown))))
+
     def _schedule_histograms(self) -> None:
-        # Leading edge at once, then at most one redraw per interval while results stream
-        # in, and an exact one once they stop (the settle timer restarts on every result).
+        # An isolated result: every histogram at once (the leading edge). Results streaming
+        # in: one view's histogram per slot, round robin, so each is redrawn about once per
+        # interval and no single frame pays for all of them; once results stop, every
+        # histogram exactly (the settle timer restarts on every result).
         if not self.isVisible():
             return
         self._hist_settle_timer.start()
@@ -921,7 +929,22 @@ class OutputViews(QWidget):
             return
         since_ms = (_clock() - self._hist_flushed_at) * 1e3
         self._hist_leading = since_ms >= HISTOGRAM_INTERVAL_MS
-        self._hist_timer.start(0 if self._hist_leading else int(math.ceil(HISTOGRAM_INTERVAL_MS - since_ms)))
+        self._hist_timer.start(0 if self._hist_leading else self._hist_slot_ms())
+
+    def _on_hist_timer(self) -> None:
+        if self._hist_leading:
+            self.flush_histograms(settled=True)
+            return
+        views = list(self.views.values())
+        for i in range(len(views)):
+            v = views[(self._hist_next + i) % len(views)]
+            if v.histogram_pending():
+                self._hist_next = (self._hist_next + i + 1) % len(views)
+                self._hist_flushed_at = _clock()
+                v.flush_histogram(settled=False)
+                break
+        if self.histograms_pending():
+            self._hist_timer.start(self._hist_slot_ms())
 
     def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self._hist_timer.stop()  # nothing to draw while hidden (and no timer left on close)
