@@ -286,25 +286,9 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cnnviz.commands.inspect ...``: the same as ``cnnviz inspect ...``."""
-    from ..cli import EXIT_BAD_INPUT, OneLineParser
+    from ..cli import main as cli_main
 
-    parser = OneLineParser(prog="cnnviz inspect", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-        return run(args)
-    except CnnvizError as exc:
-        print(f"cnnviz: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("cnnviz: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - an unexpected bug: one line unless debugging
-        if os.environ.get("CNNVIZ_DEBUG"):
-            raise
-        print(f"cnnviz: internal error: {type(exc).__name__}: {exc} (set CNNVIZ_DEBUG=1 for details)",
-              file=sys.stderr)
-        return 1
+    return cli_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -389,14 +389,18 @@ def load_kernel_file(path: str | os.PathLike) -> list[Kernel]:
     return _kernels_from_data(data, where=f"kernel file '{p.name}'")
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
+def atomic_write(path: str | os.PathLike, write, mode: str = "w") -> None:
+    """Write a file so that a crash leaves either the old or the new file, never half of one.
+
+    ``write(fh)`` fills a temporary file in the same folder; it is fsynced and then renamed
+    over ``path``. Text modes use UTF-8 and no newline translation.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -406,6 +410,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
+    atomic_write(path, lambda fh: fh.write(text))
 
 
 def kernels_to_json(kernels: Iterable[Kernel]) -> str:

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -490,21 +488,9 @@ def _channel_stats(maps) -> ChannelStats:
 
 
 def _write_atomic(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from cnnviz.core.kernels import atomic_write  # the one atomic-write implementation
+
+    atomic_write(path, write, mode)
 
 
 STATS_CSV_COLUMNS = ("index", "name", "type", "shape", "params", "receptive_field", "min", "max",
