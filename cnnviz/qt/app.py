@@ -75,7 +75,28 @@ def create_app(argv: list[str] | None = None) -> QApplication:
             app.setApplicationName(APP_NAME)
         if not app.organizationName():
             app.setOrganizationName(ORG_NAME)
+    if app.windowIcon().isNull():
+        app.setWindowIcon(app_icon())
+    QGuiApplication.setDesktopFileName("cnnviz")  # matches resources/cnnviz.desktop
     return app  # type: ignore[return-value]
+
+
+def app_icon():
+    """The cnnviz icon: the SVG plus the PNG sizes from resources/icons (crisp on HiDPI)."""
+    from pathlib import Path
+
+    from PySide6.QtGui import QIcon
+
+    icons = Path(__file__).resolve().parent.parent.parent / "resources" / "icons"
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        png = icons / f"cnnviz-{size}.png"
+        if png.exists():
+            icon.addFile(str(png))
+    svg = icons / "cnnviz.svg"
+    if svg.exists():
+        icon.addFile(str(svg))
+    return icon
 
 
 # ---------------------------------------------------------------------------------------

@@ -571,3 +571,14 @@ def test_explanation_is_cleared_when_the_data_changes_and_nothing_is_pinned(qtbo
     qtbot.waitUntil(lambda: window.worker.last_delivered_id >= (rid or 0), timeout=20_000)
     qtbot.waitUntil(lambda: window.explain_panel.shown_value() is None, timeout=5_000)
     assert window.last_explanation is None
+
+
+def test_the_app_has_its_icon_and_name(window):
+    from PySide6.QtWidgets import QApplication
+
+    from cnnviz.qt.app import create_app
+    app = create_app([])
+    assert app is QApplication.instance()
+    assert not app.windowIcon().isNull()
+    assert not window.windowIcon().isNull()
+    assert "cnnviz" in window.windowTitle()
