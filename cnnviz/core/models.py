@@ -11,7 +11,7 @@ safetensors     ``safetensors.torch.save_file``             ``safetensors`` (hea
                                                             first)
 torchscript     ``torch.jit.save``                          ``torch.jit.load`` — needs trust
 export          ``torch.export.save`` (``.pt2``)            ``torch.export.load`` — needs trust
-pickle          ``torch.save(model)`` / ``pickle.dump``     ``torch.load(weights_only=False)``
+pickle          ``torch.save(model)`` / ``pickle.dump``     the unrestricted ``torch.load``
                                                             — needs trust
 python          a ``.py`` file named as ``net.py:Net``      imported — needs trust
 ==============  ==========================================  ==============================
@@ -25,7 +25,7 @@ given; otherwise :class:`~cnnviz.core.errors.TrustRequired` is raised before the
 opened by any loader. Every loader that can run code from a file is reached through
 :func:`_unsafe_load_trusted` and nowhere else. Weights files are loaded with
 ``torch.load(weights_only=True)`` or safetensors; when weights-only loading refuses a file,
-that is reported and nothing falls back to ``weights_only=False`` (an attacker can make the
+that is reported and nothing falls back to the unrestricted loader (an attacker can make the
 safe loader fail at will).
 
 Format detection reads the pickle opcodes without executing them, to tell a plain state_dict
@@ -745,11 +745,11 @@ def _trust_gate(
     raise _trust_required(path, det, sha)
 
 
-def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any:
+def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any:  # trusted-path
     """!!! RUNS CODE FROM THE FILE. Only ever called after :func:`_trust_gate` passed. !!!
 
     Every loader in cnnviz that can execute code chosen by a file's author is here:
-    ``torch.jit.load``, ``torch.export.load``, ``torch.load(weights_only=False)``,
+    ``torch.jit.load``, ``torch.export.load``, the unrestricted ``torch.load``,
     ``pickle.load`` and importing Python source. ``data`` (bytes already hashed for the
     trust store) is loaded instead of re-reading the path when given.
     """
@@ -760,12 +760,12 @@ def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any
         with contextlib.ExitStack() as stack:
             src = io.BytesIO(data) if data is not None else stack.enter_context(open(path, "rb"))
             if fmt == "torchscript":
-                return torch.jit.load(src, map_location="cpu")
+                return torch.jit.load(src, map_location="cpu")  # trusted-path
             if fmt == "export":
-                return torch.export.load(src)
+                return torch.export.load(src)  # trusted-path
             if det.container in ("zip", "legacy-torch"):
-                return torch.load(src, map_location="cpu", weights_only=False)
-            return pickle.load(src)  # noqa: S301 - trusted by the user, see the docstring
+                return torch.load(src, map_location="cpu", weights_only=False)  # trusted-path
+            return pickle.load(src)  # noqa: S301  # trusted-path
     if fmt == "python":
         source = data if data is not None else path.read_bytes()
         digest = hashlib.sha256(source).hexdigest()[:16]
@@ -778,7 +778,7 @@ def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any
         if added:  # so the file can import its neighbours, as `python net.py` would
             sys.path.insert(0, folder)
         try:
-            exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)  # noqa: S102
+            exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)  # noqa: S102  # trusted-path
         except BaseException:
             sys.modules.pop(mod_name, None)
             raise
@@ -1094,7 +1094,7 @@ def _build_torchvision(name: str, member, state_dict: dict[str, torch.Tensor], s
 
     torchvision's builders adjust constructor arguments for their weights (num_classes,
     GoogLeNet/Inception's transform_input and aux heads, ViT's image size) and remap keys
-    (DenseNet), then fetch the file with ``torch.load(weights_only=False)``. We keep the
+    (DenseNet), then fetch the file with the unrestricted ``torch.load``. We keep the
     builders' logic and replace only the fetch, under a lock, for the duration of the call.
     """
     import torchvision.models as tvm

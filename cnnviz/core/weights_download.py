@@ -2,7 +2,7 @@
 
 torchvision's own path (``Weights.get_state_dict`` → ``torch.hub.load_state_dict_from_url``)
 cannot report progress to a window, cannot be cancelled, and then unpickles the file with
-``weights_only=False``. This module only fetches the file; :mod:`cnnviz.core.models` loads it
+the unrestricted pickle loader. This module only fetches the file; :mod:`cnnviz.core.models` loads it
 with ``weights_only=True``.
 
 The cache is the one torchvision uses (``torch.hub.get_dir()/checkpoints``) and the file
