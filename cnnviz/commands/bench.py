@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import platform
 import sys
@@ -50,11 +51,9 @@ def run(args) -> int:
         if args.repeats < 1:
             raise CnnvizError("--repeats must be at least 1", "use --repeats 5")
         kwargs["repeats"] = args.repeats
-    try:
-        result = fn(**kwargs)
-    except TypeError:
-        kwargs.pop("repeats", None)
-        result = fn(**kwargs)
+    if "repeats" in kwargs and "repeats" not in inspect.signature(fn).parameters:
+        raise CnnvizError("--repeats does not apply to this benchmark", "leave --repeats out")
+    result = fn(**kwargs)
     if isinstance(result, dict):
         result.setdefault("machine", machine_info())
     if args.json:

@@ -165,13 +165,7 @@ def install_learn_panel(window) -> LearnPanel:
     if params_dock is not None:
         window.tabifyDockWidget(params_dock, dock)
         params_dock.raise_()
-    if hasattr(window, "docks"):
-        window.docks.append(dock)
-    for top in window.menuBar().actions():  # its toggle under View ▸ Panels
-        menu = top.menu()
-        for a in (menu.actions() if menu is not None else []):
-            if a.menu() is not None and a.text().replace("&", "") == "Panels":
-                a.menu().addAction(dock.toggleViewAction())
+    window.add_panel_dock(dock)
     window.dock_learn = dock
     window.learn_panel = panel
     return panel

@@ -1080,9 +1080,7 @@ def install_live_sources(window: MainWindow, **kwargs: Any) -> LiveController:
         window.resizeDocks([anchor, dock], [150, 250], Qt.Orientation.Vertical)
     else:
         window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    docks = getattr(window, "docks", None)
-    if isinstance(docks, list):
-        docks.append(dock)
+    window.add_panel_dock(dock)
 
     actions = LiveActions(window, controller, panel)
     menu = QMenu("&Source", window)
@@ -1091,10 +1089,6 @@ def install_live_sources(window: MainWindow, **kwargs: Any) -> LiveController:
     view = _menu_named(window, "View")
     if view is not None:
         window.menuBar().insertMenu(view.menuAction(), menu)
-        for a in view.actions():
-            if a.menu() is not None and a.text().replace("&", "") == "Panels":
-                a.menu().addAction(dock.toggleViewAction())
-                break
     else:
         window.menuBar().addMenu(menu)
 

@@ -534,7 +534,7 @@ class MainWindow(QMainWindow):
         e.addAction(self.act_paste)
 
         v = mb.addMenu("&View")
-        panels = v.addMenu("&Panels")
+        panels = self.panels_menu = v.addMenu("&Panels")
         for d in self.docks:
             panels.addAction(d.toggleViewAction())
         theme = v.addMenu("&Theme")
@@ -1503,6 +1503,12 @@ class MainWindow(QMainWindow):
     # ===================================================================================
     # closing
     # ===================================================================================
+    def add_panel_dock(self, dock: QDockWidget) -> None:
+        """Register a dock added after start-up (live sources, Learn): saved in the layout and
+        toggled from View ▸ Panels like the built-in ones."""
+        self.docks.append(dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
+
     # ------------------------------------------------------------------ model inspector
     def open_inspector(self) -> None:
         """Show the model inspector window (created on first use; torch loads in its worker)."""
