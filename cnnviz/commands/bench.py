@@ -53,9 +53,15 @@ def run(args) -> int:
         kwargs["repeats"] = args.repeats
     if "repeats" in kwargs and "repeats" not in inspect.signature(fn).parameters:
         raise CnnvizError("--repeats does not apply to this benchmark", "leave --repeats out")
-    result = fn(**kwargs)
+    from ..bench.steal import StealMeter
+
+    with StealMeter() as steal:
+        result = fn(**kwargs)
     if isinstance(result, dict):
         result.setdefault("machine", machine_info())
+        if isinstance(result["machine"], dict):
+            # a virtual machine's host taking CPU time: multi-threaded figures suffer first
+            result["machine"]["cpu_steal_pct"] = steal.percent
     if args.json:
         print(json.dumps(result, indent=1, default=float))
     else:
@@ -78,6 +84,9 @@ def print_table(result: dict) -> None:
     for k, v in result.items():
         if k not in ("cases", "machine"):
             print(f"{k}: {v}")
+    steal = (result.get("machine") or {}).get("cpu_steal_pct") if isinstance(result.get("machine"), dict) else None
+    if steal is not None:
+        print(f"cpu steal during the run: {steal:.1f} %" + ("  (a busy host: timings are noisy)" if steal > 5 else ""))
     sys.stdout.flush()
 
 

@@ -14,7 +14,12 @@ runs all of it for a frozen :class:`PipelineRequest` and returns a :class:`Pipel
 
 from __future__ import annotations
 
+import atexit
+import itertools
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -361,6 +366,19 @@ def convolve_channels_last(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvS
     With stride 1 and dilation 1, ``cv2.filter2D`` writes straight into a full-size buffer
     and the result is a view of its valid part (no copy).
     """
+    return _convolve_cl(x, kernels, spec)[0]
+
+
+def _fusable(spec: ConvSpec, pool: "PoolSpec | None", act: "ActivationSpec") -> bool:
+    """Can conv → activation → pool run band by band (:func:`_banded`)?"""
+    return (spec.stride == (1, 1) and spec.dilation == (1, 1) and spec.channels in ("gray", "each")
+            and pool is not None and pool.kind == "max" and pool.size == (2, 2) and pool.stride == (2, 2)
+            and pool.padding == (0, 0) and act.kind in MONOTONE)
+
+
+def _convolve_cl(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvSpec, pool: "PoolSpec | None" = None,
+                 act: "ActivationSpec | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`convolve_channels_last`, and with a fusable ``pool``/``act`` also the pooled maps."""
     if not kernels:
         raise SpecError("no kernel to apply", "add a kernel")
     sizes = {k.size for k in kernels}
@@ -383,23 +401,21 @@ def convolve_channels_last(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvS
     xp = pad_input(x, pads, spec.padding_mode)
     n = len(kernels)
     simple = spec.stride == (1, 1) and spec.dilation == (1, 1)
-    if mode == "each" and simple:
-        # one filter2D over all three channels, written into a full-size stack
-        stack = np.empty((n,) + xp.shape, np.float32)
-        for idx, k in enumerate(kernels):
-            w = _oriented(k.effective(), spec.flip)
-            cv2.filter2D(xp, cv2.CV_32F, w, dst=stack[idx], anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-        out = stack[:, :oh, :ow]
-    elif mode == "each":
+    if simple and mode in ("gray", "each"):
+        # one filter2D per kernel (all three channels at once in each mode), in row bands
+        # spread over the cores, written into a full-size stack: the result is a view
+        weights = [_oriented(k.effective(), spec.flip) for k in kernels]
+        adds = [spec.bias + k.offset for k in kernels]
+        pool_hw = None
+        if pool is not None and act is not None and _fusable(spec, pool, act):
+            pool_hw = pool_output_shape((oh, ow), pool).out_hw
+            if 2 * pool_hw[0] > oh or 2 * pool_hw[1] > ow or min(pool_hw) < 1:  # ceil mode's partial windows
+                pool_hw = None
+        return _banded(xp, weights, adds, oh, ow, pool_hw, act)
+    if mode == "each":
         out = np.empty((n, oh, ow, 3), np.float32)
         for idx, k in enumerate(kernels):
             out[idx] = _correlate_valid(xp, _oriented(k.effective(), spec.flip), spec.stride, spec.dilation, (oh, ow))
-    elif mode == "gray" and simple:
-        stack = np.empty((n,) + xp.shape, np.float32)
-        for idx, k in enumerate(kernels):
-            cv2.filter2D(xp, cv2.CV_32F, _oriented(k.effective(), spec.flip), dst=stack[idx], anchor=(0, 0),
-                         borderType=cv2.BORDER_CONSTANT)
-        out = stack[:, :oh, :ow]
     elif mode == "gray":
         out = np.empty((n, oh, ow), np.float32)
         for idx, k in enumerate(kernels):
@@ -418,7 +434,139 @@ def convolve_channels_last(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvS
         add = spec.bias + k.offset
         if add:
             out[idx] += np.float32(add)
-    return out
+    return out, None
+
+
+# ---------------------------------------------------------------------------------
+# Row bands over the cores: conv → max-pool → activation while the band is in cache
+# ---------------------------------------------------------------------------------
+_MIN_ROWS_PER_CHUNK = 96          # below this a second core costs more than it saves
+_TAIL_ROWS = 8                    # a chunk's last rows, computed apart (see _banded)
+_CHUNKS_PER_WORKER = 3            # at most; fewer for small maps (each chunk costs a few calls)
+_CHUNK_BYTES = 4 << 20
+_band_lock = threading.Lock()
+_band_pool: ThreadPoolExecutor | None = None
+
+
+_CORES = max(1, min(8, os.cpu_count() or 1))
+
+
+def band_workers() -> int:
+    """How many threads (the caller's included) share a frame: the cores, at most 8."""
+    return _CORES
+
+
+def _pool_executor() -> ThreadPoolExecutor:
+    global _band_pool
+    with _band_lock:
+        if _band_pool is None:
+            _band_pool = ThreadPoolExecutor(max_workers=max(1, band_workers() - 1),
+                                            thread_name_prefix="cnnviz-band")
+        return _band_pool
+
+
+def shutdown_band_pool(timeout: float | None = None) -> bool:
+    """Stop the band threads (the window calls this on close; the next frame restarts them).
+
+    Waits up to ``timeout`` seconds (forever with None) for them to end; True when they did.
+    A frame still being computed finishes its chunks on its own thread.
+    """
+    global _band_pool
+    with _band_lock:
+        pool, _band_pool = _band_pool, None
+    if pool is None:
+        return True
+    pool.shutdown(wait=False)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for t in list(getattr(pool, "_threads", ())):
+        t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in getattr(pool, "_threads", ()))
+
+
+atexit.register(shutdown_band_pool)
+
+
+def _chunks(rows: int, parts: int) -> list[tuple[int, int]]:
+    """Split output rows [0, rows) into ``parts`` runs whose starts are even (2×2 pooling)."""
+    edges = [0] + [2 * ((rows * i // parts) // 2) for i in range(1, parts)] + [rows]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def _banded(xp: np.ndarray, weights: list[np.ndarray], adds: list[float], oh: int, ow: int,
+            pool_hw: tuple[int, int] | None = None,
+            act: "ActivationSpec | None" = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Stride-1, dilation-1 correlation of a padded (H, W[, 3]) image with N kernels.
+
+    Returns the (N, oh, ow[, 3]) valid view of a full-size stack and, with ``pool_hw``,
+    the 2×2/2 max-pooled (N, ph, pw[, 3]) maps with ``act`` (monotone) applied after the
+    pool — identical to pooling the activated map. The rows are cut into bands that fit
+    in L2; each band is convolved, pooled and activated before the next one, and the
+    chunks of bands run on the cores in parallel (OpenCV releases the GIL). Per row this
+    is the same arithmetic as one whole-frame ``cv2.filter2D``, so results are identical.
+    """
+    n = len(weights)
+    kh = weights[0].shape[0]
+    stack = np.empty((n,) + xp.shape, np.float32)
+    pooled = None if pool_hw is None else np.empty((n,) + tuple(pool_hw) + xp.shape[2:], np.float32)
+    workers = max(1, min(band_workers(), oh // _MIN_ROWS_PER_CHUNK))
+    # a few chunks per thread, taken from a shared counter: a thread that starts late or
+    # is slowed down (a busy or virtual machine) takes fewer, so no one waits long
+    out_bytes = n * stack[0].nbytes
+    per_worker = max(1, min(_CHUNKS_PER_WORKER, round(out_bytes / _CHUNK_BYTES)))
+    chunks = _chunks(oh, workers * per_worker if workers > 1 else 1)
+
+    def conv_rows(idx: int, r0: int, r1: int, scratch: bool) -> None:
+        src = xp[r0: r1 + kh - 1]
+        if not scratch:
+            cv2.filter2D(src, cv2.CV_32F, weights[idx], dst=stack[idx, r0: r1 + kh - 1], anchor=(0, 0),
+                         delta=float(adds[idx]), borderType=cv2.BORDER_CONSTANT)
+        else:
+            tmp = cv2.filter2D(src, cv2.CV_32F, weights[idx], anchor=(0, 0), delta=float(adds[idx]),
+                               borderType=cv2.BORDER_CONSTANT)
+            stack[idx, r0:r1] = tmp[: r1 - r0]
+
+    def run(a: int, b: int, last_chunk: bool) -> None:
+        # filter2D's output rows past r1 are wrong (the band's lower border). Inside a chunk
+        # the tail band rewrites them; the rows after a chunk belong to another thread, so
+        # the last few rows of a chunk are computed in a scratch buffer and copied in.
+        tail = 0 if (last_chunk or kh == 1) else min(_TAIL_ROWS, b - a)
+        for idx in range(n):
+            if b - tail > a:
+                conv_rows(idx, a, b - tail, False)
+            if tail:
+                conv_rows(idx, b - tail, b, True)
+            if pooled is not None:
+                p0, p1 = a // 2, min(b // 2, pooled.shape[1])
+                if p1 > p0:
+                    dst = pooled[idx, p0:p1]
+                    _max_pool_2x2(stack[idx, 2 * p0: 2 * p1], p1 - p0, pooled.shape[2], out=dst)
+                    if act is not None and act.kind != "none":
+                        activate(dst, act, out=dst)
+
+    if len(chunks) == 1:
+        run(*chunks[0], True)
+    else:
+        taken = itertools.count()  # next() is atomic under the GIL
+
+        def drain() -> None:
+            for i in iter(taken.__next__, None):
+                if i >= len(chunks):
+                    return
+                run(*chunks[i], i == len(chunks) - 1)
+
+        ex = _pool_executor()
+        futures = []
+        try:
+            for _ in range(workers - 1):
+                try:
+                    futures.append(ex.submit(drain))
+                except RuntimeError:  # the pool was shut down under us (window closing): fewer hands
+                    break
+            drain()
+        finally:
+            for f in futures:
+                f.result()
+    return stack[:, :oh, :ow], pooled
 
 
 def _oriented(w: np.ndarray, flip: bool) -> np.ndarray:
@@ -437,6 +585,17 @@ def gradient_magnitude(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Activation and pooling
 # ---------------------------------------------------------------------------------
+def _as_rows(a: np.ndarray) -> np.ndarray | None:
+    """A 2-D float32 view of ``a`` that OpenCV takes without a copy, or None."""
+    if a.dtype != np.float32 or a.size == 0:
+        return None
+    if a.flags.c_contiguous:
+        return a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+    if a.ndim == 2 and a.strides[1] == 4 and a.strides[0] >= 4 * a.shape[1]:
+        return a
+    return None
+
+
 def activate(x: np.ndarray, spec: ActivationSpec, out: np.ndarray | None = None) -> np.ndarray:
     """Apply the activation; ``out=x`` works in place."""
     k = spec.kind
@@ -446,7 +605,13 @@ def activate(x: np.ndarray, spec: ActivationSpec, out: np.ndarray | None = None)
         if out is not x:
             out[...] = x
     elif k == "relu":
-        np.maximum(x, np.float32(0), out=out)
+        flat_in, flat_out = _as_rows(x), _as_rows(out)
+        if flat_in is not None and flat_out is not None and flat_in.shape == flat_out.shape:
+            # one SIMD pass (a third of numpy's time); x > 0 ? x : 0, so NaN → 0 — only an
+            # overflowing kernel makes NaN, and its map is meaningless either way
+            cv2.threshold(flat_in, 0.0, 0.0, cv2.THRESH_TOZERO, dst=flat_out)
+        else:
+            np.maximum(x, np.float32(0), out=out)
     elif k == "leaky_relu":
         neg = np.minimum(x, np.float32(0))
         np.maximum(x, np.float32(0), out=out)
@@ -526,8 +691,8 @@ def _even_column_map(oh: int, ow: int) -> np.ndarray:
     return m
 
 
-def _max_pool_2x2(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
-    """2×2 / stride 2 max-pool of one (H, W) or (H, W, C) slab.
+def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, out: np.ndarray | None = None) -> np.ndarray:
+    """2×2 / stride 2 max-pool of one (H, W) or (H, W, C) slab (into ``out`` when given).
 
     1. rows: max of even and odd rows with OpenCV (SIMD; row-strided views need no copy);
     2. columns: gray — numpy max of the even and odd columns of that half-size result;
@@ -539,19 +704,27 @@ def _max_pool_2x2(x: np.ndarray, oh: int, ow: int) -> np.ndarray:
     c = 1 if x.ndim == 2 else x.shape[2]
     if c > 4 or oh < 2 or ow < 2:  # tiny maps or many channels: plain numpy
         rows = np.maximum(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
-        return np.maximum(rows[:, 0::2], rows[:, 1::2])
+        return np.maximum(rows[:, 0::2], rows[:, 1::2], out=out)
     rows = cv2.max(x[0:2 * oh:2, : 2 * ow], x[1:2 * oh:2, : 2 * ow])
     if x.ndim == 2:
-        return np.maximum(rows[:, 0::2], rows[:, 1::2])
+        return np.maximum(rows[:, 0::2], rows[:, 1::2], out=out)
     if rows.ndim == 2:  # OpenCV drops a trailing channel axis of 1
         rows = rows[:, :, None]
     flat = rows.reshape(oh, 2 * ow * c)
     pair = np.empty_like(flat)
     cv2.max(flat[:, :-c], flat[:, c:], dst=pair[:, :-c])
     pair[:, -c:] = flat[:, -c:]
-    out = cv2.resize(pair.reshape(oh, 2 * ow, c) if c > 1 else pair, (ow, oh), interpolation=cv2.INTER_NEAREST)
-    if out.ndim == 2:
-        out = out[:, :, None]
+    src = pair.reshape(oh, 2 * ow, c) if c > 1 else pair
+    if out is not None and c > 1 and out.flags.c_contiguous:
+        res = cv2.resize(src, (ow, oh), dst=out, interpolation=cv2.INTER_NEAREST)
+    else:
+        res = cv2.resize(src, (ow, oh), interpolation=cv2.INTER_NEAREST)
+    if res.ndim == 2:
+        res = res[:, :, None]
+    if out is None:
+        return res
+    if res is not out:
+        out[...] = res
     return out
 
 
@@ -658,13 +831,15 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
         from . import conv_torch  # lazy: torch only when a GPU is asked for
 
         return conv_torch.run_pipeline_torch(x, request, device, t0)
-    conv_cl = convolve_channels_last(x, request.kernels, spec)
+    act_spec = request.activation
+    conv_cl, pooled = _convolve_cl(x, request.kernels, spec, request.pool, act_spec)
     cl = conv_cl.ndim == 4
     t2 = time.perf_counter()
-    act_spec = request.activation
     act = None
-    pooled = None
-    if request.pool is not None:
+    if pooled is not None:  # pooled and activated band by band with the convolution
+        if cl:
+            pooled = np.moveaxis(pooled, -1, 1)
+    elif request.pool is not None:
         if request.pool.kind == "max" and act_spec.kind in MONOTONE:
             pooled = pool2d(conv_cl, request.pool, channels_last=cl)
             if act_spec.kind != "none":

@@ -60,21 +60,45 @@ def lut(name: str) -> np.ndarray:
     return _lut_cached(name)
 
 
+def value_range(arr: np.ndarray) -> tuple[float, float]:
+    """(min, max) of a map ignoring NaN; (nan, nan) when it has no number.
+
+    Float32 maps take one SIMD pass (``cv2.minMaxLoc`` over a 2-D view); numpy's
+    ``nanmin``/``nanmax`` are the fallback (other dtypes, NaN where OpenCV trips on it).
+    """
+    a = np.asarray(arr)
+    if a.size == 0:
+        return float("nan"), float("nan")
+    if a.dtype == np.float32:
+        flat = None
+        if a.ndim == 2 and a.strides[1] == 4 and a.strides[0] >= 4 * a.shape[1]:
+            flat = a  # rows with a gap between them (a cropped map): read in place
+        elif a.flags.c_contiguous:
+            flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+        if flat is not None:
+            lo, hi = cv2.minMaxLoc(flat)[:2]
+            if np.isfinite(lo) and np.isfinite(hi):
+                return float(lo), float(hi)
+    with np.errstate(invalid="ignore"):
+        if np.isnan(a).all():
+            return float("nan"), float("nan")
+        return float(np.nanmin(a)), float(np.nanmax(a))
+
+
 def is_signed(arr: np.ndarray) -> bool:
     """True when the map has negative values (a derivative kernel's output)."""
-    return bool(arr.size) and float(np.nanmin(arr)) < 0.0
+    return bool(arr.size) and value_range(arr)[0] < 0.0
 
 
-def auto_levels(arr: np.ndarray, symmetric: bool | None = None) -> tuple[float, float]:
-    """Display levels: min/max, or ±max|x| for signed maps (so 0 sits mid-scale)."""
+def auto_levels(arr: np.ndarray, symmetric: bool | None = None,
+                value_range_: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Display levels: min/max, or ±max|x| for signed maps (so 0 sits mid-scale).
+
+    ``value_range_`` passes a (min, max) the caller already has (skips a pass).
+    """
     if arr.size == 0:
         return 0.0, 1.0
-    if arr.ndim == 2 and arr.dtype == np.float32:
-        lo, hi = cv2.minMaxLoc(arr)[:2]  # one SIMD pass; NaN-free for conv outputs
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-    else:
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+    lo, hi = value_range_ if value_range_ is not None else value_range(arr)
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return 0.0, 1.0
     if symmetric is None:
@@ -91,11 +115,14 @@ def default_cmap(arr: np.ndarray) -> str:
     return "diverging" if is_signed(arr) else "gray"
 
 
-def to_uint8(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+def to_uint8(arr: np.ndarray, levels: tuple[float, float], value_range_: tuple[float, float] | None = None,
+             magnitude: bool = False) -> np.ndarray:
     """Scale ``arr`` so ``levels`` map to 0..255, rounded and clipped, in one OpenCV pass.
 
-    (``cv2.convertScaleAbs`` would fold negative values; ``addWeighted`` with an 8-bit
-    destination saturates instead, which is what a display wants.)
+    ``magnitude=True`` scales |arr| instead (``levels[0]`` must then be 0). With the map's
+    (min, max) in ``value_range_`` and no value more than half a step below ``levels[0]``,
+    ``cv2.convertScaleAbs`` does it (half the cost); otherwise ``addWeighted`` with an 8-bit
+    destination, which saturates below ``levels[0]`` where convertScaleAbs would fold.
     """
     lo, hi = float(levels[0]), float(levels[1])
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
@@ -103,8 +130,15 @@ def to_uint8(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
         a = arr  # rows with a gap between them (a cropped map): OpenCV reads them in place, no copy
     else:
         a = np.ascontiguousarray(arr, dtype=np.float32)
-    flat = a.reshape(-1, a.shape[-1]) if a.ndim != 2 else a
-    out = cv2.addWeighted(flat, scale, flat, 0.0, -lo * scale, dtype=cv2.CV_8U)
+    flat = a.reshape(a.shape[0], -1) if a.ndim > 2 else (a.reshape(1, -1) if a.ndim < 2 else a)
+    if magnitude:
+        if lo != 0.0:
+            raise ValueError("magnitude display needs levels starting at 0")
+        out = cv2.convertScaleAbs(flat, alpha=scale, beta=0.0)
+    elif value_range_ is not None and np.isfinite(value_range_[0]) and (value_range_[0] - lo) * scale >= -0.25:
+        out = cv2.convertScaleAbs(flat, alpha=scale, beta=-lo * scale)  # nothing to fold: all ≥ about 0
+    else:
+        out = cv2.addWeighted(flat, scale, flat, 0.0, -lo * scale, dtype=cv2.CV_8U)
     return out.reshape(a.shape)
 
 
@@ -117,11 +151,14 @@ def colorize(arr: np.ndarray, cmap: str = "auto", levels: tuple[float, float] | 
     """
     if arr.ndim != 2:
         raise ValueError(f"colorize needs a 2-D map, got shape {arr.shape}")
+    rng = None
+    if cmap == "auto" or levels is None:
+        rng = value_range(arr)  # one pass serves the colormap choice and the levels
     if cmap == "auto":
-        cmap = default_cmap(arr)
+        cmap = "diverging" if rng[0] < 0.0 else "gray"
     if levels is None:
-        levels = auto_levels(arr, symmetric if symmetric is not None else (cmap in DIVERGING or None))
-    idx = to_uint8(arr, levels)
+        levels = auto_levels(arr, symmetric if symmetric is not None else (cmap in DIVERGING or None), rng)
+    idx = to_uint8(arr, levels, rng)
     if cmap == "gray":  # the grey table is the identity: a channel copy is 6× cheaper than a gather
         return cv2.cvtColor(idx, cv2.COLOR_GRAY2RGB)
     # applyColorMap with a user table is one gather pass (it copies channels as given: RGB in, RGB out)
@@ -153,10 +190,11 @@ def display_image(maps: np.ndarray, index: int = 0, cmap: str = "auto",
         return colorize(m, cmap, levels)
     hwc = np.ascontiguousarray(np.moveaxis(m, 0, -1))
     if levels is None:
-        levels = auto_levels(hwc, symmetric=False)
+        rng = value_range(hwc)
+        levels = auto_levels(hwc, False, rng)
         if levels[0] < 0:  # signed: show magnitude of the response per channel
-            hwc = np.abs(hwc)
-            levels = (0.0, max(abs(levels[0]), abs(levels[1])))
+            return to_uint8(hwc, (0.0, max(abs(levels[0]), abs(levels[1]))), magnitude=True)
+        return to_uint8(hwc, levels, rng)
     return to_uint8(hwc, levels)
 
 

@@ -140,8 +140,11 @@ class KernelBank(QWidget):
         root.addWidget(self._mag_box)
         self._combo_a = QComboBox(self)
         self._combo_a.setObjectName("magnitude-a")
+        self._combo_a.setToolTip("The first derivative kernel of the pair (e.g. Sobel x, the change from left to right).")
         self._combo_b = QComboBox(self)
         self._combo_b.setObjectName("magnitude-b")
+        self._combo_b.setToolTip("The second derivative kernel (e.g. Sobel y); √(a² + b²) is the edge strength "
+                                 "in any direction.")
         for label, combo in (("a", self._combo_a), ("b", self._combo_b)):
             lab = QLabel(label)
             lab.setBuddy(combo)

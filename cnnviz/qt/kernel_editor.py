@@ -644,6 +644,9 @@ class KernelEditor(QWidget):
         self._undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
         self._redo_action = self._undo.createRedoAction(self, "Redo")
         self._redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self._undo_action.setToolTip("Undo the last kernel edit (Ctrl+Z); each paint stroke, preset or operation "
+                                     "is one step")
+        self._redo_action.setToolTip("Redo the kernel edit you undid (Ctrl+Shift+Z)")
         # Window-wide shortcuts: the main window can put these same actions in its Edit menu
         # (one QAction, so no ambiguous-shortcut conflict).
         for a in (self._undo_action, self._redo_action):
@@ -685,6 +688,8 @@ class KernelEditor(QWidget):
         self._presets_button = QToolButton(self)
         self._presets_button.setText("Presets")
         self._presets_button.setObjectName("presets")
+        self._presets_button.setToolTip("Load a classic kernel (blur, sharpen, Sobel, Laplacian, an oriented bank…): "
+                                        "each is a fixed pattern of weights that looks for one kind of structure.")
         self._presets_button.setPopupMode(QToolButton.InstantPopup)
         self._presets_button.setToolButtonStyle(Qt.ToolButtonTextOnly)
         self._presets_menu = self._build_presets_menu()
@@ -740,13 +745,19 @@ class KernelEditor(QWidget):
         ops.setSpacing(3)
         specs = (
             ("normalize", "Normalize", "Divide the weights by their sum so it becomes 1 (keeps brightness)"),
-            ("negate", "Negate", "Multiply every weight by −1"),
-            ("flip_h", "Flip ↔", "Mirror left–right"),
-            ("flip_v", "Flip ↕", "Mirror top–bottom"),
-            ("rotate90", "Rotate 90°", "Rotate a quarter turn counter-clockwise"),
+            ("negate", "Negate", "Multiply every weight by −1: the map changes sign, so dark-to-bright and "
+                                  "bright-to-dark edges swap colours"),
+            ("flip_h", "Flip ↔", "Mirror the kernel left–right: an edge detector then answers to edges "
+                                 "of the opposite direction"),
+            ("flip_v", "Flip ↕", "Mirror the kernel top–bottom: Sobel y then answers to bright-to-dark "
+                                 "instead of dark-to-bright rows"),
+            ("rotate90", "Rotate 90°", "Rotate a quarter turn counter-clockwise: the pattern the kernel "
+                                         "looks for turns with it (vertical edges become horizontal)"),
             ("transpose", "Transpose", "Swap rows and columns (Sobel x ↔ Sobel y)"),
-            ("clear", "Clear", "Set every weight to 0"),
-            ("random", "Random", "Random weights in [−1, 1], two decimals"),
+            ("clear", "Clear", "Set every weight to 0 (the output becomes 0 everywhere): start painting "
+                                "your own kernel"),
+            ("random", "Random", "Random weights in [−1, 1], two decimals — what a conv layer's kernels "
+                                  "look like before training"),
         )
         self._op_actions: dict[str, QAction] = {}
         for i, (key, text, tip) in enumerate(specs):

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDockWidget
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 import cnnviz
-from cnnviz.core.conv import PipelineRequest, PipelineResult, prepare_input, run_pipeline
+from cnnviz.core.conv import PipelineRequest, PipelineResult, prepare_input, run_pipeline, shutdown_band_pool
 from cnnviz.core.dotproduct import (ConvPixelExplanation, PoolPixelExplanation, explain_conv_pixel,
                                     explain_pool_pixel, pool_window_to_input)
 from cnnviz.core.errors import CnnvizError, ImageLoadError, SpecError
@@ -368,6 +368,8 @@ class MainWindow(QMainWindow):
         row2.addWidget(QLabel("Sample"))
         self.sample_box = QComboBox()
         self.sample_box.setObjectName("samples")
+        self.sample_box.setToolTip("Open one of the bundled pictures: a photo, a test pattern with edges in every "
+                                   "direction, or a handwritten digit the demo model knows.")
         self.sample_box.addItem("—", "")
         for key, title in SAMPLES.items():
             self.sample_box.addItem(title, key)
@@ -565,6 +567,7 @@ class MainWindow(QMainWindow):
         sb = QToolButton()
         sb.setText("Samples")
         sb.setObjectName("samples-button")
+        sb.setToolTip("Open a bundled picture: a photo, an edge test pattern or a handwritten digit.")
         sb.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         sb.setMenu(self.samples_menu)
         tb.addWidget(sb)
@@ -1557,6 +1560,7 @@ class MainWindow(QMainWindow):
         # a playground computation takes milliseconds; one that does not finish in a second
         # is abandoned (the daemon worker ends with the process) so closing never hangs
         self.worker.shutdown(1000)
+        shutdown_band_pool(timeout=1.0)  # the threads a frame's row bands ran on
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._closing:

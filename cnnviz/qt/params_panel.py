@@ -42,7 +42,7 @@ class PairSpin(QWidget):
             sb.setRange(minimum, maximum)
             sb.setValue(value)
             sb.setObjectName(f"{name}-{axis}")
-            sb.setToolTip(f"{tip} ({'rows' if axis == 'y' else 'columns'})")
+            sb.setToolTip(f"{'Rows' if axis == 'y' else 'Columns'}: {tip}")
             sb.setKeyboardTracking(False)
             sb.setAccelerated(True)
             sb.setMinimumWidth(44)
@@ -122,7 +122,8 @@ class ParamsPanel(QWidget):
         cf = QFormLayout(conv)
         cf.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         cf.addRow("Channels", self.channels)
-        self.stride = PairSpin(1, 16, 1, "stride", "Step between windows")
+        self.stride = PairSpin(1, 16, 1, "stride", "how far the kernel jumps between two outputs; stride 2 computes every "
+                                                   "second position, so the map has half the size")
         cf.addRow("Stride", self.stride)
         self.padding_kind = QComboBox()
         self.padding_kind.setObjectName("padding-kind")
@@ -131,7 +132,8 @@ class ParamsPanel(QWidget):
         self.padding_kind.addItem("valid", "valid")
         self.padding_kind.setToolTip("same: pad so the output keeps the input size (needs stride 1)\n"
                                      "valid: no padding (the output shrinks by dilation·(k−1))")
-        self.padding = PairSpin(0, 32, 0, "padding", "Pixels added on each side")
+        self.padding = PairSpin(0, 32, 0, "padding", "pixels added on each side; without them a k×k kernel does not "
+                                                     "fit at the border and the map shrinks by k−1")
         cf.addRow("Padding", self.padding_kind)
         cf.addRow("Pad pixels", self.padding)
         self.padding_mode = QComboBox()
@@ -141,7 +143,8 @@ class ParamsPanel(QWidget):
         self.padding_mode.setToolTip("What the padding holds: zeros, a mirror of the border (reflect), "
                                      "the border pixel repeated (replicate) or the opposite side (circular)")
         cf.addRow("Pad with", self.padding_mode)
-        self.dilation = PairSpin(1, 8, 1, "dilation", "Gap between kernel taps (1 = touching)")
+        self.dilation = PairSpin(1, 8, 1, "dilation", "spacing of the kernel taps (1 = touching); dilation 2 spreads "
+                                                        "a 3×3 kernel over 5×5 pixels: wider context, same 9 weights")
         cf.addRow("Dilation", self.dilation)
         self.bias = QDoubleSpinBox()
         self.bias.setObjectName("bias")
@@ -149,7 +152,8 @@ class ParamsPanel(QWidget):
         self.bias.setDecimals(3)
         self.bias.setSingleStep(0.05)
         self.bias.setKeyboardTracking(False)
-        self.bias.setToolTip("Added to every output value (before the activation)")
+        self.bias.setToolTip("Added to every output value before the activation, like a conv layer's learned bias: "
+                             "it moves the point where ReLU starts to let values through")
         cf.addRow("Bias", self.bias)
         self.flip = QCheckBox("Flip kernel (true convolution)")
         self.flip.setObjectName("flip")
@@ -164,6 +168,9 @@ class ParamsPanel(QWidget):
         af.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.activation = QComboBox()
         self.activation.setObjectName("activation")
+        self.activation.setToolTip("The non-linearity applied to every value of the convolved map: ReLU keeps "
+                                   "positive responses and zeroes the rest, which is what lets stacked layers "
+                                   "learn more than one linear filter could.")
         for a in ACTIVATIONS:
             self.activation.addItem(ACTIVATION_LABELS.get(a, a), a)
         af.addRow("Function", self.activation)
@@ -174,7 +181,8 @@ class ParamsPanel(QWidget):
         self.slope.setSingleStep(0.01)
         self.slope.setValue(0.01)
         self.slope.setKeyboardTracking(False)
-        self.slope.setToolTip("Leaky ReLU: output = slope·x for x < 0")
+        self.slope.setToolTip("Leaky ReLU multiplies negative values by this slope instead of zeroing them "
+                              "(output = slope·x for x < 0), so a unit is never completely silent")
         af.addRow("Slope", self.slope)
         root.addWidget(act)
 
@@ -189,11 +197,14 @@ class ParamsPanel(QWidget):
         self.pool.addItem("average", "avg")
         self.pool.setToolTip("Pool the activated map: keep each window's maximum or mean")
         pf.addRow("Type", self.pool)
-        self.pool_size = PairSpin(1, 16, 2, "pool-size", "Pool window")
+        self.pool_size = PairSpin(1, 16, 2, "pool-size", "the window pooling summarises into one value; 2×2 "
+                                                        "keeps one value in four")
         pf.addRow("Size", self.pool_size)
-        self.pool_stride = PairSpin(1, 16, 2, "pool-stride", "Step between pool windows")
+        self.pool_stride = PairSpin(1, 16, 2, "pool-stride", "step between pool windows; equal to the window, "
+                                                            "the windows tile the map without overlap")
         pf.addRow("Stride", self.pool_stride)
-        self.pool_padding = PairSpin(0, 8, 0, "pool-padding", "Padding of the activated map (at most half the size)")
+        self.pool_padding = PairSpin(0, 8, 0, "pool-padding", "padding of the activated map before pooling (at "
+                                                           "most half the window); max-pooling pads with −∞, so padding never wins")
         pf.addRow("Padding", self.pool_padding)
         self.ceil_mode = QCheckBox("Ceil mode (keep partial windows)")
         self.ceil_mode.setObjectName("ceil-mode")

@@ -842,6 +842,8 @@ class OutputViews(QWidget):
         self.link_box.setChecked(True)
         self.hist_box = QCheckBox("Histograms")
         self.hist_box.setObjectName("histograms")
+        self.hist_box.setToolTip("Show how the values of each map are spread; drag the bars next to a view "
+                                 "to set which values get the darkest and brightest colours.")
         self.hist_box.setChecked(True)
         self.fit_button = QToolButton()
         self.fit_button.setText("Fit")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 
 from cnnviz.core.conv import (ActivationSpec, ConvSpec, PipelineRequest, PoolSpec, activate, conv_output_shape,
                               convolve, gradient_magnitude, pool2d, pool_output_shape, prepare_input, run_pipeline)
+import cnnviz.core.conv as conv_mod
 from cnnviz.core.errors import SpecError
 from cnnviz.core.kernels import Kernel, preset
 
@@ -136,6 +140,81 @@ def test_pipeline_matches_pytorch(case):
         assert np.abs(res.pool - pool_ref).max(initial=0) <= TOL * max(1.0, np.abs(pool_ref).max(initial=0))
         assert res.pool_shape.out_hw == pool_ref.shape[-2:]
     assert res.conv_shape.out_hw == conv_ref.shape[-2:]
+
+
+@contextlib.contextmanager
+def _cores(n: int, min_rows: int = 4):
+    """Make the CPU path split frames over ``n`` threads, even small ones (the CI machine
+    may have one core; the split must give the same bits on any machine)."""
+    old = conv_mod._CORES, conv_mod._MIN_ROWS_PER_CHUNK, conv_mod._CHUNK_BYTES
+    conv_mod._CORES, conv_mod._MIN_ROWS_PER_CHUNK, conv_mod._CHUNK_BYTES = n, min_rows, 64
+    try:
+        yield
+    finally:
+        conv_mod._CORES, conv_mod._MIN_ROWS_PER_CHUNK, conv_mod._CHUNK_BYTES = old
+
+
+@st.composite
+def banded_cases(draw):
+    """The cases the row-band path takes: stride 1, dilation 1, gray/each, any pool."""
+    img, kernels, spec, act, pool = draw(cases())
+    h = draw(st.integers(8, 90))
+    seed = draw(st.integers(0, 2**31 - 1))
+    img = np.random.default_rng(seed).random((h,) + img.shape[1:], dtype=np.float32)
+    spec = replace(spec, stride=(1, 1), dilation=(1, 1), channels=draw(st.sampled_from(["gray", "each"])))
+    if draw(st.booleans()):
+        pool = PoolSpec("max", 2, None, 0, draw(st.booleans()))  # the fused 2×2 max-pool
+    return img, kernels, spec, act, pool
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(banded_cases(), st.integers(2, 5))
+def test_multicore_bands_match_pytorch_and_the_single_thread_bits(case, cores):
+    img, kernels, spec, act, pool = case
+    assume(_valid(img, kernels, spec, pool))
+    req = PipelineRequest(kernels, spec, act, pool)
+    with _cores(1):
+        one = run_pipeline(img, req)
+    with _cores(cores):
+        many = run_pipeline(img, req)
+    conv_ref, act_ref, pool_ref = torch_reference(img, kernels, spec, act, pool)
+    assert np.array_equal(many.conv, one.conv)              # row bands change no bit
+    assert np.array_equal(many.activation, one.activation)
+    assert np.abs(many.conv - conv_ref).max(initial=0) <= TOL * max(1.0, np.abs(conv_ref).max(initial=0))
+    assert np.abs(many.activation - act_ref).max(initial=0) <= TOL * max(1.0, np.abs(act_ref).max(initial=0))
+    if pool is not None:
+        assert np.array_equal(many.pool, one.pool)
+        assert many.pool.shape == pool_ref.shape
+        assert np.abs(many.pool - pool_ref).max(initial=0) <= TOL * max(1.0, np.abs(pool_ref).max(initial=0))
+
+
+def test_a_webcam_frame_over_four_threads_matches_pytorch():
+    """A 1280×720 frame, both channel modes, the fused pool: the chunk seams are exact."""
+    rng = np.random.default_rng(3)
+    img = rng.random((720, 1280, 3), dtype=np.float32)
+    kernels = (preset("sobel-x").kernel, preset("sobel-y").kernel)
+    for channels in ("gray", "each"):
+        spec = ConvSpec(channels=channels, bias=0.1)
+        act, pool = ActivationSpec("relu"), PoolSpec("max", 2)
+        with _cores(4, min_rows=96):
+            res = run_pipeline(img, PipelineRequest(kernels, spec, act, pool))
+        conv_ref, act_ref, pool_ref = torch_reference(img, kernels, spec, act, pool)
+        assert np.abs(res.conv - conv_ref).max() <= TOL * 8
+        assert np.abs(res.pool - pool_ref).max() <= TOL * 8
+        assert res.pool.shape == pool_ref.shape
+
+
+def test_band_threads_end_on_shutdown_and_come_back():
+    import threading
+    img = np.random.default_rng(0).random((200, 64), dtype=np.float32)
+    req = PipelineRequest((preset("sobel-x").kernel,), ConvSpec(), ActivationSpec("relu"), PoolSpec("max", 2))
+    with _cores(2):
+        first = run_pipeline(img, req).pool.copy()
+        assert any(t.name.startswith("cnnviz-band") for t in threading.enumerate())
+        conv_mod.shutdown_band_pool()
+        assert not any(t.name.startswith("cnnviz-band") and t.is_alive() for t in threading.enumerate())
+        assert np.array_equal(run_pipeline(img, req).pool, first)   # the next frame restarts them
+        conv_mod.shutdown_band_pool()
 
 
 @settings(max_examples=60, deadline=None)

@@ -417,6 +417,8 @@ class ActivationPanel(QWidget):
         bar.addWidget(QLabel("Size"))
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
         self.size_slider.setObjectName("tile-size")
+        self.size_slider.setToolTip("Size of each channel's tile: one tile is one feature map, the response of "
+                                    "one learned filter over the whole image.")
         self.size_slider.setRange(16, 192)
         self.size_slider.setValue(64)
         self.size_slider.setFixedWidth(110)

@@ -66,19 +66,31 @@ class PreprocessingEditor(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         self.resize_edit = QLineEdit()
         self.resize_edit.setObjectName("pre-resize")
+        self.resize_edit.setToolTip("Resize before the model sees the image: one number scales the shorter side, "
+                                    "W,H sets both; a model only sees objects at the scale it was trained on.")
         self.resize_edit.setPlaceholderText("none · 256 (shorter side) · 28,28")
         self.crop_edit = QLineEdit()
         self.crop_edit.setObjectName("pre-crop")
+        self.crop_edit.setToolTip("Cut the centre out after resizing (ImageNet models take 224×224), so the "
+                                  "input has the size the model was trained on.")
         self.crop_edit.setPlaceholderText("none · 224 · 224,224")
         self.mean_edit = QLineEdit()
         self.mean_edit.setObjectName("pre-mean")
+        self.mean_edit.setToolTip("Per-channel mean subtracted from every pixel, as in training; a wrong mean "
+                                  "shifts every activation and the predictions go wrong.")
         self.std_edit = QLineEdit()
         self.std_edit.setObjectName("pre-std")
+        self.std_edit.setToolTip("Per-channel standard deviation each pixel is divided by after the mean, as in "
+                                 "training, so the inputs have the spread the weights expect.")
         self.color_box = QComboBox()
         self.color_box.setObjectName("pre-color")
+        self.color_box.setToolTip("The channel order the model was trained with: RGB, BGR (OpenCV/Caffe models) "
+                                  "or one gray channel.")
         self.color_box.addItems(["rgb", "bgr", "gray"])
         self.interp_box = QComboBox()
         self.interp_box.setObjectName("pre-interp")
+        self.interp_box.setToolTip("How pixels are blended when the image is resized; match the training "
+                                   "pipeline (bilinear for torchvision).")
         self.interp_box.addItems(["bilinear", "bicubic", "nearest"])
         form.addRow("Resize", self.resize_edit)
         form.addRow("Center crop", self.crop_edit)
@@ -92,8 +104,10 @@ class PreprocessingEditor(QWidget):
         row = QHBoxLayout()
         self.apply_button = QPushButton("Apply")
         self.apply_button.setObjectName("pre-apply")
+        self.apply_button.setToolTip("Use these preprocessing settings and run the model again.")
         self.reset_button = QPushButton("Model's own")
         self.reset_button.setObjectName("pre-reset")
+        self.reset_button.setToolTip("Go back to the preprocessing the model was trained with.")
         row.addWidget(self.apply_button)
         row.addWidget(self.reset_button)
         row.addStretch(1)
@@ -152,6 +166,8 @@ class ModelPanel(QWidget):
         row = QHBoxLayout()
         self.labels_button = QPushButton("Labels file…")
         self.labels_button.setObjectName("labels-button")
+        self.labels_button.setToolTip("Load class names (one per line, in output order) so predictions read "
+                                      "'cat' instead of 'class 281'.")
         self.labels_button.setEnabled(False)
         self.labels_button.clicked.connect(self.labelsRequested)
         row.addWidget(self.labels_button)

@@ -92,6 +92,8 @@ class WeightsView(QWidget):
         bar.addWidget(QLabel("Conv layer"))
         self.layer_box = QComboBox()
         self.layer_box.setObjectName("weights-layer")
+        self.layer_box.setToolTip("The convolution layer whose learned kernels are shown: the first layer's "
+                                  "look like edge and colour detectors, deeper ones are harder to read.")
         self.layer_box.setMinimumContentsLength(18)
         bar.addWidget(self.layer_box)
         self.info = QLabel("")

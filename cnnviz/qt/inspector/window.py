@@ -405,6 +405,7 @@ class InspectorWindow(QMainWindow):
         self.load_progress.setRange(0, 0)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("load-cancel")
+        self.cancel_button.setToolTip("Stop loading this model; the model shown so far stays.")
         self.cancel_button.clicked.connect(self.cancel_load)
         self.status_model = QLabel("")
         self.status_model.setObjectName("status-model")
