@@ -89,11 +89,15 @@ def run_self_test(render_window: bool = True) -> int:
                 raise RuntimeError("the window did not show a result within 20 s")
             return f"window rendered {shot.width()}×{shot.height()} offscreen"
 
-    _step("load sample image", sample, results)
-    _step("kernel pipeline", pipeline, results)
-    _step("demo model", model, results)
+    steps = [("load sample image", sample), ("kernel pipeline", pipeline), ("demo model", model)]
     if render_window:
-        _step("window", window, results)
+        steps.append(("window", window))
+    for i, (name, fn) in enumerate(steps, 1):
+        # progress as it goes (the model step imports torch: seconds on a cold disk)
+        bar = "#" * (i - 1) + "." * (len(steps) - i + 1)
+        print(f"[{bar}] {i}/{len(steps)} {name}…", flush=True)
+        _step(name, fn, results)
+    print(f"[{'#' * len(steps)}] done", flush=True)
     width = max(len(r[0]) for r in results)
     for name, ok, info, dt in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name:{width}s}  {dt * 1e3:7.0f} ms  {info}")

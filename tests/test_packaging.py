@@ -24,6 +24,10 @@ def test_self_test_from_source_passes():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 failed" in r.stdout
     assert "kernel pipeline" in r.stdout and "demo model" in r.stdout and "window" in r.stdout
+    # progress while it runs: a line per step before it starts, in order
+    progress = [ln for ln in r.stdout.splitlines() if ln.startswith("[")]
+    assert [ln.split("] ", 1)[1] for ln in progress] == [
+        "1/4 load sample image…", "2/4 kernel pipeline…", "3/4 demo model…", "4/4 window…", "done"]
 
 
 def test_desktop_entry_and_icons_exist():

@@ -266,20 +266,12 @@ def _write_png(path: Path, rgb) -> None:
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    import numpy as np
+    from ..core.kernels import atomic_write
+    from ..core.npz import write_npz
 
-    import zipfile
-
-    # What np.savez writes, without its keyword-argument API (a layer named "file" would clash).
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for key, arr in arrays.items():
-                with zf.open(f"{key}.npy", "w", force_zip64=True) as fh:
-                    np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: write_npz(fh, arrays.items(), len(arrays)), "wb")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
                           "give a folder you can write to, with free space") from exc
 

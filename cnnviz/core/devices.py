@@ -54,3 +54,51 @@ def device_description(name: str) -> str:
     if name == "mps":
         return "Apple GPU (MPS)"
     return "CPU"
+
+
+def torch_version_without_import() -> str | None:
+    """The installed torch's version from its package metadata (no import: milliseconds)."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    try:
+        return version("torch")
+    except PackageNotFoundError:
+        return None
+
+
+def compute_summary() -> list[str]:
+    """Lines for an About box: the torch build and every GPU it can use.
+
+    ``["PyTorch 2.10.0 (CUDA 12.8 build, cuDNN 91002)", "GPU cuda:0: NVIDIA H100 80GB HBM3 ·
+    79 GiB · compute capability 9.0"]``, or ``"GPU: none found — models run on the CPU"``.
+    Imports torch (seconds the first time): call it on a worker thread.
+    """
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001 - a broken install is reported, not raised
+        return [f"PyTorch could not be loaded: {type(exc).__name__}: {exc}"]
+    cuda_build = getattr(torch.version, "cuda", None)
+    build = f"CUDA {cuda_build} build" if cuda_build else "CPU-only build"
+    try:
+        cudnn = torch.backends.cudnn.version() if cuda_build else None
+    except Exception:  # noqa: BLE001
+        cudnn = None
+    lines = [f"PyTorch {torch.__version__} ({build}{f', cuDNN {cudnn}' if cudnn else ''})"]
+    gpus = []
+    try:
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                gpus.append(f"GPU cuda:{i}: {p.name} · {p.total_memory / 2**30:.0f} GiB · "
+                            f"compute capability {p.major}.{p.minor}")
+    except Exception as exc:  # noqa: BLE001 - a driver problem is worth showing
+        gpus.append(f"GPU: CUDA is installed but failed: {type(exc).__name__}: {exc}")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        gpus.append("GPU mps: Apple GPU (Metal)")
+    if not gpus:
+        why = " (this torch has no CUDA)" if not cuda_build else ""
+        gpus.append(f"GPU: none found{why} — models run on the CPU")
+    return lines + gpus

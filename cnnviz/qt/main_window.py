@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -242,6 +243,7 @@ class MainWindow(QMainWindow):
 
     resultShown = Signal(int)
     imageChanged = Signal()
+    _aboutDevices = Signal(list)   # from the About box's probe thread
 
     def __init__(self, image: str | None = None, *, settings_file: str | Path | None = None,
                  load_settings_file: bool = True, parent: QWidget | None = None):
@@ -272,6 +274,10 @@ class MainWindow(QMainWindow):
         self._transient_error = ""
         self._dialogs: list[QWidget] = []
         self._shown_at: dict[int, float] = {}
+        self._about_box: QMessageBox | None = None
+        self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
+        self._about_probe_running = False
+        self._aboutDevices.connect(self._on_about_devices)
 
         self.worker = LatestRequestWorker(PlaygroundComputer(), self, name="cnnviz-playground")
         self.worker.resultReady.connect(self._on_result)
@@ -1480,28 +1486,67 @@ class MainWindow(QMainWindow):
         d.show()
         return d
 
-    def about_text(self) -> str:
+    def about_text(self, devices: list[str] | None = None) -> str:
+        """The About box's text. Never imports torch: its version comes from the package
+        metadata, and the GPU lines (``devices``, from :func:`compute_summary` on a worker
+        thread) are filled in when they arrive."""
         import cv2
         import PySide6
         import pyqtgraph as pg
         from PySide6.QtCore import qVersion
 
+        from cnnviz.core.devices import torch_version_without_import
+
         lines = [f"cnnviz {cnnviz.__version__} — see convolutional neural networks work.", "",
                  f"Python {sys.version.split()[0]}", f"Qt {qVersion()} (PySide6 {PySide6.__version__})",
                  f"pyqtgraph {pg.__version__}", f"NumPy {np.__version__}", f"OpenCV {cv2.__version__}"]
-        torch = sys.modules.get("torch")  # only when already loaded: never import it for this
-        if torch is not None:
-            lines.append(f"PyTorch {getattr(torch, '__version__', '?')}")
+        devices = devices if devices is not None else self._about_devices
+        if devices:
+            lines += devices
+        else:
+            tv = torch_version_without_import()
+            lines.append(f"PyTorch {tv}" if tv else "PyTorch: not installed (the model inspector needs it)")
+            if tv:
+                lines.append("GPU: checking…")
         lines += ["", "Sample images: see resources/samples/CREDITS.md. MIT licence."]
         return "\n".join(lines)
 
     def show_about(self) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Information, "About cnnviz", self.about_text(),
                           QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("about-box")
         box.setModal(False)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._about_box = box
+        box.destroyed.connect(self._forget_about_box)
         box.show()
+        if self._about_devices is None and not self._about_probe_running:
+            self._about_probe_running = True
+            threading.Thread(target=self._probe_devices, name="cnnviz-about-probe", daemon=True).start()
         return box
+
+    def _forget_about_box(self, *_args) -> None:
+        self._about_box = None
+
+    def _probe_devices(self) -> None:
+        """Worker thread: import torch and list the GPUs (seconds the first time)."""
+        from cnnviz.core.devices import compute_summary
+
+        try:
+            lines = compute_summary()
+        except Exception as exc:  # noqa: BLE001 - shown in the box, never raised in a thread
+            lines = [f"PyTorch: {type(exc).__name__}: {exc}"]
+        try:
+            self._aboutDevices.emit(lines)
+        except RuntimeError:  # the window was closed and deleted meanwhile
+            pass
+
+    def _on_about_devices(self, lines: list) -> None:
+        self._about_probe_running = False
+        self._about_devices = list(lines)
+        box = self._about_box
+        if box is not None:
+            box.setText(self.about_text())
 
     # ===================================================================================
     # closing

@@ -565,10 +565,21 @@ def test_exports_png_npz_and_csv(qtbot, inspector, tmp_path):
     img = load_image(png)
     c, h, wd = res.activation.shape
     assert img.pixels.shape[0] >= h and img.pixels.shape[1] >= wd and img.pixels.size >= c * h * wd
+    steps = []
+    w._relay.exportProgress.connect(lambda job, done, total, name: steps.append((job, done, total, name)))
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_npz(tmp_path / "all.npz")
         w.export_csv(tmp_path / "stats.csv")
+        assert w.task_progress.isVisibleTo(w) and "Exporting" in w.task_label.text()
+    assert not w.task_progress.isVisibleTo(w)                      # gone when the files are written
     ref = core_capture(w)
+    n = len(ref.names())
+    # the worker may have started on the .npz alone before the CSV joined the job; the last
+    # job writes both: one step per layer for the .npz and one per layer for the CSV, in order
+    last = [(d, t, name) for job, d, t, name in steps if job == steps[-1][0]]
+    assert [d for d, _t, _name in last] == list(range(1, 2 * n + 1))
+    assert {t for _d, t, _name in last} == {2 * n}
+    assert [name for _d, _t, name in last[:n]] == ref.names()
     with np.load(tmp_path / "all.npz") as z:
         assert sorted(z.files) == sorted(ref.names())
         for a in ref.layers:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -544,8 +545,43 @@ def test_help_texts(window):
     had_torch = "torch" in sys.modules
     about = window.about_text()
     assert "cnnviz" in about and "Qt" in about and "pyqtgraph" in about
-    assert ("torch" in sys.modules) == had_torch          # About never imports torch
-    assert ("PyTorch" in about) == had_torch
+    assert ("torch" in sys.modules) == had_torch          # About's text never imports torch
+    assert "PyTorch" in about                             # its version comes from the metadata
+
+
+def test_about_box_shows_pytorch_and_the_gpu_it_found(qtbot, window, monkeypatch):
+    import cnnviz.core.devices as devices
+
+    probed = []
+
+    def fake_summary():
+        probed.append(1)
+        return ["PyTorch 9.9.9 (CUDA 12.8 build, cuDNN 91002)",
+                "GPU cuda:0: NVIDIA H100 80GB HBM3 · 79 GiB · compute capability 9.0"]
+
+    monkeypatch.setattr(devices, "compute_summary", fake_summary)
+    box = window.show_about()
+    assert "GPU: checking" in box.text()                  # the box opens at once
+    qtbot.waitUntil(lambda: "NVIDIA H100" in box.text(), timeout=10_000)
+    assert "PyTorch 9.9.9" in box.text() and "CUDA 12.8" in box.text()
+    box.close()
+    qtbot.waitUntil(lambda: not any(t.name == "cnnviz-about-probe" for t in threading.enumerate()), timeout=5000)
+    again = window.show_about()                           # probed once per session
+    assert "NVIDIA H100" in again.text() and probed == [1]
+    again.close()
+
+
+def test_compute_summary_on_this_machine_names_the_torch_build_and_the_gpus():
+    from cnnviz.core.devices import compute_summary
+
+    lines = compute_summary()
+    import torch
+
+    assert lines[0].startswith(f"PyTorch {torch.__version__}")
+    if torch.cuda.is_available():
+        assert any(torch.cuda.get_device_name(0) in ln for ln in lines[1:])
+    else:
+        assert any("none found" in ln and "CPU" in ln for ln in lines[1:])
 
 
 def test_playground_never_imports_torch(window):

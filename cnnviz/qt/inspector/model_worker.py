@@ -514,6 +514,8 @@ class InspectEngine:
         self._conv_layers: list[str] | None = None
         self._weights_cache: dict[str, WeightsData] = {}
         self.runs = 0  # forward passes actually run (tests: reuse of the capture)
+        # export_progress(job_id, done, total, layer name), called on the worker thread
+        self.export_progress: Callable[[int, int, int, str], None] | None = None
 
     # -- model state ---------------------------------------------------------------------
     def _set_model(self, token: int, model: Any) -> None:
@@ -838,13 +840,27 @@ class InspectEngine:
     def _export(self, job: ExportJob, cap, layers: list[LayerInfo]) -> None:
         import torch
 
+        from cnnviz.core.npz import write_npz
+
+        n = len(cap.layers)
+        steps = n * (bool(job.npz_path) + bool(job.csv_path))
+        report = self.export_progress
+        base = 0
+
+        def tick(done: int, what: str) -> None:
+            if report is not None:
+                report(job.job_id, base + done, steps, what)
+
         with torch.inference_mode():
             if job.npz_path:
-                arrays = {a.name: a.first.detach().float().cpu().numpy() for a in cap.layers}
-                _write_atomic(job.npz_path, lambda fh: np.savez(fh, **arrays))
+                # one layer at a time: converted, written, forgotten (memory stays at one layer)
+                items = ((a.name, a.first.detach().float().cpu().numpy()) for a in cap.layers)
+                _write_atomic(job.npz_path, lambda fh: write_npz(fh, items, n, lambda d, _t, name: tick(d, name)))
+                base += n
             if job.csv_path:
                 rows = []
-                for li, a in zip(layers, cap.layers):
+                for i, (li, a) in enumerate(zip(layers, cap.layers), 1):
+                    tick(i, li.name)
                     maps = as_channel_maps(a.first)
                     st = _channel_stats(maps)
                     whole = _channel_stats(maps.reshape(1, -1))

@@ -104,6 +104,7 @@ class _Relay(QObject):
     download = Signal(object, object)
     sourceError = Signal(object)
     sourceStopped = Signal(str)
+    exportProgress = Signal(int, int, int, str)   # job id, done, total, layer
 
 
 class InspectorWindow(QMainWindow):
@@ -207,6 +208,9 @@ class InspectorWindow(QMainWindow):
         q = Qt.ConnectionType.QueuedConnection
         self._relay.stage.connect(self._on_stage, q)
         self._relay.download.connect(self._on_download, q)
+        self._relay.exportProgress.connect(self._on_export_progress, q)
+        relay = self._relay
+        self.engine.export_progress = lambda job, done, total, what: relay.exportProgress.emit(job, done, total, what)
         self._relay.sourceError.connect(self._on_source_error, q)
         self._relay.sourceStopped.connect(self._on_source_stopped, q)
 
@@ -413,10 +417,17 @@ class InspectorWindow(QMainWindow):
         self.status_time.setObjectName("status-time")
         self.status_device = QLabel("device: —")
         self.status_device.setObjectName("status-device")
-        for w in (self.status_loading, self.load_progress, self.cancel_button, self.status_model, self.status_time,
-                  self.status_device):
+        self.task_label = QLabel("")
+        self.task_label.setObjectName("task-label")
+        self.task_progress = QProgressBar()
+        self.task_progress.setObjectName("task-progress")
+        self.task_progress.setFixedWidth(140)
+        self.task_progress.setToolTip("Writing the export: one step per layer")
+        for w in (self.task_label, self.task_progress, self.status_loading, self.load_progress, self.cancel_button,
+                  self.status_model, self.status_time, self.status_device):
             sb.addPermanentWidget(w)
         self._set_loading_ui(False)
+        self._set_task_ui(None)
 
     # =========================================================================================
     # public API
@@ -631,7 +642,10 @@ class InspectorWindow(QMainWindow):
         self._rf_unit = None
         self._weights_layer = None
         self._result = None
+        if self._pending_export is not None:
+            self.show_message("The export was dropped: another model was loaded before it was written", error=True)
         self._pending_export = None
+        self._set_task_ui(None)
         self.inference.invalidate()  # nothing computed for the old model may show now
         devices = ["auto", *[d for d in out.devices if d != "auto"]]
         self.device_box.blockSignals(True)
@@ -981,6 +995,7 @@ class InspectorWindow(QMainWindow):
         if job is None or job != self._pending_export:
             return
         self._pending_export = None
+        self._set_task_ui(None)
         paths = [p for p in (job.npz_path, job.csv_path) if p]
         if res.export_error:
             msg = f"Export failed: {res.export_error}"
@@ -1138,8 +1153,27 @@ class InspectorWindow(QMainWindow):
         job = ExportJob(self._export_seq, npz_path=npz or (prev.npz_path if prev else None),
                         csv_path=csv or (prev.csv_path if prev else None))
         self._pending_export = job  # stays in every request until a result says it is done
+        self._set_task_ui("Exporting…")
         self._request()
         return job.job_id
+
+    def _set_task_ui(self, text: str | None) -> None:
+        """Show (text) or hide (None) the status bar's export progress."""
+        on = text is not None
+        self.task_label.setText(text or "")
+        self.task_label.setVisible(on)
+        self.task_progress.setVisible(on)
+        if on:
+            self.task_progress.setRange(0, 0)  # busy until the worker reports steps
+
+    def _on_export_progress(self, job_id: int, done: int, total: int, what: str) -> None:
+        job = self._pending_export
+        if job is None or job.job_id != job_id or self._closing:
+            return
+        if total > 0:
+            self.task_progress.setRange(0, total)
+            self.task_progress.setValue(min(done, total))
+        self.task_label.setText(f"Exporting {what} ({done}/{total})" if total else "Exporting…")
 
     def export_npz(self, path: str | Path) -> int:
         """Every layer's activation (float32, batch dimension dropped, key = layer name) for
