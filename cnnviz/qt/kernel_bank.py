@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
@@ -36,7 +36,11 @@ def kernel_thumbnail(kernel: Kernel, size: int = THUMB) -> QPixmap:
         w = w.sum(axis=0)
     rows, cols = w.shape
     vmax = symmetric_max(w)
-    pm = QPixmap(size, size)
+    # drawn at the screen's pixel density, so it stays sharp on a HiDPI display
+    app = QGuiApplication.instance()
+    dpr = max(1.0, float(app.devicePixelRatio())) if app is not None else 1.0
+    pm = QPixmap(int(round(size * dpr)), int(round(size * dpr)))
+    pm.setDevicePixelRatio(dpr)
     pm.fill(Qt.transparent)
     p = QPainter(pm)
     cell = max(1, (size - 2) // max(rows, cols))
