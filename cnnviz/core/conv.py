@@ -448,7 +448,16 @@ _band_lock = threading.Lock()
 _band_pool: ThreadPoolExecutor | None = None
 
 
-_CORES = max(1, min(8, os.cpu_count() or 1))
+def _cores_from_env() -> int:
+    """Threads per frame: ``CNNVIZ_THREADS`` (1 keeps every frame on one core, e.g. on a
+    shared lab machine), else the machine's cores, at most 8."""
+    raw = os.environ.get("CNNVIZ_THREADS", "").strip()
+    if raw.isdigit() and int(raw) >= 1:
+        return min(64, int(raw))
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+_CORES = _cores_from_env()
 
 
 def band_workers() -> int:

@@ -404,3 +404,13 @@ def test_colorize_gray_fast_path_equals_the_table():
     a = np.random.default_rng(7).random((33, 47), dtype=np.float32)
     ref = cv2.applyColorMap(to_uint8(a, (0.0, 1.0)), _lut_cv("gray"))
     np.testing.assert_array_equal(colorize(a, "gray", (0.0, 1.0)), ref)
+
+
+def test_cnnviz_threads_sets_the_threads_per_frame(monkeypatch):
+    monkeypatch.setenv("CNNVIZ_THREADS", "1")
+    assert conv_mod._cores_from_env() == 1
+    monkeypatch.setenv("CNNVIZ_THREADS", "3")
+    assert conv_mod._cores_from_env() == 3
+    for bad in ("0", "-2", "many", ""):
+        monkeypatch.setenv("CNNVIZ_THREADS", bad)       # ignored: the machine's cores
+        assert 1 <= conv_mod._cores_from_env() <= 8
