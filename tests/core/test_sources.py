@@ -368,7 +368,10 @@ def test_freeze_holds_the_picture_and_step_gives_exactly_one_frame():
         assert src.buffer.get(timeout=0.2) is None
         assert src.snapshot() is stepped
         src.freeze(False)
-        assert src.buffer.get(timeout=1.0).id == stepped.id + 1
+        # frames flow again, numbered after the stepped one (on a loaded machine the one-slot
+        # buffer may already have replaced the first new frame by a newer one)
+        nxt = src.buffer.get(timeout=1.0)
+        assert nxt is not None and nxt.id > stepped.id and nxt.t > stepped.t
     finally:
         src.stop()
 
