@@ -371,7 +371,7 @@ def test_freeze_holds_the_picture_and_step_gives_exactly_one_frame():
         # frames flow again, numbered after the stepped one (on a loaded machine the one-slot
         # buffer may already have replaced the first new frame by a newer one)
         nxt = src.buffer.get(timeout=1.0)
-        assert nxt is not None and nxt.id > stepped.id and nxt.t > stepped.t
+        assert nxt is not None and nxt.id > stepped.id and nxt.t_capture > stepped.t_capture
     finally:
         src.stop()
 
