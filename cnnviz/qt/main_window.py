@@ -1515,6 +1515,8 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Information, "About cnnviz", self.about_text(),
                           QMessageBox.StandardButton.Ok, self)
         box.setObjectName("about-box")
+        box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 32em; }")  # a line per version, unwrapped
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # copy into a bug report
         box.setModal(False)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._about_box = box
