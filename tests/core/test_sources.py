@@ -601,9 +601,12 @@ def test_synthetic_source_runs_at_its_rate_with_moving_frames():
     assert len(ids) >= 0.8 * ids[-1]  # a fast consumer misses (almost) nothing
     assert frames[0].pixels.shape == (120, 160, 3)
     assert not np.array_equal(frames[0].pixels, frames[1].pixels)
-    assert stats["source_fps"] == pytest.approx(50, rel=0.15)
+    # paced, not free-running: never faster than its rate, and not far below it. (A busy
+    # virtual machine oversleeps, so the floor is loose; speed targets live in `cnnviz bench
+    # --live`, not in tests.)
+    assert 25 <= stats["source_fps"] <= 50 * 1.05
     gaps = np.diff([f.t_capture for f in frames])
-    assert np.median(gaps) == pytest.approx(0.02, rel=0.2)
+    assert 0.015 <= np.median(gaps) <= 0.035   # 20 ms, with catch-up after an oversleep
 
 
 def test_sources_module_imports_neither_qt_nor_torch():
