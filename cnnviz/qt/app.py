@@ -57,6 +57,65 @@ def pyside_problem() -> str | None:
     return None
 
 
+class GuiThreadGarbageCollector(QObject):
+    """Run Python's cycle collector on the GUI thread only.
+
+    The automatic collector runs in whichever thread happens to allocate: a worker thread
+    (the model inspector's inference, a capture thread) can end up freeing a closed window
+    or dialog that sat in a reference cycle, and destroying Qt widgets off the GUI thread
+    crashes or deadlocks Qt (seen as a rare segfault and a hang in the test suite). So the
+    automatic collector is switched off and a GUI-thread timer collects each generation when
+    its count passes the usual threshold — the same work, on the thread Qt requires (the
+    approach of pyqtgraph's ``GarbageCollector``). Reference counting still frees everything
+    that is not in a cycle at once, in any thread.
+    """
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500):
+        import gc
+
+        from PySide6.QtCore import QTimer
+
+        super().__init__(parent)
+        self.setObjectName("cnnviz-gui-gc")
+        self._threshold = gc.get_threshold()
+        self.collections = 0
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.setObjectName("cnnviz-gui-gc-timer")
+        self._timer.timeout.connect(self.check)
+        self._timer.start(interval_ms)
+
+    def check(self) -> None:
+        import gc
+
+        l0, l1, l2 = gc.get_count()
+        t0, t1, t2 = self._threshold
+        if l0 > t0:
+            gc.collect(0)
+            self.collections += 1
+            if l1 > t1:
+                gc.collect(1)
+                if l2 > t2:
+                    gc.collect(2)
+
+    def stop(self) -> None:
+        """Hand collection back to Python's automatic collector."""
+        import gc
+
+        self._timer.stop()
+        gc.enable()
+
+
+def install_gui_thread_gc(app: QCoreApplication) -> GuiThreadGarbageCollector:
+    """The app's :class:`GuiThreadGarbageCollector` (made once, owned by ``app``)."""
+    existing = app.findChild(GuiThreadGarbageCollector, "cnnviz-gui-gc")
+    if existing is not None:
+        return existing
+    gc_obj = GuiThreadGarbageCollector(app)
+    app.aboutToQuit.connect(gc_obj.stop)
+    return gc_obj
+
+
 def create_app(argv: list[str] | None = None) -> QApplication:
     """The QApplication (created once), named, with pyqtgraph configured."""
     configure_pyqtgraph()
@@ -78,6 +137,7 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     if app.windowIcon().isNull():
         app.setWindowIcon(app_icon())
     QGuiApplication.setDesktopFileName("cnnviz")  # matches resources/cnnviz.desktop
+    install_gui_thread_gc(app)
     return app  # type: ignore[return-value]
 
 

@@ -14,6 +14,27 @@ from PySide6.QtCore import QThreadPool, QTimer  # noqa: E402
 import cnnviz.qt  # noqa: E402,F401 - PySide6 before pyqtgraph, row-major images
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_gc(qapp):
+    """As in the app: Python's cycle collector runs on the GUI thread only, so a closed
+    window left in a reference cycle is never destroyed by a worker thread (which crashes Qt)."""
+    from cnnviz.qt.app import install_gui_thread_gc
+
+    collector = install_gui_thread_gc(qapp)
+    yield collector
+    collector.stop()
+
+
+@pytest.fixture(autouse=True)
+def _collect_closed_windows():
+    """Free the windows a test closed, on this (the GUI) thread, before the next test's
+    workers start allocating."""
+    yield
+    import gc
+
+    gc.collect()
+
+
 @pytest.fixture
 def config_dir(tmp_path, monkeypatch):
     """Settings go to a temporary directory, never the user's."""
