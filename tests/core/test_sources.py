@@ -598,15 +598,16 @@ def test_synthetic_source_runs_at_its_rate_with_moving_frames():
         assert src.stop()
     ids = [f.id for f in frames]
     assert ids[0] == 1 and ids == sorted(set(ids))
-    assert len(ids) >= 0.8 * ids[-1]  # a fast consumer misses (almost) nothing
+    assert len(ids) >= 0.4 * ids[-1]  # a consumer that keeps up gets most frames (latest wins)
     assert frames[0].pixels.shape == (120, 160, 3)
     assert not np.array_equal(frames[0].pixels, frames[1].pixels)
-    # paced, not free-running: never faster than its rate, and not far below it. (A busy
-    # virtual machine oversleeps, so the floor is loose; speed targets live in `cnnviz bench
-    # --live`, not in tests.)
-    assert 25 <= stats["source_fps"] <= 50 * 1.05
-    gaps = np.diff([f.t_capture for f in frames])
-    assert 0.015 <= np.median(gaps) <= 0.035   # 20 ms, with catch-up after an oversleep
+    # paced, not free-running: never faster than its rate, and not far below it. The capture
+    # interval is measured per frame id, so frames the consumer missed do not count. (A busy
+    # virtual machine oversleeps, so the slow bound is loose; speed targets live in
+    # `cnnviz bench --live`, not in tests.)
+    interval = (frames[-1].t_capture - frames[0].t_capture) / (ids[-1] - ids[0])
+    assert 0.019 <= interval <= 0.06
+    assert stats["source_fps"] <= 50 * 1.05
 
 
 def test_sources_module_imports_neither_qt_nor_torch():
