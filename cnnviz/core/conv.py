@@ -370,7 +370,7 @@ def convolve_channels_last(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvS
 
 
 def _fusable(spec: ConvSpec, pool: "PoolSpec | None", act: "ActivationSpec") -> bool:
-    """Can conv → activation → pool run band by band (:func:`_banded`)?"""
+    """Can conv → activation → pool run chunk by chunk (:func:`_banded`)?"""
     return (spec.stride == (1, 1) and spec.dilation == (1, 1) and spec.channels in ("gray", "each")
             and pool is not None and pool.kind == "max" and pool.size == (2, 2) and pool.stride == (2, 2)
             and pool.padding == (0, 0) and act.kind in MONOTONE)
@@ -402,7 +402,7 @@ def _convolve_cl(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvSpec, pool:
     n = len(kernels)
     simple = spec.stride == (1, 1) and spec.dilation == (1, 1)
     if simple and mode in ("gray", "each"):
-        # one filter2D per kernel (all three channels at once in each mode), in row bands
+        # one filter2D per kernel (all three channels at once in each mode), in row chunks
         # spread over the cores, written into a full-size stack: the result is a view
         weights = [_oriented(k.effective(), spec.flip) for k in kernels]
         adds = [spec.bias + k.offset for k in kernels]
@@ -438,7 +438,7 @@ def _convolve_cl(x: np.ndarray, kernels: Sequence[Kernel], spec: ConvSpec, pool:
 
 
 # ---------------------------------------------------------------------------------
-# Row bands over the cores: conv → max-pool → activation while the band is in cache
+# Row chunks over the cores: conv → max-pool → activation, one chunk at a time
 # ---------------------------------------------------------------------------------
 _MIN_ROWS_PER_CHUNK = 96          # below this a second core costs more than it saves
 _TAIL_ROWS = 8                    # a chunk's last rows, computed apart (see _banded)
@@ -461,7 +461,7 @@ _CORES = _cores_from_env()
 
 
 def band_workers() -> int:
-    """How many threads (the caller's included) share a frame: the cores, at most 8."""
+    """How many threads (the caller's included) share a frame (see :func:`_cores_from_env`)."""
     return _CORES
 
 
@@ -508,10 +508,12 @@ def _banded(xp: np.ndarray, weights: list[np.ndarray], adds: list[float], oh: in
 
     Returns the (N, oh, ow[, 3]) valid view of a full-size stack and, with ``pool_hw``,
     the 2×2/2 max-pooled (N, ph, pw[, 3]) maps with ``act`` (monotone) applied after the
-    pool — identical to pooling the activated map. The rows are cut into bands that fit
-    in L2; each band is convolved, pooled and activated before the next one, and the
-    chunks of bands run on the cores in parallel (OpenCV releases the GIL). Per row this
-    is the same arithmetic as one whole-frame ``cv2.filter2D``, so results are identical.
+    pool — identical to pooling the activated map. The output rows are cut into a few
+    chunks (even starts, for the pool); threads take chunks from a shared counter, and each
+    chunk is convolved, pooled and activated in one go, while its rows are still warm in
+    that core's cache (OpenCV releases the GIL). Finer bands were measured slower: the
+    per-call Python cost outweighs the cache gain. Per row this is the same arithmetic as
+    one whole-frame ``cv2.filter2D``, so the results are bit-identical.
     """
     n = len(weights)
     kh = weights[0].shape[0]
@@ -535,9 +537,9 @@ def _banded(xp: np.ndarray, weights: list[np.ndarray], adds: list[float], oh: in
             stack[idx, r0:r1] = tmp[: r1 - r0]
 
     def run(a: int, b: int, last_chunk: bool) -> None:
-        # filter2D's output rows past r1 are wrong (the band's lower border). Inside a chunk
-        # the tail band rewrites them; the rows after a chunk belong to another thread, so
-        # the last few rows of a chunk are computed in a scratch buffer and copied in.
+        # filter2D's output rows past its last source row are wrong (the lower border). The
+        # rows after a chunk belong to another thread, so a chunk's last few rows are
+        # computed apart, in a scratch buffer, and copied in.
         tail = 0 if (last_chunk or kh == 1) else min(_TAIL_ROWS, b - a)
         for idx in range(n):
             if b - tail > a:
@@ -594,8 +596,12 @@ def gradient_magnitude(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Activation and pooling
 # ---------------------------------------------------------------------------------
-def _as_rows(a: np.ndarray) -> np.ndarray | None:
-    """A 2-D float32 view of ``a`` that OpenCV takes without a copy, or None."""
+def cv_rows(a: np.ndarray) -> np.ndarray | None:
+    """A 2-D float32 view of ``a`` that OpenCV takes without a copy, or None.
+
+    C-contiguous arrays become (first axis, everything else); a 2-D map whose rows have a
+    gap between them (a crop of a wider map) is used as it is.
+    """
     if a.dtype != np.float32 or a.size == 0:
         return None
     if a.flags.c_contiguous:
@@ -614,7 +620,7 @@ def activate(x: np.ndarray, spec: ActivationSpec, out: np.ndarray | None = None)
         if out is not x:
             out[...] = x
     elif k == "relu":
-        flat_in, flat_out = _as_rows(x), _as_rows(out)
+        flat_in, flat_out = cv_rows(x), cv_rows(out)
         if flat_in is not None and flat_out is not None and flat_in.shape == flat_out.shape:
             # one SIMD pass (a third of numpy's time); x > 0 ? x : 0, so NaN → 0 — only an
             # overflowing kernel makes NaN, and its map is meaningless either way
@@ -682,22 +688,6 @@ def pool2d(x: np.ndarray, spec: PoolSpec, channels_last: bool = False) -> np.nda
     if spec.kind == "avg":
         out /= _avg_divisor(h, w, oh, ow, spec)
     return out
-
-
-_EVEN_COLUMN_MAPS: dict[tuple[int, int], np.ndarray] = {}
-
-
-def _even_column_map(oh: int, ow: int) -> np.ndarray:
-    """A cached cv2.remap map that picks columns 0, 2, 4, … (exact, nearest)."""
-    m = _EVEN_COLUMN_MAPS.get((oh, ow))
-    if m is None:
-        mx = np.tile((2 * np.arange(ow, dtype=np.float32))[None], (oh, 1))
-        my = np.tile(np.arange(oh, dtype=np.float32)[:, None], (1, ow))
-        m = cv2.convertMaps(mx, my, cv2.CV_16SC2)[0]
-        if len(_EVEN_COLUMN_MAPS) > 16:
-            _EVEN_COLUMN_MAPS.clear()
-        _EVEN_COLUMN_MAPS[(oh, ow)] = m
-    return m
 
 
 def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -845,7 +835,7 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
     cl = conv_cl.ndim == 4
     t2 = time.perf_counter()
     act = None
-    if pooled is not None:  # pooled and activated band by band with the convolution
+    if pooled is not None:  # pooled and activated chunk by chunk with the convolution
         if cl:
             pooled = np.moveaxis(pooled, -1, 1)
     elif request.pool is not None:

@@ -13,6 +13,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from .conv import cv_rows
+
 # Control points (position 0..1 → sRGB) for each map; interpolated linearly to 256 entries.
 _CONTROL = {
     # ColorBrewer RdBu (11 classes), reversed: blue = negative, red = positive
@@ -70,11 +72,7 @@ def value_range(arr: np.ndarray) -> tuple[float, float]:
     if a.size == 0:
         return float("nan"), float("nan")
     if a.dtype == np.float32:
-        flat = None
-        if a.ndim == 2 and a.strides[1] == 4 and a.strides[0] >= 4 * a.shape[1]:
-            flat = a  # rows with a gap between them (a cropped map): read in place
-        elif a.flags.c_contiguous:
-            flat = a.reshape(a.shape[0], -1) if a.ndim > 1 else a.reshape(1, -1)
+        flat = cv_rows(a)
         if flat is not None:
             lo, hi = cv2.minMaxLoc(flat)[:2]
             if np.isfinite(lo) and np.isfinite(hi):
@@ -126,11 +124,11 @@ def to_uint8(arr: np.ndarray, levels: tuple[float, float], value_range_: tuple[f
     """
     lo, hi = float(levels[0]), float(levels[1])
     scale = 255.0 / (hi - lo) if hi > lo else 0.0
-    if arr.ndim == 2 and arr.dtype == np.float32 and arr.strides[1] == 4 and arr.strides[0] >= 4 * arr.shape[1]:
-        a = arr  # rows with a gap between them (a cropped map): OpenCV reads them in place, no copy
-    else:
-        a = np.ascontiguousarray(arr, dtype=np.float32)
-    flat = a.reshape(a.shape[0], -1) if a.ndim > 2 else (a.reshape(1, -1) if a.ndim < 2 else a)
+    a = np.asarray(arr)
+    flat = cv_rows(a)  # a cropped map's gapped rows are read in place, no copy
+    if flat is None:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        flat = cv_rows(a) if a.size else a.reshape(1, 0)
     if magnitude:
         if lo != 0.0:
             raise ValueError("magnitude display needs levels starting at 0")

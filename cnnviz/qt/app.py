@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, Signal, Slot
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -116,6 +116,45 @@ class GuiThreadGarbageCollector(QObject):
         gc.enable()
 
 
+_TOOLTIP_EVENT = QEvent.Type.ToolTip
+
+
+class ToolTipWrapper(QObject):
+    """Show long plain-text tooltips word-wrapped.
+
+    Qt wraps rich-text tooltips but shows plain text on one line, and the tooltips that
+    explain a concept run to a sentence or two (a 1000-pixel strip across the screen). This
+    application-wide filter shows such a tooltip as rich text at display time; the widget's
+    own ``toolTip()`` is left as written.
+    """
+
+    WRAP_AT = 70  # characters; shorter tips stay on one line
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        # every event of the application passes here: return at once for all but tooltips
+        if event.type() != _TOOLTIP_EVENT:
+            return False
+        from PySide6.QtWidgets import QToolTip, QWidget
+
+        if isinstance(obj, QWidget):
+            html = wrapped_tooltip(obj.toolTip())
+            if html is not None:
+                QToolTip.showText(event.globalPos(), html, obj)
+                return True
+        return False
+
+
+def wrapped_tooltip(tip: str) -> str | None:
+    """Rich text that Qt word-wraps for a long plain tooltip, None for a short or rich one."""
+    import html
+
+    from PySide6.QtGui import Qt as GuiQt  # mightBeRichText lives in QtGui's Qt namespace
+
+    if len(tip) <= ToolTipWrapper.WRAP_AT or GuiQt.mightBeRichText(tip):
+        return None
+    return "<p>" + html.escape(tip).replace("\n", "<br>") + "</p>"
+
+
 def install_gui_thread_gc(app: QCoreApplication) -> GuiThreadGarbageCollector:
     """The app's :class:`GuiThreadGarbageCollector` (made once, owned by ``app``)."""
     existing = app.findChild(GuiThreadGarbageCollector, "cnnviz-gui-gc")
@@ -148,6 +187,8 @@ def create_app(argv: list[str] | None = None) -> QApplication:
         app.setWindowIcon(app_icon())
     QGuiApplication.setDesktopFileName("cnnviz")  # matches resources/cnnviz.desktop
     install_gui_thread_gc(app)
+    if app.findChild(ToolTipWrapper) is None:
+        app.installEventFilter(ToolTipWrapper(app))
     return app  # type: ignore[return-value]
 
 

