@@ -84,7 +84,8 @@ def print_table(result: dict) -> None:
     for k, v in result.items():
         if k not in ("cases", "machine"):
             print(f"{k}: {v}")
-    steal = (result.get("machine") or {}).get("cpu_steal_pct") if isinstance(result.get("machine"), dict) else None
+    machine = result.get("machine")
+    steal = machine.get("cpu_steal_pct") if isinstance(machine, dict) else None
     if steal is not None:
         print(f"cpu steal during the run: {steal:.1f} %" + ("  (a busy host: timings are noisy)" if steal > 5 else ""))
     sys.stdout.flush()

@@ -71,8 +71,8 @@ def torch_version_without_import() -> str | None:
 def compute_summary() -> list[str]:
     """Lines for an About box: the torch build and every GPU it can use.
 
-    ``["PyTorch 2.10.0 (CUDA 12.8 build, cuDNN 91002)", "GPU cuda:0: NVIDIA H100 80GB HBM3 ·
-    79 GiB · compute capability 9.0"]``, or ``"GPU: none found — models run on the CPU"``.
+    ``["PyTorch 2.10.0 (CUDA 12.8 build, cuDNN 91002)", "GPU cuda:0: NVIDIA H100 80GB HBM3
+    (79 GiB), compute capability 9.0"]``, or ``"GPU: none found — models run on the CPU"``.
     Imports torch (seconds the first time): call it on a worker thread.
     """
     try:
@@ -91,7 +91,7 @@ def compute_summary() -> list[str]:
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
                 p = torch.cuda.get_device_properties(i)
-                gpus.append(f"GPU cuda:{i}: {p.name} · {p.total_memory / 2**30:.0f} GiB · "
+                gpus.append(f"GPU cuda:{i}: {device_description(f'cuda:{i}')}, "
                             f"compute capability {p.major}.{p.minor}")
     except Exception as exc:  # noqa: BLE001 - a driver problem is worth showing
         gpus.append(f"GPU: CUDA is installed but failed: {type(exc).__name__}: {exc}")

@@ -1486,10 +1486,10 @@ class MainWindow(QMainWindow):
         d.show()
         return d
 
-    def about_text(self, devices: list[str] | None = None) -> str:
+    def about_text(self) -> str:
         """The About box's text. Never imports torch: its version comes from the package
-        metadata, and the GPU lines (``devices``, from :func:`compute_summary` on a worker
-        thread) are filled in when they arrive."""
+        metadata, and the GPU lines (from :func:`compute_summary` on a worker thread) are
+        filled in when they arrive."""
         import cv2
         import PySide6
         import pyqtgraph as pg
@@ -1500,9 +1500,8 @@ class MainWindow(QMainWindow):
         lines = [f"cnnviz {cnnviz.__version__} — see convolutional neural networks work.", "",
                  f"Python {sys.version.split()[0]}", f"Qt {qVersion()} (PySide6 {PySide6.__version__})",
                  f"pyqtgraph {pg.__version__}", f"NumPy {np.__version__}", f"OpenCV {cv2.__version__}"]
-        devices = devices if devices is not None else self._about_devices
-        if devices:
-            lines += devices
+        if self._about_devices:
+            lines += self._about_devices
         else:
             tv = torch_version_without_import()
             lines.append(f"PyTorch {tv}" if tv else "PyTorch: not installed (the model inspector needs it)")
@@ -1607,7 +1606,7 @@ class MainWindow(QMainWindow):
         # a playground computation takes milliseconds; one that does not finish in a second
         # is abandoned (the daemon worker ends with the process) so closing never hangs
         self.worker.shutdown(1000)
-        shutdown_band_pool(timeout=1.0)  # the threads a frame's row bands ran on
+        shutdown_band_pool(timeout=1.0)  # the threads a frame's row chunks ran on
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._closing:

@@ -557,7 +557,7 @@ def test_about_box_shows_pytorch_and_the_gpu_it_found(qtbot, window, monkeypatch
     def fake_summary():
         probed.append(1)
         return ["PyTorch 9.9.9 (CUDA 12.8 build, cuDNN 91002)",
-                "GPU cuda:0: NVIDIA H100 80GB HBM3 · 79 GiB · compute capability 9.0"]
+                "GPU cuda:0: NVIDIA H100 80GB HBM3 (79 GiB), compute capability 9.0"]
 
     monkeypatch.setattr(devices, "compute_summary", fake_summary)
     box = window.show_about()
