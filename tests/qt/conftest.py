@@ -25,16 +25,6 @@ def gui_thread_gc(qapp):
     collector.stop()
 
 
-@pytest.fixture(autouse=True)
-def _collect_closed_windows():
-    """Free the windows a test closed, on this (the GUI) thread, before the next test's
-    workers start allocating."""
-    yield
-    import gc
-
-    gc.collect()
-
-
 @pytest.fixture
 def config_dir(tmp_path, monkeypatch):
     """Settings go to a temporary directory, never the user's."""

@@ -44,7 +44,7 @@ def test_live_bench_short(qtbot):
     for key in ("source_fps", "shown_fps", "fps_ratio", "latency_p95_ms"):
         assert isinstance(r[key], float) and r[key] == c[key]
     assert r["source_fps"] > 0 and r["shown_fps"] > 0
-    assert 0 < r["fps_ratio"] <= 1.05
+    assert 0 < r["fps_ratio"] <= 1.2   # a 1 s run shows ~15 frames: one at the edge is 7 %
     assert isinstance(r["dropped"], int) and r["dropped"] >= 0
     assert c["frames_shown"] + c["dropped"] <= c["frames_made"] + 2
     assert r["max_pending"] <= 1 and c["buffer_max_depth"] <= 1
