@@ -323,6 +323,11 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
             _paint_tails(done[0], done[2], tails, pad_value)
             return done
         # else: NaN/inf somewhere; the per-layer path below handles them
+    elif device.type == "cpu" and all(m.numel() for m in maps):
+        done = _render_planned(maps, modes, chans, cols, pad, pad_value, signed)
+        if done is not None:
+            _paint_tails(done[0], done[2], tails, pad_value)
+            return done
 
     # 1. every channel's bounds, in one transfer
     nonempty = [m for m in maps if m.numel()]
@@ -375,6 +380,122 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
         _tile_into(canvas, vals, meta.rows, meta.cols, pad, th, tw)
     _paint_tails(buf, offsets, tails, pad_value)
     return buf, metas, offsets
+
+
+class _Plan:
+    """What rendering one list of map shapes on the CPU needs besides the values: the layout
+    of every mosaic in the combined buffer, and small tensors reused from call to call (each
+    layer's slots for its channels' bounds and coefficients, a scratch buffer and its views
+    shaped for the tile copy). Made once per thread and layout (:func:`_cpu_plan`), so a
+    frame costs a handful of torch calls per layer and no per-layer Python arithmetic."""
+
+    def __init__(self, shapes, grids, pad: int):
+        self.shapes, self.grids, self.pad = shapes, grids, pad
+        counts = [c for c, _, _ in shapes]
+        self.counts = np.asarray(counts, np.int64)
+        self.starts = np.concatenate(([0], np.cumsum(self.counts)))
+        n = int(self.starts[-1])
+        with torch.inference_mode(False):  # normal tensors: usable in and out of inference mode
+            self.stats = torch.empty((2, n), dtype=torch.float32)
+            self.coef = torch.empty((2, n), dtype=torch.float32)
+            self.scratch = torch.empty(max(c * h * w for c, h, w in shapes), dtype=torch.float32)
+        self.stats_np, self.coef_np = self.stats.numpy(), self.coef.numpy()
+        self.lo_out, self.hi_out, self.scale, self.shift, self.tiles = [], [], [], [], []
+        self.offsets, self.sizes = [0], []
+        for (c, h, w), (rows, cols), k in zip(shapes, grids, self.starts[:-1].tolist()):
+            self.lo_out.append(self.stats[0, k:k + c])
+            self.hi_out.append(self.stats[1, k:k + c])
+            self.scale.append(self.coef[0, k:k + c].view(c, 1, 1))
+            self.shift.append(self.coef[1, k:k + c].view(c, 1, 1))
+            height, width = rows * (h + pad) - pad, cols * (w + pad) - pad
+            self.sizes.append((height, width))
+            off = self.offsets[-1]
+            self.offsets.append(off + height * width)
+            vals = self.scratch[: c * h * w].view(c, h, w)
+            # (destination size, strides, storage offset, source) per block of whole grid rows
+            full, rem = divmod(c, cols)
+            stride = ((h + pad) * width, width, w + pad, 1)
+            blocks = []
+            if full:
+                blocks.append(((full, h, cols, w), stride, off,
+                               vals[: full * cols].view(full, cols, h, w).transpose(1, 2)))
+            if rem:
+                blocks.append(((h, rem, w), stride[1:], off + full * (h + pad) * width,
+                               vals[full * cols:].transpose(0, 1)))
+            self.tiles.append((vals, blocks))
+
+
+_PLANS = threading.local()
+
+
+def _cpu_plan(shapes, grids, pad: int) -> _Plan:
+    plans = getattr(_PLANS, "plans", None)
+    if plans is None:
+        plans = _PLANS.plans = {}
+    key = (tuple(shapes), tuple(grids), pad)
+    plan = plans.pop(key, None)
+    if plan is None:
+        plan = _Plan(shapes, grids, pad)
+        while len(plans) >= 4:  # a few recent layouts (the inspector alternates between two or three)
+            plans.pop(next(iter(plans)))
+    plans[key] = plan  # most recent last
+    return plan
+
+
+def _render_planned(maps, modes, chans, cols, pad: int, pad_value: int, signed: bool | None):
+    """The CPU path for finite maps: every channel's bounds into one reused tensor, every
+    layer's scale and offset worked out at once in numpy, then per layer one scale pass into
+    a reused scratch buffer and one cast-and-tile copy into the canvas. Returns ``None`` if
+    any value is NaN/inf (the general path handles those)."""
+    shapes = [tuple(m.shape) for m in maps]
+    grids = [grid_shape(c, (h, w), cols[i] if isinstance(cols, (list, tuple)) else cols)
+             for i, (c, h, w) in enumerate(shapes)]
+    plan = _cpu_plan(shapes, grids, pad)
+    for m, lo, hi in zip(maps, plan.lo_out, plan.hi_out):
+        flat = m.view(m.shape[0], -1) if m.is_contiguous() else m.reshape(m.shape[0], -1)
+        torch.amin(flat, 1, out=lo)
+        torch.amax(flat, 1, out=hi)
+    lo, hi = plan.stats_np.astype(np.float64)
+    if not math.isfinite(float(lo.sum()) + float(hi.sum())):
+        return None
+    starts, counts = plan.starts[:-1], plan.counts
+    layer_lo, layer_hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+    per_layer = np.array([md == "layer" for md in modes])
+    if per_layer.any():
+        lo = np.where(np.repeat(per_layer, counts), np.repeat(layer_lo, counts), lo)
+        hi = np.where(np.repeat(per_layer, counts), np.repeat(layer_hi, counts), hi)
+    is_signed = np.full(len(maps), bool(signed)) if signed is not None else layer_lo < 0
+    with np.errstate(divide="ignore"):
+        # signed: 127.5 + 127.5 * x / max|x|; +0.5 so that the truncating cast rounds
+        m_abs = np.maximum(-lo, hi)
+        m_abs[m_abs <= 0] = np.inf  # an all-zero map: scale 0, grey 128
+        # unsigned: (x - lo) * 255 / (hi - lo), +0.5
+        span = hi - lo
+        span[span <= 0] = np.inf  # a constant map: scale 0, black
+        scale_u = 255.0 / span
+        sig = np.repeat(is_signed, counts)
+        plan.coef_np[0] = np.where(sig, 127.5 / m_abs, scale_u)
+        plan.coef_np[1] = np.where(sig, 128.0, 0.5 - lo * scale_u)
+    buf = torch.full((plan.offsets[-1],), pad_value, dtype=torch.uint8)
+    metas = []
+    for i, (m, (vals, blocks)) in enumerate(zip(maps, plan.tiles)):
+        torch.mul(m, plan.scale[i], out=vals).add_(plan.shift[i])
+        for size, stride, off, src in blocks:
+            buf.as_strided(size, stride, off).copy_(src)
+        levels = None
+        if per_layer[i]:
+            if is_signed[i]:
+                top = float(max(-layer_lo[i], layer_hi[i]))
+                levels = (-top, top)
+            else:
+                levels = (float(layer_lo[i]), float(layer_hi[i]))
+        (rows, ncols), (c, h, w) = plan.grids[i], plan.shapes[i]
+        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, bool(is_signed[i]), chans[i], levels))
+    return buf, metas, plan.offsets
+
+
+_NO_IMAGE = np.zeros((0, 0), np.uint8)
+_NO_IMAGE.flags.writeable = False
 
 
 def _paint_tails(buf: torch.Tensor, offsets: list[int], tails, pad_value: int) -> None:

@@ -192,3 +192,63 @@ def test_batched_kernels_render_exactly_like_the_per_layer_path(shapes, pad, see
         assert p.image.shape == q.image.shape
         assert np.abs(p.image.astype(int) - q.image.astype(int)).max() <= 1  # fused multiply-add rounding
         assert (p.signed, p.levels, p.rows, p.cols) == (q.signed, q.levels, q.rows, q.cols)
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes=st.lists(st.tuples(st.integers(1, 9), st.integers(1, 6), st.integers(1, 6)), min_size=1, max_size=5),
+       pad=st.integers(0, 2), seed=st.integers(0, 1000), mode=st.sampled_from(["channel", "layer"]),
+       signed=st.sampled_from([None, True, False]), cols=st.sampled_from([None, 1, 3]))
+def test_the_planned_cpu_path_renders_exactly_like_the_general_path(shapes, pad, seed, mode, signed, cols):
+    """Finite maps on the CPU go through cached plans (bounds and coefficients for every layer
+    at once); the general per-layer path (the one NaN/inf maps take) must give the same bytes."""
+    from unittest import mock
+
+    from cnnviz.core import mosaic as mosaic_module
+
+    gen = torch.Generator().manual_seed(seed)
+    acts = [torch.randn(s, generator=gen) * (1 + i) + (i % 2) * 3 for i, s in enumerate(shapes)]
+    acts.append(torch.zeros(2, 3, 3))  # constant maps
+    acts.append(torch.randn(7, generator=gen))  # a vector
+    planned = mosaic_many(acts, mode=mode, pad=pad, signed=signed, cols=cols)
+    with mock.patch.object(mosaic_module, "_render_planned", lambda *a, **k: None):
+        general = mosaic_many(acts, mode=mode, pad=pad, signed=signed, cols=cols)
+    for p, q in zip(planned, general):
+        assert np.array_equal(p.image, q.image)
+        assert (p.signed, p.levels, p.rows, p.cols, p.tile_hw, p.channels) == \
+               (q.signed, q.levels, q.rows, q.cols, q.tile_hw, q.channels)
+
+
+def test_a_reused_layout_never_mixes_frames():
+    """The second frame of one layout reuses the first one's plan (bounds and coefficient
+    slots, scratch); the first frame's images must stay as they were, and the second must
+    show its own values."""
+    gen = torch.Generator().manual_seed(3)
+    first = [torch.randn(8, 5, 5, generator=gen), torch.rand(4, 3, 3, generator=gen)]
+    second = [-3 * first[0] + 1, 2 * first[1] + 1]
+    want_first = [normalize_uint8(a)[0].numpy() for a in first]
+    want_second = [normalize_uint8(a)[0].numpy() for a in second]
+    got_first = mosaic_many(first, pad=0, cols=1)
+    got_second = mosaic_many(second, pad=0, cols=1)
+    for got, want in [(got_first, want_first), (got_second, want_second)]:
+        for m, w in zip(got, want):
+            assert np.array_equal(m.image, w.reshape(-1, w.shape[-1]))
+    assert got_second[0].signed and not got_second[1].signed
+
+
+def test_threads_rendering_one_layout_at_once_get_their_own_pixels():
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = torch.Generator().manual_seed(4)
+    frames = [[torch.randn(16, 12, 12, generator=gen) * (k + 1), torch.rand(32, 6, 6, generator=gen) + k]
+              for k in range(6)]
+    want = [[m.image.copy() for m in mosaic_many(f)] for f in frames]
+
+    def render(k):
+        for _ in range(20):
+            got = mosaic_many(frames[k])
+            if not all(np.array_equal(m.image, w) for m, w in zip(got, want[k])):
+                return False
+        return True
+
+    with ThreadPoolExecutor(3) as pool:
+        assert all(pool.map(render, range(len(frames))))
