@@ -21,12 +21,20 @@ from .core.errors import CnnvizError
 
 EXIT_BAD_INPUT = 2
 
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32)} | {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): " ", 127: "\\x7f"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters written as escapes, so an error
+    that quotes a user's argument (a path with a newline in it) stays one line."""
+    return str(text).translate(_CONTROL)
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> OneLineParser:
@@ -60,7 +68,7 @@ def _run_gui(image: str | None = None, inspector: bool = False) -> int:
 
     problem = check_gui_environment()
     if problem:
-        print(f"cnnviz: {problem}", file=sys.stderr)
+        print(f"cnnviz: {one_line(problem)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     from .qt.app import run_app
 
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run_gui(args.image, args.inspector)
         return int(args.func(args) or 0)
     except CnnvizError as exc:
-        print(f"cnnviz: error: {exc}", file=sys.stderr)
+        print(f"cnnviz: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("cnnviz: interrupted", file=sys.stderr)
@@ -96,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an unexpected bug: one line, the traceback only on request
         if debug:
             raise
-        print(f"cnnviz: internal error: {type(exc).__name__}: {exc} (set CNNVIZ_DEBUG=1 for details)",
+        print(f"cnnviz: internal error: {type(exc).__name__}: {one_line(exc)} (set CNNVIZ_DEBUG=1 for details)",
               file=sys.stderr)
         return 1
 

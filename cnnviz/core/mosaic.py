@@ -155,19 +155,28 @@ def _linear_levels(x: torch.Tensor, mode: str, signed: bool | None):
 _SCRATCH = threading.local()
 
 
-def _scratch(like: torch.Tensor) -> torch.Tensor:
-    """A float32 buffer shaped like ``like``, reused across calls (per thread and device):
-    the scaled values are cast into the mosaic right away, and a fresh multi-megabyte block
-    per layer per frame costs page faults on the CPU."""
+def _scratch_flat(device: torch.device, n: int) -> torch.Tensor:
+    """This thread's reusable float32 buffer on ``device``, at least ``n`` long (it grows,
+    never shrinks): scaled values are cast into a mosaic right away, and a fresh
+    multi-megabyte block per layer per frame costs page faults on the CPU. Growing it drops
+    the CPU plans' views of the old one (see :func:`_cpu_plan`), so only one stays alive."""
     bufs = getattr(_SCRATCH, "bufs", None)
     if bufs is None:
         bufs = _SCRATCH.bufs = {}
-    key = str(like.device)
+    key = str(device)
     buf = bufs.get(key)
-    if buf is None or buf.numel() < like.numel():
+    if buf is None or buf.numel() < n:
+        for plan in getattr(_PLANS, "plans", {}).values():
+            plan.unbind()
+        buf = bufs[key] = None  # let the old block go before the new one is made
         with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
-            buf = bufs[key] = torch.empty(like.numel(), dtype=torch.float32, device=like.device)
-    return buf[: like.numel()].view(like.shape)
+            buf = bufs[key] = torch.empty(n, dtype=torch.float32, device=device)
+    return buf
+
+
+def _scratch(like: torch.Tensor) -> torch.Tensor:
+    """A float32 buffer shaped like ``like`` (see :func:`_scratch_flat`)."""
+    return _scratch_flat(like.device, like.numel())[: like.numel()].view(like.shape)
 
 
 def _scaled(maps: torch.Tensor, mode: str, signed: bool | None, reuse: bool = False):
@@ -385,22 +394,22 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
 class _Plan:
     """What rendering one list of map shapes on the CPU needs besides the values: the layout
     of every mosaic in the combined buffer, and small tensors reused from call to call (each
-    layer's slots for its channels' bounds and coefficients, a scratch buffer and its views
-    shaped for the tile copy). Made once per thread and layout (:func:`_cpu_plan`), so a
-    frame costs a handful of torch calls per layer and no per-layer Python arithmetic."""
+    layer's slots for its channels' bounds and coefficients, and views of the thread's
+    scratch buffer shaped for the tile copy). Made once per thread and layout
+    (:func:`_cpu_plan`), so a frame costs a handful of torch calls per layer and no per-layer
+    Python arithmetic."""
 
     def __init__(self, shapes, grids, pad: int):
         self.shapes, self.grids, self.pad = shapes, grids, pad
-        counts = [c for c, _, _ in shapes]
-        self.counts = np.asarray(counts, np.int64)
+        self.counts = np.asarray([c for c, _, _ in shapes], np.int64)
         self.starts = np.concatenate(([0], np.cumsum(self.counts)))
+        self.numel = max(c * h * w for c, h, w in shapes)
         n = int(self.starts[-1])
         with torch.inference_mode(False):  # normal tensors: usable in and out of inference mode
             self.stats = torch.empty((2, n), dtype=torch.float32)
             self.coef = torch.empty((2, n), dtype=torch.float32)
-            self.scratch = torch.empty(max(c * h * w for c, h, w in shapes), dtype=torch.float32)
         self.stats_np, self.coef_np = self.stats.numpy(), self.coef.numpy()
-        self.lo_out, self.hi_out, self.scale, self.shift, self.tiles = [], [], [], [], []
+        self.lo_out, self.hi_out, self.scale, self.shift = [], [], [], []
         self.offsets, self.sizes = [0], []
         for (c, h, w), (rows, cols), k in zip(shapes, grids, self.starts[:-1].tolist()):
             self.lo_out.append(self.stats[0, k:k + c])
@@ -409,10 +418,20 @@ class _Plan:
             self.shift.append(self.coef[1, k:k + c].view(c, 1, 1))
             height, width = rows * (h + pad) - pad, cols * (w + pad) - pad
             self.sizes.append((height, width))
-            off = self.offsets[-1]
-            self.offsets.append(off + height * width)
-            vals = self.scratch[: c * h * w].view(c, h, w)
-            # (destination size, strides, storage offset, source) per block of whole grid rows
+            self.offsets.append(self.offsets[-1] + height * width)
+        self.scratch = None
+        self.tiles = None
+
+    def unbind(self) -> None:
+        self.scratch = self.tiles = None
+
+    def bind(self, scratch: torch.Tensor) -> None:
+        """Per layer: the scratch view its scaled values go to, and per block of whole grid
+        rows the canvas view (size, strides, storage offset) and the matching source view."""
+        self.scratch, self.tiles = scratch, []
+        pad = self.pad
+        for (c, h, w), (rows, cols), (_, width), off in zip(self.shapes, self.grids, self.sizes, self.offsets):
+            vals = scratch[: c * h * w].view(c, h, w)
             full, rem = divmod(c, cols)
             stride = ((h + pad) * width, width, w + pad, 1)
             blocks = []
@@ -429,6 +448,8 @@ _PLANS = threading.local()
 
 
 def _cpu_plan(shapes, grids, pad: int) -> _Plan:
+    """This thread's plan for a layout (a few recent ones are kept: the inspector alternates
+    between two or three), bound to this thread's scratch buffer."""
     plans = getattr(_PLANS, "plans", None)
     if plans is None:
         plans = _PLANS.plans = {}
@@ -436,9 +457,12 @@ def _cpu_plan(shapes, grids, pad: int) -> _Plan:
     plan = plans.pop(key, None)
     if plan is None:
         plan = _Plan(shapes, grids, pad)
-        while len(plans) >= 4:  # a few recent layouts (the inspector alternates between two or three)
+        while len(plans) >= 4:
             plans.pop(next(iter(plans)))
     plans[key] = plan  # most recent last
+    scratch = _scratch_flat(torch.device("cpu"), plan.numel)
+    if plan.scratch is not scratch:
+        plan.bind(scratch)
     return plan
 
 

@@ -125,6 +125,17 @@ def test_any_argv_gives_exit_0_or_2_and_never_an_internal_error(sandbox, argv):
     assert "internal error" not in err and "Traceback" not in err, (argv, err)
     if code == 2 and err:
         assert err.startswith(("cnnviz", "usage:")) and "error" in err, (argv, err)
+        assert err.count("\n") == 1 and err.endswith("\n"), (argv, err)  # one line, whatever the argv holds
+
+
+def test_an_argument_with_a_line_break_still_gives_one_line(sandbox):
+    for argv in (["convolve", "no\nsuch.png", "-k", "sobel-x"],
+                 ["convolve", "small.png", "-k", "sob\rel\n"],
+                 ["inspect", "demo", "--out", "outdir", "--topk", "3\n4"],
+                 ["nonsense\nline"]):
+        code, err = run_cli(argv)
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert "\\n" in err or "\\r" in err, err  # the break is shown, escaped
 
 
 def test_known_argv_cases(sandbox):

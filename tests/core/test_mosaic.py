@@ -252,3 +252,23 @@ def test_threads_rendering_one_layout_at_once_get_their_own_pixels():
 
     with ThreadPoolExecutor(3) as pool:
         assert all(pool.map(render, range(len(frames))))
+
+
+def test_a_bigger_layout_replaces_the_scratch_buffer_and_older_layouts_still_render():
+    """Each thread keeps one scratch buffer for all its layouts: a bigger layer grows it,
+    and the layouts made before render right with the new one (no stale views, no second
+    buffer kept alive)."""
+    from cnnviz.core import mosaic as mosaic_module
+
+    gen = torch.Generator().manual_seed(5)
+    small = [torch.randn(3, 4, 4, generator=gen)]
+    big = [torch.randn(4, 300, 301, generator=gen)]
+    want_small = mosaic_many(small)[0].image.copy()
+    want_big = mosaic_many(big)[0].image.copy()
+    plans = list(mosaic_module._PLANS.plans.values())
+    scratches = {id(p.scratch) for p in plans if p.scratch is not None}
+    assert len(scratches) == 1  # the small layout's views of the old buffer were dropped
+    assert np.array_equal(mosaic_many(small)[0].image, want_small)
+    assert np.array_equal(mosaic_many(big)[0].image, want_big)
+    u8, _, _ = normalize_uint8(big[0])
+    assert np.array_equal(tile(mosaic_many(big)[0], 2), u8[2].numpy())
