@@ -13,7 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+from .core.resources import resources_dir
+
+RESOURCES = resources_dir()
 
 
 def _step(name: str, fn, results: list) -> object:

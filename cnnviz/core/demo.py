@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.resources import resources_dir
 
 __all__ = [
     "DEMO_ARCHITECTURE",
@@ -52,11 +53,6 @@ IMAGE_SIZE = 28
 DIGIT_SIZE = 20  # the 8x8 scan is upscaled to this and centred, leaving a 4-pixel margin
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
-
-
-def resources_dir() -> Path:
-    """The ``resources/`` folder (next to the ``cnnviz`` package, in a checkout or bundle)."""
-    return Path(__file__).resolve().parents[2] / "resources"
 
 
 def demo_paths() -> tuple[Path, Path]:

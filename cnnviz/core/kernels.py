@@ -29,12 +29,13 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import KernelError
+from .resources import resources_dir
 
 MAX_SIDE = 11
 SCHEMA = "cnnviz.kernels"
 SCHEMA_VERSION = 1
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
+RESOURCES = resources_dir()
 PRESETS_PATH = RESOURCES / "kernels" / "presets.json"
 
 

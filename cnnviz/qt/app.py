@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 import pyqtgraph as pg  # noqa: E402 - after PySide6 on purpose
 
 import cnnviz
+from cnnviz.core.resources import resources_dir
 
 APP_NAME = "cnnviz"
 ORG_NAME = "cnnviz"
@@ -198,7 +199,7 @@ def app_icon():
 
     from PySide6.QtGui import QIcon
 
-    icons = Path(__file__).resolve().parent.parent.parent / "resources" / "icons"
+    icons = resources_dir() / "icons"
     icon = QIcon()
     for size in (16, 24, 32, 48, 64, 128, 256, 512):
         png = icons / f"cnnviz-{size}.png"

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDockWidget, QFileDialog, QLa
                                QWidget)
 
 from cnnviz.core.errors import CnnvizError, SourceError, TrustRequired
+from cnnviz.core.resources import resources_dir
 from cnnviz.qt.workers import LatestRequestWorker
 
 from .activation_grid import ActivationPanel
@@ -62,7 +63,7 @@ PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 def _sample_digit() -> Path:
-    return Path(__file__).resolve().parents[3] / "resources" / "samples" / "digit.png"
+    return resources_dir() / "samples" / "digit.png"
 
 
 def _as_input_pixels(pixels: np.ndarray) -> np.ndarray:
