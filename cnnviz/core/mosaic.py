@@ -302,7 +302,9 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
     per_layer = channels is not None and len(channels) > 0 and not isinstance(channels[0], (int, np.integer))
     for i, a in enumerate(acts):
         t = _as_tensor(a)
-        if t.dim() == 1 and t.numel():
+        if t.dim() == 3:
+            m = t  # the common case (C, H, W): as is
+        elif t.dim() == 1 and t.numel():
             # A vector as one near-square map. The cells after its end are filled with its
             # first value (so its bounds are unchanged) and painted pad_value afterwards.
             n = t.numel()
@@ -399,24 +401,24 @@ class _Plan:
     (:func:`_cpu_plan`), so a frame costs a handful of torch calls per layer and no per-layer
     Python arithmetic."""
 
-    def __init__(self, shapes, grids, pad: int):
-        self.shapes, self.grids, self.pad = shapes, grids, pad
-        self.counts = np.asarray([c for c, _, _ in shapes], np.int64)
+    def __init__(self, shapes, cols, pad: int):
+        self.shapes = [tuple(int(v) for v in s) for s in shapes]
+        self.grids = [grid_shape(c, (h, w), cols[i] if isinstance(cols, (list, tuple)) else cols)
+                      for i, (c, h, w) in enumerate(self.shapes)]
+        self.pad = pad
+        self.counts = np.asarray([c for c, _, _ in self.shapes], np.int64)
         self.starts = np.concatenate(([0], np.cumsum(self.counts)))
-        self.numel = max(c * h * w for c, h, w in shapes)
+        self.numel = max(c * h * w for c, h, w in self.shapes)
         n = int(self.starts[-1])
         with torch.inference_mode(False):  # normal tensors: usable in and out of inference mode
             self.stats = torch.empty((2, n), dtype=torch.float32)
             self.coef = torch.empty((2, n), dtype=torch.float32)
         self.stats_np, self.coef_np = self.stats.numpy(), self.coef.numpy()
-        self.lo_out, self.hi_out, self.scale, self.shift = [], [], [], []
-        self.offsets, self.sizes = [0], []
-        for (c, h, w), (rows, cols), k in zip(shapes, grids, self.starts[:-1].tolist()):
-            self.lo_out.append(self.stats[0, k:k + c])
-            self.hi_out.append(self.stats[1, k:k + c])
-            self.scale.append(self.coef[0, k:k + c].view(c, 1, 1))
-            self.shift.append(self.coef[1, k:k + c].view(c, 1, 1))
-            height, width = rows * (h + pad) - pad, cols * (w + pad) - pad
+        self.bounds, self.affine, self.offsets, self.sizes = [], [], [0], []
+        for (c, h, w), (rows, cols_), k in zip(self.shapes, self.grids, self.starts[:-1].tolist()):
+            self.bounds.append((c, self.stats[0, k:k + c], self.stats[1, k:k + c]))
+            self.affine.append((self.coef[0, k:k + c].view(c, 1, 1), self.coef[1, k:k + c].view(c, 1, 1)))
+            height, width = rows * (h + pad) - pad, cols_ * (w + pad) - pad
             self.sizes.append((height, width))
             self.offsets.append(self.offsets[-1] + height * width)
         self.scratch = None
@@ -426,11 +428,13 @@ class _Plan:
         self.scratch = self.tiles = None
 
     def bind(self, scratch: torch.Tensor) -> None:
-        """Per layer: the scratch view its scaled values go to, and per block of whole grid
-        rows the canvas view (size, strides, storage offset) and the matching source view."""
+        """Per layer: its scale and offset, the scratch view its scaled values go to, and per
+        block of whole grid rows the canvas view (size, strides, storage offset) and the
+        matching source view."""
         self.scratch, self.tiles = scratch, []
         pad = self.pad
-        for (c, h, w), (rows, cols), (_, width), off in zip(self.shapes, self.grids, self.sizes, self.offsets):
+        for (c, h, w), (rows, cols), (_, width), off, (scale, shift) in zip(
+                self.shapes, self.grids, self.sizes, self.offsets, self.affine):
             vals = scratch[: c * h * w].view(c, h, w)
             full, rem = divmod(c, cols)
             stride = ((h + pad) * width, width, w + pad, 1)
@@ -441,22 +445,22 @@ class _Plan:
             if rem:
                 blocks.append(((h, rem, w), stride[1:], off + full * (h + pad) * width,
                                vals[full * cols:].transpose(0, 1)))
-            self.tiles.append((vals, blocks))
+            self.tiles.append((scale, shift, vals, blocks))
 
 
 _PLANS = threading.local()
 
 
-def _cpu_plan(shapes, grids, pad: int) -> _Plan:
+def _cpu_plan(shapes, cols, pad: int) -> _Plan:
     """This thread's plan for a layout (a few recent ones are kept: the inspector alternates
     between two or three), bound to this thread's scratch buffer."""
     plans = getattr(_PLANS, "plans", None)
     if plans is None:
         plans = _PLANS.plans = {}
-    key = (tuple(shapes), tuple(grids), pad)
+    key = (tuple(shapes), tuple(cols) if isinstance(cols, list) else cols, pad)
     plan = plans.pop(key, None)
     if plan is None:
-        plan = _Plan(shapes, grids, pad)
+        plan = _Plan(shapes, cols, pad)
         while len(plans) >= 4:
             plans.pop(next(iter(plans)))
     plans[key] = plan  # most recent last
@@ -471,12 +475,9 @@ def _render_planned(maps, modes, chans, cols, pad: int, pad_value: int, signed: 
     layer's scale and offset worked out at once in numpy, then per layer one scale pass into
     a reused scratch buffer and one cast-and-tile copy into the canvas. Returns ``None`` if
     any value is NaN/inf (the general path handles those)."""
-    shapes = [tuple(m.shape) for m in maps]
-    grids = [grid_shape(c, (h, w), cols[i] if isinstance(cols, (list, tuple)) else cols)
-             for i, (c, h, w) in enumerate(shapes)]
-    plan = _cpu_plan(shapes, grids, pad)
-    for m, lo, hi in zip(maps, plan.lo_out, plan.hi_out):
-        flat = m.view(m.shape[0], -1) if m.is_contiguous() else m.reshape(m.shape[0], -1)
+    plan = _cpu_plan([m.shape for m in maps], cols, pad)
+    for m, (c, lo, hi) in zip(maps, plan.bounds):
+        flat = m.view(c, -1) if m.is_contiguous() else m.reshape(c, -1)
         torch.amin(flat, 1, out=lo)
         torch.amax(flat, 1, out=hi)
     lo, hi = plan.stats_np.astype(np.float64)
@@ -484,26 +485,28 @@ def _render_planned(maps, modes, chans, cols, pad: int, pad_value: int, signed: 
         return None
     starts, counts = plan.starts[:-1], plan.counts
     layer_lo, layer_hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
-    per_layer = np.array([md == "layer" for md in modes])
-    if per_layer.any():
-        lo = np.where(np.repeat(per_layer, counts), np.repeat(layer_lo, counts), lo)
-        hi = np.where(np.repeat(per_layer, counts), np.repeat(layer_hi, counts), hi)
-    is_signed = np.full(len(maps), bool(signed)) if signed is not None else layer_lo < 0
-    with np.errstate(divide="ignore"):
-        # signed: 127.5 + 127.5 * x / max|x|; +0.5 so that the truncating cast rounds
-        m_abs = np.maximum(-lo, hi)
-        m_abs[m_abs <= 0] = np.inf  # an all-zero map: scale 0, grey 128
-        # unsigned: (x - lo) * 255 / (hi - lo), +0.5
-        span = hi - lo
-        span[span <= 0] = np.inf  # a constant map: scale 0, black
-        scale_u = 255.0 / span
-        sig = np.repeat(is_signed, counts)
-        plan.coef_np[0] = np.where(sig, 127.5 / m_abs, scale_u)
-        plan.coef_np[1] = np.where(sig, 128.0, 0.5 - lo * scale_u)
+    per_layer = [md == "layer" for md in modes]
+    if any(per_layer):
+        whole = np.repeat(per_layer, counts)
+        lo = np.where(whole, np.repeat(layer_lo, counts), lo)
+        hi = np.where(whole, np.repeat(layer_hi, counts), hi)
+    is_signed = [bool(signed)] * len(maps) if signed is not None else (layer_lo < 0).tolist()
+    # signed: 127.5 + 127.5 * x / max|x|; unsigned: (x - lo) * 255 / (hi - lo); both +0.5
+    # so that the truncating cast rounds. An all-zero (signed) or constant (unsigned) map
+    # gets scale 0: grey 128 or black.
+    m_abs = np.maximum(-lo, hi)
+    m_abs[m_abs <= 0] = np.inf
+    span = hi - lo
+    span[span <= 0] = np.inf
+    scale_u = 255.0 / span
+    sig = np.repeat(is_signed, counts)
+    plan.coef_np[0] = np.where(sig, 127.5 / m_abs, scale_u)
+    plan.coef_np[1] = np.where(sig, 128.0, 0.5 - lo * scale_u)
     buf = torch.full((plan.offsets[-1],), pad_value, dtype=torch.uint8)
     metas = []
-    for i, (m, (vals, blocks)) in enumerate(zip(maps, plan.tiles)):
-        torch.mul(m, plan.scale[i], out=vals).add_(plan.shift[i])
+    for i, (m, (scale, shift, vals, blocks), (rows, ncols), (_, h, w)) in enumerate(
+            zip(maps, plan.tiles, plan.grids, plan.shapes)):
+        torch.mul(m, scale, out=vals).add_(shift)
         for size, stride, off, src in blocks:
             buf.as_strided(size, stride, off).copy_(src)
         levels = None
@@ -513,8 +516,7 @@ def _render_planned(maps, modes, chans, cols, pad: int, pad_value: int, signed: 
                 levels = (-top, top)
             else:
                 levels = (float(layer_lo[i]), float(layer_hi[i]))
-        (rows, ncols), (c, h, w) = plan.grids[i], plan.shapes[i]
-        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, bool(is_signed[i]), chans[i], levels))
+        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, is_signed[i], chans[i], levels))
     return buf, metas, plan.offsets
 
 
