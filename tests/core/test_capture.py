@@ -416,6 +416,21 @@ def test_model_bench_reports_the_documented_fields():
     assert "live_resnet50" not in data  # CUDA only
 
 
+def test_the_resnet50_live_case_runs_and_renders_on_the_cpu(monkeypatch):
+    """The CUDA-only case (1280x720 frames, preprocessing on the device, every layer captured,
+    one rendered) never runs here unless asked: run two frames of it on the CPU so its shape
+    logic, its layer name and its render are exercised; the GPU only changes the timing."""
+    from cnnviz.bench import model as bench_model
+
+    rendered = []
+    real = bench_model.mosaic_tensor
+    monkeypatch.setattr(bench_model, "mosaic_tensor", lambda t, **k: rendered.append(tuple(t.shape)) or real(t, **k))
+    out = bench_model.resnet50_live_case("cpu", frames=2)
+    assert out["frames"] == 2 and out["fps"] > 0 and isinstance(out["ok_fps"], bool)
+    assert out["ms_per_frame"] == pytest.approx(1000.0 / out["fps"])
+    assert set(rendered) == {(256, 14, 14)}  # layer3.5.conv2 of a 224x224 crop
+
+
 @pytest.mark.parametrize("fmt", ["script", "export"])
 def test_recorder_on_compiled_formats_stays_exact_over_many_frames(fmt, tmp_path):
     """TorchScript re-optimises a graph after its first runs; the captures must not change."""
