@@ -260,6 +260,15 @@ class Preprocessing:
 
     # -- the transform ---------------------------------------------------------------------
 
+    def output_size(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """``(H, W)`` of what :meth:`apply` makes of an ``hw`` image (resize, then crop)."""
+        h, w = int(hw[0]), int(hw[1])
+        if self.resize is not None:
+            h, w = _resized_size((h, w), self.resize)
+        if self.center_crop is not None:
+            h, w = (self.center_crop, self.center_crop) if isinstance(self.center_crop, int) else self.center_crop
+        return h, w
+
     def apply(self, pixels: np.ndarray) -> torch.Tensor:
         """``HxW`` or ``HxWx3`` RGB pixels in [0, 1] → a ``(1, C, H', W')`` float32 tensor.
 
@@ -279,6 +288,13 @@ class Preprocessing:
             arr = arr[:, :, :3]
         if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or 0 in arr.shape:
             raise SpecError(f"expected an HxW or HxWx3 image, got shape {arr.shape}")
+        out_hw = self.output_size(arr.shape[:2])
+        if out_hw[0] * out_hw[1] > MAX_INPUT_PIXELS:
+            raise SpecError(
+                f"the model input would be {out_hw[0]}x{out_hw[1]} ({out_hw[0] * out_hw[1] / 1e6:.0f} MP): too "
+                "large to capture every layer",
+                f"resize it to at most {MAX_INPUT_PIXELS / 1e6:.1f} MP, e.g. {MAX_INPUT_SIDE}x{MAX_INPUT_SIDE} "
+                "(an input size; --input-size H,W on the command line), or use a smaller image")
 
         if self.color == "gray":
             if arr.ndim == 3:
@@ -333,6 +349,12 @@ def _center_crop(t: torch.Tensor, crop: int | tuple[int, int]) -> torch.Tensor:
     top = int(round((h - ch) / 2.0))
     left = int(round((w - cw) / 2.0))
     return t[..., top : top + ch, left : left + cw]
+
+
+# Every layer of a model is kept in memory at once: resnet18 at 4096x4096 holds about 9 GB of
+# activations. Larger inputs are refused before anything is allocated.
+MAX_INPUT_SIDE = 4096
+MAX_INPUT_PIXELS = MAX_INPUT_SIDE * MAX_INPUT_SIDE
 
 
 def default_preprocessing(channels: int | None) -> Preprocessing:
@@ -1235,6 +1257,48 @@ def _first_conv_in_channels(module: nn.Module) -> int | None:
     return None
 
 
+class _FirstConvReached(Exception):
+    pass
+
+
+def _input_channels(module: nn.Module) -> int | None:
+    """The input channels of the first convolution the model *runs*.
+
+    Declaration order is only a guess (``self.head`` may be declared before ``self.stem``):
+    with more than one convolution, a probe forward on a small zero input stops at the first
+    convolution called (a pre-hook raises before it computes anything) and reads its
+    ``in_channels``. Anything before it that cares about the channel count, or a model that
+    cannot run on the probe, leaves the declaration-order guess. ScriptModules (no hooks)
+    keep the guess too."""
+    guess = _first_conv_in_channels(module)
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if guess is None or len(convs) < 2 or isinstance(module, torch.jit.ScriptModule):
+        return guess
+    try:
+        p = next(module.parameters())
+        device, dtype = p.device, (p.dtype if p.is_floating_point() else torch.float32)
+    except StopIteration:
+        device, dtype = torch.device("cpu"), torch.float32
+    found: list[int] = []
+
+    def stop(mod, _args):
+        found.append(int(mod.in_channels))
+        raise _FirstConvReached
+
+    handles = [c.register_forward_pre_hook(stop) for c in convs]
+    try:
+        with torch.inference_mode():
+            module(torch.zeros(1, guess, 64, 64, device=device, dtype=dtype))
+    except _FirstConvReached:
+        pass
+    except Exception:  # noqa: BLE001 - the probe is best effort; the real run reports errors
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else guess
+
+
 def _export_input_shape(ep) -> tuple[int, ...] | None:
     """Static shape of an exported program's first tensor input, if it has one."""
     try:
@@ -1304,7 +1368,7 @@ def _load_python(path: Path, class_name: str, *, weights, ctor_kwargs, trust, tr
         apply_state_dict(model, sd, source=wpath.name, target=f"{path.name}:{class_name}")
         weights_desc = str(wpath)
     model.eval()
-    channels = _first_conv_in_channels(model)
+    channels = _input_channels(model)
     return LoadedModel(
         module=model, kind="python", name=f"{path.stem}:{class_name}", source=f"{path}:{class_name}",
         preprocessing=default_preprocessing(channels), labels=None, input_channels=channels,
@@ -1385,7 +1449,7 @@ def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
     if det.format != "export":  # an exported graph has its mode baked in; eval() raises
         module.eval()
     if channels is None:
-        channels = _first_conv_in_channels(module)
+        channels = _input_channels(module)
     preprocessing = default_preprocessing(channels)
     if input_size is not None:  # a static exported program accepts only this size
         preprocessing = dataclasses.replace(preprocessing, resize=input_size)

@@ -322,6 +322,48 @@ def test_weights_file_given_as_model_says_what_to_do(saved):
         assert "--weights" in str(info.value)
 
 
+def test_an_input_too_large_to_capture_is_refused_before_anything_is_allocated(monkeypatch):
+    allocated = []
+    monkeypatch.setattr(models, "_interpolate", lambda *a: allocated.append(a))
+    small = np.zeros((8, 8, 3), np.uint8)
+    for pp in (Preprocessing(resize=(100_000, 100_000)), Preprocessing(resize=5000),
+               Preprocessing(center_crop=(4097, 4096))):
+        with pytest.raises(SpecError, match=r"too large to capture every layer") as info:
+            pp.apply(small)
+        assert "--input-size" in info.value.fix
+    assert not allocated
+    assert Preprocessing(center_crop=(4096, 4096)).output_size((8, 8)) == (4096, 4096)
+    assert Preprocessing(resize=256, center_crop=224).output_size((480, 640)) == (224, 224)
+    assert Preprocessing(resize=256).output_size((480, 640)) == (256, 341)
+
+
+def test_input_channels_come_from_the_first_convolution_that_runs(tmp_path):
+    """``head`` is declared before ``stem`` but runs after it: the model takes 1 channel, and
+    guessing 8 from the declaration order would make it impossible to inspect."""
+    from cnnviz.core.capture import capture
+
+    py = tmp_path / "order.py"
+    py.write_text(
+        "import torch.nn as nn\n"
+        "class Order(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.head = nn.Conv2d(8, 4, 3)\n"
+        "        self.stem = nn.Conv2d(1, 8, 3)\n"
+        "        self.calls = 0\n"
+        "    def forward(self, x):\n"
+        "        self.calls += 1\n"
+        "        return self.head(self.stem(x)).mean((2, 3))\n")
+    loaded = load_model(f"{py}:Order", trust=True)
+    assert loaded.input_channels == 1 and loaded.preprocessing.color == "gray"
+    assert all(not m._forward_pre_hooks for m in loaded.module.modules())  # the probe's hooks are gone
+    result = capture(loaded, loaded.preprocessing.apply(np.random.default_rng(0).random((20, 20, 3))))
+    assert [a.name for a in result.layers] == ["stem", "head"]
+    # a model that cannot run on the probe keeps the declaration-order guess
+    py.write_text(py.read_text().replace("return self.head", "raise ValueError('no')\n        return self.head"))
+    assert load_model(f"{py}:Order", trust=True).input_channels == 8
+
+
 def test_python_file_without_class_lists_classes(tmp_path):
     py = write_model_py(tmp_path)
     with pytest.raises(ModelLoadError, match=r"net\.py:ClassName.*Net"):
