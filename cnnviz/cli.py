@@ -82,7 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         if not argv:
             return _run_gui()
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if (extra and getattr(args, "command", None) == "inspect" and args.image is None and len(extra) == 1
+                and not extra[0].startswith("-")):
+            # argparse (before Python 3.12) does not take an optional positional after options:
+            # `inspect net.py:Net --trust photo.png` names the image last
+            args.image, extra = extra[0], []
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
         if args.self_test:
             from .selftest import run_self_test
 

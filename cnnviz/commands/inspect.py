@@ -1,7 +1,8 @@
 """``cnnviz inspect``: capture every layer of a model on one image and write it all out.
 
     cnnviz inspect MODEL [IMAGE] [--weights FILE] [--trust] [--input-size H,W]
-                   [--mean m,m,m] [--std s,s,s] [--device auto|cpu|cuda|mps] [--topk K] --out DIR
+                   [--mean m,m,m] [--std s,s,s] [--color rgb|bgr|gray]
+                   [--device auto|cpu|cuda|mps] [--topk K] [--labels FILE] --out DIR
 
 Writes
 
@@ -22,22 +23,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
 from pathlib import Path
 
+from ..cli import one_line
 from ..core.errors import CnnvizError
 
 
 def _floats_arg(name: str):
     def parse(text: str) -> tuple[float, ...]:
         try:
-            vals = tuple(float(p) for p in text.split(",") if p.strip())
+            parts = [p.strip() for p in text.split(",")]
+            if not any(parts):
+                raise argparse.ArgumentTypeError(f"{name} is empty")
+            if not all(parts):
+                raise argparse.ArgumentTypeError(f"{name} '{text}' has an empty value")
+            vals = tuple(float(p) for p in parts)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} '{text}' is not a comma-separated list of numbers") from None
-        if not vals:
-            raise argparse.ArgumentTypeError(f"{name} is empty")
         return vals
     return parse
 
@@ -82,6 +88,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mean", type=_floats_arg("mean"), metavar="m,m,m",
                    help="per-channel mean in [0, 1] units, subtracted after scaling pixels to [0, 1]")
     p.add_argument("--std", type=_floats_arg("std"), metavar="s,s,s", help="per-channel std in [0, 1] units")
+    p.add_argument("--color", choices=("rgb", "bgr", "gray"),
+                   help="the channels the model takes: rgb, bgr or gray (default: what the model's first "
+                        "convolution takes; rgb for 3 channels)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     p.add_argument("--topk", type=_positive_int, default=5, metavar="K", help="predictions to report (default 5)")
     p.add_argument("--labels", metavar="FILE", help="class names: one per line or a JSON list/dict")
@@ -112,6 +121,8 @@ def run(args) -> int:
     from ..core.mosaic import mosaic_many
     from ..core.render import lut
 
+    if not str(args.out).strip():
+        raise CnnvizError("--out is empty", "give the folder to write into, e.g. --out inspect-out")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise CnnvizError(f"--out {out_dir} is a file, not a folder", "give a folder to write into")
@@ -125,6 +136,8 @@ def run(args) -> int:
         changes["mean"] = args.mean
     if args.std is not None:
         changes["std"] = args.std
+    if args.color is not None:
+        changes["color"] = args.color
     if changes:
         pp = dataclasses.replace(pp, **changes)  # validated again: raises SpecError
     labels = load_labels(args.labels) if args.labels else loaded.labels
@@ -144,6 +157,7 @@ def run(args) -> int:
 
     arrays: dict[str, np.ndarray] = {}
     layers = []
+    nonfinite: list[str] = []
     used_files: set[str] = set()
     mosaics = mosaic_many([act.first for act in result.layers], mode="channel")
     for act, m in zip(result.layers, mosaics):
@@ -151,13 +165,16 @@ def run(args) -> int:
         tf = t.float()
         finite = torch.isfinite(tf)
         vals = tf[finite] if not bool(finite.all()) else tf
-        stats = {
-            "min": float(vals.min()) if vals.numel() else float("nan"),
-            "max": float(vals.max()) if vals.numel() else float("nan"),
-            "mean": float(vals.mean()) if vals.numel() else float("nan"),
-            "std": float(vals.std(unbiased=False)) if vals.numel() else float("nan"),
+        stats = {  # over the finite values; null when there are none (JSON has no NaN)
+            "min": float(vals.min()) if vals.numel() else None,
+            "max": float(vals.max()) if vals.numel() else None,
+            "mean": float(vals.mean()) if vals.numel() else None,
+            "std": float(vals.std(unbiased=False)) if vals.numel() else None,
             "zeros": float((tf == 0).float().mean()) if tf.numel() else 0.0,
+            "nonfinite": float(1.0 - finite.float().mean()) if tf.numel() else 0.0,
         }
+        if stats["nonfinite"] > 0:
+            nonfinite.append(act.name)
         arrays[act.name] = tf.cpu().numpy().astype(np.float32, copy=False)
         rgb = lut("diverging" if m.signed else "viridis")[m.image]
         fname = _file_name(act.name)
@@ -170,6 +187,17 @@ def run(args) -> int:
 
     _write_npz(out_dir / "activations.npz", arrays)
     preds = topk(result.output, labels, args.topk) if result.output is not None else []
+    warnings = []
+    if nonfinite:
+        verb = "holds" if len(nonfinite) == 1 else "hold"
+        warnings.append(f"{_count(len(nonfinite), 'layer')} {verb} NaN or infinite values (first: {nonfinite[0]}); "
+                        "check the weights and the preprocessing (a std near 0 overflows)")
+    n_classes = _classes(result.output)
+    if args.labels and n_classes is not None and len(labels) != n_classes:
+        warnings.append(f"the labels file has {_count(len(labels), 'name')} but the model outputs "
+                        f"{_count(n_classes, 'class', 'classes')}; names are matched by index")
+    if str(getattr(loaded, "weights", "")).lower() == "random":
+        warnings.append("the model has random weights (no --weights given): its predictions mean nothing")
     summary = {
         "model": {"spec": args.model, "name": loaded.name, "kind": loaded.kind, "source": loaded.source,
                   "weights": getattr(loaded, "weights", None)},
@@ -181,18 +209,41 @@ def run(args) -> int:
         "message": result.message,
         "output_shape": list(result.output.shape) if result.output is not None else None,
         "layers": layers,
-        "predictions": [{"rank": r + 1, "index": i, "name": n, "prob": p} for r, (i, n, p) in enumerate(preds)],
+        "predictions": [{"rank": r + 1, "index": i, "name": n, "prob": p if math.isfinite(p) else None}
+                        for r, (i, n, p) in enumerate(preds)],
+        "warnings": warnings,
     }
-    tmp = out_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "summary.json")
+    _write_json(out_dir / "summary.json", summary)
 
-    print(f"{loaded.name}: {len(layers)} layers on {result.device}, input {tuple(x.shape)} from {image_path}")
+    print(f"{loaded.name}: {_count(len(layers), 'layer')} on {result.device}, input {tuple(x.shape)} "
+          f"from {image_path}")
     for r, (i, n, p) in enumerate(preds):
         print(f"  {r + 1}. {n} ({i})  {p:.3f}")
-    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {len(layers)} mosaics in "
-          f"{out_dir / 'layers'}")
+    for w in warnings:
+        print(f"cnnviz: warning: {one_line(w)}", file=sys.stderr)
+    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {_count(len(layers), 'mosaic')} "
+          f"in {out_dir / 'layers'}")
     return 0
+
+
+def _count(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _classes(output) -> int | None:
+    """The number of classes a classifier's output has (``(1, N)`` logits), else None."""
+    shape = tuple(getattr(output, "shape", ()))
+    return int(shape[-1]) if len(shape) == 2 and shape[0] == 1 else None
+
+
+def _write_json(path: Path, data) -> None:
+    from ..core.kernels import atomic_write_text
+
+    try:  # allow_nan=False: every number above is finite or None; a NaN would be invalid JSON
+        atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    except OSError as exc:
+        raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
+                          "give a folder you can write to, with free space") from exc
 
 
 class _TrustExactly:

@@ -247,9 +247,10 @@ def _forward_error(err: BaseException, x: torch.Tensor) -> CaptureError:
 def _channels_error(expected: int, given: int) -> CaptureError:
     def word(n: int) -> str:
         return f"{n} channel" + ("" if n == 1 else "s")
-    hint = {1: "grayscale", 3: "RGB"}.get(expected)
-    fix = (f"convert the input to {hint} (preprocessing colour)" if hint
-           else f"give an input with {word(expected)}")
+    hint = {1: "gray", 3: "rgb"}.get(expected)
+    fix = (f"set the preprocessing colour to {hint} (--color {hint} on the command line)" if hint
+           else f"images give 1 (gray) or 3 (colour) channels: wrap the model so that it takes one of them, "
+                f"or call it on a tensor with {word(expected)} from Python")
     return CaptureError(f"the model expects {word(expected)} of input, but the input has {word(given)}", fix)
 
 

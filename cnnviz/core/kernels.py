@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -390,6 +391,22 @@ def load_kernel_file(path: str | os.PathLike) -> list[Kernel]:
     return _kernels_from_data(data, where=f"kernel file '{p.name}'")
 
 
+@lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask (read once; setting it to read it back is not thread-safe, so
+    Linux's /proc is asked first)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def atomic_write(path: str | os.PathLike, write, mode: str = "w") -> None:
     """Write a file so that a crash leaves either the old or the new file, never half of one.
 
@@ -398,11 +415,17 @@ def atomic_write(path: str | os.PathLike, write, mode: str = "w") -> None:
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        perms = stat.S_IMODE(p.stat().st_mode)  # an existing file keeps its permissions
+    except OSError:
+        perms = 0o666 & ~_umask()  # a new one gets what open() would give it (mkstemp: 0600)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             write(fh)
             fh.flush()
+            if hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), perms)
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException:

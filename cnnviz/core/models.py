@@ -201,7 +201,7 @@ class Preprocessing:
                 raise SpecError(
                     f"{what} has {len(values)} values but {self.color} input has {self.channels} "
                     "channel(s)",
-                    f"give 1 or {self.channels} values",
+                    "give 1 value" if self.channels == 1 else f"give 1 or {self.channels} values",
                 )
 
     @property
@@ -989,6 +989,17 @@ def _extract_state_dict(obj: Any, name: str) -> dict[str, torch.Tensor]:
     )
 
 
+def _pickle_fix(exc: BaseException, det) -> str | None:
+    """What to do when a trusted pickle cannot find the code of the classes it holds."""
+    if det.format != "pickle" or not isinstance(exc, (AttributeError, ImportError)):
+        return None
+    missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+    where = (f"module {missing!r} is not importable: add the folder that holds {missing.split('.')[0]}.py to "
+             "PYTHONPATH" if missing else "make the module that defines its classes importable (PYTHONPATH)")
+    return (f"a pickle needs the code of the classes it holds; {where}, or save model.state_dict() "
+            "and open it with file.py:Class --weights FILE")
+
+
 def load_state_dict_file(
     path: str | os.PathLike, *, trust: bool = False, trust_store: TrustStore | None = None
 ) -> dict[str, torch.Tensor]:
@@ -1016,7 +1027,7 @@ def load_state_dict_file(
             obj = _unsafe_load_trusted(p, det, data)
         except Exception as exc:
             raise ModelLoadError(f"loading {p.name} failed: {_describe_exception(exc)}",
-                                 "check that the file is complete") from exc
+                                 _pickle_fix(exc, det) or "check that the file is complete") from exc
         return _extract_state_dict(obj, p.name)
     raise ModelLoadError(
         f"{p.name} is a {det.format} model, not a weights file",
@@ -1409,10 +1420,7 @@ def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
     try:
         obj = _unsafe_load_trusted(path, det, data)
     except Exception as exc:
-        fix = "check that the file is complete and was saved by a compatible PyTorch"
-        if det.format == "pickle" and isinstance(exc, (AttributeError, ModuleNotFoundError, ImportError)):
-            fix = ("a whole pickled model needs its classes' code importable; save "
-                   "model.state_dict() instead and open it with file.py:Class --weights FILE")
+        fix = _pickle_fix(exc, det) or "check that the file is complete and was saved by a compatible PyTorch"
         raise ModelLoadError(f"loading {path.name} failed: {_describe_exception(exc)}", fix) from exc
 
     exported = None

@@ -80,6 +80,9 @@ class Mosaic:
 def _as_tensor(a) -> torch.Tensor:
     if isinstance(a, torch.Tensor):
         return a.detach()
+    first = getattr(a, "first", None)  # a captured layer (cnnviz.core.capture.Activation)
+    if isinstance(first, torch.Tensor):
+        return first.detach()
     return torch.as_tensor(np.asarray(a))
 
 

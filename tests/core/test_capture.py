@@ -391,6 +391,17 @@ def test_layer_to_host_uint8_is_a_mosaic_of_all_channels():
     assert img.dtype == np.uint8 and img.shape == (2 * 29 - 1, 3 * 29 - 1)  # 6 maps: 2 rows x 3
 
 
+def test_a_captured_layer_can_be_rendered_directly():
+    from cnnviz.core.mosaic import mosaic, mosaic_many
+
+    model = prepare(TinyLeNet())
+    result = capture(model, example_input(model))
+    act = result.layer("conv1")
+    assert np.array_equal(mosaic(act).image, mosaic(act.first).image)
+    assert all(np.array_equal(a.image, b.image) for a, b in
+               zip(mosaic_many(result.layers), mosaic_many([a.first for a in result.layers])))
+
+
 def test_recorder_inside_a_callers_inference_mode():
     model = prepare(TinyResNet())
     with torch.inference_mode():

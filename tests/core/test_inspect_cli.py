@@ -181,3 +181,50 @@ def test_trust_covers_the_model_file_and_trust_weights_the_checkpoint(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary, arrays, _ = read_outputs(tmp_path / "out")
     assert list(arrays)[:3] == ["conv1", "relu1", "pool1"] and summary["input_shape"] == [1, 1, 28, 28]
+
+
+def test_colour_option_and_an_image_named_after_the_options(tmp_path):
+    digit = resources_dir() / "samples" / "digit.png"
+    proc = run_inspect("demo", "--color", "rgb", "--out", str(tmp_path / "bad"))
+    assert_one_clear_line(proc, "expects 1 channel", "--color gray")
+    out = tmp_path / "out"
+    proc = run_inspect("demo", "--color", "gray", "--topk", "2", "--out", str(out), str(digit), module="cnnviz.cli")
+    assert proc.returncode == 0, proc.stderr
+    summary, arrays, _ = read_outputs(out)
+    assert summary["image"] == str(digit) and summary["preprocessing"]["color"] == "gray"
+    assert len(summary["predictions"]) == 2 and summary["warnings"] == []
+    proc = run_inspect("demo", "--out", str(tmp_path / "two"), str(digit), str(digit), module="cnnviz.cli")
+    assert_one_clear_line(proc, "unrecognized arguments")
+
+
+def test_non_finite_values_give_valid_json_and_a_warning(tmp_path):
+    out = tmp_path / "out"
+    proc = run_inspect("demo", "--std", "1e-45", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+
+    def no_nan(token):
+        raise AssertionError(f"summary.json holds {token}, which is not JSON")
+
+    summary = json.loads((out / "summary.json").read_text(), parse_constant=no_nan)
+    assert any(layer["nonfinite"] > 0 for layer in summary["layers"])
+    assert summary["warnings"] and "NaN or infinite" in summary["warnings"][0]
+    assert "warning: " in proc.stderr and "NaN or infinite" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_labels_that_do_not_fit_and_random_weights_are_warned_about(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("zero\none\n")
+    proc = run_inspect("demo", "--labels", str(labels), "--out", str(tmp_path / "a"))
+    assert proc.returncode == 0 and "the labels file has 2 names but the model outputs 10 classes" in proc.stderr
+    py = tmp_path / "net.py"
+    py.write_text("from torch import nn\n"
+                  "class Net(nn.Module):\n"
+                  "    def __init__(self):\n"
+                  "        super().__init__()\n"
+                  "        self.conv = nn.Conv2d(3, 4, 3)\n"
+                  "    def forward(self, x):\n"
+                  "        return self.conv(x).mean((2, 3))\n")
+    proc = run_inspect(f"{py}:Net", "--trust", "--out", str(tmp_path / "b"))
+    assert proc.returncode == 0 and "random weights" in proc.stderr
+    assert "1 layer on" in proc.stdout and "1 mosaic in" in proc.stdout
+    assert_one_clear_line(run_inspect("demo", "--out", ""), "--out is empty")

@@ -201,3 +201,24 @@ def test_kernel_file_fuzz_gives_kernels_or_a_kernel_error(doc):
     for k in ks:
         eff = k.effective()
         assert np.all(np.isfinite(eff)) and np.all(np.isfinite(k.weights)) and 1 <= k.size[0] <= 11
+
+
+def test_atomic_writes_get_normal_permissions_and_keep_a_files_own(tmp_path):
+    """The temporary file is 0600; what lands must be what a plain open() would give a new
+    file (0644 under umask 022), and an existing file keeps its permissions."""
+    import os
+    import stat
+
+    from cnnviz.core.kernels import _umask, atomic_write_text
+
+    new = tmp_path / "new.json"
+    atomic_write_text(new, "{}")
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~_umask()
+    old = os.umask(0o022)
+    os.umask(old)
+    assert _umask() == old
+    kept = tmp_path / "kept.json"
+    kept.write_text("x")
+    kept.chmod(0o640)
+    atomic_write_text(kept, "{}")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "{}"

@@ -934,8 +934,12 @@ def test_pickled_model_whose_class_is_gone(tmp_path, monkeypatch):
     mod.Gone.__module__ = mod.__name__
     torch.save(mod.Gone(), tmp_path / "gone.pt")
     monkeypatch.delitem(sys.modules, mod.__name__)
-    with pytest.raises(ModelLoadError, match="needs its classes' code importable"):
+    with pytest.raises(ModelLoadError, match="needs the code of the classes") as info:
         load_model(str(tmp_path / "gone.pt"), trust=True)
+    assert "'vanishing_models_for_cnnviz' is not importable" in info.value.fix and "PYTHONPATH" in info.value.fix
+    # the same pickle given as a weights file, trusted
+    with pytest.raises(ModelLoadError, match="PYTHONPATH"):
+        load_state_dict_file(tmp_path / "gone.pt", trust=True)
 
 
 def test_move_export_program_on_cpu_keeps_outputs(saved):
