@@ -213,7 +213,10 @@ def run(args) -> int:
                         for r, (i, n, p) in enumerate(preds)],
         "warnings": warnings,
     }
+    stale = _pngs_of_an_earlier_run(out_dir) - {layer["png"] for layer in layers}
     _write_json(out_dir / "summary.json", summary)
+    for rel in stale:  # the earlier run's mosaics that this run did not overwrite
+        (out_dir / rel).unlink(missing_ok=True)
 
     print(f"{loaded.name}: {_count(len(layers), 'layer')} on {result.device}, input {tuple(x.shape)} "
           f"from {image_path}")
@@ -224,6 +227,17 @@ def run(args) -> int:
     print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {_count(len(layers), 'mosaic')} "
           f"in {out_dir / 'layers'}")
     return 0
+
+
+def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:
+    """The mosaics an earlier run into ``out_dir`` listed in its summary.json (only those:
+    nothing else in the folder is touched), so that layers of another model do not linger."""
+    try:
+        old = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+        names = {layer["png"] for layer in old["layers"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and re.fullmatch(r"layers/[^/\\]+\.png", n)}
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:

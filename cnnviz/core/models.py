@@ -26,7 +26,9 @@ opened by any loader. Every loader that can run code from a file is reached thro
 :func:`_unsafe_load_trusted` and nowhere else. Weights files are loaded with
 ``torch.load(weights_only=True)`` or safetensors; when weights-only loading refuses a file,
 that is reported and nothing falls back to the unrestricted loader (an attacker can make the
-safe loader fail at will).
+safe loader fail at will). Besides torch's own allowlist, weights-only loading accepts numpy's
+arrays, scalars and dtypes (checkpoints often hold ``np.float64`` accuracies); the items of an
+object array still need allowed globals, so a payload hidden in one is refused.
 
 Format detection reads the pickle opcodes without executing them, to tell a plain state_dict
 from a pickled object. Detection is only a routing decision, never the safety boundary: a
@@ -536,12 +538,36 @@ def _pickle_scan(stream) -> tuple[set[str], object]:
     raise ValueError("pickle ended without STOP")
 
 
+def _numpy_safe_globals() -> list:
+    """numpy arrays, scalars and dtypes, which training scripts leave in checkpoints
+    (``"acc": np.float64(0.93)``), as ``(object, name in the pickle)`` pairs. Rebuilding them
+    runs no code from the file (an object array's items still need allowed globals), so
+    weights-only loading accepts them (torch documents this allowlist for numpy). Names as
+    numpy 1 (``numpy.core``) and numpy 2 (``numpy._core``) write them."""
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    pairs = [(np.ndarray, "numpy.ndarray"), (np.dtype, "numpy.dtype")]
+    for fn in (multiarray._reconstruct, multiarray.scalar):
+        for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            pairs.append((fn, f"{mod}.{fn.__name__}"))
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles some dtypes by class
+    for name in dir(dtypes) if dtypes is not None else ():
+        cls = getattr(dtypes, name)
+        if name.endswith("DType") and isinstance(cls, type):
+            pairs.append((cls, f"numpy.dtypes.{name}"))
+    return pairs
+
+
 def _allowed_globals() -> set[str]:
-    """The globals ``torch.load(weights_only=True)`` accepts (torch's own allowlist)."""
+    """The globals ``torch.load(weights_only=True)`` accepts: torch's own allowlist and numpy's
+    arrays and scalars (:func:`_numpy_safe_globals`)."""
+    numpy_names = {name for _, name in _numpy_safe_globals()}
     try:
         from torch import _weights_only_unpickler as wou
 
-        return set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals())
+        return set(wou._get_allowed_globals()) | set(wou._get_user_allowed_globals()) | numpy_names
     except Exception:  # private API moved: fall back to what plain state_dicts use
         return {
             "collections.OrderedDict",
@@ -551,7 +577,7 @@ def _allowed_globals() -> set[str]:
             "torch.device",
             *(f"torch.{n}Storage" for n in ("Float", "Double", "Half", "BFloat16", "Long", "Int",
                                             "Short", "Char", "Byte", "Bool")),
-        }
+        } | numpy_names
 
 
 def _open_failed(path: Path, exc: OSError) -> ModelLoadError:
@@ -926,7 +952,7 @@ def _torch_load_weights_only(
     """``torch.load(weights_only=True)`` with errors a person can read. Never falls back."""
     try:
         # A file object: torch.load would pick its loader by a ".safetensors" file name.
-        with open(source, "rb") as f:
+        with open(source, "rb") as f, torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         try:  # our scan names globals fully ("builtins.eval"); torch's message says "eval"

@@ -228,3 +228,22 @@ def test_labels_that_do_not_fit_and_random_weights_are_warned_about(tmp_path):
     assert proc.returncode == 0 and "random weights" in proc.stderr
     assert "1 layer on" in proc.stdout and "1 mosaic in" in proc.stdout
     assert_one_clear_line(run_inspect("demo", "--out", ""), "--out is empty")
+
+
+def test_a_reused_out_folder_holds_only_this_runs_mosaics(tmp_path):
+    out = tmp_path / "out"
+    assert run_inspect("demo", "--out", str(out)).returncode == 0
+    (out / "layers" / "mine.png").write_bytes(b"the user's own file")
+    py = tmp_path / "net.py"
+    py.write_text("from torch import nn\n"
+                  "class Net(nn.Module):\n"
+                  "    def __init__(self):\n"
+                  "        super().__init__()\n"
+                  "        self.stem = nn.Conv2d(3, 4, 3)\n"
+                  "    def forward(self, x):\n"
+                  "        return self.stem(x).mean((2, 3))\n")
+    proc = run_inspect(f"{py}:Net", "--trust", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    summary, _, _ = read_outputs(out)
+    assert sorted(p.name for p in (out / "layers").iterdir()) == ["mine.png", "stem.png"]
+    assert [layer["png"] for layer in summary["layers"]] == ["layers/stem.png"]

@@ -116,6 +116,10 @@ def hostile_files(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
     m = tmp_path / "m_raw0"
     (tmp_path / "raw0.pt").write_bytes(pickle.dumps(EvalPayload(m), protocol=0))
     out["raw-pickle-p0"] = (tmp_path / "raw0.pt", m)
+    m = tmp_path / "m_numpy"  # numpy arrays are allowed in weights; an object array's items are not
+    torch.save({"state_dict": sd, "acc": np.float64(0.9), "items": np.array([EvalPayload(m), 1], dtype=object)},
+               tmp_path / "numpy_object.pth")
+    out["numpy-object-array"] = (tmp_path / "numpy_object.pth", m)
     return out
 
 
@@ -420,7 +424,7 @@ def test_code_bearing_files_refused_without_trust(saved, unsafe_loaders_forbidde
     assert unsafe_loaders_forbidden == []
 
 
-@pytest.mark.parametrize("case", ["zip-eval", "legacy-exec", "raw-pickle-p4", "raw-pickle-p0"])
+@pytest.mark.parametrize("case", ["zip-eval", "legacy-exec", "raw-pickle-p4", "raw-pickle-p0", "numpy-object-array"])
 def test_pickle_payload_never_runs_without_trust(tmp_path, unsafe_loaders_forbidden, case):
     path, marker = hostile_files(tmp_path)[case]
     assert detect_format(path) == "pickle"
@@ -436,7 +440,7 @@ def test_pickle_payload_never_runs_without_trust(tmp_path, unsafe_loaders_forbid
     assert unsafe_loaders_forbidden == []
 
 
-@pytest.mark.parametrize("case", ["zip-eval", "legacy-exec"])
+@pytest.mark.parametrize("case", ["zip-eval", "legacy-exec", "numpy-object-array"])
 def test_weights_only_loader_refuses_payload_and_names_it(tmp_path, case):
     """Even if detection were fooled, the weights-only loader runs nothing."""
     path, marker = hostile_files(tmp_path)[case]
@@ -924,6 +928,19 @@ def test_weights_only_refusal_becomes_a_trust_question(tmp_path, zipped):
         load_state_dict_file(f)
     got = load_state_dict_file(f, trust=True)
     assert all(torch.equal(v, sd[k]) for k, v in got.items())
+
+
+def test_checkpoints_with_numpy_scalars_and_arrays_load_as_weights_without_trust(tmp_path):
+    """Training scripts leave ``np.float64`` accuracies and numpy arrays in checkpoints;
+    weights-only loading accepts numpy's arrays, scalars and dtypes (nothing from the file
+    runs), so these need no trust."""
+    sd = prepare(TinyLeNet()).state_dict()
+    f = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": sd, "acc": np.float64(0.93), "epoch": np.int64(7), "hist": np.arange(3.0),
+                "kind": np.dtype("float32")}, f)
+    assert detect_format(f) == "state_dict"
+    got = load_state_dict_file(f)
+    assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
 
 
 def test_pickled_model_whose_class_is_gone(tmp_path, monkeypatch):
