@@ -29,3 +29,12 @@ def test_every_linked_picture_and_doc_exists():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_the_user_guides_python_example_runs():
+    text = (ROOT / "docs" / "USER_GUIDE.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    scope: dict = {}
+    exec(compile(code, "USER_GUIDE.md", "exec"), scope)  # noqa: S102 - our own documentation
+    assert len(scope["result"].layers) == 15 and scope["grid"].image.dtype.name == "uint8"
+    assert scope["heatmap"].shape == tuple(scope["x"].shape[-2:]) and scope["rf"] is not None
