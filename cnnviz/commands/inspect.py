@@ -204,6 +204,7 @@ def run(args) -> int:
         "image": str(image_path),
         "input_shape": list(x.shape),
         "preprocessing": pp.to_dict(),
+        "preprocessing_steps": _steps(pp),
         "device": result.device,
         "fell_back_to_cpu": result.fell_back_to_cpu,
         "message": result.message,
@@ -238,6 +239,24 @@ def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:
     except (OSError, ValueError, KeyError, TypeError):
         return set()
     return {n for n in names if isinstance(n, str) and re.fullmatch(r"layers/[^/\\]+\.png", n)}
+
+
+def _steps(pp) -> list[str]:
+    """How the input tensor was made, in order, precisely enough to reproduce it."""
+    steps = ["pixels as float32 in [0, 1] (uint8 / 255); EXIF orientation applied, transparency composited on white"]
+    if pp.color == "gray":
+        steps.append("colour to gray: BT.601 luma, 0.299 R + 0.587 G + 0.114 B (a gray image as is)")
+    else:
+        steps.append(f"channels in {pp.color.upper()} order (a gray image repeated to 3 channels)")
+    if pp.resize is not None:
+        how = (f"shorter side to {pp.resize}, aspect kept" if isinstance(pp.resize, int)
+               else f"to {pp.resize[0]}x{pp.resize[1]}")
+        aa = "" if pp.interpolation == "nearest" else ", antialias=True (as torchvision's transforms)"
+        steps.append(f"resize {how}: torch.nn.functional.interpolate mode={pp.interpolation!r}{aa}")
+    if pp.center_crop is not None:
+        steps.append(f"center crop {pp.center_crop} (torchvision's CenterCrop)")
+    steps.append(f"(x - mean) / std with mean {list(pp.mean)}, std {list(pp.std)}")
+    return steps
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:

@@ -192,6 +192,7 @@ def test_colour_option_and_an_image_named_after_the_options(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary, arrays, _ = read_outputs(out)
     assert summary["image"] == str(digit) and summary["preprocessing"]["color"] == "gray"
+    assert any("BT.601" in step for step in summary["preprocessing_steps"])
     assert len(summary["predictions"]) == 2 and summary["warnings"] == []
     proc = run_inspect("demo", "--out", str(tmp_path / "two"), str(digit), str(digit), module="cnnviz.cli")
     assert_one_clear_line(proc, "unrecognized arguments")
