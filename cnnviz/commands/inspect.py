@@ -243,7 +243,8 @@ def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:
 
 def _steps(pp) -> list[str]:
     """How the input tensor was made, in order, precisely enough to reproduce it."""
-    steps = ["pixels as float32 in [0, 1] (uint8 / 255); EXIF orientation applied, transparency composited on white"]
+    steps = ["pixels as float32 in [0, 1] (uint8 / 255); EXIF orientation applied, "
+             "transparency composited on white"]
     if pp.color == "gray":
         steps.append("colour to gray: BT.601 luma, 0.299 R + 0.587 G + 0.114 B (a gray image as is)")
     else:
