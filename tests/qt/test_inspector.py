@@ -593,6 +593,37 @@ def test_exports_png_npz_and_csv(qtbot, inspector, tmp_path):
     assert int(row["channels"]) == conv2.shape[0]
 
 
+def test_a_model_that_cannot_run_shows_no_stale_results_and_exports_do_not_hang(qtbot, inspector, tmp_path):
+    """The demo's layers, predictions and tiles must not stay on screen under the name of a
+    model whose forward fails; an export asked for then ends with a message."""
+    w = inspector
+    assert w.layer_table.names() and w.grid.mosaic() is not None  # the demo is shown
+    py = tmp_path / "raiser.py"
+    py.write_text("import torch.nn as nn\n"
+                  "class Raiser(nn.Module):\n"
+                  "    def __init__(self):\n"
+                  "        super().__init__()\n"
+                  "        self.conv = nn.Conv2d(1, 4, 3)\n"
+                  "    def forward(self, x):\n"
+                  "        raise RuntimeError('boom: my forward is broken')\n")
+    errors = w.inference.errors
+    with qtbot.waitSignal(w.modelLoaded, timeout=TIMEOUT):
+        w.load_model_spec(f"{py}:Raiser", trust=True)
+    qtbot.waitUntil(lambda: w.inference.errors > errors, timeout=TIMEOUT)
+    assert w.layer_table.names() == [] and w.grid.mosaic() is None
+    assert w.predictions.predictions == [] and "could not run" in w.predictions.note and "boom" in w.predictions.note
+    assert w.export_grid_png(tmp_path / "grid.png") is None and "Nothing to export" in w.last_message
+    errors = w.inference.errors
+    w.export_npz(tmp_path / "all.npz")
+    qtbot.waitUntil(lambda: w.inference.errors > errors, timeout=TIMEOUT)
+    assert not w.task_progress.isVisibleTo(w) and not (tmp_path / "all.npz").exists()
+    # the demo again: everything comes back
+    with qtbot.waitSignal(w.modelLoaded, timeout=TIMEOUT):
+        w.load_model_spec("demo")
+    wait_for(qtbot, w, lambda r: "conv1" in r.names())
+    assert w.layer_table.names()[0] == "conv1" and w.grid.mosaic() is not None
+
+
 def test_closing_during_a_load_leaves_no_thread(qtbot, make_inspector):
     threads_before = threading.active_count()
     w = make_inspector(wait=False)  # the demo is still loading

@@ -84,6 +84,7 @@ class ActivationGrid(QAbstractScrollArea):
         self.signed = False
         self.levels: tuple[float, float] | None = None
         self.painted_tiles = 0  # tiles drawn by the last paint (tests: only visible ones)
+        self.empty_text = "No layer selected"  # drawn when there are no tiles
 
     # -- data
     def set_maps(self, maps: np.ndarray | None, stats: ChannelStats | None = None) -> None:
@@ -249,7 +250,8 @@ class ActivationGrid(QAbstractScrollArea):
         try:
             if self._tiles is None:
                 p.setPen(self.palette().color(self.palette().ColorRole.PlaceholderText))
-                p.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), "No layer selected")
+                p.drawText(self.viewport().rect().adjusted(12, 12, -12, -12),
+                           int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap), self.empty_text)
                 return
             p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
             font = QFont(self.font())
@@ -465,8 +467,18 @@ class ActivationPanel(QWidget):
         self.grid.set_style(self.norm_box.currentData(), self.cmap_box.currentData())
         self._refresh_detail()
 
+    def show_nothing(self, why: str) -> None:
+        """No result to show (the model could not run): empty grid and detail, ``why`` in it."""
+        self._layer, self._stats = None, None
+        self.grid.empty_text = why
+        self.grid.set_maps(None, None)
+        self.caption.setText("<b>No result</b>")
+        self.caption.setToolTip(why)
+        self._refresh_detail()
+
     def set_layer(self, name: str, type_: str, shape_text: str, maps: np.ndarray | None,
                   stats: ChannelStats | None, channel: int, new_layer: bool) -> None:
+        self.grid.empty_text = "No layer selected"
         self._layer = name
         self._stats = stats
         if new_layer and maps is not None:

@@ -984,12 +984,33 @@ class InspectorWindow(QMainWindow):
     def _on_inference_error(self, rid: int, exc: BaseException) -> None:
         if self._closing:
             return
+        if self._pending_export is not None:  # its result will not come: say so, stop the bar
+            self._pending_export = None
+            self._set_task_ui(None)
+            self.show_message("The export was not written: the model could not run on this input", error=True)
+        if self._result is None:
+            # Nothing computed for this model yet: the views must not go on showing the
+            # previous model's layers and predictions as if they were this one's.
+            self._clear_views(exc.cause if isinstance(exc, CnnvizError) else f"{type(exc).__name__}: {exc}")
         if isinstance(exc, CnnvizError):
             self.show_error(exc, "The model could not run on this input")
         else:  # a bug, not bad input: the details dialog (the worker has logged the traceback)
             details = getattr(exc, "cnnviz_traceback", None) or "".join(
                 traceback.format_exception(type(exc), exc, exc.__traceback__))
             self.report_exception(f"{type(exc).__name__}: {exc}", details)
+
+    def _clear_views(self, why: str) -> None:
+        """Empty every view of results, with ``why`` where the activations were."""
+        note = f"The model could not run on this input: {why}"
+        self._layer = None
+        self.layer_table.set_layers([])
+        self.activations.show_nothing(note)
+        self.status_time.setText("")
+        self.predictions.set_predictions([], note)
+        self.overview.set_rows(None)
+        self.weights_view.set_weights(None)
+        self.cam_view.set_cam(None, None, note)
+        self.rf_view.set_rf(None, None, note)
 
     def _handle_export(self, res: InspectResult) -> None:
         job = res.export_done
