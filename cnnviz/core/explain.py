@@ -52,6 +52,7 @@ __all__ = [
     "effective_rf",
     "grad_cam",
     "last_conv_layer",
+    "predicted_class",
     "receptive_field",
     "theoretical_rf_box",
 ]
@@ -245,6 +246,13 @@ def grad_cam(model: Any, x: torch.Tensor, target_class: int | None = None,
         peak = cam.max()
         cam = cam / peak if peak > 0 else torch.zeros_like(cam)
     return cam.cpu().numpy().astype(np.float32), layer
+
+
+def predicted_class(output: Any) -> int:
+    """The class Grad-CAM explains by default: the argmax of the class scores, reduced the
+    way :func:`grad_cam` and :func:`cnnviz.core.capture.topk` reduce them (a dense ``(N, C,
+    H, W)`` prediction is averaged over its pixels), so all three name the same class."""
+    return int(_logits(output)[0].argmax())
 
 
 def _logits(out: Any) -> torch.Tensor:

@@ -246,3 +246,21 @@ def test_effective_rf_bad_unit_or_channel():
         effective_rf(model, x, "pool1", unit_yx=(14, 0))
     with pytest.raises(CaptureError, match="no channel 6"):
         effective_rf(model, x, "conv1", channel=6)
+
+
+def test_a_dense_prediction_names_the_same_class_in_predictions_and_grad_cam():
+    """A (1, C, H, W) output: the predictions average each class over the pixels; the class
+    Grad-CAM explains by default must be that top class (not an argmax over C*H*W values)."""
+    from cnnviz.core.capture import capture, topk
+    from cnnviz.core.explain import grad_cam, predicted_class
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                torch.nn.Conv2d(4, 5, 3, padding=1)).eval()
+    x = torch.rand(1, 3, 24, 24)
+    out = capture(model, x).output
+    top = topk(out, None, 1)[0][0]
+    assert predicted_class(out) == top and 0 <= top < 5
+    default, layer = grad_cam(model, x, layer="1")
+    chosen, _ = grad_cam(model, x, target_class=top, layer="1")
+    assert np.array_equal(default, chosen)

@@ -624,6 +624,25 @@ def test_a_model_that_cannot_run_shows_no_stale_results_and_exports_do_not_hang(
     assert w.layer_table.names()[0] == "conv1" and w.grid.mosaic() is not None
 
 
+def test_grad_cam_explains_the_class_the_predictions_put_first_for_a_dense_output(qtbot, inspector, tmp_path):
+    w = inspector
+    py = tmp_path / "seg.py"
+    py.write_text("import torch.nn as nn\n"
+                  "class Seg(nn.Module):\n"
+                  "    def __init__(self):\n"
+                  "        super().__init__()\n"
+                  "        self.conv = nn.Conv2d(1, 5, 3, padding=1)\n"
+                  "    def forward(self, x):\n"
+                  "        return self.conv(x)\n")
+    with qtbot.waitSignal(w.modelLoaded, timeout=TIMEOUT):
+        w.load_model_spec(f"{py}:Seg", trust=True)
+    w.show_tab("cam")
+    res = wait_for(qtbot, w, lambda r: r.cam is not None and "conv" in r.names())
+    top = res.predictions[0][0]
+    assert 0 <= res.cam.target_class < 5 and res.cam.target_class == top
+    assert f"class {top}" in w.cam_view.caption.text()
+
+
 def test_closing_during_a_load_leaves_no_thread(qtbot, make_inspector):
     threads_before = threading.active_count()
     w = make_inspector(wait=False)  # the demo is still loading

@@ -802,7 +802,7 @@ class InspectEngine:
 
     def _cam(self, req: InspectRequest, x, default: str | None, labels) -> CamData:
         from cnnviz.core.errors import CnnvizError
-        from cnnviz.core.explain import grad_cam
+        from cnnviz.core.explain import grad_cam, predicted_class
 
         layer = req.cam_layer or default
         if layer is None:
@@ -811,7 +811,7 @@ class InspectEngine:
         cls = req.cam_class
         if cls is None:
             out = self._capture.output
-            cls = int(out.reshape(out.shape[0], -1)[0].argmax()) if out is not None else 0
+            cls = predicted_class(out) if out is not None else 0
         name = labels[cls] if labels is not None and 0 <= cls < len(labels) else f"class {cls}"
         return CamData(heatmap=np.ascontiguousarray(heat, dtype=np.float32), layer=used, default_layer=default,
                        target_class=int(cls), class_name=str(name), chosen_class=req.cam_class)
