@@ -250,11 +250,11 @@ class Preprocessing:
         if self.resize is not None:
             parts.append(
                 f"resize {self.resize} (shorter side)" if isinstance(self.resize, int)
-                else f"resize {self.resize[0]}x{self.resize[1]}"
+                else f"resize {self.resize[0]}x{self.resize[1]} (HxW)"
             )
         if self.center_crop is not None:
             c = self.center_crop
-            parts.append(f"center crop {c}" if isinstance(c, int) else f"center crop {c[0]}x{c[1]}")
+            parts.append(f"center crop {c}" if isinstance(c, int) else f"center crop {c[0]}x{c[1]} (HxW)")
         parts.append("mean " + ", ".join(f"{m:g}" for m in self.mean))
         parts.append("std " + ", ".join(f"{s:g}" for s in self.std))
         parts.append(self.color.upper())
@@ -613,6 +613,8 @@ def _detect(path: str | os.PathLike) -> _Detection:
 
     if size <= _MAX_PYTHON_SOURCE and _looks_like_python(p):
         return _Detection("python", "text")
+    if p.suffix.lower() == ".py" and size <= _MAX_PYTHON_SOURCE:
+        _raise_python_syntax_error(p)
 
     raise ModelLoadError(
         f"{p.name} is not a model or weights file cnnviz can read: it is not a PyTorch archive "
@@ -707,6 +709,21 @@ def _python_tree(source: bytes) -> ast.Module | None:
         return ast.parse(source.decode("utf-8"))
     except (UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
         return None
+
+
+def _raise_python_syntax_error(p: Path) -> None:
+    """A ``.py`` file that does not parse: say where (parsing runs nothing from it)."""
+    try:
+        ast.parse(p.read_bytes().decode("utf-8"), filename=p.name)
+    except UnicodeDecodeError as exc:
+        raise ModelLoadError(f"{p.name} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                             "save the Python file as UTF-8") from exc
+    except SyntaxError as exc:
+        where = f"line {exc.lineno}" + (f", column {exc.offset}" if exc.offset else "")
+        raise ModelLoadError(f"{p.name} has a Python syntax error at {where}: {exc.msg}",
+                             f"fix the file (python -m py_compile {p} shows the same)") from exc
+    except (OSError, ValueError, RecursionError, MemoryError):
+        return
 
 
 def _looks_like_python(p: Path) -> bool:

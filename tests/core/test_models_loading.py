@@ -368,6 +368,15 @@ def test_input_channels_come_from_the_first_convolution_that_runs(tmp_path):
     assert load_model(f"{py}:Order", trust=True).input_channels == 8
 
 
+def test_a_python_file_with_a_syntax_error_says_where(tmp_path):
+    py = tmp_path / "broken.py"
+    py.write_text("import torch\nclass Broken(torch.nn.Module:\n    pass\n")
+    for spec in (f"{py}:Broken", str(py)):
+        with pytest.raises(ModelLoadError, match=r"broken\.py has a Python syntax error at line 2") as info:
+            load_model(spec)  # no trust needed to be told: parsing runs nothing
+        assert "py_compile" in info.value.fix
+
+
 def test_python_file_without_class_lists_classes(tmp_path):
     py = write_model_py(tmp_path)
     with pytest.raises(ModelLoadError, match=r"net\.py:ClassName.*Net"):

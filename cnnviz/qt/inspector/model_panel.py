@@ -67,13 +67,13 @@ class PreprocessingEditor(QWidget):
         self.resize_edit = QLineEdit()
         self.resize_edit.setObjectName("pre-resize")
         self.resize_edit.setToolTip("Resize before the model sees the image: one number scales the shorter side, "
-                                    "W,H sets both; a model only sees objects at the scale it was trained on.")
-        self.resize_edit.setPlaceholderText("none · 256 (shorter side) · 28,28")
+                                    "H,W (height, width) sets both; a model only sees objects at the scale it was trained on.")
+        self.resize_edit.setPlaceholderText("none · 256 (shorter side) · 28,28 (H,W)")
         self.crop_edit = QLineEdit()
         self.crop_edit.setObjectName("pre-crop")
         self.crop_edit.setToolTip("Cut the centre out after resizing (ImageNet models take 224×224), so the "
                                   "input has the size the model was trained on.")
-        self.crop_edit.setPlaceholderText("none · 224 · 224,224")
+        self.crop_edit.setPlaceholderText("none · 224 · 224,224 (H,W)")
         self.mean_edit = QLineEdit()
         self.mean_edit.setObjectName("pre-mean")
         self.mean_edit.setToolTip("Per-channel mean subtracted from every pixel, as in training; a wrong mean "
