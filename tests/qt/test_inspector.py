@@ -401,8 +401,14 @@ def test_a_model_that_fails_to_load_leaves_the_window_usable(qtbot, inspector, t
                          "color": "gray", "interpolation": "bilinear"})
     qtbot.waitUntil(lambda: w.inference.errors > 0, timeout=TIMEOUT)
     assert "input size" in w.last_message
+    status = w.model_panel.pre.status  # said by the form too, not only in the status bar
+    assert status.isVisibleTo(w) and "input size" in status.text() and "last settings that worked" in status.text()
     w.set_preprocessing(None)
     wait_for(qtbot, w, lambda r: r.input_shape == (1, 28, 28))
+    assert not status.isVisibleTo(w)
+    w.set_preprocessing({"resize": None, "center_crop": None, "mean": [0.5, 0.5], "std": [1.0],
+                         "color": "gray", "interpolation": "bilinear"})
+    assert status.isVisibleTo(w) and "Not applied" in status.text() and "mean" in status.text()
 
 
 def test_a_pickled_resnet_shaped_model_with_in_place_relus(qtbot, inspector, tmp_path):

@@ -112,10 +112,22 @@ class PreprocessingEditor(QWidget):
         row.addWidget(self.reset_button)
         row.addStretch(1)
         form.addRow(row)
+        self.status = QLabel("")  # why the last Apply did not take (next to the form, not only in the status bar)
+        self.status.setObjectName("pre-status")
+        self.status.setWordWrap(True)
+        self.status.setStyleSheet("color: #c0392b;")
+        self.status.hide()
+        form.addRow(self.status)
         self.apply_button.clicked.connect(self._apply)
         self.reset_button.clicked.connect(self.reset)
         for e in (self.resize_edit, self.crop_edit, self.mean_edit, self.std_edit):
             e.returnPressed.connect(self._apply)
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` under the form in red (empty: hide it)."""
+        self.status.setText(text)
+        self.status.setToolTip(text)
+        self.status.setVisible(bool(text))
 
     def set_values(self, d: dict[str, Any]) -> None:
         self.resize_edit.setText(_size_text(d.get("resize")))

@@ -643,6 +643,7 @@ class InspectorWindow(QMainWindow):
         self._rf_unit = None
         self._weights_layer = None
         self._result = None
+        self.model_panel.pre.set_status("")
         if self._pending_export is not None:
             self.show_message("The export was dropped: another model was loaded before it was written", error=True)
         self._pending_export = None
@@ -930,6 +931,7 @@ class InspectorWindow(QMainWindow):
             return
         prev = self._result
         self._result = res
+        self.model_panel.pre.set_status("")
         self._handle_export(res)
         if res.message:
             self.show_message(res.message, error=True)
@@ -988,10 +990,15 @@ class InspectorWindow(QMainWindow):
             self._pending_export = None
             self._set_task_ui(None)
             self.show_message("The export was not written: the model could not run on this input", error=True)
+        why = exc.cause if isinstance(exc, CnnvizError) else f"{type(exc).__name__}: {exc}"
         if self._result is None:
             # Nothing computed for this model yet: the views must not go on showing the
             # previous model's layers and predictions as if they were this one's.
-            self._clear_views(exc.cause if isinstance(exc, CnnvizError) else f"{type(exc).__name__}: {exc}")
+            self._clear_views(why)
+        else:  # the views show the last input and settings that worked: say so by the form
+            fix = f"; {exc.fix}" if isinstance(exc, CnnvizError) and exc.fix else ""
+            self.model_panel.pre.set_status(f"The model could not run with these settings: {why}{fix}. "
+                                            "The views still show the last settings that worked.")
         if isinstance(exc, CnnvizError):
             self.show_error(exc, "The model could not run on this input")
         else:  # a bug, not bad input: the details dialog (the worker has logged the traceback)
@@ -1119,7 +1126,9 @@ class InspectorWindow(QMainWindow):
         self._request()
 
     def _on_pre_applied(self, d: Any) -> None:
+        form = self.model_panel.pre
         if isinstance(d, Exception):
+            form.set_status(f"Not applied: {d}")
             self.show_message(f"Preprocessing not applied: {d}", error=True)
             return
         from cnnviz.core.models import Preprocessing  # torch is loaded: a model is
@@ -1127,8 +1136,10 @@ class InspectorWindow(QMainWindow):
         try:
             pre = Preprocessing.from_dict(d)
         except CnnvizError as exc:
+            form.set_status(f"Not applied: {exc.cause}; {exc.fix}" if exc.fix else f"Not applied: {exc.cause}")
             self.show_error(exc, "Preprocessing not applied")
             return
+        form.set_status("")
         self._pre_override = pre.to_dict()
         self.show_message(f"Preprocessing: {pre.describe()}")
         self._request()
