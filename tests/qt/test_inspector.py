@@ -492,6 +492,16 @@ def test_python_class_with_weights_and_labels_and_preprocessing(qtbot, inspector
     w.model_panel.pre.apply_button.click()
     res = wait_for(qtbot, w, lambda r: r.input_shape == (1, 28, 28))
     assert res.predictions[0][1].startswith("digit ")
+    assert "⚠" not in w.model_panel.labels_info.text()
+    # a labels file that does not fit the model's 10 classes is pointed out next to it
+    three = tmp_path / "three.txt"
+    three.write_text("a\nb\nc\n")
+    assert w.load_labels(three)
+    wait_for(qtbot, w, lambda r: r.labels is not None and len(r.labels) == 3)
+    qtbot.waitUntil(lambda: "⚠ the model outputs 10 classes, the file names 3" in w.model_panel.labels_info.text(),
+                    timeout=TIMEOUT)
+    assert w.load_labels(labels)
+    qtbot.waitUntil(lambda: "⚠" not in w.model_panel.labels_info.text(), timeout=TIMEOUT)
     x = torch.from_numpy(np.ascontiguousarray(res.input_image[..., 0], dtype=np.float32) / 255.0)
     assert x.shape == (28, 28)
     # the recent list remembers the spec (never the trust)

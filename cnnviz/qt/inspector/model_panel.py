@@ -209,8 +209,25 @@ class ModelPanel(QWidget):
         self.set_labels(labels)
 
     def set_labels(self, labels: list[str] | None, source: str | None = None) -> None:
+        self._labels_text = ""
+        self._labels_count = len(labels) if labels and source else None  # only a file the user gave is checked
         if labels:
             shown = ", ".join(labels[:4]) + (" …" if len(labels) > 4 else "")
-            self.labels_info.setText(f"{len(labels)} classes{f' from {source}' if source else ''}: {html.escape(shown)}")
+            self._labels_text = (f"{len(labels)} classes{f' from {html.escape(source)}' if source else ''}: "
+                                 f"{html.escape(shown)}")
+            self.labels_info.setText(self._labels_text)
         else:
             self.labels_info.setText("no class names (shown as class 0, class 1, …)")
+
+    def check_label_count(self, n_classes: int | None) -> None:
+        """Warn, in red, when a labels file names more or fewer classes than the model outputs
+        (names are matched by index, so they would be wrong)."""
+        count = getattr(self, "_labels_count", None)
+        if count is None or not n_classes:
+            return
+        text = self._labels_text
+        if count != n_classes:
+            text += (f"<br><span style='color:#c0392b'>⚠ the model outputs {n_classes} classes, the file names "
+                     f"{count}: names are matched by index</span>")
+        if self.labels_info.text() != text:
+            self.labels_info.setText(text)

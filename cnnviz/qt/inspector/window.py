@@ -950,6 +950,7 @@ class InspectorWindow(QMainWindow):
                                        self._channel, new_layer)
         note = res.errors.get("predictions", "the model's output has no class scores")
         self.predictions.set_predictions(res.predictions, note)
+        self.model_panel.check_label_count(res.n_classes)
         if res.overview is not None:
             fresh = prev is None or prev.overview is None or new_layer
             self.overview.set_rows(res.overview)
