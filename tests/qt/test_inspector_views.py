@@ -231,3 +231,23 @@ def test_engine_reuses_the_capture_for_the_same_frame_and_drops_hooks_on_swap():
         assert not isinstance(v, torch.Tensor)
     assert isinstance(r3.activation, np.ndarray) and r3.activation.flags.owndata
     assert threading.current_thread() is threading.main_thread()
+
+
+def test_grid_tiles_keep_the_maps_aspect(qtbot):
+    """A 10x100 map is drawn as a wide strip centred in its square cell, not squashed square."""
+    g = ActivationGrid()
+    qtbot.addWidget(g)
+    g.resize(400, 300)
+    g.show()
+    qtbot.waitExposed(g)
+    maps = np.ones((2, 10, 100), np.float32)
+    maps[:, :, ::2] = 0.0
+    g.set_maps(maps)
+    g.set_tile_px(100)
+    g.set_selected(1)  # no selection frame on tile 0
+    img = g.viewport().grab().toImage()
+    r = g.tile_rect(0)
+    background = img.pixelColor(r.center().x(), r.top() + 5)  # above the strip: the grid's background
+    assert background == g.viewport().palette().color(g.viewport().backgroundRole())
+    centre = [img.pixelColor(r.left() + dx, r.center().y()) for dx in range(10, 30)]
+    assert len({c.rgb() for c in centre}) > 1  # the strip's stripes are there, at the cell's middle

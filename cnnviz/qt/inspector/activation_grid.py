@@ -258,11 +258,15 @@ class ActivationGrid(QAbstractScrollArea):
             font.setPixelSize(10)
             p.setFont(font)
             show_numbers = self._tile_px >= 36
+            th, tw = self._tiles.shape[1:3]
+            scale = self._tile_px / max(th, tw)  # a map keeps its aspect inside its square cell
+            dw, dh = max(1, round(tw * scale)), max(1, round(th * scale))
             for i in self.visible_range():
                 r = self.tile_rect(i)
                 if not r.intersects(event.rect()):
                     continue
-                p.drawImage(r, self._qimage(i))
+                p.drawImage(QRect(r.x() + (r.width() - dw) // 2, r.y() + (r.height() - dh) // 2, dw, dh),
+                            self._qimage(i))
                 self.painted_tiles += 1
                 dead = self._dead is not None and i < len(self._dead) and bool(self._dead[i])
                 if dead:
