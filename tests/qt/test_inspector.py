@@ -271,6 +271,7 @@ def test_cam_and_receptive_field_overlays_have_the_inputs_shape(qtbot, inspector
     click(qtbot, w.rf_view.map_view, w.rf_view.map_view.widget_point(4, 9))
     res = wait_for(qtbot, w, lambda r: r.rf is not None and r.rf.unit == (4, 9))
     assert res.rf.erf.shape == hw
+    assert w.rf_view.map_title.text() == "conv3, channel 2: unit (4, 9); click another"
     assert w.rf_view.erf_view.array().shape == (*hw, 3)
     rf = receptive_field(model, x.shape)["conv3"]
     assert res.rf.box == theoretical_rf_box(rf, (4, 9), hw)
@@ -607,6 +608,12 @@ def test_exports_png_npz_and_csv(qtbot, inspector, tmp_path):
     assert float(row["max"]) == pytest.approx(conv2.max(), rel=1e-4)
     assert float(row["mean"]) == pytest.approx(conv2.mean(), rel=1e-4, abs=1e-6)
     assert int(row["channels"]) == conv2.shape[0]
+    # a folder that does not exist is not created behind the user's back (as the PNG export)
+    missing = tmp_path / "no" / "such"
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_npz(missing / "all.npz")
+    assert not missing.parent.exists() and "Export failed" in w.last_message and "does not exist" in w.last_message
+    assert w.export_grid_png(missing / "grid.png") is None and "does not exist" in w.last_message
 
 
 def test_a_model_that_cannot_run_shows_no_stale_results_and_exports_do_not_hang(qtbot, inspector, tmp_path):

@@ -488,8 +488,12 @@ def _channel_stats(maps) -> ChannelStats:
 
 
 def _write_atomic(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:
+    from cnnviz.core.errors import CnnvizError
     from cnnviz.core.kernels import atomic_write  # the one atomic-write implementation
 
+    folder = Path(path).parent
+    if not folder.is_dir():  # as the PNG export: a mistyped folder is not created behind the user's back
+        raise CnnvizError(f"the folder {folder} does not exist", "choose an existing folder")
     atomic_write(path, write, mode)
 
 

@@ -68,7 +68,8 @@ class RFView(QWidget):
             self.map_title.setText(f"{layer}: no spatial map" if layer else "")
             self.map_view.set_placeholder(f"{layer} has no spatial map: choose a convolution or pooling layer")
             return
-        self.map_title.setText(f"{layer}, channel {channel}: click a unit")
+        self.map_title.setText(f"{layer}, channel {channel}: " +
+                               (f"unit ({unit[0]}, {unit[1]}); click another" if unit is not None else "click a unit"))
         self.map_view.set_array(tile)
         self.map_view.set_marker(unit)
 
