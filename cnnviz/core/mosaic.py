@@ -169,8 +169,9 @@ def _scratch_flat(device: torch.device, n: int) -> torch.Tensor:
     key = str(device)
     buf = bufs.get(key)
     if buf is None or buf.numel() < n:
-        for plan in getattr(_PLANS, "plans", {}).values():
-            plan.unbind()
+        if device.type == "cpu":  # the CPU plans hold views of this buffer
+            for plan in getattr(_PLANS, "plans", {}).values():
+                plan.unbind()
         buf = bufs[key] = None  # let the old block go before the new one is made
         with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
             buf = bufs[key] = torch.empty(n, dtype=torch.float32, device=device)
@@ -262,28 +263,44 @@ def _tile(src: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> 
     return canvas
 
 
-def _host_coefficients(lo: np.ndarray, hi: np.ndarray, mode: str, signed: bool | None
-                       ) -> tuple[np.ndarray, np.ndarray, bool, tuple[float, float] | None]:
-    """Per-channel ``scale, offset`` (float64) putting a channel in [0.5, 255.5] (see
-    :func:`_linear_levels`) from its finite bounds ``lo``/``hi``."""
-    if mode == "layer":
-        lo = np.full_like(lo, lo.min())
-        hi = np.full_like(hi, hi.max())
-    if signed is None:
-        signed = bool(lo.min() < 0)
-    if signed:
-        m = np.maximum(-lo, hi)
-        levels = (-float(m.max()), float(m.max())) if mode == "layer" else None
-        m[m <= 0] = np.inf  # an all-zero map: scale 0, grey 128
-        scale = 127.5 / m
-        offset = np.full_like(scale, 128.0)  # 127.5, +0.5 so the truncating cast rounds
-    else:
-        levels = (float(lo.min()), float(hi.max())) if mode == "layer" else None
-        span = hi - lo
-        span[span <= 0] = np.inf  # a constant map: scale 0, black
-        scale = 255.0 / span
-        offset = 0.5 - lo * scale
-    return scale, offset, bool(signed), levels
+def _coefficients(lo: np.ndarray, hi: np.ndarray, counts, modes, signed: bool | None
+                  ) -> tuple[np.ndarray, np.ndarray, list[bool], list[tuple[float, float] | None]]:
+    """Per channel ``scale, offset`` (float64) putting it in [0.5, 255.5] for the truncating
+    cast (see :func:`_linear_levels`), for many layers at once.
+
+    ``lo``/``hi`` are every channel's finite bounds, layer after layer; ``counts`` the
+    channels per layer and ``modes`` each layer's ``"channel"``/``"layer"``. Returns the
+    scales and offsets, and per layer whether it is signed and its levels (``"layer"`` mode
+    only). Signed: 127.5 + 127.5 * x / max|x|; unsigned: (x - lo) * 255 / (hi - lo); both
+    +0.5. An all-zero (signed) or constant (unsigned) map gets scale 0: grey 128 or black.
+    """
+    counts = np.asarray(counts, np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    layer_lo, layer_hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
+    per_layer = [md == "layer" for md in modes]
+    if any(per_layer):
+        whole = np.repeat(per_layer, counts)
+        lo = np.where(whole, np.repeat(layer_lo, counts), lo)
+        hi = np.where(whole, np.repeat(layer_hi, counts), hi)
+    is_signed = [bool(signed)] * len(counts) if signed is not None else (layer_lo < 0).tolist()
+    m_abs = np.maximum(-lo, hi)
+    m_abs[m_abs <= 0] = np.inf
+    span = hi - lo
+    span[span <= 0] = np.inf
+    scale_u = 255.0 / span
+    sig = np.repeat(is_signed, counts)
+    scale = np.where(sig, 127.5 / m_abs, scale_u)
+    offset = np.where(sig, 128.0, 0.5 - lo * scale_u)
+    levels: list[tuple[float, float] | None] = []
+    for i, whole_layer in enumerate(per_layer):
+        if not whole_layer:
+            levels.append(None)
+        elif is_signed[i]:
+            top = float(max(-layer_lo[i], layer_hi[i]))
+            levels.append((-top, top))
+        else:
+            levels.append((float(layer_lo[i]), float(layer_hi[i])))
+    return scale, offset, is_signed, levels
 
 
 def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, signed: bool | None,
@@ -367,11 +384,11 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
             k += c
             ok = bool(np.isfinite(lo).all() and np.isfinite(hi).all())
             if ok:
-                sc, sh, is_signed, levels = _host_coefficients(lo.copy(), hi.copy(), md, signed)
+                sc, sh, (is_signed,), (levels,) = _coefficients(lo, hi, [c], [md], signed)
                 scales.append(sc)
                 shifts.append(sh)
         finite.append(ok)
-        metas.append(Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (int(h), int(w)), pad, is_signed, ch, levels))
+        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (int(h), int(w)), pad, is_signed, ch, levels))
 
     buf = torch.full((offsets[-1],), pad_value, dtype=torch.uint8, device=device)
     if scales:
@@ -486,40 +503,15 @@ def _render_planned(maps, modes, chans, cols, pad: int, pad_value: int, signed: 
     lo, hi = plan.stats_np.astype(np.float64)
     if not math.isfinite(float(lo.sum()) + float(hi.sum())):
         return None
-    starts, counts = plan.starts[:-1], plan.counts
-    layer_lo, layer_hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
-    per_layer = [md == "layer" for md in modes]
-    if any(per_layer):
-        whole = np.repeat(per_layer, counts)
-        lo = np.where(whole, np.repeat(layer_lo, counts), lo)
-        hi = np.where(whole, np.repeat(layer_hi, counts), hi)
-    is_signed = [bool(signed)] * len(maps) if signed is not None else (layer_lo < 0).tolist()
-    # signed: 127.5 + 127.5 * x / max|x|; unsigned: (x - lo) * 255 / (hi - lo); both +0.5
-    # so that the truncating cast rounds. An all-zero (signed) or constant (unsigned) map
-    # gets scale 0: grey 128 or black.
-    m_abs = np.maximum(-lo, hi)
-    m_abs[m_abs <= 0] = np.inf
-    span = hi - lo
-    span[span <= 0] = np.inf
-    scale_u = 255.0 / span
-    sig = np.repeat(is_signed, counts)
-    plan.coef_np[0] = np.where(sig, 127.5 / m_abs, scale_u)
-    plan.coef_np[1] = np.where(sig, 128.0, 0.5 - lo * scale_u)
+    plan.coef_np[0], plan.coef_np[1], signs, all_levels = _coefficients(lo, hi, plan.counts, modes, signed)
     buf = torch.full((plan.offsets[-1],), pad_value, dtype=torch.uint8)
     metas = []
-    for i, (m, (scale, shift, vals, blocks), (rows, ncols), (_, h, w)) in enumerate(
-            zip(maps, plan.tiles, plan.grids, plan.shapes)):
+    for m, (scale, shift, vals, blocks), (rows, ncols), (_, h, w), ch, is_signed, levels in zip(
+            maps, plan.tiles, plan.grids, plan.shapes, chans, signs, all_levels):
         torch.mul(m, scale, out=vals).add_(shift)
         for size, stride, off, src in blocks:
             buf.as_strided(size, stride, off).copy_(src)
-        levels = None
-        if per_layer[i]:
-            if is_signed[i]:
-                top = float(max(-layer_lo[i], layer_hi[i]))
-                levels = (-top, top)
-            else:
-                levels = (float(layer_lo[i]), float(layer_hi[i]))
-        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, is_signed[i], chans[i], levels))
+        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, is_signed, ch, levels))
     return buf, metas, plan.offsets
 
 
@@ -582,15 +574,12 @@ def _render_batched(maps, modes, chans, cols, pad: int, pad_value: int, signed: 
         return None
     n_ch = lengths.numel()
     lo_all, hi_all = stats[:n_ch], stats[n_ch:2 * n_ch]
-    metas, offsets, scales, shifts, k = [], [0], [], [], 0
-    for (c, h, w), (rows, ncols), md, ch in zip(shapes, grids, modes, chans):
-        sc, sh, is_signed, levels = _host_coefficients(lo_all[k:k + c].copy(), hi_all[k:k + c].copy(), md, signed)
-        k += c
-        scales.append(sc)
-        shifts.append(sh)
+    scale, offset, signs, all_levels = _coefficients(lo_all, hi_all, [c for c, _, _ in shapes], modes, signed)
+    metas, offsets = [], [0]
+    for (c, h, w), (rows, ncols), ch, is_signed, levels in zip(shapes, grids, chans, signs, all_levels):
         offsets.append(offsets[-1] + (rows * (h + pad) - pad) * (ncols * (w + pad) - pad))
-        metas.append(Mosaic(np.zeros((0, 0), np.uint8), rows, ncols, (h, w), pad, is_signed, ch, levels))
-    coef = torch.from_numpy(np.stack((np.concatenate(scales), np.concatenate(shifts))).astype(np.float32))
+        metas.append(Mosaic(_NO_IMAGE, rows, ncols, (h, w), pad, is_signed, ch, levels))
+    coef = torch.from_numpy(np.stack((scale, offset)).astype(np.float32))
     coef = coef.to(device, non_blocking=True)
     per_elem = torch.repeat_interleave(coef, lengths, dim=1, output_size=flat.numel())
     vals = torch.addcmul(per_elem[1], flat, per_elem[0])
