@@ -105,7 +105,7 @@ def _file_name(layer: str) -> str:
 
 
 def default_image(kind: str) -> Path:
-    from ..core.demo import resources_dir
+    from ..core.resources import resources_dir
 
     samples = resources_dir() / "samples"
     return samples / ("digit.png" if kind == "demo" else "photo.png")
@@ -271,13 +271,9 @@ def _classes(output) -> int | None:
 
 
 def _write_json(path: Path, data) -> None:
-    from ..core.kernels import atomic_write_text
-
-    try:  # allow_nan=False: every number above is finite or None; a NaN would be invalid JSON
-        atomic_write_text(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
-    except OSError as exc:
-        raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
-                          "give a folder you can write to, with free space") from exc
+    # allow_nan=False: every number in the summary is finite or None; a NaN would be invalid JSON
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    _write_atomic(path, lambda fh: fh.write(text), "w")
 
 
 class _TrustExactly:
@@ -351,11 +347,17 @@ def _write_png(path: Path, rgb) -> None:
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    from ..core.kernels import atomic_write
     from ..core.npz import write_npz
 
+    _write_atomic(path, lambda fh: write_npz(fh, arrays.items(), len(arrays)), "wb")
+
+
+def _write_atomic(path: Path, write, mode: str) -> None:
+    """:func:`cnnviz.core.kernels.atomic_write`, a write error as one clear line."""
+    from ..core.kernels import atomic_write
+
     try:
-        atomic_write(path, lambda fh: write_npz(fh, arrays.items(), len(arrays)), "wb")
+        atomic_write(path, write, mode)
     except OSError as exc:
         raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
                           "give a folder you can write to, with free space") from exc

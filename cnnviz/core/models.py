@@ -47,6 +47,7 @@ import ast
 import contextlib
 import dataclasses
 import difflib
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -538,7 +539,8 @@ def _pickle_scan(stream) -> tuple[set[str], object]:
     raise ValueError("pickle ended without STOP")
 
 
-def _numpy_safe_globals() -> list:
+@functools.lru_cache(maxsize=1)
+def _numpy_safe_globals() -> tuple:
     """numpy arrays, scalars and dtypes, which training scripts leave in checkpoints
     (``"acc": np.float64(0.93)``), as ``(object, name in the pickle)`` pairs. Rebuilding them
     runs no code from the file (an object array's items still need allowed globals), so
@@ -557,7 +559,7 @@ def _numpy_safe_globals() -> list:
         cls = getattr(dtypes, name)
         if name.endswith("DType") and isinstance(cls, type):
             pairs.append((cls, f"numpy.dtypes.{name}"))
-    return pairs
+    return tuple(pairs)
 
 
 def _allowed_globals() -> set[str]:
@@ -969,7 +971,7 @@ def _torch_load_weights_only(
     """``torch.load(weights_only=True)`` with errors a person can read. Never falls back."""
     try:
         # A file object: torch.load would pick its loader by a ".safetensors" file name.
-        with open(source, "rb") as f, torch.serialization.safe_globals(_numpy_safe_globals()):
+        with open(source, "rb") as f, torch.serialization.safe_globals(list(_numpy_safe_globals())):
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         try:  # our scan names globals fully ("builtins.eval"); torch's message says "eval"
