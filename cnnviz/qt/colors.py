@@ -163,6 +163,9 @@ def grid_font(base_font, base_px: int, values, width: int, min_px: int = 9):
     return chosen
 
 
+ERROR_RED = "#c0392b"  # error text and frames; readable on light and dark backgrounds
+
+
 def mute(widget) -> None:
     """Give a label secondary-text colour (⅔ text + ⅓ background), readable in light and dark themes."""
     pal = widget.palette()

@@ -19,6 +19,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
+from .colors import ERROR_RED
 from .live import FAILED, LIVE, RESOLUTIONS, STARTING, STILL, STOPPED, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -216,7 +217,7 @@ class SourcePanel(QWidget):
         lay.addWidget(self.state_label)
         self.error_box = QFrame()
         self.error_box.setObjectName("source-error")
-        self.error_box.setStyleSheet("QFrame#source-error { border: 1px solid #c0392b; border-radius: 4px; }")
+        self.error_box.setStyleSheet(f"QFrame#source-error {{ border: 1px solid {ERROR_RED}; border-radius: 4px; }}")
         e = QVBoxLayout(self.error_box)
         e.setContentsMargins(6, 4, 6, 4)
         self.error_text = QLabel("")

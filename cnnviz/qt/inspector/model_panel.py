@@ -10,7 +10,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
-from cnnviz.qt.colors import mute
+from cnnviz.qt.colors import ERROR_RED, mute
 
 __all__ = ["ModelPanel", "PreprocessingEditor", "parse_size", "parse_floats"]
 
@@ -67,7 +67,8 @@ class PreprocessingEditor(QWidget):
         self.resize_edit = QLineEdit()
         self.resize_edit.setObjectName("pre-resize")
         self.resize_edit.setToolTip("Resize before the model sees the image: one number scales the shorter side, "
-                                    "H,W (height, width) sets both; a model only sees objects at the scale it was trained on.")
+                                    "H,W (height, width) sets both; a model only sees objects at the scale it "
+                                    "was trained on.")
         self.resize_edit.setPlaceholderText("none · 256 (shorter side) · 28,28 (H,W)")
         self.crop_edit = QLineEdit()
         self.crop_edit.setObjectName("pre-crop")
@@ -115,7 +116,7 @@ class PreprocessingEditor(QWidget):
         self.status = QLabel("")  # why the last Apply did not take (next to the form, not only in the status bar)
         self.status.setObjectName("pre-status")
         self.status.setWordWrap(True)
-        self.status.setStyleSheet("color: #c0392b;")
+        self.status.setStyleSheet(f"color: {ERROR_RED};")
         self.status.hide()
         form.addRow(self.status)
         self.apply_button.clicked.connect(self._apply)
@@ -187,6 +188,8 @@ class ModelPanel(QWidget):
         self.labels_info.setObjectName("labels-info")
         self.labels_info.setWordWrap(True)
         row.addWidget(self.labels_info, 1)
+        self._labels_text = ""  # what labels_info says without the class-count warning
+        self._labels_count: int | None = None  # names in a labels file the user gave, checked against the model
         lay.addLayout(row)
         lay.addStretch(1)
 
@@ -222,12 +225,12 @@ class ModelPanel(QWidget):
     def check_label_count(self, n_classes: int | None) -> None:
         """Warn, in red, when a labels file names more or fewer classes than the model outputs
         (names are matched by index, so they would be wrong)."""
-        count = getattr(self, "_labels_count", None)
+        count = self._labels_count
         if count is None or not n_classes:
             return
         text = self._labels_text
         if count != n_classes:
-            text += (f"<br><span style='color:#c0392b'>⚠ the model outputs {n_classes} classes, the file names "
+            text += (f"<br><span style='color:{ERROR_RED}'>⚠ the model outputs {n_classes} classes, the file names "
                      f"{count}: names are matched by index</span>")
         if self.labels_info.text() != text:
             self.labels_info.setText(text)
