@@ -160,11 +160,8 @@ def load_model(
     target_device = resolve_device(device)
 
     if spec_str.lower() == "demo":
-        try:
-            from cnnviz.core.demo import load_demo_model
-        except ImportError as exc:
-            raise ModelLoadError(f"the demo model is not available ({exc})",
-                                 "reinstall cnnviz") from exc
+        from cnnviz.core.demo import load_demo_model
+
         loaded = load_demo_model()
     else:
         m = _PY_SPEC.match(spec_str)
