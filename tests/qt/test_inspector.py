@@ -553,6 +553,10 @@ def test_live_video_runs_the_latest_frame_and_closes_cleanly(qtbot, make_inspect
     assert src.buffer.dropped > 0
     assert src.buffer.max_depth <= 1
     assert w.inference.max_pending <= 1 and w.inference.pending <= 1
+    # frames arrive by signal from the frame wait; no timer polls the source on the GUI thread
+    polls = [t.objectName() for t in w.findChildren(QTimer) if t.isActive() and not t.isSingleShot()
+             and t.interval() < 1000]  # (the status bar's message timer runs for seconds)
+    assert polls == []
     res = w.current_capture()
     assert res.input_shape == (1, 28, 28) and len(res.predictions) == 5
     # freeze keeps the frame

@@ -612,8 +612,7 @@ class InspectorWindow(QMainWindow):
         the model that was on screen (or loading) loads again."""
         self._closing = False
         self._closed = False
-        for w in (self.inference,):
-            w.deleteLater()
+        self.inference.deleteLater()  # shut down: its thread has ended or ends with its request
         self._start_inference()
         again = self.loading.restart()
         if again is not None:
