@@ -1,8 +1,6 @@
 """Closing the window while everything is busy: a webcam streaming, a model loading (slowly)
-and an export running. Closing must not wait for the slow load and export (it returns in a
-fraction of their time, and they are still running when the process exits), every thread must
-be stopped, and the process must exit with code 0 without Qt's "QThread: Destroyed while thread
-is still running".
+and an export running. The window must close within 2 s, every thread must be stopped, and the
+process must exit with code 0 without Qt's "QThread: Destroyed while thread is still running".
 
 The scenario runs in a subprocess (offscreen) because what is checked is the process's own
 exit: its code and what Qt prints on stderr while the interpreter shuts down.
@@ -20,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SLOW_S = 5.0      # how long the fake load and the fake export take
+SLOW_S = 5.0      # how long the fake load and the fake export take: far past the 2 s budget
 
 SCENARIO = textwrap.dedent(r"""
     import json, sys, threading, time
@@ -146,8 +144,7 @@ def test_closing_while_streaming_loading_and_exporting_is_clean_and_fast(tmp_pat
     assert report["live"] == "live" and report["frames_shown"] > 0, report     # the webcam was streaming
     events = report["events"]
     assert "load started busy" in events and "export started" in events and "camera released" in events, report
-    # closing did not wait for the slow work: a fraction of its time (a ratio, not a wall-clock bound)
-    assert report["close_s"] < SLOW_S / 2, report
+    assert report["close_s"] < 0.4 * SLOW_S, report   # far less than the load it did not wait for
     assert report["visible_after_close"] == [], report
     # the camera's capture and consumer threads were joined; the only threads still alive are
     # the daemon workers abandoned in the middle of the slow load/export, which end with the process
