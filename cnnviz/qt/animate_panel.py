@@ -40,7 +40,7 @@ def _to_qimage(rgb: np.ndarray) -> QImage:
 
 def _colorize(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
     try:
-        from cnnviz.core.render import colorize
+        from cnnviz.core.display import colorize
 
         return colorize(arr.astype(np.float32), "diverging" if levels[0] < 0 else "gray", levels=levels)
     except ImportError:  # pragma: no cover - render always ships with the core

@@ -3,7 +3,7 @@
 Data walks one way: **picture → frozen request → worker → result → views**. Every kernel
 edit, parameter change or new picture makes a new :class:`~cnnviz.core.conv.PipelineRequest`;
 the one :class:`~cnnviz.qt.workers.LatestRequestWorker` computes it off the GUI thread with
-:func:`compute_playground` (a pure, module-level function tests can call without a window)
+:func:`cnnviz.core.playground.compute_playground` (a pure core function tests call without a window)
 and the views only ever paint what came back. Never more than one computation waits: a
 kernel drag that fires dozens of edits a second replaces the waiting request.
 
@@ -22,7 +22,6 @@ import json
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,14 @@ from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDockWidget
                                QSplitter, QToolButton, QVBoxLayout, QWidget)
 
 import cnnviz
-from cnnviz.core.conv import PipelineRequest, PipelineResult, prepare_input, run_pipeline, shutdown_band_pool
+from cnnviz.core.conv import PipelineRequest, PipelineResult, shutdown_band_pool
 from cnnviz.core.dotproduct import (ConvPixelExplanation, PoolPixelExplanation, explain_conv_pixel,
                                     explain_pool_pixel, pool_window_to_input)
 from cnnviz.core.errors import CnnvizError, ImageLoadError, SpecError
 from cnnviz.core.images import (BOMB_FACTOR, DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, image_from_array,
                                  load_image, probe_image, save_png)
 from cnnviz.core.kernels import RESOURCES, Kernel, preset
-from cnnviz.core.render import colorize, to_uint8
+from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput
 
 from .learn_panel import install_learn_panel
 from .live import install_live_sources
@@ -52,7 +51,7 @@ from .kernel_bank import KernelBank
 from .kernel_editor import GESTURES_HELP, KernelEditor
 from .params_panel import ParamsPanel
 from .settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
-from .views import MAGNITUDE, MOSAIC, RGB, DisplayFrame, DisplaySettings, OutputViews, StageImage, display_frame
+from .views import MAGNITUDE, MOSAIC, RGB, OutputViews
 from .weight_sharing import WeightSharingPanel
 from .workers import LatestRequestWorker
 
@@ -67,106 +66,6 @@ LIVE_MAX_SIDE = 2048
 #: (the core's default limit; a full decode would need gigabytes).
 ASK_DOWNSCALE_PIXELS = DEFAULT_MAX_PIXELS
 STATUS_MS = 12_000
-
-
-# ---------------------------------------------------------------------------------------
-# The computation (worker thread): pure functions of a frozen job
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class PlaygroundJob:
-    """One computation: the picture, the request and the device."""
-
-    image: np.ndarray        # (H, W) or (H, W, 3|4); never written to
-    image_key: int           # changes whenever the picture does (prepared-input cache key)
-    request: PipelineRequest
-    device: str = "cpu"
-    display: DisplaySettings | None = None   # colour the result for the views, too
-    # the input view's picture of this image, when the worker already made it (a cache
-    # the worker fills in: a kernel edit does not re-colour the unchanged input)
-    input_image: StageImage | None = None
-
-
-@dataclass
-class PlaygroundOutput:
-    job: PlaygroundJob
-    result: PipelineResult
-    stats: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
-    display: DisplayFrame | None = None       # the views' pictures, when the job asked
-
-
-def stage_stats(result: PipelineResult, robust: float = 99.5,
-                max_samples: int = 65_536) -> dict[str, tuple[float, float, float, float]]:
-    """Display statistics of every stage over all kernels: ``(min, max, lo, hi)``.
-
-    ``lo, hi`` are robust auto levels: ±(the ``robust`` percentile of |x|) for signed maps,
-    the (100 − robust, robust) percentiles otherwise, from at most ``max_samples`` evenly
-    strided values. With plain ±max, one bright edge would leave every other edge
-    near-white on a diverging map; the histogram still shows the full range.
-    """
-    out: dict[str, tuple[float, float, float, float]] = {}
-    seen: dict[int, tuple[float, float, float, float]] = {}
-    for name, arr in (("conv", result.conv), ("activation", result.activation), ("pool", result.pool),
-                      ("magnitude", result.magnitude)):
-        if arr is None or arr.size == 0:
-            continue
-        if id(arr) in seen:  # no activation: the activated map is the conv map itself
-            out[name] = seen[id(arr)]
-            continue
-        lo, hi = float(arr.min()), float(arr.max())
-        if not (np.isfinite(lo) and np.isfinite(hi)):
-            continue
-        flat = arr.reshape(-1)
-        sample = flat[:: max(1, flat.size // max_samples)]
-        n = sample.size
-        if lo < 0.0:
-            k = min(n - 1, int(round(robust / 100.0 * (n - 1))))
-            m = float(np.partition(np.abs(sample), k)[k])
-            if m <= 0.0:
-                m = max(-lo, hi)
-            stat = (lo, hi, -m, m)
-        else:
-            k_lo = min(n - 1, int(round((100.0 - robust) / 100.0 * (n - 1))))
-            k_hi = min(n - 1, int(round(robust / 100.0 * (n - 1))))
-            part = np.partition(sample, (k_lo, k_hi))
-            rlo, rhi = float(part[k_lo]), float(part[k_hi])
-            stat = (lo, hi, rlo, rhi) if rhi > rlo else (lo, hi, lo, hi)
-        seen[id(arr)] = out[name] = stat
-    return out
-
-
-def compute_playground(job: PlaygroundJob, prepared: np.ndarray | None = None) -> PlaygroundOutput:
-    """Run the pipeline for ``job``, the display statistics and — when ``job.display`` is
-    set — the views' coloured pictures (pure; any thread), so the GUI thread only blits."""
-    result = run_pipeline(job.image, job.request, device=job.device, prepared=prepared)
-    stats = stage_stats(result)
-    display = None
-    if job.display is not None:
-        display = display_frame(result, job.request, stats, job.display, job.input_image)
-    return PlaygroundOutput(job, result, stats, display)
-
-
-class PlaygroundComputer:
-    """The worker's compute function: :func:`compute_playground` with the prepared input of
-    the last picture cached (a colour→grey conversion per edit would be wasted work).
-    Only the worker thread calls it."""
-
-    def __init__(self) -> None:
-        self._key: tuple[int, str] | None = None
-        self._prepared: np.ndarray | None = None
-        self._input_image: StageImage | None = None
-
-    def __call__(self, job: PlaygroundJob) -> PlaygroundOutput:
-        key = (job.image_key, job.request.conv.channels)
-        if key != self._key or self._prepared is None:
-            self._prepared = prepare_input(job.image, job.request.conv.channels)
-            self._key = key
-            self._input_image = None
-        if self._input_image is not None and job.display is not None:
-            job = replace(job, input_image=self._input_image)
-        out = compute_playground(job, self._prepared)
-        if out.display is not None:
-            self._input_image = out.display.stages.get("input")
-        return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -1302,17 +1201,8 @@ class MainWindow(QMainWindow):
     # export
     # ===================================================================================
     def _stage_rgb(self, stage: str) -> np.ndarray | None:
-        """A view's array coloured as it is shown (uint8 RGB)."""
-        view = self.outputs.view(stage)
-        arr = view.data()
-        if arr is None:
-            return None
-        levels = view.current_levels()
-        if arr.ndim == 2:
-            if stage == "input":
-                return colorize(arr, "gray", (0.0, 1.0))
-            return colorize(np.nan_to_num(arr, nan=levels[0]), view.colormap(), levels)
-        return to_uint8(np.nan_to_num(arr, nan=levels[0]), levels)
+        """The bytes a view draws, as RGB (RGBA where a mosaic's gaps are transparent)."""
+        return self.outputs.view(stage).displayed_image()
 
     def save_pngs(self, folder: str | Path, stem: str | None = None) -> list[Path]:
         """Save every non-empty view as ``<stem>_<stage>.png`` in ``folder``; returns the paths."""

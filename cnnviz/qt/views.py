@@ -6,21 +6,21 @@ over the centre of its pool window. Linked zoom/pan therefore keeps the same par
 image under the cursor in every view, whatever the stride, padding, dilation or pooling.
 
 The views only paint arrays the core computed (:class:`~cnnviz.core.conv.PipelineResult`);
-colours come from :mod:`cnnviz.core.render` (diverging with levels symmetric around 0 for
+colours come from :mod:`cnnviz.core.display` (diverging with levels symmetric around 0 for
 signed maps, grey for magnitudes).
 
 Painting stays cheap on the GUI thread (a kernel drag or a 30 fps camera repaints every
 view many times a second):
 
-* :func:`display_frame` — a pure function the window's worker runs next to the pipeline —
+* :func:`~cnnviz.core.display.display_frame` — a pure core function the window's worker runs next to the pipeline —
   chooses what each view shows (kernel, mosaic, channel, colormap, levels) for the frozen
   :class:`DisplaySettings` of the request and colours it into a ready-to-blit uint8 B, G,
-  R, A picture (:func:`cnnviz.core.render.display_bgra`). The views only hand those bytes
+  R, A picture (:func:`cnnviz.core.display.display_bgra`). The views only hand those bytes
   to the image item: no float-to-colour pass on the GUI thread. (A display change the
   worker did not know about — another colormap, a histogram drag — is coloured on the GUI
   thread once.)
 * The histograms (pyqtgraph's own image histogram is not connected) are counted
-  (:func:`cnnviz.core.render.histogram_counts`, a sample) and redrawn at most a few times a
+  (:func:`cnnviz.core.display.histogram_counts`, a sample) and redrawn at most a few times a
   second while results stream in, and always once they stop, so the final picture and its
   histogram agree exactly. Counting only what is drawn costs less than counting every
   result on the worker.
@@ -33,8 +33,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
@@ -46,15 +44,14 @@ import pyqtgraph as pg
 from pyqtgraph import functions as pg_fn
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, PipelineResult, PoolSpec
-from cnnviz.core.render import COLORMAPS, DIVERGING, display_bgra, histogram_counts, lut, mosaic_maps, to_uint8
+from cnnviz.core.display import (COLORMAPS, MAGNITUDE, MOSAIC, RGB, STAGES, DisplayFrame,  # noqa: F401
+                                 DisplaySettings, StageImage, clean_levels, display_frame, export_rgb,
+                                 histogram_counts, lut, mosaic_layout, stage_image)
+from cnnviz.core.mosaic import MosaicLayout
 
-STAGES = ("input", "conv", "activation", "pool")
 STAGE_TITLES = {"input": "Input", "conv": "Convolution", "activation": "Activated", "pool": "Pooled"}
 ACTIVATION_TITLES = {"none": "no activation", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x|",
                      "sigmoid": "sigmoid", "tanh": "tanh"}
-MOSAIC = -1      # selector value: all kernels tiled
-MAGNITUDE = -2   # selector value: gradient magnitude of the pair
-RGB = -1         # channel selector value in "each" mode: the three channel maps as one RGB image
 #: Histograms are redrawn at most this often while results stream in (a kernel drag, a
 #: camera); the last result's histogram is always drawn within this time.
 HISTOGRAM_INTERVAL_MS = 250
@@ -131,227 +128,6 @@ def pool_placement(conv_rect: QRectF, conv_stride: tuple[int, int], pool: PoolSp
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(int(s)) for s in shape)
-
-
-@dataclass(frozen=True)
-class MosaicLayout:
-    n: int
-    cols: int
-    tile_h: int
-    tile_w: int
-    pad: int = 1
-
-    def locate(self, row: int, col: int) -> tuple[int, int, int] | None:
-        """(kernel, y, x) under a mosaic pixel, or None on the gap between tiles."""
-        r, y = divmod(row, self.tile_h + self.pad)
-        c, x = divmod(col, self.tile_w + self.pad)
-        if y >= self.tile_h or x >= self.tile_w or c >= self.cols:
-            return None
-        k = r * self.cols + c
-        return (k, y, x) if k < self.n else None
-
-    def tile_origin(self, k: int) -> tuple[int, int]:
-        r, c = divmod(k, self.cols)
-        return r * (self.tile_h + self.pad), c * (self.tile_w + self.pad)
-
-
-# ---------------------------------------------------------------------------------------
-# What the views show, decided and coloured off the GUI thread (pure functions)
-# ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DisplaySettings:
-    """The view controls that decide what a result looks like, frozen so a worker can
-    colour a result with them (:meth:`OutputViews.display_settings`).
-
-    ``fixed_levels`` holds ``(stage, (lo, hi))`` pairs and counts only in "fixed" mode.
-    """
-
-    selection: int = 0           # kernel index, MOSAIC or MAGNITUDE
-    channel: int = RGB           # "each" mode: RGB or 0, 1, 2
-    colormap: str = "auto"
-    levels_mode: str = "auto"
-    fixed_levels: tuple[tuple[str, tuple[float, float]], ...] = ()
-
-    def fixed(self, stage: str) -> tuple[float, float] | None:
-        if self.levels_mode != "fixed":
-            return None
-        for s, lv in self.fixed_levels:
-            if s == stage:
-                return lv
-        return None
-
-
-@dataclass(frozen=True, eq=False)
-class StageImage:
-    """One view's picture: the float map it stands for and the bytes that are drawn.
-
-    ``data`` is the (H, W) or (H, W, 3) float array (what hover, explain and tests read);
-    ``pixels`` the (H, W, 4) uint8 B, G, R, A picture of ``data`` under ``levels`` and
-    ``cmap`` (:func:`~cnnviz.core.render.display_bgra`; ``cmap`` is "rgb" for 3-channel
-    data).
-    """
-
-    data: np.ndarray
-    levels: tuple[float, float]
-    cmap: str
-    pixels: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class DisplayFrame:
-    """Every view's :class:`StageImage` for one result (None: the view shows nothing)."""
-
-    settings: DisplaySettings
-    stages: dict[str, StageImage | None] = field(default_factory=dict)
-    result_id: int = 0
-
-
-def _clean_levels(levels: tuple[float, float]) -> tuple[float, float]:
-    lo, hi = float(levels[0]), float(levels[1])
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        lo, hi = (lo, lo + 1.0) if math.isfinite(lo) else (0.0, 1.0)
-    return lo, hi
-
-
-@lru_cache(maxsize=None)
-def _color_table(cmap: str) -> tuple[list[int], bool]:
-    table = lut(cmap)
-    words = [int(0xFF000000 | (int(r) << 16) | (int(g) << 8) | int(b)) for r, g, b in table]
-    return words, bool((table == np.arange(256, dtype=np.uint8)[:, None]).all())
-
-
-def _bgra_via_qimage(data: np.ndarray, cmap: str, levels: tuple[float, float], nan: bool | None) -> np.ndarray | None:
-    """:func:`~cnnviz.core.render.display_bgra` for a 2-D map through Qt's indexed-colour
-    conversion: one table look-up per pixel instead of OpenCV's grey → BGR → BGRA passes
-    (about half the time on the worker). Same bytes; None where it does not apply."""
-    words, identity = _color_table(cmap)
-    if identity or not _LITTLE_ENDIAN or data.ndim != 2 or data.size == 0:
-        return None  # grey: display_bgra's one cvtColor is already the cheapest
-    idx = to_uint8(data, levels)
-    h, w = idx.shape
-    src = QImage(idx.data, w, h, idx.strides[0], QImage.Format.Format_Indexed8)
-    src.setColorTable(words)
-    img = src.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
-    if img.isNull() or img.width() != w or img.height() != h:
-        return None
-    bits = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h)
-    out = bits.reshape(h, img.bytesPerLine() // 4, 4)[:, :w].copy()  # own the bytes; img is freed
-    if nan is None:
-        nan = data.dtype.kind == "f" and bool(np.isnan(np.min(data)))
-    if nan:
-        out[np.isnan(data)] = 0
-    return out
-
-
-def stage_image(data: np.ndarray, levels: tuple[float, float], cmap: str, nan: bool | None = None) -> StageImage:
-    """Colour ``data`` for display (any thread); ``nan`` as in
-    :func:`~cnnviz.core.render.display_bgra` (False: the map has no NaN)."""
-    lv = _clean_levels(levels)
-    if data.ndim != 2:
-        cmap = "rgb"
-    return StageImage(data, lv, cmap, _pixels(data, cmap, lv, nan))
-
-
-def _pixels(data: np.ndarray, cmap: str, levels: tuple[float, float], nan: bool | None = None) -> np.ndarray:
-    pixels = _bgra_via_qimage(data, cmap, levels, nan) if data.ndim == 2 else None
-    return pixels if pixels is not None else display_bgra(data, cmap, levels, nan=nan)
-
-
-def stage_stat(stage: str, arr: np.ndarray,
-               stats: dict[str, tuple[float, float, float, float]] | None = None) -> tuple[float, float, float, float]:
-    """(min, max, auto_lo, auto_hi) of a stage over all kernels (from ``stats`` when given)."""
-    if stats and stage in stats:
-        return stats[stage]
-    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-    if finite.size == 0:
-        return 0.0, 1.0, 0.0, 1.0
-    lo, hi = float(finite.min()), float(finite.max())
-    if lo < 0:
-        m = max(abs(lo), abs(hi))
-        return lo, hi, -m, m
-    return lo, hi, lo, hi
-
-
-def levels_for(stage: str, stat: tuple[float, float, float, float], cmap: str,
-               settings: DisplaySettings) -> tuple[float, float]:
-    """Fixed levels if the user fixed them; else the auto levels, symmetric around 0
-    for diverging colour maps (so white is exactly 0)."""
-    fixed = settings.fixed(stage)
-    if fixed is not None:
-        return fixed
-    _, _, lo, hi = stat
-    if cmap in DIVERGING:
-        m = max(abs(lo), abs(hi)) or 1.0
-        return -m, m
-    if hi <= lo:
-        return lo, lo + 1.0
-    return lo, hi
-
-
-def cmap_for(stat: tuple[float, float, float, float], settings: DisplaySettings) -> str:
-    if settings.colormap != "auto":
-        return settings.colormap
-    return "diverging" if stat[0] < 0.0 else "gray"
-
-
-def select_map(arr: np.ndarray, settings: DisplaySettings) -> np.ndarray:
-    """The 2-D (or RGB) array of one stage for the kernel/channel selection."""
-    sel = settings.selection
-    n = arr.shape[0]
-    if arr.ndim == 4:  # each mode: (N, 3, H, W)
-        ch = settings.channel
-        if sel == MOSAIC and n > 1:
-            if ch == RGB:
-                tiles = [mosaic_maps(np.ascontiguousarray(arr[:, c])) for c in range(3)]
-                return np.ascontiguousarray(np.stack(tiles, axis=2))
-            return mosaic_maps(np.ascontiguousarray(arr[:, ch]))
-        k = min(max(sel, 0), n - 1)
-        return np.ascontiguousarray(np.moveaxis(arr[k], 0, 2)) if ch == RGB else arr[k, ch]
-    if sel == MOSAIC and n > 1:
-        return mosaic_maps(arr)
-    return arr[min(max(sel, 0), n - 1)]
-
-
-def display_frame(result: PipelineResult, request: PipelineRequest,
-                  stats: dict[str, tuple[float, float, float, float]] | None, settings: DisplaySettings,
-                  input_image: StageImage | None = None) -> DisplayFrame:
-    """What every view shows for ``result`` under ``settings``, coloured (pure; any thread).
-
-    ``input_image`` is reused for the input view when it already pictures ``result.input``
-    (a kernel edit keeps the picture).
-    """
-    stages: dict[str, StageImage | None] = {}
-    x = result.input
-    if input_image is not None and input_image.data is x:
-        stages["input"] = input_image
-    else:
-        stages["input"] = stage_image(x, (0.0, 1.0), "gray" if x.ndim == 2 else "rgb", nan=False)
-    if settings.selection == MAGNITUDE and result.magnitude is not None:
-        mag = result.magnitude
-        stat = stage_stat("magnitude", mag, stats)
-        cmap = settings.colormap if settings.colormap != "auto" else "gray"
-        stages["conv"] = stage_image(mag, levels_for("conv", stat, cmap, settings), cmap, nan=False)
-        stages["activation"] = stages["pool"] = None
-        return DisplayFrame(settings, stages, result.request_id)
-    # the pipeline's maps are NaN-free (finite pictures and kernels); only the gaps between
-    # mosaic tiles are NaN, drawn transparent
-    mosaic = settings.selection == MOSAIC and result.conv.shape[0] > 1
-    arrays = {"conv": result.conv, "activation": result.activation, "pool": result.pool}
-    for stage in ("conv", "activation", "pool"):
-        arr = arrays[stage]
-        if arr is None or (stage == "pool" and request.pool is None):
-            stages[stage] = None
-            continue
-        stat = stage_stat(stage, arr, stats)
-        cmap = cmap_for(stat, settings)
-        levels = _clean_levels(levels_for(stage, stat, cmap, settings))
-        same = stages.get("conv")
-        if stage == "activation" and arr is arrays["conv"] and same is not None and same.levels == levels \
-                and same.cmap == (cmap if same.data.ndim == 2 else "rgb"):
-            stages[stage] = same  # no activation: the same map in the same colours, coloured once
-            continue
-        stages[stage] = stage_image(select_map(arr, settings), levels, cmap, nan=mosaic)
-    return DisplayFrame(settings, stages, result.request_id)
 
 
 class MapView(QWidget):
@@ -485,7 +261,7 @@ class MapView(QWidget):
         coloured through :meth:`set_image`. ``rect`` places the array in view coordinates
         (None: one unit per pixel at 0, 0).
         """
-        if (data is self._data and _clean_levels(levels) == self._levels and (rect is None or rect == self._rect)
+        if (data is self._data and clean_levels(levels) == self._levels and (rect is None or rect == self._rect)
                 and (cmap is None or cmap == self._cmap)):
             return  # the same picture again: no re-colouring
         if cmap is None:
@@ -533,6 +309,14 @@ class MapView(QWidget):
     def image(self) -> StageImage | None:
         """The picture shown now (None when empty)."""
         return self._image
+
+    def displayed_image(self) -> np.ndarray | None:
+        """The uint8 RGB (RGBA where the mosaic's gaps are transparent) of the bytes the
+        image item draws, as an export writes them (None when empty)."""
+        item = self.image_item.image
+        if self._image is None or item is None:
+            return None
+        return export_rgb(item)
 
     def displayed_rgb(self) -> np.ndarray | None:
         """The (H, W, 3) uint8 RGB the image item draws (None when empty)."""
@@ -743,13 +527,13 @@ class MapView(QWidget):
         """The user moves the histogram's levels: re-colour the picture with them."""
         if self._programmatic or self._image is None or self.histogram is None:
             return
-        lv = _clean_levels(tuple(float(v) for v in self.histogram.getLevels()))
+        lv = clean_levels(tuple(float(v) for v in self.histogram.getLevels()))
         if lv == self._levels:
             return
         self._levels = lv
         img = self._image
-        pixels = _pixels(img.data, img.cmap, lv)
-        self._image = replace(img, levels=lv, pixels=pixels)
+        self._image = stage_image(img.data, lv, img.cmap)
+        pixels = self._image.pixels
         self.image_item.setImage(pixels, autoLevels=False)
 
     def _on_levels_edited(self, *_):
@@ -1121,7 +905,7 @@ class OutputViews(QWidget):
                     stats: dict[str, tuple[float, float, float, float]] | None = None,
                     frame: DisplayFrame | None = None) -> None:
         """Paint a result. ``stats`` maps stage → (min, max, auto_lo, auto_hi) over the whole
-        stage (all kernels), as computed on the worker by ``main_window.stage_stats``;
+        stage (all kernels), as computed on the worker by :func:`cnnviz.core.playground.stage_stats`;
         ``frame`` is the result already coloured on the worker (:func:`display_frame`),
         used when it was made with the current :meth:`display_settings`."""
         shape_changed = self._result is None or self._result.input.shape[:2] != result.input.shape[:2]
@@ -1158,16 +942,12 @@ class OutputViews(QWidget):
             # the display changed since the worker coloured this result (or no worker
             # did): colour it here, once; the input view's picture is reused if it is the same
             frame = display_frame(res, req, self._stats, settings, self.views["input"].image())
-        n = res.conv.shape[0]
-        mosaic = self.selection() == MOSAIC and n > 1
         was_mosaic = self._mosaic is not None
-        if mosaic:
-            oh, ow = res.conv.shape[-2:]
-            self._mosaic = MosaicLayout(n, int(np.ceil(np.sqrt(n))), oh, ow)
-            if res.pool is not None:
-                self._pool_mosaic = MosaicLayout(n, self._mosaic.cols, *res.pool.shape[-2:])
-        else:
-            self._mosaic = None
+        conv_tiles, pool_tiles = mosaic_layout(res, frame.settings)
+        mosaic = conv_tiles is not None
+        self._mosaic = conv_tiles
+        if pool_tiles is not None:
+            self._pool_mosaic = pool_tiles
         if was_mosaic != mosaic:
             self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
         self._paint(res, req, mosaic, frame)

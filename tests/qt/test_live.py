@@ -21,7 +21,7 @@ import pytest
 
 from cnnviz.core.conv import prepare_input, run_pipeline
 from cnnviz.core.sources import CaptureSource, SyntheticSource
-from cnnviz.qt import main_window as mw
+from cnnviz.core import playground as mw
 from cnnviz.qt.live import install_live_sources, request_camera_permission
 from cnnviz.qt.main_window import MainWindow
 

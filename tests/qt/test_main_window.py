@@ -21,7 +21,8 @@ from cnnviz.core.conv import (ConvSpec, PipelineRequest, conv_output_shape, grad
 from cnnviz.core.dotproduct import pool_window_to_input
 from cnnviz.core.images import load_image
 from cnnviz.core.kernels import Kernel, preset
-from cnnviz.qt.main_window import SAMPLES_DIR, MainWindow, compute_playground, PlaygroundJob
+from cnnviz.core.playground import PlaygroundJob, compute_playground
+from cnnviz.qt.main_window import SAMPLES_DIR, MainWindow
 from cnnviz.qt.settings import PlaygroundParams
 from cnnviz.qt.views import MAGNITUDE, MOSAIC
 

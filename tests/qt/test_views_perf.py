@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QApplication
 
 from cnnviz.core.conv import PipelineRequest
 from cnnviz.core.kernels import preset
-from cnnviz.core.render import colorize, display_bgra, histogram_counts, to_uint8
+from cnnviz.core.display import colorize, display_bgra, histogram_counts, to_uint8
 from cnnviz.qt import views as views_mod
-from cnnviz.qt.main_window import PlaygroundJob, compute_playground
+from cnnviz.core.playground import PlaygroundJob, compute_playground
 from cnnviz.qt.settings import PlaygroundParams
-from cnnviz.qt.views import MOSAIC, DisplaySettings
+from cnnviz.core.display import MOSAIC, DisplaySettings
 
 OUTPUTS = ("conv", "activation", "pool")
 
