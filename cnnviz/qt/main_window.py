@@ -52,6 +52,7 @@ from .kernel_editor import GESTURES_HELP, KernelEditor
 from .params_panel import ParamsPanel
 from .settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
 from .views import MAGNITUDE, MOSAIC, RGB, OutputViews
+from .qimages import qimage_to_array, to_qimage
 from .weight_sharing import WeightSharingPanel
 from .workers import LatestRequestWorker
 
@@ -72,34 +73,6 @@ STATUS_MS = 12_000
 # Clipboard / drop helpers
 # ---------------------------------------------------------------------------------------
 _ENCODED_MIME = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp")
-
-
-def qimage_to_array(img: QImage) -> np.ndarray:
-    """A QImage as a numpy array: (H, W) for grey formats, (H, W, 3) RGB or (H, W, 4) RGBA.
-
-    The bytes are copied, so the array does not share memory with the QImage.
-    """
-    fmt = img.format()
-    if fmt in (QImage.Format.Format_Grayscale8, QImage.Format.Format_Grayscale16):
-        img = img.convertToFormat(QImage.Format.Format_Grayscale8)
-        channels = 1
-    elif img.hasAlphaChannel():
-        img = img.convertToFormat(QImage.Format.Format_RGBA8888)
-        channels = 4
-    else:
-        img = img.convertToFormat(QImage.Format.Format_RGB888)
-        channels = 3
-    h, w, bpl = img.height(), img.width(), img.bytesPerLine()
-    buf = np.frombuffer(img.constBits(), dtype=np.uint8, count=h * bpl).reshape(h, bpl)
-    arr = buf[:, : w * channels].reshape(h, w, channels) if channels > 1 else buf[:, :w]
-    return np.array(arr, copy=True)
-
-
-def array_to_qimage(rgb: np.ndarray) -> QImage:
-    """(H, W, 3) uint8 → an independent QImage (copied: the numpy buffer may go away)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
 def _local_image_paths(mime: QMimeData) -> list[Path]:
@@ -1272,7 +1245,7 @@ class MainWindow(QMainWindow):
         if rgb is None:
             self.show_message("Nothing to copy yet", error=True)
             return False
-        QGuiApplication.clipboard().setImage(array_to_qimage(rgb))
+        QGuiApplication.clipboard().setImage(to_qimage(rgb))
         self.show_message(f"Copied the {stage} view ({rgb.shape[1]}×{rgb.shape[0]}) to the clipboard")
         return True
 

@@ -24,24 +24,10 @@ __all__ = [
     "to_qimage",
 ]
 
+from cnnviz.qt.qimages import to_qimage  # noqa: E402 - the one numpy → QImage converter
+
 #: "auto": diverging for signed maps (levels symmetric around 0), grey otherwise.
 COLORMAP_CHOICES = ("auto", *COLORMAPS)
-
-
-def to_qimage(arr: np.ndarray) -> QImage:
-    """uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB → an independent QImage (copied, so the
-    array may go away or change afterwards)."""
-    a = np.ascontiguousarray(arr)
-    if a.dtype != np.uint8:
-        raise ValueError(f"to_qimage needs uint8, got {a.dtype}")
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8)
-    elif a.ndim == 3 and a.shape[2] == 3:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888)
-    else:
-        raise ValueError(f"to_qimage needs (H, W) or (H, W, 3), got {a.shape}")
-    return img.copy()
 
 
 def _is_signed(maps: np.ndarray) -> bool:
