@@ -55,6 +55,8 @@ from cnnviz.core.sources import (
     list_cameras,
 )
 
+from .workers import run_in_thread
+
 if TYPE_CHECKING:  # pragma: no cover
     from .main_window import MainWindow
     from .source_panel import SourcePanel
@@ -139,8 +141,6 @@ class _Bridge(QObject):
     frame = Signal(int, object)      # generation, Frame
     error = Signal(int, object)      # generation, SourceError
     stopped = Signal(int, str)       # generation, reason
-    started = Signal(int, object)    # generation, SourceError | None
-    cameras = Signal(int, object)    # probe token, list[CameraInfo] | SourceError
     drained = Signal(int)            # generation: the consumer saw the closed buffer and ended
 
 
@@ -150,6 +150,18 @@ def _safe_emit(signal: Any, *args: Any) -> None:
         signal.emit(*args)
     except RuntimeError:  # "Internal C++ object already deleted"
         pass
+
+
+def _start_source(source: FrameSource) -> SourceError | None:  # helper thread (run_in_thread)
+    """Open ``source`` (blocks while a camera opens); None, or the error that says why not."""
+    try:
+        source.start()
+    except SourceError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001
+        return SourceError(f"{source.name} could not be started ({type(exc).__name__}: {exc})",
+                           "try again; if it keeps failing, restart cnnviz")
+    return None
 
 
 class _Consumer(threading.Thread):
@@ -244,8 +256,6 @@ class LiveController(QObject):
         self._bridge.frame.connect(self._on_frame, q)
         self._bridge.error.connect(self._on_source_error, q)
         self._bridge.stopped.connect(self._on_source_stopped, q)
-        self._bridge.started.connect(self._on_started, q)
-        self._bridge.cameras.connect(self._on_cameras, q)
         self._bridge.drained.connect(self._on_drained, q)
 
         self._source: FrameSource | None = None
@@ -285,7 +295,8 @@ class LiveController(QObject):
         window.resultShown.connect(self._on_result_shown)
         window.imageChanged.connect(self._on_window_image_changed)
         window.worker.errorRaised.connect(self._on_worker_error)
-        window.worker.busyChanged.connect(self._on_worker_busy)
+        # queued: a drop announced inside another submit is handled once that submit returned
+        window.worker.requestDropped.connect(self._on_request_dropped, Qt.ConnectionType.QueuedConnection)
         window.installEventFilter(self)
         app = QCoreApplication.instance()
         if app is not None:
@@ -599,21 +610,20 @@ class LiveController(QObject):
                 return
             self._probe_token += 1
             token = self._probe_token
-            lister = threading.Thread(target=self._probe, args=(token,), name="cnnviz-live-cameras", daemon=True)
-            self._lister = lister
-            lister.start()
+            self._lister = run_in_thread(self._probe, lambda result, t=token: self._on_cameras(t, result),
+                                         name="cnnviz-live-cameras", context=self)
 
         request_camera_permission(self, go, self._platform)
 
-    def _probe(self, token: int) -> None:  # helper thread
+    def _probe(self) -> Any:  # helper thread (run_in_thread)
+        """The cameras found, or the SourceError that says why none could be listed."""
         try:
-            result: Any = list(self._list_cameras())
+            return list(self._list_cameras())
         except SourceError as err:
-            result = err
+            return err
         except Exception as exc:  # noqa: BLE001 - a broken driver must not kill the app
-            result = SourceError(f"looking for cameras failed ({type(exc).__name__}: {exc})",
-                                 "check the camera drivers and try again")
-        _safe_emit(self._bridge.cameras, token, result)
+            return SourceError(f"looking for cameras failed ({type(exc).__name__}: {exc})",
+                               "check the camera drivers and try again")
 
     @Slot(int, object)
     def _on_cameras(self, token: int, result: Any) -> None:
@@ -721,22 +731,9 @@ class LiveController(QObject):
         source.on_stopped = lambda reason, g=gen: _safe_emit(bridge.stopped, g, reason)
         self.last_error = None
         self._gate.set()
-        starter = threading.Thread(target=self._start_in_thread, args=(source, gen),
-                                   name=f"cnnviz-live-open {source.name}", daemon=True)
-        self._starter = starter
         self._set_state(STARTING)
-        starter.start()
-
-    def _start_in_thread(self, source: FrameSource, gen: int) -> None:  # helper thread
-        err: SourceError | None = None
-        try:
-            source.start()
-        except SourceError as exc:
-            err = exc
-        except Exception as exc:  # noqa: BLE001
-            err = SourceError(f"{source.name} could not be started ({type(exc).__name__}: {exc})",
-                              "try again; if it keeps failing, restart cnnviz")
-        _safe_emit(self._bridge.started, gen, err)
+        self._starter = run_in_thread(lambda: _start_source(source), lambda err, g=gen: self._on_started(g, err),
+                                      name=f"cnnviz-live-open {source.name}", context=self)
 
     @Slot(int, object)
     def _on_started(self, gen: int, err: SourceError | None) -> None:
@@ -856,18 +853,14 @@ class LiveController(QObject):
             self._ready_for_next()
         self._maybe_finish()
 
-    def _on_worker_busy(self, busy: bool) -> None:
-        if not busy and self._inflight:
-            # busyChanged(False) comes just before the last result is shown: look again once
-            # that has happened; whatever is still in flight then was dropped by the worker
-            QTimer.singleShot(0, self._check_idle)
-
-    def _check_idle(self) -> None:
-        if self._inflight and not self.window.worker.is_busy():
-            self.frames_superseded += len(self._inflight)
-            self._inflight.clear()
+    def _on_request_dropped(self, rid: int, _reason: str) -> None:
+        # the worker will never compute (or never deliver) that frame's request
+        if self._inflight.pop(rid, None) is None:
+            return
+        self.frames_superseded += 1
+        if not self._inflight:
             self._ready_for_next()
-            self._maybe_finish()
+        self._maybe_finish()
 
     # ===================================================================================
     # source callbacks, marshalled to the GUI thread

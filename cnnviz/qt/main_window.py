@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from .live import install_live_sources
 from . import app as qtapp
 from .animate_panel import AnimatePanel
 from .explain_panel import ExplainPanel
+from .fault_dialog import FaultDialog
 from .kernel_bank import KernelBank
 from .kernel_editor import GESTURES_HELP, KernelEditor
 from .params_panel import ParamsPanel
@@ -54,7 +54,7 @@ from .settings import PlaygroundParams, Settings, load_settings, save_settings, 
 from .views import MAGNITUDE, MOSAIC, RGB, OutputViews
 from .qimages import qimage_to_array, to_qimage
 from .weight_sharing import WeightSharingPanel
-from .workers import LatestRequestWorker
+from .workers import LatestRequestWorker, run_in_thread
 
 SAMPLES_DIR = RESOURCES / "samples"
 SAMPLES: dict[str, str] = {"photo": "Photo", "pattern": "Test pattern", "digit": "Handwritten digit",
@@ -73,6 +73,16 @@ STATUS_MS = 12_000
 # Clipboard / drop helpers
 # ---------------------------------------------------------------------------------------
 _ENCODED_MIME = ("image/png", "image/jpeg", "image/bmp", "image/tiff", "image/webp")
+
+
+def _probe_devices() -> list[str]:
+    """Import torch and list the GPUs (seconds the first time; a background thread)."""
+    from cnnviz.core.devices import compute_summary
+
+    try:
+        return compute_summary()
+    except Exception as exc:  # noqa: BLE001 - shown in the box, never raised in a thread
+        return [f"PyTorch: {type(exc).__name__}: {exc}"]
 
 
 def _local_image_paths(mime: QMimeData) -> list[Path]:
@@ -115,7 +125,6 @@ class MainWindow(QMainWindow):
 
     resultShown = Signal(int)
     imageChanged = Signal()
-    _aboutDevices = Signal(list)   # from the About box's probe thread
 
     def __init__(self, image: str | None = None, *, settings_file: str | Path | None = None,
                  load_settings_file: bool = True, parent: QWidget | None = None):
@@ -147,9 +156,9 @@ class MainWindow(QMainWindow):
         self._dialogs: list[QWidget] = []
         self._shown_at: dict[int, float] = {}
         self._about_box: QMessageBox | None = None
+        self._faults = FaultDialog(self)
         self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
         self._about_probe_running = False
-        self._aboutDevices.connect(self._on_about_devices)
 
         self.worker = LatestRequestWorker(PlaygroundComputer(), self, name="cnnviz-playground")
         self.worker.resultReady.connect(self._on_result)
@@ -1273,44 +1282,15 @@ class MainWindow(QMainWindow):
         self._transient_error = self.statusBar().currentMessage() if transient else ""
 
     def report_exception(self, summary: str, details: str) -> None:
-        """An unexpected exception (a bug): status bar plus a non-modal dialog whose details
-        expander holds the traceback. The window keeps working.
-
-        A fault that repeats (a failing paint handler fires on every repaint) never stacks
-        dialogs: while one is open, later faults are added to its details and counted.
-        """
-        self._fault_count = getattr(self, "_fault_count", 0) + 1
+        """An unexpected exception (a bug): status bar plus the non-modal fault dialog
+        (:class:`~cnnviz.qt.fault_dialog.FaultDialog`: repeats are counted, never stacked)."""
         self.show_message(f"Internal error: {summary} (details in the dialog; please report it)", error=True)
-        if self._closing:
-            return
-        logfile = qtapp.log_path()
-        where = f"\n\nThe details are also in the log file:\n{logfile}" if logfile else ""
-        box = getattr(self, "_fault_box", None)
-        if box is not None and box.isVisible():
-            self._fault_repeats += 1
-            box.setText(f"Something went wrong inside cnnviz ({self._fault_repeats + 1} errors):\n\n{summary}"
-                        f"\n\nThe window keeps working; the previous result is still shown.{where}")
-            box.setDetailedText((box.detailedText() + "\n" + "-" * 60 + "\n" + details)[-200_000:])
-            return
-        box = QMessageBox(QMessageBox.Icon.Critical, "cnnviz — internal error",
-                          f"Something went wrong inside cnnviz:\n\n{summary}\n\nThe window keeps working; "
-                          f"the previous result is still shown.{where}", QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("fault-dialog")
-        box.setDetailedText(details)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.destroyed.connect(lambda *_: setattr(self, "_fault_box", None))
-        self._fault_box = box
-        self._fault_repeats = 0
-        box.show()
+        if not self._closing:
+            self._faults.report(summary, details)
 
     def fault_dialog(self) -> QMessageBox | None:
         """The internal-error dialog while it is open (tests and the soak bench)."""
-        box = getattr(self, "_fault_box", None)
-        try:
-            return box if box is not None and box.isVisible() else None
-        except RuntimeError:  # deleted on the C++ side
-            return None
+        return self._faults.dialog()
 
     def shortcuts_text(self) -> str:
         def keys(a: QAction) -> str:
@@ -1386,24 +1366,11 @@ class MainWindow(QMainWindow):
         box.show()
         if self._about_devices is None and not self._about_probe_running:
             self._about_probe_running = True
-            threading.Thread(target=self._probe_devices, name="cnnviz-about-probe", daemon=True).start()
+            run_in_thread(_probe_devices, self._on_about_devices, name="cnnviz-about-probe", context=self)
         return box
 
     def _forget_about_box(self, *_args) -> None:
         self._about_box = None
-
-    def _probe_devices(self) -> None:
-        """Worker thread: import torch and list the GPUs (seconds the first time)."""
-        from cnnviz.core.devices import compute_summary
-
-        try:
-            lines = compute_summary()
-        except Exception as exc:  # noqa: BLE001 - shown in the box, never raised in a thread
-            lines = [f"PyTorch: {type(exc).__name__}: {exc}"]
-        try:
-            self._aboutDevices.emit(lines)
-        except RuntimeError:  # the window was closed and deleted meanwhile
-            pass
 
     def _on_about_devices(self, lines: list) -> None:
         self._about_probe_running = False

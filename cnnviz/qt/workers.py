@@ -3,13 +3,15 @@
 Every computation the window starts (a kernel edit, a stride change, a new webcam frame)
 goes through a :class:`LatestRequestWorker`:
 
-* one ``QThread`` runs a pure ``compute(request) -> result`` function;
+* one daemon Python thread runs a pure ``compute(request) -> result`` function;
 * there is at most **one pending** request: submitting while one is waiting replaces it
-  (the replaced one is counted in ``dropped`` and never computed) — a kernel drag that fires
-  dozens of edits a second never builds a queue;
+  (the replaced one is never computed) — a kernel drag that fires dozens of edits a second
+  never builds a queue;
 * every result carries the id of its request; a result whose request was invalidated
   (:meth:`LatestRequestWorker.invalidate`) or that is older than one already delivered is
   dropped, and an error for a request that has since been superseded is dropped too;
+* every drop is announced by ``requestDropped(request id, reason)`` — callers that track
+  their requests (the live frame loop) learn it from the worker, not from signal order;
 * results and errors leave the worker through Qt signals that are always emitted on the
   thread that owns the worker (the GUI thread), so slots may touch widgets; the worker
   itself never touches a widget.
@@ -38,7 +40,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-__all__ = ["LatestRequestWorker"]
+__all__ = ["LatestRequestWorker", "run_in_thread"]
 
 log = logging.getLogger("cnnviz.worker")
 
@@ -75,6 +77,7 @@ class _Thread:
                     return
                 rid, request = owner._pending
                 owner._pending = None
+                owner._waiting -= 1
                 owner._running_id = rid
             t0 = time.perf_counter()
             try:
@@ -123,17 +126,23 @@ class LatestRequestWorker(QObject):
     busyChanged(bool)
         True when the worker starts on a request after being idle, False when it has
         nothing left to do.
+    requestDropped(int request_id, str reason)
+        A request that will never produce a result or an error: "replaced" (a newer one
+        took its pending slot), "invalidated", "stale" (its result came after a newer one
+        or after :meth:`invalidate`), "superseded" (its error, after a newer request) or
+        "shutdown". Emitted on the GUI thread.
 
     Counters (read on the GUI thread)
     ---------------------------------
-    submitted, completed (results delivered), dropped (requests replaced before they ran
-    plus results/errors discarded as stale), errors, max_pending (most requests ever waiting;
-    at most 1 by construction), last_compute_ms.
+    submitted, completed (results delivered), dropped (requests dropped, one per
+    ``requestDropped``), errors, max_pending (the most requests ever seen waiting behind a
+    running computation, counted from the queue itself), last_compute_ms.
     """
 
     resultReady = Signal(int, object)
     errorRaised = Signal(int, object)
     busyChanged = Signal(bool)
+    requestDropped = Signal(int, str)
     _finished = Signal(int, object, object, float)
 
     def __init__(self, compute: Callable[[Any], Any], parent: QObject | None = None, name: str = "cnnviz-worker"):
@@ -141,6 +150,7 @@ class LatestRequestWorker(QObject):
         self._compute = compute
         self._cond = threading.Condition()
         self._pending: tuple[int, Any] | None = None
+        self._waiting = 0             # requests submitted, not yet taken by the thread nor dropped
         self._running_id: int | None = None
         self._stopping = False
         self._closed = False
@@ -170,13 +180,15 @@ class LatestRequestWorker(QObject):
         self._next_id += 1
         rid = self._next_id
         with self._cond:
-            if self._pending is not None:
-                self.dropped += 1
+            replaced = self._take_pending()
             self._pending = (rid, request)
+            self._waiting += 1
             self._latest_id = rid
             self.submitted += 1
-            self.max_pending = max(self.max_pending, 1)
+            if self._running_id is not None:
+                self.max_pending = max(self.max_pending, self._waiting)
             self._cond.notify()
+        self._dropped(replaced, "replaced")
         self._set_busy(True)
         return rid
 
@@ -187,19 +199,18 @@ class LatestRequestWorker(QObject):
         the window's input changes and the next request will follow at once).
         """
         with self._cond:
-            if self._pending is not None:
-                self._pending = None
-                self.dropped += 1
+            dropped = self._take_pending()
             self._valid_from = self._next_id + 1
             running = self._running_id is not None
+        self._dropped(dropped, "invalidated")
         if not running:
             self._set_busy(False)
 
     @property
     def pending(self) -> int:
-        """Requests waiting (0 or 1)."""
+        """Requests waiting to be computed (0 or 1)."""
         with self._cond:
-            return 0 if self._pending is None else 1
+            return self._waiting
 
     @property
     def latest_id(self) -> int:
@@ -233,11 +244,10 @@ class LatestRequestWorker(QObject):
             return not self._thread.isRunning()
         self._closed = True
         with self._cond:
-            if self._pending is not None:
-                self._pending = None
-                self.dropped += 1
+            dropped = self._take_pending()
             self._stopping = True
             self._cond.notify_all()
+        self._dropped(dropped, "shutdown")
         ok = self._thread.wait(timeout_ms)
         self._set_busy(False)
         return bool(ok)
@@ -256,20 +266,88 @@ class LatestRequestWorker(QObject):
         if error is not None:
             # An error for a request the user has already moved past is noise: drop it.
             if stale or rid != self._latest_id:
-                self.dropped += 1
+                self._dropped(rid, "superseded")
                 return
             self.errors += 1
             self._last_delivered = rid
             self.errorRaised.emit(rid, error)
             return
         if stale:
-            self.dropped += 1
+            self._dropped(rid, "stale")
             return
         self._last_delivered = rid
         self.completed += 1
         self.resultReady.emit(rid, result)
 
+    def _take_pending(self) -> int | None:
+        """Empty the pending slot (the lock held); the id of the request it held."""
+        if self._pending is None:
+            return None
+        rid = self._pending[0]
+        self._pending = None
+        self._waiting -= 1
+        return rid
+
+    def _dropped(self, rid: int | None, reason: str) -> None:
+        if rid is not None:
+            self.dropped += 1
+            self.requestDropped.emit(rid, reason)
+
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
             self.busyChanged.emit(busy)
+
+
+# ---------------------------------------------------------------------------------------
+# One-off background calls
+# ---------------------------------------------------------------------------------------
+class _CallRelay(QObject):
+    """Carries one background call's outcome to the thread that made the call (the GUI)."""
+
+    done = Signal(object)
+    failed = Signal(object)
+
+
+_RELAYS: set[_CallRelay] = set()   # alive until their call is delivered
+
+
+def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any], None],
+                  on_error: Callable[[BaseException], None] | None = None, *,
+                  name: str = "cnnviz-call", context: QObject | None = None) -> threading.Thread:
+    """Run ``fn()`` once on a daemon thread; ``on_done(result)`` or ``on_error(exception)``
+    then run on the calling (GUI) thread.
+
+    For one-off calls that may block (open or list cameras, probe the GPUs): no queue, no
+    cancellation — a caller that no longer wants the outcome ignores it (or passes
+    ``context``: when that QObject is destroyed first, nothing is delivered). The thread is
+    returned so a caller can join it when closing. Without ``on_error`` an exception is
+    logged (with its traceback) and dropped.
+    """
+    relay = _CallRelay(context)
+    _RELAYS.add(relay)
+
+    def deliver(callback: Callable | None, value: Any) -> None:
+        _RELAYS.discard(relay)
+        relay.deleteLater()
+        if callback is not None:
+            callback(value)
+
+    relay.done.connect(lambda value: deliver(on_done, value), Qt.ConnectionType.QueuedConnection)
+    relay.failed.connect(lambda exc: deliver(on_error, exc), Qt.ConnectionType.QueuedConnection)
+
+    def run() -> None:
+        try:
+            value, failed = fn(), False
+        except BaseException as exc:  # noqa: BLE001 - the outcome goes to the GUI thread
+            value, failed = exc, True
+            if on_error is None:
+                log.error("%s: %s: %s\n%s", name, type(exc).__name__, exc, traceback.format_exc().rstrip())
+        try:
+            (relay.failed if failed else relay.done).emit(value)
+        except RuntimeError:  # the context (and the relay with it) was destroyed meanwhile
+            _RELAYS.discard(relay)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread

@@ -152,7 +152,7 @@ def test_a_burst_of_edits_never_queues_more_than_one_computation(qtbot, window):
         editor.setKernel(base.with_value(0, 2, float(i)))
         window.submit_now()
     wait_conv_equals(qtbot, window, core_result(window, kernels=[editor.kernel()]).conv[0])
-    assert window.worker.max_pending == 1         # (dropping is tested with a gate in test_workers)
+    assert window.worker.max_pending <= 1         # never a queue (flooding is tested in test_workers)
 
 
 # ---------------------------------------------------------------------------------------
