@@ -1,5 +1,10 @@
-"""The kernel playground's computation: a frozen job → the pipeline result, its display
-statistics and the views' coloured pictures (pure; no Qt; any thread).
+"""The kernel playground's state and computation (pure; no Qt).
+
+:class:`PlaygroundState` is what the user chose (the kernel bank, the selected kernel, the
+magnitude pair, the conv/activation/pool parameters, the display settings): the window's
+widgets write through it and are updated from it, and :meth:`PlaygroundState.to_request`
+freezes it into the request a worker computes. A frozen job → the pipeline result, its
+display statistics and the views' coloured pictures, on any thread.
 
 The window's worker runs :class:`PlaygroundComputer` (:func:`compute_playground` with the
 prepared input cached); ``cnnviz convolve --png`` and the tests call
@@ -9,11 +14,72 @@ prepared input cached); ``cnnviz convolve --png`` and the tests call
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
-from .conv import PipelineRequest, PipelineResult, prepare_input, run_pipeline
+from .conv import ActivationSpec, ConvSpec, PipelineRequest, PipelineResult, PoolSpec, prepare_input, run_pipeline
+from .kernels import Kernel
 from .display import DisplayFrame, DisplaySettings, Stat, StageImage, display_frame, robust_stat
+
+
+class SpecSource(Protocol):
+    """Parameters that freeze into the core's specs (the window's ``PlaygroundParams``)."""
+
+    def to_specs(self) -> tuple[ConvSpec, ActivationSpec, PoolSpec | None]: ...
+
+
+@dataclass(frozen=True)
+class BankChange:
+    """What a new bank changed, for the views that show it."""
+
+    selection_moved: bool      # another kernel is selected, or the bank grew or shrank
+    names_changed: bool        # kernel names or the magnitude pair changed
+    selected_changed: bool     # the selected kernel itself is another one
+
+
+@dataclass
+class PlaygroundState:
+    """What the user chose in the playground: the one copy the window keeps.
+
+    Widgets write through :meth:`set_bank` and :meth:`set_params` (and the display
+    settings), and are updated from the state with their signals blocked, so no value
+    echoes back to the widget it came from. ``params`` is anything with ``to_specs()``
+    (the window's ``PlaygroundParams``).
+    """
+
+    kernels: tuple[Kernel, ...] = ()
+    selected: int = 0
+    magnitude_pair: tuple[int, int] | None = None
+    params: Any = None
+    display: DisplaySettings = field(default_factory=DisplaySettings)
+
+    @property
+    def selected_kernel(self) -> Kernel | None:
+        return self.kernels[self.selected] if self.kernels else None
+
+    def set_bank(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> BankChange:
+        """Take a new bank (the kernel bank's edit, a preset, a lesson)."""
+        kernels = tuple(kernels)
+        selected = max(0, min(int(selected), len(kernels) - 1)) if kernels else 0
+        before = self.selected_kernel
+        change = BankChange(
+            selection_moved=selected != self.selected or len(kernels) != len(self.kernels),
+            names_changed=[k.name for k in kernels] != [k.name for k in self.kernels]
+            or magnitude_pair != self.magnitude_pair,
+            selected_changed=(kernels[selected] if kernels else None) != before)
+        self.kernels, self.selected, self.magnitude_pair = kernels, selected, magnitude_pair
+        return change
+
+    def set_params(self, params: SpecSource) -> None:
+        self.params = params
+
+    def to_request(self) -> PipelineRequest:
+        """The frozen request of this state; a :class:`~cnnviz.core.errors.SpecError` for
+        parameters that cannot work together."""
+        conv, act, pool = self.params.to_specs() if self.params is not None else (ConvSpec(), ActivationSpec(), None)
+        return PipelineRequest(kernels=self.kernels, conv=conv, activation=act, pool=pool,
+                               magnitude_pair=self.magnitude_pair)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QMimeData, QRectF, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, QMimeData, QRectF, QSignalBlocker, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout,
                                QLabel, QMainWindow, QMessageBox, QPlainTextEdit, QPushButton, QScrollArea,
@@ -39,7 +39,7 @@ from cnnviz.core.errors import CnnvizError, ImageLoadError, SpecError
 from cnnviz.core.images import (BOMB_FACTOR, DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, image_from_array,
                                  load_image, probe_image, save_png)
 from cnnviz.core.kernels import RESOURCES, Kernel, preset
-from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput
+from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput, PlaygroundState
 
 from .learn_panel import install_learn_panel
 from .live import install_live_sources
@@ -142,10 +142,8 @@ class MainWindow(QMainWindow):
         self._image_label = ""
         self._image_path: str | None = None
         self._image_source = ""          # "file", "sample:<name>", "clipboard", "drop", "frame"
-        self._kernels: tuple[Kernel, ...] = ()
-        self._selected = 0
-        self._pair: tuple[int, int] | None = None
-        self._params = PlaygroundParams()
+        # what the user chose: the one copy (the bank, editor and views show it)
+        self.state = PlaygroundState(params=PlaygroundParams())
         self._device = "cpu"
         self._output: PlaygroundOutput | None = None
         self._pinned: tuple[str, int, int, int] | None = None
@@ -157,6 +155,7 @@ class MainWindow(QMainWindow):
         self._shown_at: dict[int, float] = {}
         self._about_box: QMessageBox | None = None
         self._faults = FaultDialog(self)
+        self._editing = False          # an editor edit is being written to the bank
         self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
         self._about_probe_running = False
 
@@ -501,14 +500,14 @@ class MainWindow(QMainWindow):
         pair = s.magnitude_pair
         if pair is not None and not (0 <= pair[0] < len(kernels) and 0 <= pair[1] < len(kernels) and pair[0] != pair[1]):
             pair = None
-        self._params = s.params
+        self.state.set_params(s.params)
         self.params_panel.set_params(s.params)
         shown = self.params_panel.raw_params()
         if self.params_panel.error() is None and shown != s.params:
             # The controls clamp what a hand-edited file asks (padding 10⁹ becomes the spin
             # box's maximum): compute exactly what the panel shows, and say so.
             self.params_panel.set_params(shown)
-            self._params = shown
+            self.state.set_params(shown)
             clamped = [f for f, v in shown.to_dict().items()
                        if not isinstance(v, float) and v != s.params.to_dict()[f]]
             if clamped:
@@ -516,15 +515,14 @@ class MainWindow(QMainWindow):
                                   "allowed values", error=True)
         if self.params_panel.error() is not None:
             err = self.params_panel.error()
-            self._params = PlaygroundParams()
-            self.params_panel.set_params(self._params)
+            self.state.set_params(PlaygroundParams())
+            self.params_panel.set_params(self.state.params)
             self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
                               "parameters", error=True)
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
-        self.kernel_editor.setKernel(kernels[sel], undoable=False)
-        self.kernel_bank.setBank(kernels, sel, pair)
+        self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_changed: state, editor, views
         if s.window_geometry:
             self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
         if s.window_state:
@@ -533,8 +531,9 @@ class MainWindow(QMainWindow):
     def collect_settings(self) -> Settings:
         """The settings object as the window stands now."""
         s = self.settings
-        s.set_kernel_bank(self._kernels, self._selected, self._pair)
-        s.params = self._params
+        st = self.state
+        s.set_kernel_bank(st.kernels, st.selected, st.magnitude_pair)
+        s.params = st.params
         s.window_geometry = Settings.encode_bytes(bytes(self.saveGeometry().data()))
         s.window_state = Settings.encode_bytes(bytes(self.saveState().data()))
         s.linked_zoom = self.outputs.is_linked()
@@ -850,25 +849,31 @@ class MainWindow(QMainWindow):
     # kernels and parameters
     # ===================================================================================
     def _on_editor_kernel(self, k: Kernel) -> None:
-        self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
+        # the editor changed the selected kernel: the bank applies its rules (a new size
+        # resizes the others) and reports the bank; the editor already shows the kernel
+        self._editing = True
+        try:
+            self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
+        finally:
+            self._editing = False
 
     def _on_bank_requested(self, kernels) -> None:
         self.kernel_bank.setBank(tuple(kernels), 0)
 
     def _on_bank_changed(self, payload) -> None:
         kernels, selected, pair = payload
-        kernels = tuple(kernels)
-        selection_moved = selected != self._selected or len(kernels) != len(self._kernels)
-        names_changed = [k.name for k in kernels] != [k.name for k in self._kernels] or pair != self._pair
-        self._kernels, self._selected, self._pair = kernels, int(selected), pair
-        if self.kernel_editor.kernel() != kernels[self._selected]:
-            # another kernel was selected (or the bank replaced): its own undo history starts now
-            self.kernel_editor.setKernel(kernels[self._selected], undoable=False)
-        if selection_moved or names_changed:
+        change = self.state.set_bank(kernels, selected, pair)
+        st = self.state
+        if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
+            # another kernel was selected (or the bank replaced): its own undo history starts
+            # now. Signals blocked: the editor shows the state, it does not report it back.
+            with QSignalBlocker(self.kernel_editor):
+                self.kernel_editor.setKernel(st.selected_kernel, undoable=False)
+        if change.selection_moved or change.names_changed:
             shown = self.outputs.selection()
-            self.outputs.set_bank([k.name for k in kernels], self._selected, pair)
-            if shown not in (MOSAIC, MAGNITUDE) or selection_moved:
-                keep = shown if shown in (MOSAIC, MAGNITUDE) and not selection_moved else self._selected
+            self.outputs.set_bank([k.name for k in st.kernels], st.selected, pair)
+            if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
+                keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
         self._schedule()
 
@@ -877,10 +882,10 @@ class MainWindow(QMainWindow):
         self.kernel_bank.setBank(tuple(kernels), selected, magnitude_pair)
 
     def kernels(self) -> tuple[Kernel, ...]:
-        return self._kernels
+        return self.state.kernels
 
     def _on_params(self, params: PlaygroundParams) -> None:
-        self._params = params
+        self.state.set_params(params)
         self._schedule()
 
     def set_params(self, params: PlaygroundParams) -> None:
@@ -893,7 +898,7 @@ class MainWindow(QMainWindow):
         self._on_params(params)
 
     def params(self) -> PlaygroundParams:
-        return self._params
+        return self.state.params
 
     # ===================================================================================
     # computing
@@ -905,19 +910,18 @@ class MainWindow(QMainWindow):
             self._submit_timer.start()
 
     def build_request(self) -> PipelineRequest:
-        conv, act, pool = self._params.to_specs()
-        return PipelineRequest(kernels=self._kernels, conv=conv, activation=act, pool=pool,
-                               magnitude_pair=self._pair)
+        return self.state.to_request()
 
     def _submit(self) -> int | None:
-        if self._closing or self._image is None or not self._kernels:
+        if self._closing or self._image is None or not self.state.kernels:
             return None
         try:
             request = self.build_request()
         except CnnvizError as err:
             self.show_error(err, "Settings")
             return None
-        job = PlaygroundJob(self._image, self._image_key, request, self._device, self.outputs.display_settings())
+        self.state.display = self.outputs.display_settings()   # the view controls, frozen
+        job = PlaygroundJob(self._image, self._image_key, request, self._device, self.state.display)
         rid = self.worker.submit(job)
         self._shown_at[rid] = time.perf_counter()
         if len(self._shown_at) > 256:
@@ -979,7 +983,7 @@ class MainWindow(QMainWindow):
         if out is None:
             return
         req = out.job.request
-        k = req.kernels[min(self._selected, len(req.kernels) - 1)]
+        k = req.kernels[min(self.state.selected, len(req.kernels) - 1)]
         if (prev is not None and prev.job.image_key == out.job.image_key and prev.job.request.conv == req.conv
                 and getattr(self, "_animated_kernel", None) == k):
             return
@@ -1075,7 +1079,7 @@ class MainWindow(QMainWindow):
         # picking a kernel under "Show" selects it in the bank too (so the editor edits
         # what the views show)
         shown = self.outputs.selection()
-        if 0 <= shown < len(self._kernels) and shown != self._selected:
+        if 0 <= shown < len(self.state.kernels) and shown != self.state.selected:
             self.kernel_bank.setSelected(shown)
         self._refresh_explanation()
 
@@ -1227,7 +1231,7 @@ class MainWindow(QMainWindow):
             arrays["magnitude"] = res.magnitude
         arrays["kernels"] = np.stack([k.effective() for k in req.kernels])
         meta = {"cnnviz": cnnviz.__version__, "image": self._image_label,
-                "kernels": [k.to_dict() for k in req.kernels], "params": self._params.to_dict(),
+                "kernels": [k.to_dict() for k in req.kernels], "params": self.state.params.to_dict(),
                 "conv_shape": res.conv_shape.text,
                 "pool_shape": res.pool_shape.text if res.pool_shape is not None else None}
         arrays["meta"] = np.array(json.dumps(meta))

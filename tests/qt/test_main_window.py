@@ -112,6 +112,24 @@ def test_painting_a_cell_updates_the_conv_view_to_the_core_output(qtbot, window)
     assert not np.allclose(window.displayed_array("conv"), before)   # the edit changed the map
 
 
+def test_an_edit_is_written_to_the_state_once_and_never_echoed_to_the_editor(qtbot, window, monkeypatch):
+    editor = window.kernel_editor
+    echoed = []
+    real = editor.setKernel
+    monkeypatch.setattr(editor, "setKernel", lambda k, **kw: (echoed.append(k), real(k, **kw)))
+    emitted = []
+    editor.kernelChanged.connect(emitted.append)
+    editor.setBrushValue(2.0)
+    qtbot.mouseClick(editor.grid(), Qt.MouseButton.LeftButton, pos=editor.grid().cellCenter(2, 2))
+    k = editor.kernel()
+    assert len(emitted) == 1 and echoed == []                      # no round trip back into the editor
+    assert window.state.kernels == (k,) and window.kernel_bank.bank() == (k,)   # the bank shows the state
+    assert editor.undoStack().canUndo()                            # the edit's undo step is kept
+    window.set_kernels(preset("sobel-pair").kernels, 1, (0, 1))     # the bank selects another kernel
+    assert echoed == [preset("sobel-pair").kernels[1]] and len(emitted) == 1   # shown, signals blocked
+    assert window.state.selected == 1 and window.build_request().kernels == preset("sobel-pair").kernels
+
+
 def test_typing_a_value_updates_the_conv_view(qtbot, window):
     grid = window.kernel_editor.grid()
     grid.setFocus()
