@@ -71,7 +71,7 @@ def run_self_test(render_window: bool = True) -> int:
         from PySide6.QtWidgets import QApplication
 
         from .qt.app import create_app
-        from .qt.main_window import MainWindow
+        from .qt.playground.window import MainWindow
 
         with tempfile.TemporaryDirectory() as cfg:
             os.environ["CNNVIZ_CONFIG_DIR"] = cfg

@@ -1,6 +1,6 @@
 """``cnnviz bench --gui``: kernel edit → updated pixels on screen, in the real window.
 
-The real :class:`~cnnviz.qt.main_window.MainWindow` runs offscreen on a 1280×720 picture.
+The real :class:`~cnnviz.qt.playground.window.MainWindow` runs offscreen on a 1280×720 picture.
 A cell of the real kernel editor is nudged with the mouse wheel ``edits`` times, one
 notch every ``interval_ms`` (faster than the pipeline runs, like a user scrubbing a
 value), and for every edit we time how long until the screen shows it:
@@ -101,7 +101,7 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:
         win = MainWindow(settings_file=os.path.join(tmp, "settings.json"), load_settings_file=False)

@@ -1,8 +1,8 @@
 """``cnnviz bench --live``: a 1280×720 source at 30 fps through the real window, offscreen.
 
 A :class:`~cnnviz.core.sources.SyntheticSource` (a moving pattern made on its own capture
-thread, paced like a camera) feeds the real :class:`~cnnviz.qt.main_window.MainWindow`
-through the real :class:`~cnnviz.qt.live.LiveController` with a 5×5 kernel + ReLU + 2×2
+thread, paced like a camera) feeds the real :class:`~cnnviz.qt.playground.window.MainWindow`
+through the real :class:`~cnnviz.qt.playground.live.LiveController` with a 5×5 kernel + ReLU + 2×2
 max-pool, as a user gets it (the "fast live view" hides the output histograms while a
 source runs; ``histograms=True`` keeps them). After a warm-up, for ``duration_s`` seconds:
 
@@ -44,8 +44,8 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.live import LIVE, install_live_sources
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.live import LIVE, install_live_sources
+    from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 
     app = _app()

@@ -4,7 +4,7 @@ Two phases, in one process:
 
 1. **Frames** — a synthetic live source (a moving pattern on its own capture thread, paced
    like a fast camera) feeds the real playground window, offscreen, through the real
-   :class:`~cnnviz.qt.live.LiveController` and the window's one worker, with a 3×3 kernel +
+   :class:`~cnnviz.qt.playground.live.LiveController` and the window's one worker, with a 3×3 kernel +
    ReLU + 2×2 max-pool, until ``frames`` results have been shown. Frames the pipeline had no
    time for are dropped by the one-slot buffer, as in real use; they are counted apart.
 2. **Inspections** — ``inspections`` model inspections that alternate between the bundled demo
@@ -90,8 +90,8 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.live import LIVE, install_live_sources
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.live import LIVE, install_live_sources
+    from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 
     warmup = max(20, frames // 10)

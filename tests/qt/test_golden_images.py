@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 from cnnviz.core.kernels import preset
-from cnnviz.qt.main_window import SAMPLES_DIR
+from cnnviz.qt.playground.window import SAMPLES_DIR
 from cnnviz.qt.settings import PlaygroundParams
-from cnnviz.qt.views import MOSAIC
+from cnnviz.qt.playground.views import MOSAIC
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTO = SAMPLES_DIR / "photo.png"

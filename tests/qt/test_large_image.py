@@ -21,8 +21,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cnnviz.core.images import load_image
-from cnnviz.qt import main_window as mw
-from cnnviz.qt.main_window import LIVE_MAX_SIDE, MainWindow
+from cnnviz.qt.playground import window as mw
+from cnnviz.qt.playground.window import LIVE_MAX_SIDE, MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 20000, 15000
@@ -153,7 +153,7 @@ MEASURE = textwrap.dedent("""
     import json, sys
     from cnnviz.qt import app as qtapp
     app = qtapp.create_app(["t"])
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     def peak_mb():
         for line in open("/proc/self/status"):

@@ -22,9 +22,9 @@ from cnnviz.core.dotproduct import pool_window_to_input
 from cnnviz.core.images import load_image
 from cnnviz.core.kernels import Kernel, preset
 from cnnviz.core.playground import PlaygroundJob, compute_playground
-from cnnviz.qt.main_window import SAMPLES_DIR, MainWindow
+from cnnviz.qt.playground.window import SAMPLES_DIR, MainWindow
 from cnnviz.qt.settings import PlaygroundParams
-from cnnviz.qt.views import MAGNITUDE, MOSAIC
+from cnnviz.qt.playground.views import MAGNITUDE, MOSAIC
 
 PHOTO = SAMPLES_DIR / "photo.png"
 PATTERN = SAMPLES_DIR / "pattern.png"
@@ -310,7 +310,7 @@ def test_maps_are_drawn_over_the_centre_of_their_input_windows(spec):
     """Linked zoom relies on this: every output pixel sits on the input it was computed from."""
     from cnnviz.core.conv import PoolSpec
     from cnnviz.core.dotproduct import conv_window_in_input
-    from cnnviz.qt.views import conv_placement, pool_placement
+    from cnnviz.qt.playground.views import conv_placement, pool_placement
 
     k = (3, 5)
     shape = conv_output_shape((40, 50), k, spec)
@@ -608,7 +608,7 @@ def test_playground_never_imports_torch(window):
     # suite may have imported it elsewhere, so check the modules' own imports instead
     import cnnviz.core.conv as conv
     import cnnviz.core.render as render
-    import cnnviz.qt.main_window as mw
+    import cnnviz.qt.playground.window as mw
 
     for mod in (conv, render, mw):
         assert "torch" not in vars(mod)

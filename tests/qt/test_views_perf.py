@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 from cnnviz.core.conv import PipelineRequest
 from cnnviz.core.kernels import preset
 from cnnviz.core.display import colorize, display_bgra, histogram_counts, to_uint8
-from cnnviz.qt import views as views_mod
+from cnnviz.qt.playground import views as views_mod
 from cnnviz.core.playground import PlaygroundJob, compute_playground
 from cnnviz.qt.settings import PlaygroundParams
 from cnnviz.core.display import MOSAIC, DisplaySettings

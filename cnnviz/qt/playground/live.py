@@ -22,7 +22,7 @@ Data walks one way, as everywhere in the window::
   join its capture thread and the consumer, and leave no thread behind.
 
 :func:`install_live_sources` adds the Source panel (a dock), a "Source" menu and a
-status-bar label to a :class:`~cnnviz.qt.main_window.MainWindow` and returns the
+status-bar label to the playground window (:class:`PlaygroundWindow`) and returns the
 :class:`LiveController`.
 """
 
@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot
@@ -55,11 +55,28 @@ from cnnviz.core.sources import (
     list_cameras,
 )
 
-from .workers import run_in_thread
+from ..workers import run_in_thread
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .main_window import MainWindow
     from .source_panel import SourcePanel
+
+
+class PlaygroundWindow(Protocol):
+    """What the live sources use of the playground window (its public API; no import of
+    the window module, so the two do not depend on each other)."""
+
+    resultShown: Any
+    imageChanged: Any
+    worker: Any
+
+    def set_frame(self, pixels: np.ndarray, label: str = ...) -> None: ...
+    def submit_now(self) -> int | None: ...
+    def current_image(self) -> np.ndarray | None: ...
+    def image_label(self) -> str: ...
+    def show_message(self, text: str, error: bool = ..., timeout: int = ...) -> None: ...
+    def show_error(self, err: BaseException, context: str = ..., transient: bool = ...) -> None: ...
+    def histograms_visible(self) -> bool: ...
+    def set_histograms_visible(self, visible: bool) -> None: ...
 
 __all__ = [
     "RESOLUTIONS",
@@ -244,7 +261,7 @@ class LiveController(QObject):
     statsUpdated = Signal(object)
     positionChanged = Signal(int, int)
 
-    def __init__(self, window: MainWindow, parent: QObject | None = None, *,
+    def __init__(self, window: PlaygroundWindow, parent: QObject | None = None, *,
                  list_cameras_fn: Callable[[], list[CameraInfo]] | None = None,
                  platform: str | None = None) -> None:
         super().__init__(parent if parent is not None else window)
@@ -399,20 +416,16 @@ class LiveController(QObject):
             self._restore_histograms()
         self.stateChanged.emit()
 
-    def _histograms_shown(self) -> bool | None:
-        box = getattr(getattr(self.window, "outputs", None), "hist_box", None)
-        return None if box is None else bool(box.isChecked())
-
     def _apply_fast_live(self) -> None:
-        if self._fast_live and self._histograms_shown():
-            self.window.outputs.set_histograms_visible(False)
+        if self._fast_live and self.window.histograms_visible():
+            self.window.set_histograms_visible(False)
             self._histograms_hidden_by_us = True
 
     def _restore_histograms(self) -> None:
         if self._histograms_hidden_by_us:
             self._histograms_hidden_by_us = False
-            if self._histograms_shown() is False:
-                self.window.outputs.set_histograms_visible(True)
+            if not self.window.histograms_visible():
+                self.window.set_histograms_visible(True)
 
     # ===================================================================================
     # choosing a source
@@ -959,7 +972,7 @@ class _SpaceForGrid(QObject):
 class LiveActions(QObject):
     """The Source menu's actions, kept in step with the controller."""
 
-    def __init__(self, window: MainWindow, controller: LiveController, panel: SourcePanel):
+    def __init__(self, window: PlaygroundWindow, controller: LiveController, panel: SourcePanel):
         super().__init__(controller)
         self.controller = c = controller
         self.panel = panel
@@ -1039,7 +1052,7 @@ def _menu_named(window: QWidget, text: str) -> QMenu | None:
     return None
 
 
-def install_live_sources(window: MainWindow, **kwargs: Any) -> LiveController:
+def install_live_sources(window: PlaygroundWindow, **kwargs: Any) -> LiveController:
     """Add live sources to the playground window and return the controller.
 
     Adds a "Live source" dock under the window's Source dock, a "Source" menu (before

@@ -11,10 +11,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from ..core.conv import ActivationSpec, ConvSpec, PoolSpec
-from ..core.display import MAGNITUDE, MOSAIC
-from ..core.lessons import LESSONS, Lesson, playground_request
-from .settings import PlaygroundParams
+from ...core.conv import ActivationSpec, ConvSpec, PoolSpec
+from ...core.display import MAGNITUDE, MOSAIC
+from ...core.lessons import LESSONS, Lesson, playground_request
+from ..settings import PlaygroundParams
 
 
 def params_from_specs(conv: ConvSpec, act: ActivationSpec, pool: PoolSpec | None) -> PlaygroundParams:

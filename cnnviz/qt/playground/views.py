@@ -1069,7 +1069,7 @@ class OutputViews(QWidget):
             v.hide_overlays()
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.views
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.views
     import sys
 
     from PySide6.QtWidgets import QApplication

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDia
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 
-from .colors import (cell_text_candidates, diverging_color, fit_text, format_sig, grid_font, lookup_table, mute,
+from ..colors import (cell_text_candidates, diverging_color, fit_text, format_sig, grid_font, lookup_table, mute,
                      symmetric_max, text_color_for)
 
 GESTURES_HELP = """\
@@ -1118,7 +1118,7 @@ def _slug(name: str) -> str:
     return s or "kernel"
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.kernel_editor
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.kernel_editor
     import sys
 
     from PySide6.QtWidgets import QApplication

@@ -26,8 +26,8 @@ from cnnviz.core.errors import CnnvizError
 from cnnviz.core.display import colorize
 from cnnviz.core.kernels import Kernel
 
-from .colors import format_sig
-from .qimages import to_qimage
+from ..colors import format_sig
+from ..qimages import to_qimage
 
 CROP = 24
 SPEEDS = (1, 2, 4, 8, 12, 20, 30, 60, 120, 240)  # output pixels per second
@@ -512,7 +512,7 @@ class AnimatePanel(QWidget):
         super().closeEvent(e)
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.animate_panel
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.animate_panel
     import sys
 
     from PySide6.QtWidgets import QApplication

@@ -12,7 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from .colors import mute
+from ..colors import mute
 
 from cnnviz.core.dotproduct import weight_sharing
 
@@ -150,7 +150,7 @@ class WeightSharingPanel(QWidget):
         ])
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.weight_sharing
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.weight_sharing
     import sys
 
     from PySide6.QtWidgets import QApplication
