@@ -108,7 +108,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
             dt = time.perf_counter() - t0
             s1 = src.stats()
             probe.remove()
-            histograms_shown = bool(live._histograms_shown())
+            histograms_shown = bool(win.histograms_visible())
             results_shown = live.frames_shown - shown0
             shown = painted["n"]
             made = s1["frames"] - s0["frames"]

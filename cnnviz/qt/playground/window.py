@@ -1404,7 +1404,7 @@ class MainWindow(QMainWindow):
         """Show the model inspector window (created on first use; torch loads in its worker)."""
         insp = getattr(self, "inspector", None)
         if insp is None:
-            from .inspector import InspectorWindow  # noqa: PLC0415 - the playground starts without it
+            from ..inspector import InspectorWindow  # noqa: PLC0415 - the playground starts without it
 
             insp = InspectorWindow()
             insp.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
