@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
-__all__ = ["LatestRequestWorker", "run_in_thread"]
+__all__ = ["FrameFeed", "LatestRequestWorker", "run_in_thread"]
 
 log = logging.getLogger("cnnviz.worker")
 
@@ -351,3 +351,137 @@ def run_in_thread(fn: Callable[[], Any], on_done: Callable[[Any], None],
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     return thread
+
+
+# ---------------------------------------------------------------------------------------
+# The frame feed of live sources
+# ---------------------------------------------------------------------------------------
+class _FeedThread(threading.Thread):
+    """Takes the newest frame from a source's one-slot buffer whenever the feed is released.
+
+    While the gate is clear (a frame is out and not yet shown) the capture thread keeps
+    overwriting the one-slot buffer, so nothing queues up and the next frame taken is the
+    newest. The waits have timeouts only so that a lost wake-up cannot hang a join.
+    """
+
+    def __init__(self, feed: "FrameFeed", source: Any, gate: threading.Event, gen: int):
+        super().__init__(name=f"cnnviz-live-consumer {source.name}", daemon=True)
+        self._feed = feed
+        self._buffer = source.buffer
+        self._gate = gate
+        self._gen = gen
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        buffer, gate, halt, feed, gen = self._buffer, self._gate, self._halt, self._feed, self._gen
+        while not halt.is_set():
+            if not gate.wait(0.5):
+                continue
+            if halt.is_set():
+                break
+            frame = buffer.get(timeout=0.5)
+            if frame is None:
+                if buffer.closed:    # the source stopped by itself: nothing more will come
+                    if not halt.is_set():
+                        feed._emit(feed._drained, gen)
+                    break
+                continue
+            gate.clear()
+            feed._emit(feed._frame, gen, frame)
+
+    def halt(self) -> None:
+        self._halt.set()
+        self._gate.set()  # wake a wait on the gate; the buffer is closed by source.stop()
+
+
+class FrameFeed(QObject):
+    """Hands a live source's frames to the GUI thread one at a time, always the newest.
+
+    The one frame feed of the windows: the capture thread (owned by the core source) never
+    waits; the feed takes a frame only after the window has :meth:`release`\\ d the previous
+    one, so a slow pipeline makes the source's one-slot buffer drop frames instead of a
+    queue growing anywhere. News from a source that was stopped or replaced is dropped.
+
+    Signals (GUI thread)
+    --------------------
+    frameReady(Frame)
+        The next frame; the feed holds until :meth:`release`.
+    drained()
+        The source ended by itself and its last frame has been handed over.
+    """
+
+    frameReady = Signal(object)
+    drained = Signal()
+    _frame = Signal(int, object)
+    _drained = Signal(int)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._gate = threading.Event()
+        self._gate.set()
+        self._thread: _FeedThread | None = None
+        self._source: Any = None
+        self._gen = 0
+        q = Qt.ConnectionType.QueuedConnection
+        self._frame.connect(self._on_frame, q)
+        self._drained.connect(self._on_drained, q)
+
+    def start(self, source: Any) -> None:
+        """Feed the frames of ``source`` (a started :class:`~cnnviz.core.sources.FrameSource`)."""
+        self.halt()
+        self.join(0.0)
+        self._gen += 1
+        self._source = source
+        self._gate.set()
+        self._thread = _FeedThread(self, source, self._gate, self._gen)
+        self._thread.start()
+
+    def release(self) -> None:
+        """The window is ready for the next frame."""
+        self._gate.set()
+
+    def holding(self) -> bool:
+        """True while a frame handed out has not been released."""
+        return not self._gate.is_set()
+
+    def take_now(self) -> Any:
+        """The frame waiting in the buffer right now (None if none): for a window that is
+        ready while the feed holds, so the next computation starts without a thread hop."""
+        return self._source.buffer.get(timeout=0) if self._source is not None else None
+
+    def halt(self) -> None:
+        """Stop feeding (news already on its way is dropped); call :meth:`join` after the
+        source has stopped (its closed buffer wakes the feed's thread)."""
+        self._gen += 1
+        if self._thread is not None:
+            self._thread.halt()
+
+    def join(self, timeout: float) -> bool:
+        t, self._thread = self._thread, None
+        self._source = None
+        self._gate.set()
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout)
+            if t.is_alive():
+                self._thread = t
+                return False
+        return True
+
+    def thread(self) -> threading.Thread | None:
+        return self._thread if self._thread is not None and self._thread.is_alive() else None
+
+    def _emit(self, signal: Any, *args: Any) -> None:  # feed thread
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the feed was deleted with its window
+            pass
+
+    @Slot(int, object)
+    def _on_frame(self, gen: int, frame: Any) -> None:
+        if gen == self._gen:
+            self.frameReady.emit(frame)
+
+    @Slot(int)
+    def _on_drained(self, gen: int) -> None:
+        if gen == self._gen:
+            self.drained.emit()

@@ -21,7 +21,7 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cnnviz.core.images import load_image
-from cnnviz.qt.playground import window as mw
+from cnnviz.qt.playground import picture_input
 from cnnviz.qt.playground.window import LIVE_MAX_SIDE, MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +136,7 @@ def test_file_drop_and_paste_of_a_huge_photo_give_the_same_array(qtbot, window, 
 
 
 def test_a_huge_bitmap_on_the_clipboard_is_asked_about_and_shrunk_in_qt(qtbot, window, monkeypatch):
-    monkeypatch.setattr(mw, "ASK_DOWNSCALE_PIXELS", 1_000_000)         # a 2.4 MP bitmap counts as huge here
+    monkeypatch.setattr(picture_input, "ASK_DOWNSCALE_PIXELS", 1_000_000)         # a 2.4 MP bitmap counts as huge here
     asked = []
     monkeypatch.setattr(MainWindow, "confirm_downscale", lambda self, label, w, h: asked.append((w, h)) or True)
     img = QImage(2400, 1000, QImage.Format.Format_RGB888)

@@ -252,3 +252,31 @@ def _alive(obj) -> bool:
     from shiboken6 import isValid
 
     return isValid(obj)
+
+
+def test_the_frame_feed_hands_over_one_frame_at_a_time_always_the_newest(qtbot):
+    from cnnviz.core.sources import SyntheticSource
+    from cnnviz.qt.workers import FrameFeed
+
+    source = SyntheticSource(64, 48, 200)
+    feed = FrameFeed()
+    got = []
+    feed.frameReady.connect(got.append)
+    source.start()
+    try:
+        feed.start(source)
+        qtbot.waitUntil(lambda: len(got) == 1, timeout=5000)
+        assert feed.holding()
+        made_while_held = source.buffer.latest_id
+        qtbot.waitUntil(lambda: source.buffer.latest_id >= made_while_held + 5, timeout=5000)
+        assert len(got) == 1                          # held: the capture thread overwrote the slot instead
+        feed.release()
+        qtbot.waitUntil(lambda: len(got) == 2, timeout=5000)
+        assert got[1].id >= made_while_held + 5       # the newest frame, the ones in between were dropped
+        feed.halt()
+    finally:
+        source.stop()
+    assert feed.join(2.0) and feed.thread() is None
+    feed.release()
+    qtbot.wait(50)
+    assert len(got) == 2                              # nothing arrives after halt

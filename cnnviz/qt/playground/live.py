@@ -2,24 +2,25 @@
 
 Data walks one way, as everywhere in the window::
 
-    capture thread ──► one-slot LatestFrameBuffer ──► consumer thread ──(queued signal)──►
+    capture thread ──► one-slot LatestFrameBuffer ──► FrameFeed ──(frameReady)──►
     GUI thread: window.set_frame(frame) + submit ──► the window's one worker ──► views
                                                         │
-    resultShown(request id) ◄───────────────────────────┘  (opens the gate for the next frame)
+    resultShown / requestDropped(request id) ◄──────────┘  (releases the feed for the next frame)
 
 * The capture thread (owned by the core :class:`~cnnviz.core.sources.FrameSource`) never
   waits for anybody: it overwrites the one-slot buffer.
-* The consumer thread takes a frame only when the window has shown the previous one (a
-  ``threading.Event`` "gate"), so a slow pipeline makes the *buffer* drop frames instead
-  of a queue growing anywhere; the frame it takes is always the newest.
+* The frame feed (:class:`~cnnviz.qt.workers.FrameFeed`, the one both windows use) takes a
+  frame only when the window has shown (or the worker dropped) the previous one, so a slow
+  pipeline makes the *buffer* drop frames instead of a queue growing anywhere; the frame
+  it takes is always the newest.
 * Source callbacks (watchdog errors, end of file) arrive on the capture thread and are
   forwarded to the GUI thread through queued signals; every message carries the
   *generation* of the source run that sent it, so late news from a source that has been
   stopped or replaced is ignored.
-* Opening a camera (and listing cameras) blocks for a while, so both run on short-lived
-  helper threads; the window never freezes.
+* Opening a camera (and listing cameras) blocks for a while, so both run through
+  :func:`~cnnviz.qt.workers.run_in_thread`; the window never freezes.
 * Switching source, :meth:`LiveController.stop` and closing the window stop the source,
-  join its capture thread and the consumer, and leave no thread behind.
+  join its capture thread and the feed's, and leave no thread behind.
 
 :func:`install_live_sources` adds the Source panel (a dock), a "Source" menu and a
 status-bar label to the playground window (:class:`PlaygroundWindow`) and returns the
@@ -55,7 +56,7 @@ from cnnviz.core.sources import (
     list_cameras,
 )
 
-from ..workers import run_in_thread
+from ..workers import FrameFeed, run_in_thread
 
 if TYPE_CHECKING:  # pragma: no cover
     from .source_panel import SourcePanel
@@ -155,10 +156,8 @@ def _permission_error() -> SourceError:
 class _Bridge(QObject):
     """Signals emitted from helper threads; connected queued, so slots run on the GUI thread."""
 
-    frame = Signal(int, object)      # generation, Frame
     error = Signal(int, object)      # generation, SourceError
     stopped = Signal(int, str)       # generation, reason
-    drained = Signal(int)            # generation: the consumer saw the closed buffer and ended
 
 
 def _safe_emit(signal: Any, *args: Any) -> None:
@@ -179,45 +178,6 @@ def _start_source(source: FrameSource) -> SourceError | None:  # helper thread (
         return SourceError(f"{source.name} could not be started ({type(exc).__name__}: {exc})",
                            "try again; if it keeps failing, restart cnnviz")
     return None
-
-
-class _Consumer(threading.Thread):
-    """Takes the newest frame from the buffer whenever the window is ready for one.
-
-    ``gate`` is set by the GUI thread when the previous frame has been shown; while it is
-    clear, the capture thread keeps overwriting the one-slot buffer (counted as dropped),
-    so nothing queues up and the next frame taken is the newest.
-    """
-
-    def __init__(self, source: FrameSource, gate: threading.Event, emit: Callable[[Frame], None],
-                 drained: Callable[[], None]):
-        super().__init__(name=f"cnnviz-live-consumer {source.name}", daemon=True)
-        self._buffer = source.buffer
-        self._gate = gate
-        self._emit = emit
-        self._drained = drained
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        buffer, gate, halt = self._buffer, self._gate, self._halt
-        while not halt.is_set():
-            if not gate.wait(0.5):   # timeouts only so a lost wake-up cannot hang a join
-                continue
-            if halt.is_set():
-                break
-            frame = buffer.get(timeout=0.5)
-            if frame is None:
-                if buffer.closed:    # the source stopped by itself: nothing more will come
-                    if not halt.is_set():
-                        self._drained()
-                    break
-                continue
-            gate.clear()
-            self._emit(frame)
-
-    def halt(self) -> None:
-        self._halt.set()
-        self._gate.set()  # wake a wait on the gate; the buffer is closed by source.stop()
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,20 +230,19 @@ class LiveController(QObject):
         self._platform = platform or sys.platform
         self._bridge = _Bridge(self)
         q = Qt.ConnectionType.QueuedConnection
-        self._bridge.frame.connect(self._on_frame, q)
         self._bridge.error.connect(self._on_source_error, q)
         self._bridge.stopped.connect(self._on_source_stopped, q)
-        self._bridge.drained.connect(self._on_drained, q)
+        # the one frame feed: the newest frame, one at a time, when the window is ready
+        self.feed = FrameFeed(self)
+        self.feed.frameReady.connect(self._on_frame)
+        self.feed.drained.connect(self._on_drained)
 
         self._source: FrameSource | None = None
         self._state = STILL
         self._gen = 0
         self._closed = False
-        self._gate = threading.Event()
-        self._gate.set()
-        self._consumer: _Consumer | None = None
         self._ending = False          # the source ended by itself (end of file): show what is left
-        self._drained = False         # …and the consumer has handed over its last frame
+        self._drained = False         # …and the feed has handed over its last frame
         self._starter: threading.Thread | None = None
         self._lister: threading.Thread | None = None
         self._probe_token = 0
@@ -379,8 +338,8 @@ class LiveController(QObject):
         return self._probing
 
     def threads(self) -> list[threading.Thread]:
-        """Helper, consumer and capture threads of this controller that are still alive."""
-        out = [t for t in (self._consumer, self._starter, self._lister) if t is not None and t.is_alive()]
+        """Helper, frame-feed and capture threads of this controller that are still alive."""
+        out = [t for t in (self.feed.thread(), self._starter, self._lister) if t is not None and t.is_alive()]
         s = self._source
         cap = getattr(s, "capture_thread", None)
         if cap is not None and cap.is_alive():
@@ -743,7 +702,7 @@ class LiveController(QObject):
         source.on_error = lambda err, g=gen: _safe_emit(bridge.error, g, err)
         source.on_stopped = lambda reason, g=gen: _safe_emit(bridge.stopped, g, reason)
         self.last_error = None
-        self._gate.set()
+        self.feed.release()
         self._set_state(STARTING)
         self._starter = run_in_thread(lambda: _start_source(source), lambda err, g=gen: self._on_started(g, err),
                                       name=f"cnnviz-live-open {source.name}", context=self)
@@ -759,11 +718,7 @@ class LiveController(QObject):
         if err is not None or source is None:
             self._fail(err or SourceError("the source went away while opening", "choose it again"))
             return
-        bridge = self._bridge
-        consumer = _Consumer(source, self._gate, lambda f, g=gen: _safe_emit(bridge.frame, g, f),
-                             lambda g=gen: _safe_emit(bridge.drained, g))
-        self._consumer = consumer
-        consumer.start()
+        self.feed.start(source)
         self._stats_timer.start()
         self._set_state(LIVE)
         self._emit_stats()
@@ -776,31 +731,29 @@ class LiveController(QObject):
         self.errorOccurred.emit(err)
 
     def _halt_threads(self, timeout: float = _JOIN_S) -> bool:
-        """Stop the source and join the consumer, the capture thread and the opener."""
+        """Stop the source and join the frame feed, the capture thread and the opener."""
         self._gen += 1                     # whatever the old threads still send is ignored
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            consumer.halt()
+        self.feed.halt()
         ok = True
         if self._source is not None:
-            ok = self._source.stop(timeout)
+            ok = self._source.stop(timeout)   # closes the buffer: the feed's thread wakes and ends
+        ok = self.feed.join(timeout) and ok
         starter, self._starter = self._starter, None
-        for t in (consumer, starter):
-            if t is not None:
-                t.join(timeout)
-                ok = ok and not t.is_alive()
+        if starter is not None:
+            starter.join(timeout)
+            ok = ok and not starter.is_alive()
         self._inflight.clear()
         self._ending = self._drained = False
-        self._gate.set()
         self._stats_timer.stop()
         return ok
 
     # ===================================================================================
     # frames (GUI thread)
     # ===================================================================================
-    @Slot(int, object)
-    def _on_frame(self, gen: int, frame: Frame) -> None:
-        if gen != self._gen or self._closed or self._source is None:
+    @Slot(object)
+    def _on_frame(self, frame: Frame) -> None:
+        if self._closed or self._source is None:
+            self.feed.release()
             return
         self._deliver(frame)
 
@@ -813,7 +766,7 @@ class LiveController(QObject):
         self.window.set_frame(frame.pixels, f"{self._source.name} (live)")
         rid = self.window.submit_now()
         if rid is None:          # the window cannot compute now (closing, invalid settings)
-            self._gate.set()
+            self.feed.release()
             return
         self._inflight[rid] = frame
 
@@ -821,17 +774,16 @@ class LiveController(QObject):
         """The window has shown (or dropped) our last frame: hand it the next one.
 
         A frame already waiting in the buffer is submitted right here, so the worker computes
-        it while the GUI thread paints the result just shown; otherwise the consumer thread
-        is let go to wait for the next frame. (While the gate is clear the consumer waits on
-        it and never reads the buffer, so the two never take frames at the same time.)
+        it while the GUI thread paints the result just shown; otherwise the feed is released
+        to wait for the next frame. (While it holds, the feed's thread never reads the buffer,
+        so the two never take frames at the same time.)
         """
-        src = self._source
-        if src is not None and self._state == LIVE and not self._closed and not self._gate.is_set():
-            frame = src.buffer.get(timeout=0)
+        if self._source is not None and self._state == LIVE and not self._closed and self.feed.holding():
+            frame = self.feed.take_now()
             if frame is not None:
                 self._deliver(frame)
                 return
-        self._gate.set()
+        self.feed.release()
 
     @Slot(int)
     def _on_result_shown(self, rid: int) -> None:
@@ -891,15 +843,15 @@ class LiveController(QObject):
         if reason == ERROR:
             return  # _on_source_error (emitted just before) handles it
         # The source ended by itself (end of file): its capture thread is finishing; the
-        # consumer still hands over the last frame, which the views should show too.
+        # feed still hands over the last frame, which the views should show too.
         if self._source is not None:
             self._source.stop()
         self._ending = True
         self._maybe_finish()
 
-    @Slot(int)
-    def _on_drained(self, gen: int) -> None:
-        if gen != self._gen or self._closed:
+    @Slot()
+    def _on_drained(self) -> None:
+        if self._closed:
             return
         self._drained = True
         self._maybe_finish()
