@@ -44,7 +44,8 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.playground.live import LIVE, install_live_sources
+    from cnnviz.qt.playground.live import LIVE
+    from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 

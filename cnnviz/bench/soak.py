@@ -90,7 +90,8 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.playground.live import LIVE, install_live_sources
+    from cnnviz.qt.playground.live import LIVE
+    from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 

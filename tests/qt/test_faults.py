@@ -203,7 +203,7 @@ class RaisingCapture:
 
 
 def test_a_fault_in_the_capture_thread_is_shown_logged_and_the_window_keeps_working(qtbot, window, hooks):
-    from cnnviz.qt.playground.live import install_live_sources
+    from cnnviz.qt.playground.live_actions import install_live_sources
 
     live = getattr(window, "live", None) or install_live_sources(window, list_cameras_fn=lambda: [])
     caps: list[RaisingCapture] = []

@@ -31,7 +31,7 @@ SCENARIO = textwrap.dedent(r"""
     qtapp.install_excepthook()
     from cnnviz.core.sources import CaptureSource
     from cnnviz.qt.playground.window import MainWindow
-    from cnnviz.qt.playground.live import install_live_sources
+    from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.qt.inspector import model_worker
 
     SLOW_S = float(sys.argv[1])

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QDockWidget
 
 from cnnviz.core.sources import CameraInfo, CaptureSource, WebcamSource
 from cnnviz.qt.playground import live as live_mod
-from cnnviz.qt.playground.live import install_live_sources
+from cnnviz.qt.playground.live_actions import install_live_sources
 from cnnviz.qt.playground.window import MainWindow
 from cnnviz.qt.playground.source_panel import NO_CAMERA_TEXT
 

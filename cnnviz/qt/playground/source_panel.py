@@ -464,7 +464,7 @@ if __name__ == "__main__":  # pragma: no cover - a preview: the playground with 
     import sys
 
     from ..app import create_app
-    from .live import install_live_sources
+    from .live_actions import install_live_sources
     from .window import MainWindow
 
     app = create_app()

@@ -44,7 +44,7 @@ from .explaining import Explaining
 from .kernel_bank import KernelBank
 from .kernel_editor import KernelEditor
 from .learn_panel import install_learn_panel
-from .live import install_live_sources
+from .live_actions import install_live_sources
 from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
