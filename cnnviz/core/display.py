@@ -60,11 +60,6 @@ def _lut_cached(name: str) -> np.ndarray:
     return out
 
 
-@lru_cache(maxsize=None)
-def _lut_cv(name: str) -> np.ndarray:
-    return np.ascontiguousarray(lut(name).reshape(256, 1, 3))
-
-
 def lut(name: str) -> np.ndarray:
     """The (256, 3) uint8 RGB lookup table of a colormap."""
     if name not in _CONTROL:

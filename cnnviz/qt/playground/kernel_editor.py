@@ -30,7 +30,7 @@ from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 
 from ..colors import format_sig, lookup_table, mute, symmetric_max
-from .kernel_grid import GESTURES_HELP, KernelGrid, _tidy, parse_value  # noqa: F401 - re-exported
+from .kernel_grid import GESTURES_HELP, KernelGrid, parse_value, tidy_value  # noqa: F401 - re-exported
 
 SIZES = (1, 3, 5, 7)
 _MERGEABLE_ID = 0x6B45  # any constant != -1: QUndoStack only merges commands with equal ids

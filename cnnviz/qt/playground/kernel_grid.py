@@ -36,7 +36,7 @@ Kernel editor — keyboard (click the grid or Tab to it first)
 """
 
 
-def _tidy(value: float, step: float) -> float:
+def tidy_value(value: float, step: float) -> float:
     """Round away float dust from repeated nudges (0.1 + 0.2 → 0.3), keeping the step's precision."""
     if step <= 0 or not math.isfinite(step):
         return value
@@ -385,7 +385,7 @@ class KernelGrid(QWidget):
             self._wheel_accum -= notches * 120
             self._focus = cell
             value = float(self._w[cell]) + notches * self.step
-            value = _tidy(value, self.step)
+            value = tidy_value(value, self.step)
             self.cellEdit.emit(cell[0], cell[1], value, self._wheel_key)
         e.accept()
 
@@ -410,10 +410,10 @@ class KernelGrid(QWidget):
             return
         value = float(self._w[r, c])
         if key in (Qt.Key_Plus, Qt.Key_Equal):
-            self.cellEdit.emit(r, c, _tidy(value + self.step, self.step), 0)
+            self.cellEdit.emit(r, c, tidy_value(value + self.step, self.step), 0)
             return
         if key in (Qt.Key_Minus, Qt.Key_Underscore):
-            self.cellEdit.emit(r, c, _tidy(value - self.step, self.step), 0)
+            self.cellEdit.emit(r, c, tidy_value(value - self.step, self.step), 0)
             return
         if key in (Qt.Key_0, Qt.Key_Delete, Qt.Key_Backspace):
             self.cellEdit.emit(r, c, 0.0, 0)

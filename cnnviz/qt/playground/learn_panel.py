@@ -17,6 +17,12 @@ from ...core.lessons import LESSONS, Lesson, playground_request
 from ..settings import PlaygroundParams
 
 
+def _busy(insp) -> bool:
+    """Whether the inspector is still loading a model or computing (its last result is to come)."""
+    return any(getattr(insp, name, None) is not None and getattr(insp, name).is_busy()
+               for name in ("loader", "inference"))
+
+
 def params_from_specs(conv: ConvSpec, act: ActivationSpec, pool: PoolSpec | None) -> PlaygroundParams:
     """The parameters panel's values for frozen specs (the inverse of ``PlaygroundParams.to_specs``)."""
     kind = conv.padding if isinstance(conv.padding, str) else "number"
@@ -128,8 +134,8 @@ class LearnPanel(QWidget):
             return
         cap = insp.current_capture()
         model = insp.current_model()
-        if cap is None or model is None or model.kind != "demo":
-            return  # the next resultShown tries again
+        if cap is None or model is None or model.kind != "demo" or _busy(insp):
+            return  # the next resultShown tries again (a model still loading would reset the view)
         self._stop_waiting()
         convs = [layer.name for layer in cap.layers if "Conv" in layer.type]
         spec = les.inspector
