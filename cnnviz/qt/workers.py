@@ -1,4 +1,10 @@
-"""The one worker pattern: a single background thread where the latest request wins.
+"""Work off the GUI thread, three ways and no others:
+
+* :class:`LatestRequestWorker` — every computation a window starts (below);
+* :func:`run_in_thread` — a one-off call that may block (open or list cameras, probe GPUs);
+* :class:`FrameFeed` — a live source's frames, the newest one at a time.
+
+The one worker pattern: a single background thread where the latest request wins.
 
 Every computation the window starts (a kernel edit, a stride change, a new webcam frame)
 goes through a :class:`LatestRequestWorker`:
