@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from cnnviz.core.render import COLORMAPS, lut
+from cnnviz.qt.qimages import to_qimage  # the one numpy → QImage converter
 
 __all__ = [
     "COLORMAP_CHOICES",
@@ -23,8 +24,6 @@ __all__ = [
     "colorize_maps",
     "to_qimage",
 ]
-
-from cnnviz.qt.qimages import to_qimage  # noqa: E402 - the one numpy → QImage converter
 
 #: "auto": diverging for signed maps (levels symmetric around 0), grey otherwise.
 COLORMAP_CHOICES = ("auto", *COLORMAPS)
