@@ -118,12 +118,10 @@ def run(args) -> int:
         print(f"wrote {args.npz}")
     if args.png:
         from ..core.images import save_png
-        from ..core.render import colorize, mosaic_maps
+        from ..core.playground import last_stage_picture
 
-        last = res.last
-        maps = last.reshape(-1, *last.shape[-2:])
-        img2d = maps[0] if maps.shape[0] == 1 else mosaic_maps(maps, pad=2, fill=0.0)
-        save_png(args.png, colorize(img2d))
+        # the bytes the playground's view draws: one kernel, or a bank's mosaic (transparent gaps)
+        save_png(args.png, last_stage_picture(image.pixels, req, device))
         print(f"wrote {args.png}")
     return 0
 

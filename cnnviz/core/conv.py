@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import cv2
@@ -165,10 +165,6 @@ class PoolSpec:
 # ---------------------------------------------------------------------------------
 # Shape arithmetic with the worked formula
 # ---------------------------------------------------------------------------------
-def _num(x: int) -> str:
-    return str(x) if x >= 0 else f"({x})"
-
-
 @dataclass(frozen=True)
 class AxisShape:
     size_in: int
@@ -286,7 +282,7 @@ def prepare_input(image: np.ndarray, channels: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Convolution (CPU)
 # ---------------------------------------------------------------------------------
-def _check_padding_mode(in_hw, pads, mode: str) -> None:
+def check_padding_mode(in_hw, pads, mode: str) -> None:
     t, b, l, r = pads
     h, w = in_hw
     if mode == "reflect" and (max(t, b) >= h or max(l, r) >= w):
@@ -302,7 +298,7 @@ def pad_input(x: np.ndarray, pads: tuple[int, int, int, int], mode: str) -> np.n
     t, b, l, r = pads
     if not any(pads):
         return x
-    _check_padding_mode(x.shape[:2], pads, mode)
+    check_padding_mode(x.shape[:2], pads, mode)
     return cv2.copyMakeBorder(x, t, b, l, r, _BORDER[mode], value=0)
 
 
@@ -861,7 +857,3 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
         request.request_id, x, conv_cl, act_spec, pooled, mag, shape, pshape, "cpu",
         {"prepare": (t1 - t0) * 1e3, "conv": (t2 - t1) * 1e3, "activation+pool": (t3 - t2) * 1e3,
          "total": (time.perf_counter() - t0) * 1e3}, activation=act, channels_last=cl)
-
-
-def with_request_id(request: PipelineRequest, rid: int) -> PipelineRequest:
-    return replace(request, request_id=rid)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -241,10 +240,8 @@ def test_png_header_claiming_30000x30000_is_refused_before_decoding(tmp_path, mo
         ImageFile.ImageFile, "load", lambda self: decodes.append(self) or real_load(self)
     )
     for kwargs in ({}, {"downscale_to": 1000}):
-        t0 = time.perf_counter()
         with pytest.raises(DecompressionBomb) as err:
             load_image(path, **kwargs)
-        assert time.perf_counter() - t0 < 1.0
         assert "image is 30000 x 30000 = 900 megapixels, over the 100 MP limit" in str(err.value)
         assert "bomb.png" in str(err.value)
         assert "more than 4x the limit" in str(err.value)
