@@ -47,8 +47,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -59,6 +57,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from cnnviz.core.errors import CnnvizError, ImageLoadError
+from cnnviz.core.files import atomic_write, open_regular
 
 __all__ = [
     "BOMB_FACTOR",
@@ -400,41 +399,14 @@ def save_png(path: str | os.PathLike[str], rgb_uint8: np.ndarray) -> None:
         )
     if os.path.isdir(target):
         raise ImageSaveError(f"cannot save {target!r}: it is a folder", "give a file name")
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
     image = Image.fromarray(np.ascontiguousarray(arr))
     try:
-        # O_EXCL: never clobber anything; 0o666 lets the umask decide permissions, as for any
-        # ordinary new file (mkstemp would leave the export readable by its owner only).
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        atomic_write(target, lambda fh: image.save(fh, format="PNG"), "wb", make_parents=False)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         raise ImageSaveError(
             f"cannot save {target!r}: {exc.strerror or exc}",
             "pick a folder you can write to, with free space",
         ) from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: str) -> None:
-    # Make the rename itself durable where the platform allows it (POSIX); best effort.
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _check_positive_int(value: object, name: str) -> int:
@@ -476,39 +448,11 @@ def _open_source(source: Source) -> Iterator[_Src]:
         )
     path = os.fsdecode(os.fspath(source))
     label = repr(path)
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        raise ImageLoadError(f"file not found: {label}", "check the path and name") from None
-    except IsADirectoryError:
-        raise ImageLoadError(
-            f"{label} is a folder, not an image file", "pick an image file inside it"
-        ) from None
-    except PermissionError:
-        if os.path.isdir(path):  # Windows reports folders as PermissionError
-            raise ImageLoadError(
-                f"{label} is a folder, not an image file", "pick an image file inside it"
-            ) from None
-        raise ImageLoadError(
-            f"permission denied reading {label}",
-            "check the file's permissions, or copy it somewhere you can read",
-        ) from None
-    except OSError as exc:
-        raise ImageLoadError(
-            f"cannot read {label}: {exc.strerror or exc}", "check the path and the disk"
-        ) from None
+    # a FIFO, a device (/dev/zero) or a folder is refused before it is opened
+    fh = open_regular(path, "image file", error=ImageLoadError)
     with fh:
         try:
             st = os.fstat(fh.fileno())
-            if stat.S_ISDIR(st.st_mode):
-                raise ImageLoadError(
-                    f"{label} is a folder, not an image file", "pick an image file inside it"
-                )
-            if not stat.S_ISREG(st.st_mode):
-                # a FIFO or a device (/dev/zero) would never end
-                raise ImageLoadError(
-                    f"{label} is not a regular file", "pick an image file saved on disk"
-                )
             if st.st_size == 0:
                 raise ImageLoadError(
                     f"file is empty (0 bytes): {label}", "re-export or re-download it"

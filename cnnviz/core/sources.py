@@ -46,6 +46,7 @@ os.environ.setdefault("OPENCV_VIDEOIO_MSMF_ENABLE_HW_TRANSFORMS", "0")
 
 import cv2  # noqa: E402
 
+from cnnviz.core.files import open_regular  # noqa: E402
 from cnnviz.core.errors import SourceError  # noqa: E402
 
 __all__ = [
@@ -1039,20 +1040,10 @@ class VideoFileSource(CaptureSource):
         super().__init__(self._open_file, loop=loop, is_file=True, **kwargs)
 
     def _open_file(self) -> CaptureLike:
-        if not self.path.exists():
-            raise SourceError(
-                f"video file {self.path} does not exist", "check the path or choose another file"
-            )
-        if self.path.is_dir():
-            raise SourceError(f"{self.path} is a folder, not a video file", "choose a video file")
-        try:
-            with self.path.open("rb"):
-                pass
-        except OSError as exc:
-            raise SourceError(
-                f"video file {self.path} cannot be read ({exc.strerror or exc})",
-                "check that you have permission to read it",
-            ) from None
+        # A FIFO or a device would hang FFmpeg's open; a folder or a missing file gets a
+        # clear message instead of OpenCV's silent "not opened".
+        with open_regular(self.path, "video file", error=SourceError):
+            pass
         return cv2.VideoCapture(str(self.path))
 
 
