@@ -789,15 +789,24 @@ def topk(logits: torch.Tensor, labels: Sequence[str] | None, k: int = 5) -> list
     dimensions (a dense prediction) are averaged. Names come from ``labels`` when it has an
     entry for the index, else ``"class <index>"``.
     """
-    t = logits.detach()
-    if t.dim() >= 2:
-        t = t[0]
-    if t.dim() >= 2:
-        t = t.flatten(1).mean(1)
-    t = t.float()
-    probs = torch.softmax(t, dim=0)
-    k = max(0, min(int(k), probs.numel()))
-    values, idx = torch.topk(probs, k)
+    if not isinstance(logits, torch.Tensor) or logits.numel() == 0 or logits.dim() == 0:
+        return []  # no class scores (a detector's empty boxes, a scalar): nothing to rank
+    try:
+        t = logits.detach()
+        if t.dim() >= 2:
+            t = t[0]
+        if t.dim() >= 2:
+            t = t.flatten(1).mean(1)
+        t = t.float()
+        probs = torch.softmax(t, dim=0)
+        k = max(0, min(int(k), probs.numel()))
+        values, idx = torch.topk(probs, k)
+    except (IndexError, RuntimeError, ValueError, TypeError) as exc:
+        from cnnviz.core.errors import SpecError
+
+        raise SpecError(f"the model's output {tuple(logits.shape)} could not be ranked as class scores "
+                        f"(top-k step: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                        "the layers are captured; use a classifier to see predictions") from None
     out = []
     for p, i in zip(values.cpu().tolist(), idx.cpu().tolist()):
         name = labels[i] if labels is not None and 0 <= i < len(labels) else f"class {i}"
