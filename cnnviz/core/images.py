@@ -47,6 +47,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -553,11 +554,15 @@ def _not_an_image(src: _Src) -> ImageLoadError:
     )
 
 
+_FILE_OBJECT_REPR = re.compile(r"<_io\.\w+ (?:name=[^>]*)?>|<_io\.\w+ object at 0x[0-9a-f]+>")
+
+
 def _corrupt(src: _Src, fmt: str | None, exc: BaseException | None = None) -> ImageLoadError:
     what = f"{_pretty_format(fmt)} " if fmt else ""
     detail = ""
     if exc is not None:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = _FILE_OBJECT_REPR.sub("the file", msg)  # Pillow quotes its file object
         detail = f" (decoder says: {msg[:120]})"
     return ImageLoadError(
         f"{what}image is truncated or corrupt: {src.label}{detail}",
@@ -684,6 +689,57 @@ def _png_implausible(src: _Src, w: int, h: int) -> bool:
     return raw > src.size * _DEFLATE_MAX_RATIO
 
 
+def _check_tiff_layout(src: _Src, im: Image.Image, w: int, h: int) -> None:
+    """Refuse a TIFF whose strip/tile tables cannot hold the pixels it declares.
+
+    A 2.5 MB file can declare 312,500 tiles that all point at the same few bytes: decoded,
+    that is an 80 MP image of garbage. The tables are read from the header only: the bytes
+    they cover (overlaps counted once, clipped to the file) must be able to hold the decoded
+    pixels — at most :data:`_DEFLATE_MAX_RATIO` times fewer when compressed, at least half
+    when not — and tiles or strips may not share their data.
+    """
+    tags = getattr(im, "tag_v2", None)
+    if tags is None:
+        return
+    offsets = tags.get(324) or tags.get(273)  # TileOffsets, else StripOffsets
+    counts = tags.get(325) or tags.get(279)  # TileByteCounts, else StripByteCounts
+    if offsets is None or counts is None:
+        return
+    offsets = [int(o) for o in (offsets if isinstance(offsets, (tuple, list)) else (offsets,))]
+    counts = [int(c) for c in (counts if isinstance(counts, (tuple, list)) else (counts,))]
+    if len(offsets) != len(counts):
+        raise _tiff_implausible(src, w, h, f"it lists {len(offsets)} data blocks but {len(counts)} sizes")
+    pairs = [(o, c) for o, c in zip(offsets, counts) if c > 0]
+    if len(pairs) > 16 and len({o for o, _ in pairs}) < len(pairs):
+        shared = len(pairs) - len({o for o, _ in pairs})
+        raise _tiff_implausible(src, w, h, f"{shared:,} of its {len(pairs):,} data blocks point at the same "
+                                           "bytes as another")
+    covered = end_covered = 0
+    for o, c in sorted(pairs):
+        start, end = max(o, end_covered), min(o + c, src.size)
+        if end > start:
+            covered += end - start
+            end_covered = end
+    bands = max(1, len(im.getbands()))
+    bits = tags.get(258) or (8,)
+    bits_each = max(int(b) for b in (bits if isinstance(bits, (tuple, list)) else (bits,))) or 8
+    decoded = w * h * bands * bits_each // 8
+    compression = int(tags.get(259, 1) or 1)
+    if covered == 0:
+        raise _tiff_implausible(src, w, h, "its data blocks lie outside the file")
+    if compression == 1 and covered < decoded // 2:
+        raise _tiff_implausible(src, w, h, f"it is uncompressed but its data blocks hold only {covered:,} "
+                                           f"of the {decoded:,} bytes its pixels need")
+    if decoded > covered * _DEFLATE_MAX_RATIO:
+        raise _tiff_implausible(src, w, h, f"its data blocks hold only {covered:,} bytes, far too few for "
+                                           f"{decoded:,} bytes of pixels")
+
+
+def _tiff_implausible(src: _Src, w: int, h: int, why: str) -> ImageLoadError:
+    return ImageLoadError(f"TIFF image {src.label} is implausible: it declares {w}×{h} pixels but {why}",
+                          "re-export or re-download it")
+
+
 # --------------------------------------------------------------------------------------
 # decoding
 
@@ -711,6 +767,8 @@ def _decode(
     w, h = (int(v) for v in im.size)
     original_mode = im.mode
     out_w, out_h = check_size(w, h)  # before a single pixel is decoded
+    if fmt == "TIFF":
+        _check_tiff_layout(src, im, w, h)  # tile/strip tables that lie, before decoding
     downscaling = (out_w, out_h) != (w, h)
 
     if fmt == "JPEG" and downscaling:
