@@ -34,7 +34,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Callable, Union
 
-from .errors import CnnvizError
+from .errors import CnnvizError, a_noun
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -71,7 +71,7 @@ def _not_regular(path: Path, what: str, mode: int, error: type[CnnvizError]) -> 
         if os.path.islink(path):
             via = f" (a link to {os.path.realpath(path)})"
     if stat.S_ISDIR(mode):
-        return error(f"{label}{via} is a folder, not a {what}", f"choose a {what} inside it")
+        return error(f"{label}{via} is a folder, not {a_noun(what)}", f"choose {a_noun(what)} inside it")
     return error(f"{what} {label}{via} is {kind}, not a regular file{why}",
                  f"save the {what} as an ordinary file on disk and choose that")
 
@@ -161,7 +161,7 @@ def read_bounded(path: PathLike, limit: int, what: str = "file", *,
         size = os.fstat(fh.fileno()).st_size
         if size > limit:
             raise error(f"{what} {_label(p)} is {_size_text(size)}, more than the {_size_text(limit)} "
-                        f"a {what} may be", f"choose the right file (a {what} is much smaller)")
+                        f"{a_noun(what)} may be", f"choose the right file ({a_noun(what)} is much smaller)")
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
@@ -211,7 +211,7 @@ def load_json_bounded(source: bytes | str | PathLike, limit: int = 10_000_000, w
         what = f"{what} {_label(Path(os.fspath(source)))}"  # type: ignore[arg-type]
     if len(raw) > limit:
         raise error(f"{what} is {_size_text(len(raw))}, more than the {_size_text(limit)} it may be",
-                    f"choose the right file (a {what} is much smaller)")
+                    f"choose the right file ({a_noun(what)} is much smaller)")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -220,12 +220,12 @@ def load_json_bounded(source: bytes | str | PathLike, limit: int = 10_000_000, w
         raise error(f"{what} is not text (not UTF-8)", f"choose a {what} saved as text") from None
     depth = json_depth(raw)
     if depth > max_depth:
-        raise error(f"{what} nests {depth} levels deep; at most {max_depth} are accepted",
+        raise error(f"{what}: nesting {depth} levels deep; at most {max_depth} are accepted",
                     f"choose a real {what} (this one is damaged or hostile)")
 
     def parse_int(digits: str) -> int:
         if len(digits.lstrip("-")) > MAX_JSON_INT_DIGITS:
-            raise error(f"{what} holds a {len(digits.lstrip('-'))}-digit integer",
+            raise error(f"{what}: an integer of {len(digits.lstrip('-'))} digits",
                         f"use numbers of at most {MAX_JSON_INT_DIGITS} digits")
         return int(digits)
 
@@ -235,7 +235,7 @@ def load_json_bounded(source: bytes | str | PathLike, limit: int = 10_000_000, w
         raise error(f"{what} is not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})",
                     f"fix the {what} or save it again") from None
     except RecursionError:  # belt and braces: json_depth should have caught it
-        raise error(f"{what} nests too deeply", f"choose a real {what}") from None
+        raise error(f"{what}: nesting too deep", f"choose a real {what}") from None
     except ValueError as exc:  # int/str conversion limits
         if isinstance(exc, CnnvizError):
             raise

@@ -562,7 +562,7 @@ def _corrupt(src: _Src, fmt: str | None, exc: BaseException | None = None) -> Im
     detail = ""
     if exc is not None:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        msg = _FILE_OBJECT_REPR.sub("the file", msg)  # Pillow quotes its file object
+        msg = _FILE_OBJECT_REPR.sub("", msg).strip() or type(exc).__name__  # Pillow quotes its file object
         detail = f" (decoder says: {msg[:120]})"
     return ImageLoadError(
         f"{what}image is truncated or corrupt: {src.label}{detail}",

@@ -28,7 +28,7 @@ def _long_entry(p):
 
 CASES = {
     "fifo": (_fifo, "named pipe"),
-    "deep-json": (_deep, "nests 100000 levels"),
+    "deep-json": (_deep, "nesting 100000 levels"),
     "oversized-100MB": (_oversized, "more than the"),
     "oversized-entry": (_long_entry, "oversized entries"),
 }
