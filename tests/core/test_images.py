@@ -25,7 +25,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
-from cnnviz.core import images
 from cnnviz.core.errors import CnnvizError, ImageLoadError
 from cnnviz.core.images import (
     DEFAULT_MAX_PIXELS,
