@@ -44,7 +44,7 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_INT_DIGITS = 40
 
 
-def _kind_of(mode: int) -> tuple[str, str]:
+def file_kind(mode: int) -> tuple[str, str]:
     """What a non-regular file is, and why it cannot be read, in words."""
     if stat.S_ISDIR(mode):
         return "a folder", ""
@@ -64,7 +64,7 @@ def _label(path: Path) -> str:
 
 
 def _not_regular(path: Path, what: str, mode: int, error: type[CnnvizError]) -> CnnvizError:
-    kind, why = _kind_of(mode)
+    kind, why = file_kind(mode)
     label = _label(path)
     via = ""
     with contextlib.suppress(OSError, RuntimeError):

@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 from cnnviz.core.errors import ModelLoadError, SettingsError
-from cnnviz.core.files import _kind_of, atomic_write, load_json_bounded, open_regular, read_bounded
+from cnnviz.core.files import atomic_write, file_kind, load_json_bounded, open_regular, read_bounded
 
 _log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class TrustStore:
                 "check its permissions",
             ) from exc
         if not stat.S_ISREG(st.st_mode):
-            self._move_aside(ValueError(f"it is {_kind_of(st.st_mode)[0]}, not a regular file"))
+            self._move_aside(ValueError(f"it is {file_kind(st.st_mode)[0]}, not a regular file"))
             return {}
         if st.st_size > MAX_STORE_BYTES:
             self._move_aside(ValueError(f"it is {st.st_size} bytes, more than {MAX_STORE_BYTES}"))

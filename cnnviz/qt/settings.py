@@ -27,7 +27,7 @@ from typing import Any
 from cnnviz.core.conv import (ACTIVATIONS, CHANNEL_MODES, PADDING_MODES, ActivationSpec, ConvSpec,
                               PoolSpec)
 from cnnviz.core.errors import SettingsError
-from cnnviz.core.files import (_kind_of, atomic_write, atomic_write_text, backup_path_for, load_json_bounded,
+from cnnviz.core.files import (atomic_write, atomic_write_text, backup_path_for, file_kind, load_json_bounded,
                                read_bounded)
 from cnnviz.core.kernels import Kernel
 
@@ -334,7 +334,7 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
         return Settings(), f"Could not read settings {p} ({exc.strerror}); using defaults."
     try:
         if not stat.S_ISREG(st.st_mode):
-            raise SettingsError(f"the settings file is {_kind_of(st.st_mode)[0]}, not a regular file",
+            raise SettingsError(f"the settings file is {file_kind(st.st_mode)[0]}, not a regular file",
                                 "it was moved aside")
         if st.st_size > MAX_FILE_BYTES:
             raise SettingsError(f"the settings file is {st.st_size:,} bytes, more than the "
