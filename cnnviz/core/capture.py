@@ -229,7 +229,22 @@ def _restore_flags(changed: list[nn.Module]) -> None:
 _CHANNELS_RE = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
 
 
-def _forward_error(err: BaseException, x: torch.Tensor) -> CaptureError:
+def _failing_layer(err: BaseException, model: nn.Module | None) -> str | None:
+    """The qualified name and type of the deepest module of ``model`` on the traceback."""
+    if model is None:
+        return None
+    names = {id(m): n for n, m in model.named_modules()}
+    deepest = None
+    tb = err.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, nn.Module) and names.get(id(owner)):
+            deepest = owner
+        tb = tb.tb_next
+    return f"layer '{names[id(deepest)]}' ({type(deepest).__name__})" if deepest is not None else None
+
+
+def _forward_error(err: BaseException, x: torch.Tensor, model: nn.Module | None = None) -> CaptureError:
     text = str(err).strip()
     m = _CHANNELS_RE.search(text)
     if m:
@@ -240,8 +255,9 @@ def _forward_error(err: BaseException, x: torch.Tensor) -> CaptureError:
                "was trained on (--input-size H,W)")
     else:
         fix = "check that the input size, channels and preprocessing match what the model expects"
-    return CaptureError(f"the model's forward failed on an input of shape {tuple(x.shape)}: "
-                        f"{type(err).__name__}: {first}", fix)
+    where = _failing_layer(err, model)
+    return CaptureError(f"the model's forward failed on an input of shape {tuple(x.shape)}"
+                        f"{' in ' + where if where else ''}: {type(err).__name__}: {first}", fix)
 
 
 def _channels_error(expected: int, given: int) -> CaptureError:
@@ -707,7 +723,7 @@ class Recorder:
             except (torch.OutOfMemoryError, CnnvizError, _StopForward):
                 raise
             except Exception as err:  # noqa: BLE001 - the user's forward can raise anything
-                raise _forward_error(err, x) from err
+                raise _forward_error(err, x, runnable if isinstance(runnable, nn.Module) else None) from err
         finally:
             _restore_flags(flags)
         layers = []

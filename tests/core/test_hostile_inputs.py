@@ -127,6 +127,28 @@ NET_PY = textwrap.dedent("""
     import torch
     from torch import nn
 
+    class Picky(nn.Module):
+        def forward(self, x):
+            return x[[7]]  # fails on a batch of one: IndexError deep inside the model
+
+    class Breaks(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.block = nn.Sequential(nn.ReLU(), Picky())
+
+        def forward(self, x):
+            return self.block(self.conv(x))
+
+    class Detector(nn.Module):  # a detector's output: a list of dicts with no boxes
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return [{"boxes": y.new_zeros((0, 4)), "scores": y.new_zeros((0,))}]
+
     class Net(nn.Module):
         def __init__(self, width: int = 4):
             super().__init__()
@@ -274,6 +296,9 @@ CASES = [
                                  "deep.safetensors", "--out", "o"), 2, ("levels deep",)),
     ("pt2-forbidden-target", ("inspect", "forbidden.pt2", "photo.png", "--trust", "--out", "o"), 2,
      ("builtins.eval",)),
+    ("forward-fails-in-a-layer", ("inspect", "net.py:Breaks", "photo.png", "--trust", "--out", "o"), 2,
+     ("layer 'block.1' (Picky)", "IndexError")),
+    ("detector-output-with-no-boxes", ("inspect", "net.py:Detector", "photo.png", "--trust", "--out", "o"), 0, ()),
     ("labels-deep-json", ("inspect", "net.py:Net", "photo.png", "--trust", "--labels", "deep.json", "--out", "o"),
      2, ("levels deep",)),
     ("labels-fifo", ("inspect", "net.py:Net", "photo.png", "--trust", "--labels", "fifo.txt", "--out", "o"), 2,
