@@ -31,6 +31,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # ~2-3 minutes: every case is a real subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 #: A refused input may cost at most this much memory beyond the baseline of the same command.
 RSS_MARGIN_MB = 300
@@ -331,6 +333,8 @@ def assert_one_clean_line(res: dict, rc: int, words: tuple[str, ...]) -> None:
         lines = err.splitlines()
         assert len(lines) == 1, err[-2000:]  # nothing from a library before the message
         assert lines[0].startswith("cnnviz: error: "), lines[0]
+        assert "<_io." not in lines[0] and "(0 bytes)" not in lines[0], lines[0]  # no misleading words
+        assert " a int" not in lines[0] and "can run any code" not in lines[0], lines[0]
         for w in words:
             assert w in lines[0], (w, lines[0])
 
