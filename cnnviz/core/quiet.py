@@ -16,47 +16,65 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-_lock = threading.RLock()
+_lock = threading.Lock()
+_active: list[list[logging.LogRecord]] = []  # one list per block running now (any thread)
+_saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
 
 
 class _Collect(logging.Handler):
-    def __init__(self, records: list[logging.LogRecord]) -> None:
+    """Hands each record to every block that is collecting now."""
+
+    def __init__(self) -> None:
         super().__init__(logging.DEBUG)
-        self.records = records
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
+        with _lock:
+            targets = list(_active)
+        for records in targets:
+            records.append(record)
+
+
+_handler = _Collect()
+
+
+def _swap_in(prefixes: tuple[str, ...]) -> None:
+    for name, obj in list(logging.root.manager.loggerDict.items()):
+        if isinstance(obj, logging.Logger) and any(name == p or name.startswith(p + ".") for p in prefixes):
+            if obj.handlers or name in prefixes:
+                _saved.append((obj, list(obj.handlers), obj.propagate))
+                obj.handlers, obj.propagate = [_handler], False
+    for p in prefixes:  # a top logger that did not exist yet
+        top = logging.getLogger(p)
+        if not any(lg is top for lg, _, _ in _saved):
+            _saved.append((top, list(top.handlers), top.propagate))
+            top.handlers, top.propagate = [_handler], False
 
 
 @contextlib.contextmanager
 def captured_library_logs(prefixes: tuple[str, ...] = ("torch",)) -> Iterator[list[logging.LogRecord]]:
-    """Collect the log records of the libraries named by ``prefixes`` (and their warnings)
-    while the block runs; yields the list they are appended to. Handlers are restored after."""
+    """Collect the log records of the libraries named by ``prefixes`` (and the warnings of
+    this block) while it runs; yields the list they are appended to. Blocks may run in
+    several threads at once: the first swaps the loggers' handlers, the last puts them back.
+    """
     records: list[logging.LogRecord] = []
-    handler = _Collect(records)
     with _lock:
-        saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
-        for name, obj in list(logging.root.manager.loggerDict.items()):
-            if isinstance(obj, logging.Logger) and any(name == p or name.startswith(p + ".") for p in prefixes):
-                if obj.handlers or name in prefixes:
-                    saved.append((obj, list(obj.handlers), obj.propagate))
-                    obj.handlers = [handler]
-                    obj.propagate = False
-        for p in prefixes:  # a top logger that did not exist yet
-            top = logging.getLogger(p)
-            if not any(lg is top for lg, _, _ in saved):
-                saved.append((top, list(top.handlers), top.propagate))
-                top.handlers, top.propagate = [handler], False
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                yield records
-            for w in caught:
-                records.append(logging.makeLogRecord({"msg": f"{w.category.__name__}: {w.message}",
-                                                      "levelno": logging.WARNING, "name": "warnings"}))
-        finally:
-            for logger, handlers, propagate in saved:
-                logger.handlers, logger.propagate = handlers, propagate
+        if not _active:
+            _swap_in(prefixes)
+        _active.append(records)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield records
+        for w in caught:
+            records.append(logging.makeLogRecord({"msg": f"{w.category.__name__}: {w.message}",
+                                                  "levelno": logging.WARNING, "name": "warnings"}))
+    finally:
+        with _lock:
+            _active.remove(records)
+            if not _active:
+                while _saved:
+                    logger, handlers, propagate = _saved.pop()
+                    logger.handlers, logger.propagate = handlers, propagate
 
 
 _EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception)): (.+)$")

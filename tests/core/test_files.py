@@ -193,3 +193,35 @@ def test_tensor_ranges_may_not_overlap_or_leave_the_data():
         check_tensor_ranges([("a", 0, 8), ("b", 4, 12)], 16, "w.safetensors")
     with pytest.raises(ModelLoadError, match="outside the 16 data bytes"):
         check_tensor_ranges([("a", 8, 24)], 16, "w.safetensors")
+
+
+# ----------------------------------------------------------------------------- quiet
+
+
+def test_library_log_output_is_captured_not_printed_and_its_root_cause_quoted(capfd):
+    import logging
+
+    from cnnviz.core.quiet import captured_library_logs, first_line
+
+    lib = logging.getLogger("torch._fake_cnnviz_test")
+    top = logging.getLogger("torch")
+    before = (list(top.handlers), top.propagate)
+    printer = logging.StreamHandler()  # a library that prints its tracebacks (as torch does)
+    top.addHandler(printer)
+    try:
+        with captured_library_logs() as logs:
+            try:
+                try:
+                    raise KeyError("builtins.eval")
+                except KeyError as inner:
+                    raise ValueError("We failed to resolve builtins.eval to an operator. Please file an issue.") \
+                        from inner
+            except ValueError:
+                lib.warning("Ran into the following error when deserializing", exc_info=True)
+        assert top.handlers == [*before[0], printer]  # put back exactly
+    finally:
+        top.removeHandler(printer)
+    out, err = capfd.readouterr()
+    assert "deserializing" not in err and "Traceback" not in err  # nothing reached the terminal
+    assert first_line(logs) == "KeyError: 'builtins.eval'"  # the root cause, one line
+    assert first_line([]) is None

@@ -31,7 +31,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytestmark = pytest.mark.slow  # ~2-3 minutes: every case is a real subprocess
+pytestmark = [
+    pytest.mark.slow,  # ~2-3 minutes: every case is a real subprocess
+    pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs, /dev/zero and getrusage are POSIX"),
+]
 
 REPO = Path(__file__).resolve().parents[2]
 #: A refused input may cost at most this much memory beyond the baseline of the same command.

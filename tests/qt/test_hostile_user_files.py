@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+
 
 def _fifo(p):
     os.mkfifo(p)

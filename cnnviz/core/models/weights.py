@@ -20,6 +20,7 @@ from cnnviz.core.errors import ModelLoadError, a_noun
 from cnnviz.core.files import load_json_bounded, open_regular
 from cnnviz.core.models.detect import _describe_exception, _detect, _Detection, _numpy_safe_globals, _open_failed
 from cnnviz.core.models.trust_gate import _trust_gate, _unsafe_load_trusted
+from cnnviz.core.quiet import captured_library_logs
 from cnnviz.core.trust import TrustStore
 
 _MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors library's own limit
@@ -127,7 +128,7 @@ def _torch_load_weights_only(
     """``torch.load(weights_only=True)`` with errors a person can read. Never falls back."""
     try:
         # A file object: torch.load would pick its loader by a ".safetensors" file name.
-        with open_regular(source, "weights file", error=ModelLoadError) as f, \
+        with open_regular(source, "weights file", error=ModelLoadError) as f, captured_library_logs(), \
                 torch.serialization.safe_globals(list(_numpy_safe_globals())):
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
