@@ -284,7 +284,7 @@ CASES = [
     ("model-fifo", ("inspect", "fifo.pt", "photo.png", "--out", "o"), 2, ("named pipe",)),
     ("model-dev-zero", ("inspect", "zero.pt", "photo.png", "--out", "o"), 2, ("character device",)),
     ("weights-fifo", ("inspect", "net.py:Net", "photo.png", "--trust", "--weights", "fifo.pt", "--out", "o"), 2,
-     ("named pipe",)),
+     ("weights file 'fifo.pt' is a named pipe",)),
     ("weights-deflate-bomb-1GiB", ("inspect", "net.py:Net", "photo.png", "--trust", "--weights", "bomb.pth",
                                    "--out", "o"), 2, ("decompression bomb",)),
     ("weights-200MB-data-pkl", ("inspect", "net.py:Net", "photo.png", "--trust", "--weights", "bigpkl.pth",

@@ -175,10 +175,10 @@ def _open_failed(path: Path, exc: OSError) -> ModelLoadError:
     return ModelLoadError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions")
 
 
-def _detect(path: str | os.PathLike) -> _Detection:
+def _detect(path: str | os.PathLike, what: str = "model file") -> _Detection:
     p = Path(path)
     try:  # a FIFO or a device is refused by its type, before it is opened
-        with open_regular(p, "model file", error=ModelLoadError) as f:
+        with open_regular(p, what, error=ModelLoadError) as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(16)
     except OSError as exc:

@@ -217,7 +217,7 @@ def load_state_dict_file(
     pickled module.
     """
     p = Path(path)
-    det = _detect(p)
+    det = _detect(p, "weights file")
     if det.format == "safetensors":
         return _load_safetensors(p)
     if det.format == "state_dict":
