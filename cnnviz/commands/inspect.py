@@ -241,8 +241,10 @@ def run(args) -> int:
 def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:
     """The mosaics an earlier run into ``out_dir`` listed in its summary.json (only those:
     nothing else in the folder is touched), so that layers of another model do not linger."""
+    from ..core.files import load_json_bounded
+
     try:
-        old = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+        old = load_json_bounded(out_dir / "summary.json", 64 << 20, "summary.json", from_path=True)  # a FIFO: no hang
         names = {layer["png"] for layer in old["layers"]}
     except (OSError, ValueError, KeyError, TypeError):
         return set()

@@ -231,7 +231,8 @@ def hostile(tmp_path_factory) -> Path:
     _png_0x0(d / "empty0x0.png")
     _tiff_tile_lie(d / "tiles.tif")
     (d / "folder.png").mkdir()
-    for name in ("fifo.png", "fifo.json", "fifo.pt", "fifo.txt"):
+    (d / "fifo-out").mkdir()
+    for name in ("fifo.png", "fifo.json", "fifo.pt", "fifo.txt", "fifo-out/summary.json"):
         os.mkfifo(d / name)
     for name in ("zero.png", "zero.json", "zero.pt", "zero.txt"):
         os.symlink("/dev/zero", d / name)
@@ -304,6 +305,8 @@ CASES = [
     ("forward-fails-in-a-layer", ("inspect", "net.py:Breaks", "photo.png", "--trust", "--out", "o"), 2,
      ("layer 'block.1' (Picky)", "IndexError")),
     ("detector-output-with-no-boxes", ("inspect", "net.py:Detector", "photo.png", "--trust", "--out", "o"), 0, ()),
+    ("out-folder-summary-is-a-fifo", ("inspect", "net.py:Net", "photo.png", "--trust", "--out", "fifo-out"), 0,
+     ()),
     ("labels-deep-json", ("inspect", "net.py:Net", "photo.png", "--trust", "--labels", "deep.json", "--out", "o"),
      2, ("levels deep",)),
     ("labels-fifo", ("inspect", "net.py:Net", "photo.png", "--trust", "--labels", "fifo.txt", "--out", "o"), 2,
