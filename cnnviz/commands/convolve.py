@@ -132,12 +132,12 @@ def _save_npz(path: str, arrays: dict) -> None:
         raise SpecError(f"--npz needs a .npz file name, got '{path}'", "end the name with .npz")
     if not p.parent.exists():
         raise SpecError(f"folder '{p.parent}' does not exist", "create it or choose another path")
-    tmp = p.with_name(f".{p.name}.tmp.npz")
+    from ..core.files import atomic_write
+    from ..core.npz import write_npz
+
     try:
-        np.savez(tmp, **arrays)
-        tmp.replace(p)
+        atomic_write(p, lambda fh: write_npz(fh, arrays.items(), len(arrays)), "wb", make_parents=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SpecError(f"cannot write '{path}': {exc.strerror}", "check the folder's permissions") from None
 
 

@@ -302,7 +302,7 @@ def test_video_loops_back_to_the_first_frame(video):
 
 def test_missing_video_file_raises_a_clear_error(tmp_path):
     src = VideoFileSource(tmp_path / "nope.mp4")
-    with pytest.raises(SourceError, match=r"nope\.mp4 does not exist; check the path"):
+    with pytest.raises(SourceError, match=r"nope\.mp4' does not exist; check the path"):
         src.start()
     assert not src.is_running
 
