@@ -381,7 +381,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
         if request.crops and act.dim() != 4:
             raise DatasetExamplesError(
                 f"layer {name!r} has no spatial maps (output shape {tuple(act.shape[1:])}), so there is no "
-                "receptive-field crop to show", "choose a convolutional layer, or switch crops off")
+                "receptive-field crop to show", "choose a convolutional layer, or switch crops off (--no-crops)")
         shapes[name] = tuple(act.shape[1:])
         c = act.shape[1]
         if name in layers:  # resuming
