@@ -99,6 +99,16 @@ def test_unit_view_and_adversarial(window, qtbot, tmp_path):
     w.grab().save(str(tmp_path / "adversarial.png"))
 
 
+def test_lesson_tabs_exist(window):
+    from cnnviz.core.lessons import lesson
+    from cnnviz.qt.featureviz.window import TAB_KEYS
+
+    for key in ("what-a-channel-looks-for", "a-change-you-cannot-see"):
+        tab = lesson(key).inspector["featureviz"]
+        window.show_tab(tab)
+        assert TAB_KEYS[window.tabs.currentIndex()] == tab
+
+
 def test_bad_folder_is_a_message(window, qtbot, tmp_path):
     w = window
     w.folder_edit.setText(str(tmp_path / "missing"))

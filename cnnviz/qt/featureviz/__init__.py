@@ -4,7 +4,7 @@ view and adversarial examples (see :mod:`.window`)."""
 from __future__ import annotations
 
 
-def open_from_inspector(inspector):
+def open_from_inspector(inspector, tab: str = "featviz"):
     from .window import open_from_inspector as _open
 
-    return _open(inspector)
+    return _open(inspector, tab)

@@ -45,7 +45,10 @@ import pyqtgraph as pg  # noqa: E402
 from .tasks import TaskRunner  # noqa: E402
 from .widgets import Picture, TileGrid  # noqa: E402
 
-__all__ = ["FeatureVizWindow", "open_from_inspector"]
+__all__ = ["TAB_KEYS", "FeatureVizWindow", "open_from_inspector"]
+
+#: The tabs, in order, by the keys lessons use (``Lesson.inspector["featureviz"]``).
+TAB_KEYS = ("featviz", "dataset", "unit", "adversarial")
 
 
 @dataclass
@@ -109,7 +112,7 @@ def _map_tiles(maps: np.ndarray) -> list[np.ndarray]:
 
 class FeatureVizWindow(QMainWindow):
     def __init__(self, model=None, pixels: np.ndarray | None = None, layer: str | None = None, channel: int = 0,
-                 parent=None):
+                 parent=None, tab: str = "featviz"):
         super().__init__(parent)
         self.setWindowTitle("What a channel looks for")
         self.setObjectName("featureviz-window")
@@ -135,6 +138,7 @@ class FeatureVizWindow(QMainWindow):
         self.runner.busyChanged.connect(self._on_busy)
         self._task_kind: dict[int, str] = {}
         self._build()
+        self.show_tab(tab)
         self.resize(1100, 720)
         self._start("probe", lambda st: _probe(self.model, self.pixels))
 
@@ -342,6 +346,12 @@ class FeatureVizWindow(QMainWindow):
         self.divergence_bars: pg.BarGraphItem | None = None
         lay.addWidget(self.divergence_plot, 1)
         return w
+
+    def show_tab(self, key: str) -> None:
+        """Raise the tab ``key`` (one of :data:`TAB_KEYS`)."""
+        if key not in TAB_KEYS:
+            raise KeyError(f"no tab {key!r}; tabs: {', '.join(TAB_KEYS)}")
+        self.tabs.setCurrentIndex(TAB_KEYS.index(key))
 
     # -- state → widgets -------------------------------------------------------------------
     def _set_layers(self, probe: Probe) -> None:
@@ -591,7 +601,7 @@ class FeatureVizWindow(QMainWindow):
         super().closeEvent(ev)
 
 
-def open_from_inspector(inspector) -> FeatureVizWindow:
+def open_from_inspector(inspector, tab: str = "featviz") -> FeatureVizWindow:
     """Open the window on the inspector's model (a copy: the inspector keeps running its own),
     input, layer and channel. Kept alive by the inspector."""
     model = inspector.current_model()
@@ -601,7 +611,7 @@ def open_from_inspector(inspector) -> FeatureVizWindow:
             model = copy.deepcopy(model)
         except Exception:  # noqa: BLE001 - an uncopyable model: share it (the inspector's frames may wait)
             pass
-    w = FeatureVizWindow(model, pixels, inspector.selected_layer(), inspector.selected_channel())
+    w = FeatureVizWindow(model, pixels, inspector.selected_layer(), inspector.selected_channel(), tab=tab)
     inspector._featviz_window = w
     w.show()
     return w
