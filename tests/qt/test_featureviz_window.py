@@ -133,6 +133,22 @@ def test_opened_from_the_inspector_on_a_copy_of_its_model(qtbot, config_dir, tmp
     assert w.state.layer == "conv3" and w.layer_box.currentText() == "conv3"
     assert w.model is not insp.current_model() and w.model.module is not insp.current_model().module
     np.testing.assert_array_equal(w.pixels, insp.current_input())
+    # a top image opens in the inspector on that layer, channel and unit
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in (resources_dir() / "samples").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    w.folder_edit.setText(str(folder))
+    w.channel_spin.setValue(4)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=30_000)
+    best = w.state.sweep.entries("conv3", 4)[0]
+    qtbot.mouseClick(w.top_grid, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton,
+                     pos=w.top_grid.tile_rect(0).center())
+    from cnnviz.core.images import load_image
+
+    np.testing.assert_array_equal(insp.current_input(), load_image(best["item"]).pixels)
+    assert insp.selected_layer() == "conv3" and insp.selected_channel() == 4
     w.close()
     insp.close()
     assert not w.runner.is_busy()

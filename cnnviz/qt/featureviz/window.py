@@ -129,6 +129,7 @@ class FeatureVizWindow(QMainWindow):
         self.pixels = np.array(pixels)  # our own copy: the inspector's may change under us
         self.state = ViewState(layer=layer, channel=int(channel))
         self.probe: Probe | None = None
+        self.inspector = None  # set when opened from the inspector: top images open there
         self.runner = TaskRunner(self, "cnnviz-featviz")
         self.runner.progress.connect(self._on_progress)
         self.runner.partial.connect(self._on_partial)
@@ -269,6 +270,7 @@ class FeatureVizWindow(QMainWindow):
         self.top_grid = TileGrid(placeholder="the k images that excite this channel most: the receptive field of "
                                              "the strongest unit")
         self.top_grid.setObjectName("top-grid")
+        self.top_grid.tileClicked.connect(self.open_top_image)
         split.addWidget(self.channel_viz)
         split.addWidget(self.top_grid)
         split.setSizes([300, 600])
@@ -493,6 +495,45 @@ class FeatureVizWindow(QMainWindow):
         model, x = self.model, self.probe.x
         self._start("attack", lambda st: adv.run(model, x, req, st))
 
+    def open_top_image(self, rank: int) -> None:
+        """Open the ``rank``-th top image of the selected channel in the inspector, on that
+        layer, channel and unit (its receptive field shown)."""
+        sweep = self.state.sweep
+        if sweep is None or self.state.layer not in sweep.layers:
+            return
+        entries = sweep.entries(self.state.layer, self.state.channel)
+        if not 0 <= rank < len(entries):
+            return
+        e = entries[rank]
+        insp = self.inspector
+        if insp is None:
+            self.show_message(f"{e['item']}: value {e['value']:.4g} at unit {tuple(e['unit'])} "
+                              "(open this window from the inspector to open images there)")
+            return
+        try:
+            if "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
+                from cnnviz.core.dataset_examples import _VideoReader
+
+                path, frame = e["item"].rsplit("#frame=", 1)
+                reader = _VideoReader(path)
+                try:
+                    pixels = reader.frame(int(frame))
+                finally:
+                    reader.close()
+                if pixels is None:
+                    raise OSError("the frame cannot be decoded")
+                insp.set_image(pixels, e["item"].rsplit("/", 1)[-1])
+            elif not insp.open_image(e["item"]):
+                return
+            insp.select_layer(self.state.layer)
+            insp.select_channel(self.state.channel)
+            insp.show_tab("rf")
+            insp.set_rf_unit(*e["unit"])
+            insp.raise_()
+            insp.activateWindow()
+        except (AttributeError, OSError, ValueError) as exc:
+            self.show_message(f"cannot open {e['item']} in the inspector: {exc}", error=True)
+
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder of images")
         if folder:
@@ -613,6 +654,7 @@ def open_from_inspector(inspector, tab: str = "featviz") -> FeatureVizWindow:
             pass
     w = FeatureVizWindow(model, pixels, inspector.selected_layer(), inspector.selected_channel(), tab=tab)
     inspector._featviz_window = w
+    w.inspector = inspector
     w.show()
     return w
 
