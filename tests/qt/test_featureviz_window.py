@@ -152,3 +152,45 @@ def test_opened_from_the_inspector_on_a_copy_of_its_model(qtbot, config_dir, tmp
     w.close()
     insp.close()
     assert not w.runner.is_busy()
+
+
+def test_task_runner_one_at_a_time_latest_wins(qtbot):
+    import time
+
+    from cnnviz.qt.featureviz.tasks import TaskRunner
+
+    r = TaskRunner(name="test-runner", poll_ms=10)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    done, cancelled = [], []
+    r.finished.connect(lambda tid, v: done.append((tid, v)))
+    r.cancelled.connect(cancelled.append)
+
+    def job(value, loops):
+        def fn(state):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                for _ in range(loops):
+                    state.check()
+                    state.set_progress(0.5, "working")
+                    time.sleep(0.005)
+                return value
+            finally:
+                with lock:
+                    running[0] -= 1
+        return fn
+
+    first = r.start(job("first", 10_000))
+    second = r.start(job("second", 10_000))
+    third = r.start(job("third", 3))  # replaces the pending second: it never runs
+    qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+    assert done == [(third, "third")] and most[0] == 1
+    assert first < second < third and cancelled == []
+    r.start(job("long", 100_000))
+    qtbot.waitUntil(lambda: r.state is not None and r.state.progress > 0, timeout=10_000)
+    r.cancel()
+    qtbot.waitUntil(lambda: not r.is_busy(), timeout=10_000)
+    assert len(cancelled) == 1
+    assert r.shutdown(1000) and not r._timer.isActive()

@@ -141,8 +141,7 @@ class TaskRunner(QObject):
                 self.cancelled.emit(tid)
             else:
                 self.failed.emit(tid, value)
-        elif stale and not self._closed:
-            self.cancelled.emit(tid)
+        # a task replaced by a newer one ends silently: the newer one speaks for both
         pending, self._pending = self._pending, None
         if pending is not None and not self._closed:
             self._launch(*pending)
