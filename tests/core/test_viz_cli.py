@@ -94,3 +94,15 @@ def test_adversarial_writes_images_and_divergence(tmp_path):
     from cnnviz.core.images import load_image
 
     assert np.asarray(load_image(out / "perturbation.png").pixels).std() > 0
+
+
+def test_nan_during_optimization_is_one_line(tmp_path, capsys):
+    net = tmp_path / "nannet.py"
+    net.write_text(
+        "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.conv = nn.Conv2d(1, 2, 3)\n        with torch.no_grad():\n"
+        "            self.conv.weight.fill_(float('nan'))\n\n    def forward(self, x):\n        return self.conv(x)\n")
+    argv = ["visualize", f"{net}:Net", "--trust", "--layer", "conv", "--channel", "1", "--size", "8,8",
+            "--steps", "2", "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert "NaN or infinity at step 1" in _err_line(capsys)
