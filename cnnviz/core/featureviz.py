@@ -56,6 +56,7 @@ __all__ = [
     "FeatureVizSettings",
     "Objective",
     "default_size",
+    "per_item_adapter",
     "layer_channels",
     "run",
 ]
@@ -244,6 +245,19 @@ def _identity_maps(t: torch.Tensor) -> torch.Tensor:
     raise FeatureVizError(
         f"a layer output of shape {tuple(t.shape[1:])} is neither (C, H, W) maps nor a (C,) vector",
         "choose a convolutional or linear layer (channels-last and token layouts need a layout adapter)")
+
+
+def per_item_adapter(to_maps_item: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A batch layout adapter from a per-item one: ``to_maps_item(tensor, item)`` gives the
+    ``(C, H, W)`` maps of item ``item`` of a batched layer output (the signature of
+    ``cnnviz.core.layouts.to_maps(tensor, layout, item)`` with the layout bound), differentiable
+    (views, permutes, reshapes). Use as ``run(..., to_maps=per_item_adapter(lambda t, i:
+    layouts.to_maps(t, layout, i)))``."""
+
+    def to_maps(t: torch.Tensor) -> torch.Tensor:
+        return torch.stack([to_maps_item(t, i) for i in range(t.shape[0])])
+
+    return to_maps
 
 
 def _input_spec(model: Any, preprocessing=None) -> tuple[int, str, torch.Tensor, torch.Tensor]:

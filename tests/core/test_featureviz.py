@@ -160,3 +160,16 @@ def test_layout_adapter_plugs_in():
     with torch.no_grad():
         ref = net[0](x)[0, 1, 2, 3]
     assert r.values[0] == pytest.approx(float(ref), rel=1e-5, abs=1e-6)
+
+
+def test_per_item_layout_adapter():
+    """A per-item adapter (the signature of layouts.to_maps with the layout bound) plugs in too."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), _Tokens()).eval()
+    st = fv.FeatureVizSettings(steps=2, size=(6, 6), batch=2)
+    adapter = fv.per_item_adapter(lambda t, i: t[i].transpose(0, 1).reshape(-1, 6, 6))
+    r = _run(net, fv.Objective.channel_of("1", 2), st, to_maps=adapter)
+    x = torch.from_numpy(r.images).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        ref = net[0](x)[:, 2].mean((1, 2))
+    np.testing.assert_allclose(r.values, ref.numpy(), rtol=1e-5, atol=1e-6)
