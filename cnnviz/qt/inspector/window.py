@@ -329,11 +329,6 @@ class InspectorWindow(QMainWindow):
         a.triggered.connect(slot)
         return a
 
-    def _open_featureviz(self) -> None:
-        from cnnviz.qt.featureviz import open_from_inspector  # its own window package
-
-        open_from_inspector(self)
-
     def _build_actions(self) -> None:
         self.act_open = self._action("&Open model…", self.open_model_dialog, QKeySequence.StandardKey.Open,
                                      "Open a torchvision model, a Python class, TorchScript, .pt2 or a pickled model",
@@ -357,9 +352,6 @@ class InspectorWindow(QMainWindow):
                                            "min, max, mean, std, % zeros and dead channels of every layer",
                                            "act-export-csv")
         self.act_close = self._action("&Close", self.close, QKeySequence.StandardKey.Close, "", "act-close")
-        self.act_featviz = self._action("What a channel &looks for…", self._open_featureviz, None,
-                                        "Feature visualization, top images, guided backprop, adversarial examples",
-                                        "act-featviz")
 
         mb = self.menuBar()
         m = mb.addMenu("&Model")
@@ -370,7 +362,8 @@ class InspectorWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.act_labels)
         m.addSeparator()
-        m.addAction(self.act_featviz)
+        from cnnviz.qt.featureviz import add_featureviz_action  # noqa: PLC0415 - "What a channel looks for…"
+        self.act_featviz = add_featureviz_action(self, m)
         m.addAction(self.act_close)
         m = mb.addMenu("&Input")
         for a in (self.act_draw, self.act_image, self.act_video, self.act_webcam):
