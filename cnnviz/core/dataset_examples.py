@@ -428,6 +428,24 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     sizes = np.zeros((len(items), 2), np.int64)  # each item's model-input (H, W), for the crops
     if cache and layers and "sizes" in restored_arrays:
         sizes[:] = restored_arrays["sizes"][: len(items)]
+    def take(members, shape, result) -> int:
+        """Merge one forward pass of ``members`` ``[(item index, input), ...]`` into the tops."""
+        nonlocal input_size
+        idx = torch.tensor([i for i, _ in members], dtype=torch.int64)
+        if input_size is None:
+            input_size = (int(shape[-2]), int(shape[-1]))
+        sizes[idx.numpy()] = (int(shape[-2]), int(shape[-1]))
+        for name in request.layers:
+            act = result.layer(name).tensor
+            if name not in tops:
+                init_layer(name, act)
+                if request.crops and name not in rfs:
+                    rfs[name] = receptive_field(model, (1, *shape[1:])).get(name)
+            vals, units = _reduce(act)
+            new_items = idx.to(act.device)[None].expand(vals.shape[0], -1)
+            tops[name] = list(topk_update(*tops[name], vals, new_items, units, k))
+        return len(members)
+
     video = _VideoReader(items[0].split("#frame=")[0]) if kind == "video" else None
     recorder = Recorder(model, list(request.layers))
     t0 = time.perf_counter()
@@ -450,22 +468,24 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
                     continue
                 groups.setdefault(tuple(x.shape), []).append((i, x))
             for shape, members in groups.items():
-                idx = torch.tensor([i for i, _ in members], dtype=torch.int64)
-                xb = torch.cat([x for _, x in members])
-                result = recorder.run(xb)
-                if input_size is None:
-                    input_size = (int(shape[-2]), int(shape[-1]))
-                sizes[idx.numpy()] = (int(shape[-2]), int(shape[-1]))
-                for name in request.layers:
-                    act = result.layer(name).tensor
-                    if name not in tops:
-                        init_layer(name, act)
-                        if request.crops and name not in rfs:
-                            rfs[name] = receptive_field(model, tuple(xb[:1].shape)).get(name)
-                    vals, units = _reduce(act)
-                    new_items = idx.to(act.device)[None].expand(vals.shape[0], -1)
-                    tops[name] = list(topk_update(*tops[name], vals, new_items, units, k))
-                processed += len(members)
+                try:
+                    result = recorder.run(torch.cat([x for _, x in members]))
+                except CnnvizError as exc:
+                    if "no layer named" in str(exc) or len(members) == 1:
+                        if "no layer named" in str(exc):
+                            raise
+                        skipped.append((items[members[0][0]], _reason(exc)))
+                        continue
+                    # one bad image must not cost the others: run them one by one
+                    for member in members:
+                        try:
+                            one = recorder.run(member[1])
+                        except CnnvizError as exc1:
+                            skipped.append((items[member[0]], _reason(exc1)))
+                            continue
+                        processed += take([member], shape, one)
+                    continue
+                processed += take(members, shape, result)
             pos = chunk.stop
             batches += 1
             done = pos - resumed_from

@@ -176,3 +176,27 @@ def test_video_frames(demo, tmp_path):
     assert res.items == [f"{path}#frame={i}" for i in (0, 2, 4)]
     assert res.processed == 3 and not res.skipped
     assert dx.item_input(res.items[1], demo.preprocessing).shape == (28, 28, 1)
+
+
+def test_an_image_the_model_cannot_take_is_skipped_not_fatal(tmp_path):
+    """No resize in the preprocessing: a 2x2 image is too small for a 3x3 convolution without
+    padding; it is skipped with the model's reason, the images batched with it still count."""
+    from torch import nn
+
+    from cnnviz.core.models import LoadedModel, Preprocessing
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    model = LoadedModel(module=net, kind="python", name="t", source="t", preprocessing=Preprocessing(),
+                        labels=None, input_channels=3)
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        save_png(tmp_path / f"a{i}.png", rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    save_png(tmp_path / "a1_tiny.png", rng.integers(0, 256, (2, 2, 3), dtype=np.uint8))
+    save_png(tmp_path / "b_other.png", rng.integers(0, 256, (2, 2, 3), dtype=np.uint8))
+    res = dx.run(model, dx.SweepRequest(tmp_path, ("1",), k=2, batch_size=8), cache=False)
+    assert res.processed == 3
+    assert sorted(p.rsplit("/", 1)[-1] for p, _ in res.skipped) == ["a1_tiny.png", "b_other.png"]
+    assert all("kernel size can't be greater" in r or "too small" in r or "size" in r for _, r in res.skipped)
+    with pytest.raises(Exception, match="no layer named 'nope'"):
+        dx.run(model, dx.SweepRequest(tmp_path, ("nope",)), cache=False)
