@@ -61,6 +61,8 @@ class ViewState:
     lr: float = 0.1
     optimizer: str = "adam"
     diversity: float = 0.0
+    batch: int = 1
+    size: int | None = None  # image side; None: the model's input size
     folder: str = ""
     k: int = 9
     method: str = "pgd"
@@ -205,7 +207,23 @@ class FeatureVizWindow(QMainWindow):
         self.div_spin = QDoubleSpinBox()
         self.div_spin.setRange(0, 1e4)
         self.div_spin.valueChanged.connect(lambda v: setattr(self.state, "diversity", float(v)))
-        for label, widget in (("Steps", self.steps_spin), ("Learning rate", self.lr_spin), ("Optimizer", self.opt_box)):
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 16)
+        self.batch_spin.setToolTip("images per channel (with diversity: different answers to the same channel)")
+        self.batch_spin.valueChanged.connect(lambda v: setattr(self.state, "batch", int(v)))
+        self.div_spin.setToolTip("how hard the images of one channel are pushed apart (0: off)")
+        from cnnviz.core.featureviz import default_size
+
+        side = max(default_size(self.model))
+        self.state.size = side if side <= 128 else 128  # 224 px over 512 channels is slow without a GPU
+        self.size_spin = QSpinBox()
+        self.size_spin.setRange(8, 512)
+        self.size_spin.setValue(self.state.size)
+        self.size_spin.setToolTip("the side of the optimized images, in pixels")
+        self.size_spin.valueChanged.connect(lambda v: setattr(self.state, "size", int(v)))
+        for label, widget in (("Steps", self.steps_spin), ("Learning rate", self.lr_spin), ("Optimizer", self.opt_box),
+                              ("Size", self.size_spin), ("Per channel", self.batch_spin),
+                              ("Diversity", self.div_spin)):
             row.addWidget(QLabel(label))
             row.addWidget(widget)
         self.viz_all_button = QPushButton("Visualize every channel")
@@ -434,8 +452,9 @@ class FeatureVizWindow(QMainWindow):
     def _settings(self):
         from cnnviz.core.featureviz import FeatureVizSettings
 
+        size = (self.state.size, self.state.size) if self.state.size else None
         return FeatureVizSettings(steps=self.state.steps, lr=self.state.lr, optimizer=self.state.optimizer,
-                                  diversity=self.state.diversity)
+                                  diversity=self.state.diversity, batch=self.state.batch, size=size)
 
     def visualize_all(self) -> None:
         from cnnviz.core import featureviz as fv
