@@ -34,4 +34,3 @@ def test_naive_reference_equals_pipeline():
     w = rng.normal(size=(3, 3)).astype(np.float32)
     res = run_pipeline(x, PipelineRequest((Kernel(w),), ConvSpec(), ActivationSpec("relu"), PoolSpec("max", 2)))
     np.testing.assert_allclose(naive_pipeline(x, w)[0], res.pool[0], atol=1e-5)
-
