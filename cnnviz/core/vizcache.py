@@ -60,17 +60,31 @@ def model_fingerprint(model: Any) -> str:
     h = hashlib.sha256()
     h.update(f"{type(module).__module__}.{type(module).__qualname__}\n".encode())
     for name, t in tensors:
+        if not isinstance(t, torch.Tensor):  # packed parameters and other extras: their text
+            h.update(f"{name}|{type(t).__name__}|{t!r}\n".encode())
+            continue
         t = t.detach()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         if t.numel():
-            flat = t.cpu().contiguous().reshape(-1)
-            if flat.dtype == torch.bfloat16:
-                flat = flat.view(torch.int16)
-            h.update(flat.numpy().tobytes())
+            h.update(_tensor_bytes(t))
     digest = h.hexdigest()
     with _FP_LOCK:
         _FINGERPRINTS[module] = (versions, digest)
     return digest
+
+
+def _tensor_bytes(t) -> bytes:
+    """The bytes of a tensor of any dtype (bfloat16, float8, quantized...)."""
+    import torch
+
+    t = t.cpu()
+    if t.is_quantized:
+        t = t.int_repr()
+    flat = t.contiguous().reshape(-1)
+    try:
+        return flat.numpy().tobytes()
+    except (TypeError, RuntimeError):
+        return flat.view(torch.uint8).numpy().tobytes()
 
 
 def entry_key(**parts: Any) -> str:

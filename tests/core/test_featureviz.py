@@ -173,3 +173,18 @@ def test_per_item_layout_adapter():
     with torch.no_grad():
         ref = net[0](x)[:, 2].mean((1, 2))
     np.testing.assert_allclose(r.values, ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_changed_weights_are_a_cache_miss(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()).eval()
+    req = fv.FeatureVizRequest(fv.Objective.channel_of("0", 1), fv.FeatureVizSettings(steps=2, size=(8, 8)))
+    assert not fv.run(net, req, cache_folder=tmp_path).cached
+    assert fv.run(net, req, cache_folder=tmp_path).cached
+    with torch.no_grad():
+        net[0].weight.mul_(2)  # an optimizer step changes weights in place like this
+    assert not fv.run(net, req, cache_folder=tmp_path).cached
+    net16 = nn.Sequential(nn.Conv2d(1, 2, 3)).to(torch.bfloat16)
+    from cnnviz.core.vizcache import model_fingerprint
+
+    assert len(model_fingerprint(net16)) == 64
