@@ -1,7 +1,8 @@
 """Dataset examples (the Deep Visualization Toolbox's "top 9"): for every channel of a layer,
 the inputs of a folder (or the frames of a video) that excite it most.
 
-One pass over the data, batched: each batch's activations are reduced at once to one number
+One pass over the data, batched (the next batch is decoded on a second thread while the model
+runs the current one): each batch's activations are reduced at once to one number
 per image and channel — the channel's **maximum over its map** (the strongest unit; for a
 ``(N, C)`` layer the value itself) and where it is — and merged into a running top-k per
 channel. Memory is bounded by ``k x channels`` entries per layer; no activation outlives its
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -451,29 +453,44 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     t0 = time.perf_counter()
     bs = int(request.batch_size)
     batches = 0
+
+    def load_chunk(chunk: range):
+        """Decode and preprocess one chunk: ``(groups by input shape, skipped)``. Runs on the
+        prefetch thread while the model runs the previous chunk."""
+        groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+        bad: list[tuple[str, str]] = []
+        for i in chunk:
+            try:
+                pixels = _load(items[i], kind, video, request.max_pixels)
+                x = pp.apply(pixels)
+            except (CnnvizError, OSError, ValueError, MemoryError) as exc:
+                bad.append((items[i], _reason(exc)))
+                continue
+            groups.setdefault(tuple(x.shape), []).append((i, x))
+        return groups, bad
+
+    def chunk_at(p: int) -> range:
+        return range(p, min(p + bs, len(items)))
+
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode")
     try:
         pos = start
+        upcoming = prefetch.submit(load_chunk, chunk_at(pos)) if pos < len(items) else None
         while pos < len(items):
             if state.cancelled:
                 save(pos)
                 state.check()
-            chunk = range(pos, min(pos + bs, len(items)))
-            groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
-            for i in chunk:
-                try:
-                    pixels = _load(items[i], kind, video, request.max_pixels)
-                    x = pp.apply(pixels)
-                except (CnnvizError, OSError, ValueError, MemoryError) as exc:
-                    skipped.append((items[i], _reason(exc)))
-                    continue
-                groups.setdefault(tuple(x.shape), []).append((i, x))
+            chunk = chunk_at(pos)
+            groups, bad = upcoming.result()
+            upcoming = prefetch.submit(load_chunk, chunk_at(chunk.stop)) if chunk.stop < len(items) else None
+            skipped.extend(bad)
             for shape, members in groups.items():
                 try:
                     result = recorder.run(torch.cat([x for _, x in members]))
                 except CnnvizError as exc:
-                    if "no layer named" in str(exc) or len(members) == 1:
-                        if "no layer named" in str(exc):
-                            raise
+                    if "no layer named" in str(exc):
+                        raise
+                    if len(members) == 1:
                         skipped.append((items[members[0][0]], _reason(exc)))
                         continue
                     # one bad image must not cost the others: run them one by one
@@ -495,6 +512,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             if cache and batches % checkpoint_every == 0:
                 save(pos)
     finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)  # the decoder is done before the video closes
         recorder.close()
         if video is not None:
             video.close()
