@@ -31,7 +31,9 @@ is returned from the cache at once.
 from __future__ import annotations
 
 import os
+import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,6 +281,28 @@ def _load(item: str, kind: str, video: _VideoReader | None, max_pixels: int) -> 
     return load_image(item, max_pixels=max_pixels).pixels
 
 
+_RF_LOCK = threading.Lock()
+_RF_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _receptive_field(model: Any, shape: tuple[int, ...], layer: str):
+    """:func:`cnnviz.core.explain.receptive_field` of one layer, remembered per module and
+    input shape (geometry does not change with the weights; working it out costs a traced
+    forward pass, a noticeable share of a short sweep)."""
+    from cnnviz.core.capture import module_of
+    from cnnviz.core.explain import receptive_field
+
+    module = module_of(model)
+    with _RF_LOCK:
+        per_module = _RF_CACHE.setdefault(module, {})
+        if shape in per_module:
+            return per_module[shape].get(layer)
+    rfs = receptive_field(model, shape)
+    with _RF_LOCK:
+        per_module[shape] = rfs
+    return rfs.get(layer)
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
@@ -336,7 +360,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     cancelled sweep saves its state for a resume and raises :class:`cnnviz.core.tasks.Cancelled`.
     """
     from cnnviz.core.capture import Recorder
-    from cnnviz.core.explain import receptive_field, theoretical_rf_box
+    from cnnviz.core.explain import theoretical_rf_box
 
     state = state or TaskState()
     pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
@@ -442,7 +466,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             if name not in tops:
                 init_layer(name, act)
                 if request.crops and name not in rfs:
-                    rfs[name] = receptive_field(model, (1, *shape[1:])).get(name)
+                    rfs[name] = _receptive_field(model, (1, *shape[1:]), name)
             vals, units = _reduce(act)
             new_items = idx.to(act.device)[None].expand(vals.shape[0], -1)
             tops[name] = list(topk_update(*tops[name], vals, new_items, units, k))

@@ -9,7 +9,7 @@ def test_featviz_bench_cases_are_ratios_of_one_run(monkeypatch):
 
     monkeypatch.setattr(fb, "_model", lambda device, size: _tiny_model(size))
     sweep = fb.sweep_case("cpu", 1, n_images=4, size=16, batch=2)
-    step = fb.step_case("cpu", 1, batch=2, size=16, steps=2)
+    step = fb.step_case("cpu", 1, batch=2, size=16, steps=(2, 4))
     for c in (sweep, step):
         assert c["baseline_ms"] > 0 and c["measured_ms"] > 0 and isinstance(c["ok"], bool)
     assert sweep["ratio"] == sweep["baseline_ms"] / sweep["measured_ms"]
