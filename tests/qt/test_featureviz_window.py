@@ -194,3 +194,30 @@ def test_task_runner_one_at_a_time_latest_wins(qtbot):
     qtbot.waitUntil(lambda: not r.is_busy(), timeout=10_000)
     assert len(cancelled) == 1
     assert r.shutdown(1000) and not r._timer.isActive()
+
+
+@pytest.mark.parametrize("key, tab, layer_kind", [("what-a-channel-looks-for", "featviz", "first"),
+                                                  ("a-change-you-cannot-see", "adversarial", "last")])
+def test_lessons_open_the_window_on_their_tab(qtbot, window_main, key, tab, layer_kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    from PySide6.QtCore import Qt
+
+    from cnnviz.qt.featureviz.window import TAB_KEYS
+
+    w = window_main
+    qtbot.mouseClick(w.learn_panel.buttons[key], Qt.MouseButton.LeftButton)
+    insp = w.inspector
+    qtbot.waitUntil(lambda: w.learn_panel._pending_inspector is None and insp.current_capture() is not None,
+                    timeout=60_000)
+    fvw = insp._featviz_window
+    qtbot.addWidget(fvw)
+    qtbot.waitUntil(lambda: fvw.probe is not None, timeout=30_000)
+    assert TAB_KEYS[fvw.tabs.currentIndex()] == tab
+    convs = [la.name for la in insp.current_capture().layers if "Conv" in la.type]
+    assert fvw.state.layer == (convs[0] if layer_kind == "first" else convs[-1])
+    fvw.close()
+
+
+@pytest.fixture
+def window_main(make_window):
+    return make_window()
