@@ -221,3 +221,18 @@ def test_lessons_open_the_window_on_their_tab(qtbot, window_main, key, tab, laye
 @pytest.fixture
 def window_main(make_window):
     return make_window()
+
+
+def test_vector_layer_sweeps_whole_images(window, qtbot, tmp_path):
+    w = window
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in (resources_dir() / "samples").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    w.layer_box.setCurrentText("fc1")
+    assert w.state.layer == "fc1" and w.act_grid.count() == 64
+    w.folder_edit.setText(str(folder))
+    w.k_spin.setValue(2)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=60_000)
+    assert w.top_grid.count() == 2 and (w.state.sweep.layers["fc1"].boxes == -1).all()

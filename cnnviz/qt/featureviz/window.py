@@ -481,7 +481,8 @@ class FeatureVizWindow(QMainWindow):
             return
         if self.state.layer is None:
             return
-        req = dx.SweepRequest(self.state.folder.strip(), (self.state.layer,), k=self.state.k)
+        spatial = len(self.probe.shapes.get(self.state.layer, ())) == 3  # a vector layer: whole images
+        req = dx.SweepRequest(self.state.folder.strip(), (self.state.layer,), k=self.state.k, crops=spatial)
         model = self.model
         self._start("sweep", lambda st: dx.run(model, req, st))
 
