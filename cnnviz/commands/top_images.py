@@ -44,7 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..core import dataset_examples as dx
-    from ..core.tasks import TaskState
+    from ..core.taskstate import TaskState
 
     out = vizout.output_folder(args.out)
     model = vizout.load_model_from_args(args)

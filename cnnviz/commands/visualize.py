@@ -60,7 +60,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     from ..core import featureviz as fv
-    from ..core.tasks import TaskState
+    from ..core.taskstate import TaskState
 
     if args.cls is not None:
         objective = fv.Objective.output_class(args.cls)

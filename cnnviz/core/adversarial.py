@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.tasks import TaskState
+from cnnviz.core.taskstate import TaskState
 
 __all__ = ["AdversarialError", "AttackRequest", "AttackResult", "attack_batch", "layer_divergence", "run"]
 

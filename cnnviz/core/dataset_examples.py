@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.tasks import TaskState
+from cnnviz.core.taskstate import TaskState
 
 __all__ = [
     "DatasetExamplesError",
@@ -357,7 +357,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     """Sweep ``request.source`` through ``model`` once and keep the top-k of every channel.
 
     Progress (with the ETA in the status line) and cancellation go through ``state``; a
-    cancelled sweep saves its state for a resume and raises :class:`cnnviz.core.tasks.Cancelled`.
+    cancelled sweep saves its state for a resume and raises :class:`cnnviz.core.taskstate.Cancelled`.
     """
     from cnnviz.core.capture import Recorder
     from cnnviz.core.explain import theoretical_rf_box

@@ -25,7 +25,7 @@ The final value of each image is the target's activation on the untransformed im
 sees (quantized to 8 bits, as shown and saved), measured after the optimization.
 
 Long work follows ``run(request, state)``: progress, the current activation value and partial
-images go to a :class:`cnnviz.core.tasks.TaskState`, which also cancels. Results are cached
+images go to a :class:`cnnviz.core.taskstate.TaskState`, which also cancels. Results are cached
 on disk (:mod:`cnnviz.core.vizcache`) per model weights + layer + target + settings; a
 cancelled run writes nothing.
 
@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.tasks import TaskState
+from cnnviz.core.taskstate import TaskState
 
 __all__ = [
     "FeatureVizError",
@@ -591,7 +591,7 @@ def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, 
     state:
         Receives progress with the current activation value in the status line, and a
         :class:`FeatureVizPartial` every ``preview_every`` steps (default: 16 previews per
-        chunk); cancelling it raises :class:`cnnviz.core.tasks.Cancelled` and caches nothing.
+        chunk); cancelling it raises :class:`cnnviz.core.taskstate.Cancelled` and caches nothing.
     to_maps:
         Layout adapter from the layer's output to ``(N, C, H, W)`` or ``(N, C)``.
     cache, cache_folder:

@@ -9,7 +9,7 @@ import torch
 
 from cnnviz.core import dataset_examples as dx
 from cnnviz.core.images import save_png
-from cnnviz.core.tasks import Cancelled, TaskState
+from cnnviz.core.taskstate import Cancelled, TaskState
 
 
 @pytest.fixture(scope="module")

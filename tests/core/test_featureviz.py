@@ -9,7 +9,7 @@ from torch import nn
 
 from cnnviz.core import featureviz as fv
 from cnnviz.core.capture import capture
-from cnnviz.core.tasks import Cancelled, TaskState
+from cnnviz.core.taskstate import Cancelled, TaskState
 
 from vizrefs import reference_batch, trained_small_cnn
 

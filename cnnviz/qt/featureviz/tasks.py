@@ -4,7 +4,7 @@ task, and a GUI-thread timer that reads the task's latest snapshot.
 :class:`TaskRunner` runs ``fn(state)`` on a daemon Python thread (as
 :mod:`cnnviz.qt.workers` does, so closing the window never waits on an uninterruptible
 forward pass). The worker never emits a signal and never touches a widget: it writes its
-progress and partial results into the :class:`~cnnviz.core.tasks.TaskState` and its outcome
+progress and partial results into the :class:`~cnnviz.core.taskstate.TaskState` and its outcome
 into a slot; a ``QTimer`` on the GUI thread polls both while a task runs and emits
 ``progress``/``partial``/``finished``/``failed``/``cancelled`` there. The loop never waits for a
 view.
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from cnnviz.core.tasks import Cancelled, TaskState
+from cnnviz.core.taskstate import Cancelled, TaskState
 
 
 class TaskRunner(QObject):
