@@ -102,6 +102,20 @@ LESSONS: tuple[Lesson, ...] = (
            "The weighted sum is overlaid on the input: warm colours mark where the evidence for the class was.",
            target="inspector", inspector={"view": "cam"},
            expect="a heatmap over the digit's strokes"),
+    Lesson("what-a-channel-looks-for", "What a channel looks for, layer by layer",
+           "Open Model ▸ What a channel looks for… and press Visualize every channel: each picture is an input "
+           "optimized until it excites one channel as much as it can. The first convolution's channels ask for "
+           "strokes and edges at one angle; pick the last convolution and they ask for loops, corners and "
+           "pieces of digits.",
+           target="inspector", inspector={"view": "grid", "layer": "first_conv", "featureviz": "featviz"},
+           expect="every channel's picture excites it more than any natural image does"),
+    Lesson("a-change-you-cannot-see", "A change you cannot see",
+           "Move every pixel of a digit by at most 16 grey levels, each in the direction that hurts the model "
+           "most, and the model reads another digit. Open Model ▸ What a channel looks for…, tab Adversarial, "
+           "and press Attack: the bar chart shows, layer by layer, how far the changed input's activations "
+           "drift from the clean ones.",
+           target="inspector", inspector={"view": "grid", "layer": "last_conv", "featureviz": "adversarial"},
+           expect="the prediction changes, and the drift grows from the first layer to the last"),
 )
 
 

@@ -152,6 +152,10 @@ class LearnPanel(QWidget):
             insp.show_tab(view)
         if layer:
             insp.select_layer(layer)
+        if spec.get("featureviz"):  # lessons on the "What a channel looks for" window (its tab key)
+            from cnnviz.qt.featureviz import open_from_inspector  # noqa: PLC0415
+
+            open_from_inspector(insp, spec["featureviz"])
 
     def _stop_waiting(self) -> None:
         self._pending_inspector = None
