@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from ..core.errors import CnnvizError
+from ..core.resources import default_image
 from .common import one_line, run_subcommand
 
 
@@ -112,11 +113,6 @@ def _file_name(layer: str) -> str:
     return safe or "_"
 
 
-def default_image(kind: str) -> Path:
-    from ..core.resources import resources_dir
-
-    samples = resources_dir() / "samples"
-    return samples / ("digit.png" if kind == "demo" else "photo.png")
 
 
 def run(args) -> int:

@@ -122,7 +122,7 @@ class FeatureVizWindow(QMainWindow):
 
             model = load_demo_model()
         if pixels is None:
-            from cnnviz.commands.inspect import default_image
+            from cnnviz.core.resources import default_image
             from cnnviz.core.images import load_image
 
             pixels = load_image(default_image(model.kind)).pixels
