@@ -74,6 +74,7 @@ __all__ = [
     "capture",
     "keep_freed_memory",
     "layer_to_host_uint8",
+    "make_recorder",
     "module_of",
     "topk",
 ]
@@ -937,6 +938,17 @@ class Recorder:
             self.close()
         except Exception:
             pass
+
+
+def make_recorder(model: Any, layers: str | Sequence[str] = "all", *, clone: str = "auto",
+                  every_op: bool = False, layouts: Mapping[str, str] | None = None):
+    """A :class:`Recorder`, or for an ONNX model (``kind == "onnx"``) an
+    :class:`cnnviz.core.onnx_model.OnnxRecorder` (every node is a layer already)."""
+    if getattr(model, "kind", None) == "onnx":
+        from cnnviz.core.onnx_model import OnnxRecorder
+
+        return OnnxRecorder(model, layouts=layouts)
+    return Recorder(model, layers, clone=clone, every_op=every_op, layouts=layouts)
 
 
 def capture(model: Any, x: torch.Tensor, *, layers: str | Sequence[str] = "all",

@@ -176,6 +176,13 @@ def load_model(
             loaded = _load_python(py, m.group("cls"), weights=weights, ctor_kwargs=ctor_kwargs,
                                   trust=trust, trust_store=trust_store)
         elif path.exists():
+            from cnnviz.core.onnx_model import load_onnx, looks_like_onnx
+
+            if path.is_file() and looks_like_onnx(path):  # no code inside: no trust needed
+                if weights not in (None, "", "random"):
+                    raise ModelLoadError(f"{path.name} is an ONNX model: its weights are inside it",
+                                         "leave out --weights for an ONNX file")
+                return load_onnx(path, device=target_device)
             loaded = _load_model_file(path, weights=weights, trust=trust, trust_store=trust_store)
         else:
             name = _torchvision_name(spec_str)
