@@ -219,14 +219,16 @@ def run(args) -> int:
         if stats["nonfinite"] > 0:
             nonfinite.append(act.name)
         arrays[act.name] = tf.cpu().numpy().astype(np.float32, copy=False)
-        rgb = lut("diverging" if m.signed else "viridis")[m.image]
         fname = _file_name(act.name)
         while fname.lower() in used_files:  # case-insensitive file systems
             fname += "_"
         used_files.add(fname.lower())
-        _write_png(out_dir / "layers" / f"{fname}.png", rgb)
+        png = None
+        if m.image.size:  # an empty tensor (no boxes detected) has nothing to draw
+            _write_png(out_dir / "layers" / f"{fname}.png", lut("diverging" if m.signed else "viridis")[m.image])
+            png = f"layers/{fname}.png"
         entry = {"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
-                 "params": act.params, **stats, "png": f"layers/{fname}.png",
+                 "params": act.params, **stats, "png": png,
                  "layout": act.layout.to_dict(), "map_shape": list(act.map_shape)}
         if act.kind != "module":
             entry["kind"] = act.kind
@@ -237,8 +239,8 @@ def run(args) -> int:
     _write_npz(out_dir / "activations.npz", arrays)
     prediction_png = _write_prediction(out_dir, task, x, pp)
     chosen = _chosen_tensor(result, task, args.output)
-    if task.task in ("detection", "keypoints"):
-        preds = []
+    if task.task in ("detection", "keypoints", "segmentation"):
+        preds = []  # the task section says what the output means; no per-image "classes"
     else:
         preds = topk(chosen, labels, args.topk) if chosen is not None else []
     warnings = []
@@ -269,7 +271,7 @@ def run(args) -> int:
         "task": {**task.to_dict(), "png": prediction_png},
         "warnings": warnings,
     }
-    stale = _pngs_of_an_earlier_run(out_dir) - {layer["png"] for layer in layers}
+    stale = _pngs_of_an_earlier_run(out_dir) - {layer["png"] for layer in layers if layer["png"]}
     _write_json(out_dir / "summary.json", summary)
     for rel in stale:  # the earlier run's mosaics that this run did not overwrite
         (out_dir / rel).unlink(missing_ok=True)
@@ -288,7 +290,8 @@ def run(args) -> int:
         print(f"  segmentation (output {task.output_name!r}): class map {list(task.class_map.shape)}: {shown}")
     for w in warnings:
         print(f"cnnviz: warning: {one_line(w)}", file=sys.stderr)
-    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {_count(len(layers), 'mosaic')} "
+    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and "
+          f"{_count(sum(1 for layer in layers if layer['png']), 'mosaic')} "
           f"in {out_dir / 'layers'}")
     return 0
 

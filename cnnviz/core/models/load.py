@@ -138,7 +138,8 @@ def load_model(
         The user said they trust the model file (and weights file): code-bearing formats may
         load. Without it, only files whose SHA-256 is in ``trust_store`` may.
     ctor_kwargs:
-        Constructor arguments for ``file.py:Class`` (a dict or a JSON object string).
+        Constructor arguments for ``file.py:Class`` or a torchvision builder (a dict or a JSON
+        object string; ``{"aux_logits": false}`` for googlenet weights without aux heads).
     progress, cancel:
         For a pretrained download: ``progress(done_bytes, total_bytes)`` and a
         ``threading.Event`` or callable that stops it.
@@ -195,8 +196,10 @@ def load_model(
                     + (f" (did you mean {', '.join(close)}?)" if close else ""),
                     "give a model file, file.py:Class, demo, or a name such as resnet18",
                 )
+            from cnnviz.core.models.python_file import _ctor_kwargs
+
             loaded = _load_torchvision(name, weights, trust=trust, trust_store=trust_store,
-                                       progress=progress, cancel=cancel)
+                                       progress=progress, cancel=cancel, ctor_kwargs=_ctor_kwargs(ctor_kwargs))
     if target_device != loaded.device:
         loaded = move_model(loaded, target_device, loaded.dtype)
     return loaded
