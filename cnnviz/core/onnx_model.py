@@ -269,6 +269,8 @@ class OnnxRecorder:
             self._layout_cache = {key: cached}
         for a, layout in zip(layers, cached):
             a.layout = layout
+            if layout.kind == "nonbatch":  # no batch dimension to drop: the shape is the tensor's
+                a.shape = tuple(a.tensor.shape)
 
     def close(self) -> None:
         self._session = None
