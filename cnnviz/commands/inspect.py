@@ -126,7 +126,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "tokens:HxW+P, sequence, vector or nonbatch (repeatable)")
     p.add_argument("--every-op", action="store_true",
                    help="also capture every tensor op inside the forward (residual adds, concatenations, "
-                        "matmuls, softmax), named <module>:<op>")
+                        "matmuls, softmax), named <module>:<op> (an ONNX model's every node is captured anyway)")
     p.add_argument("--output", metavar="NAME|INDEX",
                    help="which output of a multi-output model is the prediction (a name or an index)")
     p.add_argument("--score-threshold", type=_fraction_arg, default=0.5, metavar="S",

@@ -421,6 +421,7 @@ _NOT_OPS = frozenset({"get", "set", "detach", "requires_grad", "format", "repr",
 
 def _op_label(func) -> str:
     name = getattr(func, "__name__", None) or str(func)
+    name = name.split(".")[0]  # an aten overload (torch.export programs): "add.Tensor" -> "add"
     return name.strip("_") or name
 
 

@@ -276,3 +276,14 @@ def test_cli_output_and_detections(tmp_path):
     assert (out2 / "prediction.png").is_file()
     by = {layer["name"]: layer for layer in summary["layers"]}
     assert by["anchors"]["shape"] == [256, 4] and by["anchors"]["layout"]["kind"] == "nonbatch"
+
+
+def test_every_op_on_a_torch_export_program_names_ops_as_eager():
+    model, x = _model(ChannelsLastBlock), _x()
+    ep = torch.export.export(model, (x,))
+    got = capture(ep, x, every_op=True)
+    ref = capture(model, x, every_op=True)
+    assert [(a.name, a.kind) for a in got.layers] == [(a.name, a.kind) for a in ref.layers]
+    assert [a.name for a in got.layers if a.kind == "op"] == [":permute", ":add", ":mean"]
+    for a, b in zip(got.layers, ref.layers):
+        assert torch.allclose(a.tensor, b.tensor, atol=1e-6) and a.layout.kind == b.layout.kind, a.name
