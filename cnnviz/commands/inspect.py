@@ -252,6 +252,12 @@ def run(args) -> int:
     if args.labels and n_classes is not None and len(labels) != n_classes:
         warnings.append(f"the labels file has {_count(len(labels), 'name')} but the model outputs "
                         f"{_count(n_classes, 'class', 'classes')}; names are matched by index")
+    ambiguous = [layer["name"] for layer in layers if layer["layout"]["how"] == "ambiguous"]
+    if ambiguous:
+        verb = "fits" if len(ambiguous) == 1 else "fit"
+        warnings.append(f"{_count(len(ambiguous), 'layer')} {verb} channels-first and channels-last alike "
+                        f"(first: {ambiguous[0]}) and {'is' if len(ambiguous) == 1 else 'are'} shown channels-first; "
+                        f"if wrong, give --layout {ambiguous[0]}=NHWC")
     if str(getattr(loaded, "weights", "")).lower() == "random":
         warnings.append("the model has random weights (no --weights given): its predictions mean nothing")
     summary = {
