@@ -5,10 +5,12 @@ the canvas, the trust dialog, a failing load, a live video, exports, and a clean
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -118,7 +120,7 @@ QTimer.singleShot(90_000, loop.quit)
 loop.exec()
 timer.stop()
 print("FIRST", first)
-print("RESULT", w.current_capture() is not None, ticks[0], round(max(gaps), 3))
+print("RESULT", w.current_capture() is not None, ticks[0], round(max(gaps), 3), round(sum(gaps), 3))
 w.close()
 """
 
@@ -128,10 +130,12 @@ def test_torch_loads_off_the_gui_thread_and_the_window_stays_responsive():
                          cwd=str(Path(__file__).resolve().parents[2]))
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("FIRST", "RESULT")))
     assert lines.get("FIRST") == "Loading PyTorch…", out.stdout + out.stderr
-    ok, ticks, worst_gap = lines["RESULT"].split()
+    ok, ticks, worst_gap, total = lines["RESULT"].split()
     assert ok == "True"
-    # the GUI thread kept ticking every 20 ms while torch was imported and the model loaded
-    assert int(ticks) >= 20 and float(worst_gap) < 1.0, lines["RESULT"]
+    # the GUI thread kept ticking every 20 ms while torch was imported and the model loaded: no
+    # pause took more than a small part of the whole (importing torch on the GUI thread would
+    # be one pause of most of it)
+    assert int(ticks) >= 20 and float(worst_gap) < float(total) / 3, lines["RESULT"]
 
 
 # ------------------------------------------------------------------------------- demo model
@@ -551,6 +555,10 @@ def test_live_video_runs_the_latest_frame_and_closes_cleanly(qtbot, make_inspect
     assert src.buffer.dropped > 0
     assert src.buffer.max_depth <= 1
     assert w.inference.max_pending <= 1 and w.inference.pending <= 1
+    # frames arrive by signal from the frame wait; no timer polls the source on the GUI thread
+    polls = [t.objectName() for t in w.findChildren(QTimer) if t.isActive() and not t.isSingleShot()
+             and t.interval() < 1000]  # (the status bar's message timer runs for seconds)
+    assert polls == []
     res = w.current_capture()
     assert res.input_shape == (1, 28, 28) and len(res.predictions) == 5
     # freeze keeps the frame
@@ -672,3 +680,57 @@ def test_closing_during_a_load_leaves_no_thread(qtbot, make_inspector):
     w.close()
     assert not w.loader.isRunning() and not w.inference.isRunning()
     assert threading.active_count() <= threads_before
+
+
+_SLOW_PY = '''
+import threading
+
+import torch
+from torch import nn
+
+ARMED, ENTERED, RELEASE = threading.Event(), threading.Event(), threading.Event()
+
+
+class Slow(nn.Module):
+    """Once ARMED, a forward waits for RELEASE: an inference that outlives the close wait."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.conv2 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        if ARMED.is_set():
+            ENTERED.set()
+            RELEASE.wait(30)
+        return self.conv2(torch.relu(self.conv1(x))).mean((2, 3))
+'''
+
+
+def _hooks(module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in module.modules())
+
+
+def test_an_inference_that_outlives_the_close_wait_still_lets_the_model_go(qtbot, make_inspector, tmp_path):
+    w = make_inspector()
+    py = tmp_path / "slow.py"
+    py.write_text(_SLOW_PY)
+    with qtbot.waitSignal(w.modelLoaded, timeout=TIMEOUT):
+        w.load_model_spec(f"{py}:Slow", trust=True)
+    wait_for(qtbot, w, lambda r: r.names()[:2] == ["conv1", "conv2"])
+    module = w.current_model().module
+    gates = sys.modules[type(module).__module__]
+    gates.ARMED.set()
+    w.set_image(np.random.default_rng(0).random((24, 24), dtype=np.float32))
+    assert gates.ENTERED.wait(30)
+    w.close()  # waits CLOSE_WAIT_MS for the forward, then abandons it: the window closes at once
+    assert not w.isVisible() and w.inference.isRunning()
+    assert _hooks(module) > 0  # the forward still runs with the capture's hooks
+    gates.RELEASE.set()
+    qtbot.waitUntil(lambda: not w.inference.isRunning(), timeout=TIMEOUT)
+    assert _hooks(module) == 0  # removed on the inference thread as soon as the forward returned
+    ref = weakref.ref(module)
+    del module
+    gc.collect()
+    assert ref() is None

@@ -30,35 +30,27 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
+from PySide6.QtWidgets import QComboBox, QDockWidget, QMainWindow, QMessageBox, QWidget
 
-from cnnviz.core.errors import CnnvizError, SourceError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.core.inspect_engine import InspectEngine, InspectorState
 from cnnviz.core.inspect_load import LoadOutcome
-from cnnviz.core.inspect_results import VIEWS, InspectResult
+from cnnviz.core.inspect_results import InspectResult
 from cnnviz.core.resources import resources_dir
 from cnnviz.qt.workers import LatestRequestWorker
 
-from .activation_grid import ActivationPanel
-from .cam_view import CamView
+from .actions import build_menus, load_labels_dialog
 from .exporting import ExportActions
 from .input_panel import InputPanel
 from .layer_table import LayerTable
-from .live_input import LiveInput
 from .load_dialog import LoadChoice, RecentModels
 from .loading import ModelLoading, error_text
 from .model_panel import ModelPanel
-from .overview import OverviewView
-from .rf_view import RFView
 from .status import InspectorStatus
-from .weights_view import WeightsView
+from .tabs import TAB_KEYS, ResultTabs
 
 __all__ = ["InspectorWindow", "TAB_KEYS"]
 
-#: Tabs of the central area, in order, by the view key requests use.
-TAB_KEYS = VIEWS
-TAB_TITLES = ("Activations", "Overview", "Weights", "Grad-CAM", "Receptive field")
 TRUST_FILE = "trusted_models.json"
 STATUS_MS = 8000
 #: How long closing waits for each worker's current computation. A model load or forward
@@ -66,7 +58,6 @@ STATUS_MS = 8000
 #: returns, its result is dropped, and the engine releases the model then) so the window
 #: closes at once.
 CLOSE_WAIT_MS = 500
-PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 def _sample_digit() -> Path:
@@ -145,24 +136,20 @@ class InspectorWindow(QMainWindow):
         self.loading = ModelLoading(self)
         self.loading.loaded.connect(self._install)
         self.loading.failed.connect(self.loadFailed)
-        self.live = LiveInput(self)
-        self.live.frameArrived.connect(self._on_frame)
-        self.live.sourceError.connect(self._on_source_error)
-        self.live.sourceStopped.connect(self._on_source_stopped)
         self.exportProgress.connect(self.exporter.on_progress, Qt.ConnectionType.QueuedConnection)
         self._start_inference()
-        self._build_menus()
+        build_menus(self)
         self.resize(1500, 940)
         for w in warnings:
             self.show_message(w, error=True)
 
         if not load_demo:
             self.predictions.set_predictions([], "No model yet: Model ▸ Open model…")
-            self._set_pixels(self.canvas.pixels(), "drawing canvas")
+            self.input.set_input(self.canvas.pixels(), "drawing canvas")
         else:
             self.canvas_panel.load_sample()  # the sample digit as the first input
             if self.state.pixels is None:
-                self._set_pixels(self.canvas.pixels(), "drawing canvas")
+                self.input.set_input(self.canvas.pixels(), "drawing canvas")
             self.load_model_spec("demo")
 
     def _start_inference(self) -> None:
@@ -182,27 +169,19 @@ class InspectorWindow(QMainWindow):
     # UI
     # =========================================================================================
     def _build_ui(self) -> None:
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("inspector-tabs")
-        self.activations = ActivationPanel()
-        self.grid = self.activations.grid
-        self.detail = self.activations.detail
-        self.overview = OverviewView()
-        self.weights_view = WeightsView()
-        self.cam_view = CamView()
-        self.rf_view = RFView()
-        for w, title in zip((self.activations, self.overview, self.weights_view, self.cam_view, self.rf_view),
-                            TAB_TITLES):
-            self.tabs.addTab(w, title)
+        self.tabs = ResultTabs()
         self.setCentralWidget(self.tabs)
+        # the views by name (tests, screenshots and the Learn panel use them)
+        self.activations, self.overview = self.tabs.activations, self.tabs.overview
+        self.weights_view, self.cam_view, self.rf_view = self.tabs.weights_view, self.tabs.cam_view, self.tabs.rf_view
+        self.grid, self.detail = self.activations.grid, self.activations.detail
 
-        self.input = InputPanel(_sample_digit())
-        self.canvas_panel = self.input.canvas_panel
-        self.canvas = self.input.canvas
-        self.preview = self.input.preview
-        self.freeze_button = self.input.freeze_button
-        self.predictions = self.input.predictions
-        self.freeze_button.toggled.connect(self.set_frozen)
+        self.input = InputPanel(_sample_digit(), self.state, self._ready_for_frame)
+        self.input.inputChanged.connect(self._request)
+        self.input.message.connect(self.show_message)
+        self.live = self.input.live
+        self.canvas_panel, self.canvas, self.preview = self.input.canvas_panel, self.input.canvas, self.input.preview
+        self.freeze_button, self.predictions = self.input.freeze_button, self.input.predictions
         self.dock_input = self._dock("Input", "input", self.input, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.layer_table = LayerTable()
@@ -221,7 +200,6 @@ class InspectorWindow(QMainWindow):
         self.task_label, self.task_progress = self.status.task_label, self.status.task_progress
         self.cancel_button.clicked.connect(self.cancel_load)
 
-        self.canvas.imageChanged.connect(self._on_canvas)
         self.activations.channelSelected.connect(self.select_channel)
         self.activations.layerStep.connect(self.step_layer)
         self.activations.pixelClicked.connect(self._on_detail_clicked)
@@ -233,9 +211,10 @@ class InspectorWindow(QMainWindow):
         self.rf_view.unitClicked.connect(self.set_rf_unit)
         self.predictions.classClicked.connect(self._on_prediction_clicked)
         self.tabs.currentChanged.connect(self._on_tab)
-        self.model_panel.pre.applied.connect(self._on_pre_applied)
-        self.model_panel.pre.reset.connect(self._on_pre_reset)
-        self.model_panel.labelsRequested.connect(self.load_labels_dialog)
+        self.model_panel.bind(self.state)
+        self.model_panel.changed.connect(self._request)
+        self.model_panel.message.connect(self.show_message)
+        self.model_panel.labelsRequested.connect(lambda: load_labels_dialog(self))
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)
@@ -244,89 +223,6 @@ class InspectorWindow(QMainWindow):
         d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, d)
         return d
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", name: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setToolTip(tip)
-            a.setStatusTip(tip)
-        a.setObjectName(name or text)
-        a.triggered.connect(slot)
-        return a
-
-    def _build_menus(self) -> None:
-        ex = self.exporter
-        self.act_open = self._action("&Open model…", self.open_model_dialog, QKeySequence.StandardKey.Open,
-                                     "Open a torchvision model, a Python class, TorchScript, .pt2 or a pickled model",
-                                     "act-open-model")
-        self.act_demo = self._action("&Demo model", lambda: self.load_model_spec("demo"), None,
-                                     "The bundled handwritten-digits CNN", "act-demo")
-        self.act_labels = self._action("Load &labels…", self.load_labels_dialog, None, "Class names for the outputs",
-                                       "act-labels")
-        self.act_draw = self._action("&Draw", self.use_canvas, None, "Draw the input with the mouse", "act-draw")
-        self.act_image = self._action("Open &image…", self.open_image_dialog, "Ctrl+Shift+O",
-                                      "Use a picture as the input", "act-image")
-        self.act_video = self._action("Open &video…", self.open_video_dialog, None, "Play a video file into the model",
-                                      "act-video")
-        self.act_webcam = self._action("&Webcam", self.open_webcam, None, "Use the first webcam as the input",
-                                       "act-webcam")
-        self.act_export_png = self._action("Layer grid as &PNG…", ex.grid_dialog, "Ctrl+S",
-                                           "The selected layer's tiles as one picture", "act-export-png")
-        self.act_export_npz = self._action("All layers as .&npz…", ex.npz_dialog, None,
-                                           "Every layer's activation for this input", "act-export-npz")
-        self.act_export_csv = self._action("Layer &statistics as CSV…", ex.csv_dialog, None,
-                                           "min, max, mean, std, % zeros and dead channels of every layer",
-                                           "act-export-csv")
-        self.act_close = self._action("&Close", self.close, QKeySequence.StandardKey.Close, "", "act-close")
-
-        mb = self.menuBar()
-        m = mb.addMenu("&Model")
-        m.addAction(self.act_open)
-        self.recent_menu = m.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        m.addAction(self.act_demo)
-        m.addSeparator()
-        m.addAction(self.act_labels)
-        m.addSeparator()
-        m.addAction(self.act_close)
-        m = mb.addMenu("&Input")
-        for a in (self.act_draw, self.act_image, self.act_video, self.act_webcam):
-            m.addAction(a)
-        m = mb.addMenu("&Export")
-        for a in (self.act_export_png, self.act_export_npz, self.act_export_csv):
-            m.addAction(a)
-        m = mb.addMenu("&View")
-        for d in (self.dock_input, self.dock_layers, self.dock_model):
-            m.addAction(d.toggleViewAction())
-
-        tb = QToolBar("Inspector")
-        tb.setObjectName("inspector-toolbar")
-        tb.addAction(self.act_open)
-        tb.addAction(self.act_demo)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Device "))
-        self.device_box = QComboBox()
-        self.device_box.setObjectName("device-box")
-        self.device_box.addItems(["auto", "cpu"])
-        self.device_box.setToolTip("auto: CUDA, then Apple MPS, then the CPU")
-        self.device_box.currentTextChanged.connect(self._on_device)
-        tb.addWidget(self.device_box)
-        tb.addWidget(QLabel(" Precision "))
-        self.dtype_box = QComboBox()
-        self.dtype_box.setObjectName("dtype-box")
-        self.dtype_box.addItems(PRECISIONS)
-        self.dtype_box.setToolTip("float16 / bfloat16 run on GPUs only")
-        self.dtype_box.currentTextChanged.connect(self._on_dtype)
-        tb.addWidget(self.dtype_box)
-        tb.addSeparator()
-        tb.addAction(self.act_draw)
-        tb.addAction(self.act_image)
-        tb.addSeparator()
-        tb.addAction(self.act_export_png)
-        self.addToolBar(tb)
-        self.toolbar = tb
 
     @staticmethod
     def _set_quietly(box: QComboBox, text: str) -> None:
@@ -356,10 +252,7 @@ class InspectorWindow(QMainWindow):
         """Use a still picture (float32 HxW or HxWx3 in [0, 1], or uint8) as the input.
 
         A live source is detached (and stopped when the window owns it)."""
-        self._detach_source()
-        self.state.set_input(pixels, label)
-        self.input.show_preview(self.state.pixels)
-        self._input_changed()
+        self.input.set_image(pixels, label)
 
     def set_source(self, source: Any, *, own: bool = True) -> bool:
         """Feed frames from a :class:`~cnnviz.core.sources.FrameSource` (``None`` detaches).
@@ -370,23 +263,11 @@ class InspectorWindow(QMainWindow):
         ``own=True`` the window stops it when it is replaced, detached or the window closes.
         Returns False (and says why) when the source cannot start.
         """
-        self._detach_source()
-        if source is None:
-            return True
-        try:
-            if not source.is_running:
-                source.start()
-        except SourceError as exc:
-            self.show_error(exc, "Could not start the source")
-            return False
-        self.live.attach(source, own)
-        self.state.input_label = getattr(source, "name", "live source")
-        self.input.show_preview()
-        self.freeze_button.setEnabled(True)
-        self.set_frozen(False)
-        self._want_frame()
-        self._update_input_label()
-        return True
+        return self.input.set_source(source, own)
+
+    def open_image(self, path: str | Path) -> bool:
+        """Use the picture in ``path`` as the input (a message when it cannot be read)."""
+        return self.input.open_image(path)
 
     def source(self) -> Any:
         return self.live.source
@@ -439,7 +320,7 @@ class InspectorWindow(QMainWindow):
         self.select_layer(names[min(max(i + d, 0), len(names) - 1)])
 
     def show_tab(self, key: str) -> None:
-        self.tabs.setCurrentIndex(TAB_KEYS.index(key))
+        self.tabs.show_key(key)
 
     def set_rf_unit(self, y: int, x: int) -> None:
         """Show the receptive field of unit ``(y, x)`` of the selected channel."""
@@ -458,25 +339,19 @@ class InspectorWindow(QMainWindow):
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze: keep the current frame (the source stops publishing) for study."""
-        self.input.set_frozen(bool(frozen))
-        self.live.set_frozen(bool(frozen))
-        if not frozen:
-            self._want_frame()
-        self._update_input_label()
+        self.input.set_frozen(frozen)
 
     def use_canvas(self) -> None:
         """Back to the drawing canvas as the input."""
-        self._detach_source()
-        self.input.show_canvas()
-        self._set_pixels(self.canvas.pixels(), "drawing canvas")
+        self.input.use_canvas()
 
     def set_preprocessing(self, d: dict[str, Any] | None) -> None:
         """Override the model's preprocessing (a ``Preprocessing.to_dict()`` dict; None resets)."""
-        if d is None:
-            self._on_pre_reset()
-        else:
-            self.model_panel.pre.set_values(d)
-            self._on_pre_applied(dict(d))
+        self.model_panel.set_preprocessing(d)
+
+    def load_labels(self, path: str | Path) -> bool:
+        """Class names for the current model from a file (one per line, or JSON)."""
+        return self.model_panel.load_labels(path)
 
     def cancel_load(self) -> None:
         """Cancel a download in progress (nothing is left in the cache)."""
@@ -536,155 +411,9 @@ class InspectorWindow(QMainWindow):
         self.modelLoaded.emit(str(name))
         self._request()
 
-    def open_model_dialog(self) -> None:
-        from PySide6.QtWidgets import QDialog
-
-        from .load_dialog import LoadDialog
-
-        dlg = LoadDialog(self, self.recent)
-        try:
-            if dlg.exec() != QDialog.DialogCode.Accepted:
-                return
-            c = dlg.choice()
-        finally:
-            dlg.deleteLater()
-        self.load_model_spec(c.spec, c.weights, None, ctor_kwargs=c.ctor_kwargs, labels=c.labels)
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        items = self.recent.items()
-        if not items:
-            a = self.recent_menu.addAction("(none yet)")
-            a.setEnabled(False)
-            return
-        for c in items:
-            a = self.recent_menu.addAction(c.title())
-            a.setToolTip(c.spec)
-            # never trusted here: a code-bearing file goes through the trust store / dialog
-            a.triggered.connect(lambda _=False, c=c: self.load_model_spec(c.spec, c.weights, None,
-                                                                          ctor_kwargs=c.ctor_kwargs, labels=c.labels))
-
-    def load_labels_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Class names", str(Path.home()),
-                                              "Labels (*.txt *.json);;All files (*)")
-        if path:
-            self.load_labels(path)
-
-    def load_labels(self, path: str | Path) -> bool:
-        """Class names for the current model from a file (one per line, or JSON)."""
-        if self.state.model is None:
-            self.show_message("Open a model first, then its labels", error=True)
-            return False
-        from cnnviz.core.models import load_labels  # torch is loaded: a model is
-
-        try:
-            labels = load_labels(path)
-        except CnnvizError as exc:
-            self.show_error(exc, "Could not read the labels")
-            return False
-        self.state.labels = tuple(labels)
-        self.model_panel.set_labels(list(labels), Path(path).name)
-        self.show_message(f"{len(labels)} class names from {Path(path).name}")
-        self._request()
-        return True
-
-    # =========================================================================================
-    # input
-    # =========================================================================================
-    def _set_pixels(self, pixels: np.ndarray, label: str) -> None:
-        self.state.set_input(pixels, label)
-        self._input_changed()
-
-    def _input_changed(self) -> None:
-        self._update_input_label()
-        self._request()
-
-    def _update_input_label(self) -> None:
-        live = None
-        if self.live.attached:
-            live = {"frozen": self.live.frozen, "frames": self.live.frames_run,
-                    "dropped": self.live.stats().get("dropped", 0)}
-        self.input.describe(self.state.pixels, self.state.input_label, live)
-
-    def _on_canvas(self, pixels: np.ndarray) -> None:
-        if self.input.showing_canvas() and not self.live.attached:
-            self._set_pixels(pixels, "drawing canvas")
-
-    def open_image_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        from cnnviz.core.images import SUPPORTED_EXTENSIONS
-
-        exts = " ".join(f"*{e}" for e in SUPPORTED_EXTENSIONS) if SUPPORTED_EXTENSIONS else "*"
-        path, _ = QFileDialog.getOpenFileName(self, "Input image", str(Path.home()),
-                                              f"Images ({exts});;All files (*)")
-        if path:
-            self.open_image(path)
-
-    def open_image(self, path: str | Path) -> bool:
-        from cnnviz.core.images import load_image
-
-        try:
-            img = load_image(path)
-        except CnnvizError as exc:
-            self.show_error(exc, "Could not open the image")
-            return False
-        self.set_image(img.pixels, Path(path).name)
-        return True
-
-    def open_video_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Video file", str(Path.home()),
-                                              "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All files (*)")
-        if path:
-            from cnnviz.core.sources import VideoFileSource
-
-            self.set_source(VideoFileSource(path))
-
-    def open_webcam(self) -> None:
-        from cnnviz.core.sources import WebcamSource
-
-        self.set_source(WebcamSource(0))
-
-    def _detach_source(self) -> None:
-        self.live.detach()
-        self.freeze_button.setEnabled(False)
-
-    def _want_frame(self) -> None:
-        """Take the next live frame when the model is free for it."""
-        if self.state.model is not None and not self._closing and not self.inference.is_busy():
-            self.live.want_frame()
-
-    def _on_frame(self, frame: Any) -> None:
-        if self._closing:
-            return
-        self.preview.set_array(frame.pixels)
-        self._set_pixels(frame.pixels, getattr(self.live.source, "name", "live"))
-
-    def _on_busy(self, busy: bool) -> None:
-        if not busy:
-            self._want_frame()
-
-    def _on_source_error(self, err: Any) -> None:
-        if isinstance(err, BaseException) and not self._closing:
-            self.show_error(err, "The live source stopped")
-
-    def _on_source_stopped(self, reason: str) -> None:
-        if not self._closing:
-            self.show_message(f"{getattr(self.live.source, 'name', 'The source')} stopped ({reason}); "
-                              "the last frame stays")
-            self._update_input_label()
-
     # =========================================================================================
     # requests and results
     # =========================================================================================
-    def build_request(self):
-        """The request for what the window shows now (None without a model or input)."""
-        return self.state.to_request()
-
     def _request(self) -> int:
         if self._closing:
             return 0
@@ -692,6 +421,13 @@ class InspectorWindow(QMainWindow):
         if req is None:
             return 0
         return self.inference.submit(req)
+
+    def _ready_for_frame(self) -> bool:
+        return self.state.model is not None and not self._closing and not self.inference.is_busy()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.input.want_frame()  # the model is free: the next live frame
 
     def _on_result(self, rid: int, res: InspectResult) -> None:
         if self._closing or res.token != self.state.token:
@@ -708,50 +444,19 @@ class InspectorWindow(QMainWindow):
         self.state.layer = res.layer  # the engine's default when none was chosen
         if new_layer:  # not on every live frame: the user may be scrolling the table
             self.layer_table.select(res.layer)
-        info = res.layer_info()
         n = 0 if res.activation is None else int(res.activation.shape[0])
         if self.state.channel >= n:
             self.state.channel = 0
-        if info is not None:
-            self.activations.set_layer(info.name, info.type, info.shape_text, res.activation, res.channel_stats,
-                                       self.state.channel, new_layer)
-        note = res.errors.get("predictions", "the model's output has no class scores")
-        self.predictions.set_predictions(res.predictions, note)
+        self.predictions.set_predictions(res.predictions, res.errors.get("predictions",
+                                                                         "the model's output has no class scores"))
         self.model_panel.check_label_count(res.n_classes)
-        if res.overview is not None:
-            fresh = prev is None or prev.overview is None or new_layer
-            self.overview.set_rows(res.overview)
-            if fresh:
-                self.overview.set_selected(res.layer)
-            else:
-                self.overview.rows_widget.selected = res.layer
-        views = self.state.views()
-        if "weights" in views:
-            current = res.weights.layer if res.weights is not None else None
-            self.weights_view.set_conv_layers(res.conv_layers, current)
-            self.weights_view.set_weights(res.weights)
-            self.weights_view.set_activation_hist(res.layer, res.act_hist)
-        if res.cam is not None or "cam" in res.errors:
-            spatial = [li.name for li in res.layers if li.spatial]
-            self.cam_view.set_choices(res.labels, res.n_classes, spatial, res.cam_default_layer,
-                                      self.state.cam_class, self.state.cam_layer)
-            self.cam_view.set_cam(res.cam, res.input_image, res.errors.get("cam"))
-        self._refresh_rf_map()
-        if "rf" in views:
-            self.rf_view.set_rf(res.rf, res.input_image, res.errors.get("rf"))
+        self.tabs.show_result(res, prev, self.state, new_layer)
         self.status.show_timing(res)
-        self._update_input_label()
+        self.input.refresh_label()
         self.resultShown.emit(rid)
 
     def _refresh_rf_map(self) -> None:
-        res = self._result
-        if res is None:
-            return
-        info = res.layer_info()
-        tiles = self.grid.tiles()
-        ch = self.state.channel
-        tile = tiles[ch] if tiles is not None and ch < len(tiles) else None
-        self.rf_view.set_map(res.layer, ch, tile, bool(info is not None and info.spatial), self.state.rf_unit)
+        self.tabs.refresh_rf_map(self._result, self.state)
 
     def _on_inference_error(self, rid: int, exc: BaseException) -> None:
         if self._closing:
@@ -778,13 +483,9 @@ class InspectorWindow(QMainWindow):
         note = f"The model could not run on this input: {why}"
         self.state.layer = None
         self.layer_table.set_layers([])
-        self.activations.show_nothing(note)
         self.status.time.setText("")
         self.predictions.set_predictions([], note)
-        self.overview.set_rows(None)
-        self.weights_view.set_weights(None)
-        self.cam_view.set_cam(None, None, note)
-        self.rf_view.set_rf(None, None, note)
+        self.tabs.clear(note)
 
     def _sync_device(self, res: InspectResult) -> None:
         st = self.state
@@ -800,7 +501,7 @@ class InspectorWindow(QMainWindow):
 
     # -- view events: each writes the state, then asks for a result
     def _on_tab(self, index: int) -> None:
-        self.state.view = TAB_KEYS[index]
+        self.state.view = self.tabs.key(index)
         self._request()
 
     def _on_weights_layer(self, name: str) -> None:
@@ -836,31 +537,6 @@ class InspectorWindow(QMainWindow):
         if text:
             self.state.dtype = text
             self._request()
-
-    def _on_pre_applied(self, d: Any) -> None:
-        form = self.model_panel.pre
-        if isinstance(d, Exception):
-            form.set_status(f"Not applied: {d}")
-            self.show_message(f"Preprocessing not applied: {d}", error=True)
-            return
-        from cnnviz.core.models import Preprocessing  # torch is loaded: a model is
-
-        try:
-            pre = Preprocessing.from_dict(d)
-        except CnnvizError as exc:
-            form.set_status(f"Not applied: {exc.cause}; {exc.fix}" if exc.fix else f"Not applied: {exc.cause}")
-            self.show_error(exc, "Preprocessing not applied")
-            return
-        form.set_status("")
-        self.state.preprocessing = pre.to_dict()
-        self.show_message(f"Preprocessing: {pre.describe()}")
-        self._request()
-
-    def _on_pre_reset(self) -> None:
-        self.state.preprocessing = None
-        if self.state.model is not None:
-            self.model_panel.pre.set_values(self.state.model.preprocessing.to_dict())
-        self._request()
 
     # =========================================================================================
     # messages
@@ -918,7 +594,7 @@ class InspectorWindow(QMainWindow):
         self._closing = True
         self._closed = True
         self.canvas.stop()
-        self._detach_source()
+        self.input.detach()
         self.inference.shutdown(CLOSE_WAIT_MS)
         self.loading.shutdown(CLOSE_WAIT_MS)
         # Hooks off the model now, or, when an inference outlived the wait, on the inference
@@ -936,8 +612,7 @@ class InspectorWindow(QMainWindow):
         the model that was on screen (or loading) loads again."""
         self._closing = False
         self._closed = False
-        for w in (self.inference,):
-            w.deleteLater()
+        self.inference.deleteLater()  # shut down: its thread has ended or ends with its request
         self._start_inference()
         again = self.loading.restart()
         if again is not None:
