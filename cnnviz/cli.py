@@ -54,9 +54,11 @@ def build_parser() -> OneLineParser:
         inspect_cmd.add_parser(sub)
     except ImportError:  # pragma: no cover - during development only
         pass
-    from .commands import bench
+    from .commands import bench, evaluate, train
 
     bench.add_parser(sub)
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
     g = sub.add_parser("gui", help="open the window (the default with no arguments)")
     g.add_argument("image", nargs="?", help="image to open")
     g.add_argument("--inspector", action="store_true", help="open the model inspector")
