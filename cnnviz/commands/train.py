@@ -151,7 +151,10 @@ def run(args) -> int:
     if result.skipped:
         print(f"skipped {len(result.skipped)} file(s) that are not readable images:", file=sys.stderr)
         for path, why in result.skipped:
-            print(f"  {one_line(path)}: {one_line(why)}", file=sys.stderr)
+            from pathlib import Path
+
+            line = why if Path(path).name in why else f"{path}: {why}"
+            print(f"  {one_line(line)}", file=sys.stderr)
     if result.status in ("nan", "write_failed"):
         raise CnnvizError(result.message)
     if args.movie:

@@ -38,7 +38,7 @@ import numpy as np
 
 from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.train_data import DataSpec, TrainData, augment_batch, load_data
-from cnnviz.core.train_models import ModelSpec, build_model, checkpoint_meta, first_conv, model_constraints
+from cnnviz.core.train_models import ModelSpec, build_model, check_spec, checkpoint_meta, first_conv, model_constraints
 
 __all__ = ["DataSpec", "EpochReport", "EvalResult", "ModelSpec", "Snapshot", "TaskState", "TrainRequest",
            "TrainResult", "TrainSettings", "evaluate_arrays", "export_movie", "load_movie", "run"]
@@ -383,6 +383,7 @@ def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=No
     state = state or TaskState()
     s = request.settings
     s.check()
+    check_spec(request.model)
     device = check_torch_device(s.device)
     state.set_status("Reading the data…")
 

@@ -113,8 +113,8 @@ def _apply_all(pre, images: list[np.ndarray]) -> np.ndarray:
 def _target_size(spec: DataSpec, constraints: dict, default: int) -> tuple[int, int]:
     if constraints.get("size"):
         return tuple(constraints["size"])
-    side = int(spec.image_size) if spec.image_size else default
     lo = int(constraints.get("min_size", 1))
+    side = int(spec.image_size) if spec.image_size else max(default, lo)
     if side < lo:
         raise SpecError(f"image size {side} is too small for this model", f"use at least {lo}")
     if side > 512:

@@ -66,6 +66,37 @@ class ModelSpec:
         return "torchvision"
 
 
+def check_spec(spec: ModelSpec) -> None:
+    """Refuse a model that cannot be built, before any data is read (names the fix)."""
+    name = spec.name.strip()
+    if not name:
+        raise SpecError("no model given", "use simplecnn, lenet5, tinyvgg, demo, file.py:Class or resnet18")
+    if spec.freeze not in FREEZE_MODES:
+        raise SpecError(f"freeze must be one of {', '.join(FREEZE_MODES)}", "use none, partial or frozen")
+    if spec.kind == "python":
+        py = Path(_PY_SPEC.match(name).group("file"))
+        if not py.is_file():
+            raise ModelLoadError(f"{py} does not exist", "check the path of the Python file")
+    elif spec.kind == "torchvision":
+        _torchvision_name(name)
+        if spec.pretrained and not Path(spec.pretrained).is_file():
+            raise ModelLoadError(f"{spec.pretrained} does not exist", "give the pretrained weights file, or none")
+
+
+def _torchvision_name(name: str) -> str:
+    import difflib
+
+    import torchvision.models as tvm
+
+    names = set(tvm.list_models(module=tvm))
+    if name not in names:
+        close = difflib.get_close_matches(name.lower(), sorted(names), n=3)
+        raise SpecError(f"{name!r} is not a model cnnviz can train"
+                        + (f" (did you mean {', '.join(close)}?)" if close else ""),
+                        "use simplecnn, lenet5, tinyvgg, demo, file.py:Class or a torchvision classifier name")
+    return name
+
+
 def model_constraints(spec: ModelSpec) -> dict[str, Any]:
     """What the model needs from the data: ``{"color": "gray"|"rgb"|None, "size": (h, w)|None,
     "min_size": int, "normalize": "imagenet"|None}`` (``None``: whatever the data has)."""
@@ -285,19 +316,11 @@ def _fit_python_head(model, name: str, in_channels: int, n_classes: int, size) -
 
 
 def _build_torchvision(spec: ModelSpec, n_classes: int):
-    import difflib
-
     import torchvision.models as tvm
 
     from cnnviz.core import models
 
-    name = spec.name.strip()
-    names = set(tvm.list_models(module=tvm))
-    if name not in names:
-        close = difflib.get_close_matches(name.lower(), sorted(names), n=3)
-        raise SpecError(f"{name!r} is not a model cnnviz can train"
-                        + (f" (did you mean {', '.join(close)}?)" if close else ""),
-                        "use simplecnn, lenet5, tinyvgg, demo, file.py:Class or a torchvision classifier name")
+    name = _torchvision_name(spec.name.strip())
     if spec.freeze not in FREEZE_MODES:
         raise SpecError(f"freeze must be one of {', '.join(FREEZE_MODES)}", "use none, partial or frozen")
     try:
