@@ -328,7 +328,7 @@ def test_weights_file_given_as_model_says_what_to_do(saved):
 
 def test_an_input_too_large_to_capture_is_refused_before_anything_is_allocated(monkeypatch):
     allocated = []
-    monkeypatch.setattr(models, "_interpolate", lambda *a: allocated.append(a))
+    monkeypatch.setattr(models.preprocessing, "_interpolate", lambda *a: allocated.append(a))
     small = np.zeros((8, 8, 3), np.uint8)
     for pp in (Preprocessing(resize=(100_000, 100_000)), Preprocessing(resize=5000),
                Preprocessing(center_crop=(4097, 4096))):
@@ -454,7 +454,7 @@ def test_weights_only_loader_refuses_payload_and_names_it(tmp_path, case):
     """Even if detection were fooled, the weights-only loader runs nothing."""
     path, marker = hostile_files(tmp_path)[case]
     with pytest.raises(ModelLoadError, match="builtins.(eval|exec)") as info:
-        models._torch_load_weights_only(path, path.name)
+        models.weights._torch_load_weights_only(path, path.name)
     assert "nothing from it was run" in str(info.value)
     assert not marker.exists()
 
@@ -682,7 +682,7 @@ def test_torchvision_pretrained_download_from_file_url(tmp_path, monkeypatch, to
     sha = hashlib.sha256(buf.getvalue()).hexdigest()
     served = src / f"squeezenet1_1-{sha[:8]}.pth"
     served.write_bytes(buf.getvalue())
-    monkeypatch.setattr(models, "_weights_url", lambda member: served.as_uri())
+    monkeypatch.setattr(models.zoo, "_weights_url", lambda member: served.as_uri())
 
     seen = []
     loaded = load_model("squeezenet1_1", weights="pretrained", progress=lambda d, t: seen.append((d, t)))
@@ -701,7 +701,7 @@ def test_torchvision_pretrained_download_from_file_url(tmp_path, monkeypatch, to
 
 
 def test_torchvision_pretrained_offline_names_cache_and_choices(monkeypatch, torch_home, tmp_path):
-    monkeypatch.setattr(models, "_weights_url",
+    monkeypatch.setattr(models.zoo, "_weights_url",
                         lambda member: (tmp_path / "offline" / "resnet18-f37072fd.pth").as_uri())
     with pytest.raises(ModelLoadError) as info:
         load_model("resnet18", weights="pretrained")
@@ -714,7 +714,7 @@ def test_torchvision_pretrained_offline_names_cache_and_choices(monkeypatch, tor
 def test_torchvision_pretrained_cancel(monkeypatch, tmp_path, torch_home):
     served = tmp_path / "squeezenet1_1-00000000.pth"
     served.write_bytes(os.urandom(300_000))
-    monkeypatch.setattr(models, "_weights_url", lambda member: served.as_uri())
+    monkeypatch.setattr(models.zoo, "_weights_url", lambda member: served.as_uri())
     stop = threading.Event()
     from cnnviz.core.weights_download import DownloadCancelled
 
@@ -734,7 +734,7 @@ def test_preprocessing_matches_torchvision_transforms(arch, hw):
     import torchvision
 
     weights = torchvision.models.get_model_weights(arch).DEFAULT
-    p = models._preprocessing_from_torchvision(weights)
+    p = models.preprocessing._preprocessing_from_torchvision(weights)
     rng = np.random.default_rng(hw[0])
     pixels = rng.random((*hw, 3), dtype=np.float32)
     expected = weights.transforms()(torch.from_numpy(pixels).permute(2, 0, 1))[None]

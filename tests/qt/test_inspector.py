@@ -583,7 +583,7 @@ def test_exports_png_npz_and_csv(qtbot, inspector, tmp_path):
     c, h, wd = res.activation.shape
     assert img.pixels.shape[0] >= h and img.pixels.shape[1] >= wd and img.pixels.size >= c * h * wd
     steps = []
-    w._relay.exportProgress.connect(lambda job, done, total, name: steps.append((job, done, total, name)))
+    w.exportProgress.connect(lambda job, done, total, name: steps.append((job, done, total, name)))
     with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
         w.export_npz(tmp_path / "all.npz")
         w.export_csv(tmp_path / "stats.csv")

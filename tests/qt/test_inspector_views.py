@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from cnnviz.qt.inspector.activation_grid import ActivationGrid  # noqa: E402
 from cnnviz.qt.inspector.canvas import DrawingCanvas  # noqa: E402
 from cnnviz.qt.inspector.load_dialog import LoadChoice, LoadDialog, RecentModels  # noqa: E402
-from cnnviz.qt.inspector.model_worker import ChannelStats  # noqa: E402
+from cnnviz.core.inspect_results import ChannelStats  # noqa: E402
 
 TIMEOUT = 30_000
 
@@ -207,7 +207,7 @@ def test_engine_reuses_the_capture_for_the_same_frame_and_drops_hooks_on_swap():
     from modelzoo import TinyLeNet, prepare
 
     from cnnviz.core.models import LoadedModel, Preprocessing
-    from cnnviz.qt.inspector.model_worker import InspectEngine, InspectRequest
+    from cnnviz.core.inspect_engine import InspectEngine, InspectRequest
 
     def loaded(m):
         return LoadedModel(module=m, kind="python", name="t", source=None,

@@ -33,7 +33,7 @@ SCENARIO = textwrap.dedent(r"""
     from cnnviz.core.sources import CaptureSource
     from cnnviz.qt.main_window import MainWindow
     from cnnviz.qt.live import install_live_sources
-    from cnnviz.qt.inspector import model_worker
+    from cnnviz.core import inspect_engine, inspect_load
 
     SLOW_S = float(sys.argv[1])
     report = {"events": []}
@@ -57,23 +57,23 @@ SCENARIO = textwrap.dedent(r"""
             report["events"].append("camera released")
 
     # a model load that takes SLOW_S seconds (a big file on a slow disk, a big download)
-    real_load = model_worker.run_load
+    real_load = inspect_load.run_load
     def slow_load(req):
         phase = "busy" if report.get("busy") else "initial"
         report["events"].append(f"load started {phase}")
         time.sleep(SLOW_S if phase == "busy" else 0.0)
         report["events"].append(f"load finished {phase}")
         return real_load(req)
-    model_worker.run_load = slow_load
+    inspect_load.run_load = slow_load
 
     # an export that takes SLOW_S seconds
-    real_export = model_worker.InspectEngine._export
+    real_export = inspect_engine.InspectEngine._export
     def slow_export(self, job, cap, layers):
         report["events"].append("export started")
         time.sleep(SLOW_S)
         report["events"].append("export finished")
         return real_export(self, job, cap, layers)
-    model_worker.InspectEngine._export = slow_export
+    inspect_engine.InspectEngine._export = slow_export
 
     win = MainWindow(load_settings_file=False, settings_file=sys.argv[2] + "/settings.json")
     qtapp.set_exception_sink(win.report_exception)

@@ -18,10 +18,10 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractScrollArea, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy,
                                QSlider, QSplitter, QVBoxLayout, QWidget)
 
+from cnnviz.core.inspect_results import ChannelStats
 from cnnviz.qt.colors import format_sig, mute
 
 from .imaging import COLORMAP_CHOICES, ImageView, colorize_maps, to_qimage
-from .model_worker import ChannelStats
 
 __all__ = ["ActivationGrid", "ActivationPanel", "ChannelDetail", "NORMALISATIONS"]
 

@@ -13,11 +13,11 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from cnnviz.core.inspect_results import CamData
 from cnnviz.core.render import lut
 from cnnviz.qt.colors import mute
 
 from .imaging import ImageView, blend_heatmap
-from .model_worker import CamData
 
 __all__ = ["CamView"]
 

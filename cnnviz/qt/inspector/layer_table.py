@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QSplitter, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .model_worker import LayerInfo
+from cnnviz.core.inspect_results import LayerInfo
 
 __all__ = ["LayerTable", "PyramidChart", "COLUMNS"]
 

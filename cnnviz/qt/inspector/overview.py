@@ -9,8 +9,9 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QScrollArea, QWidget
 
+from cnnviz.core.inspect_results import OverviewRow
+
 from .imaging import compose_tiles, gray_levels_to_rgb, split_tiles, to_qimage
-from .model_worker import OverviewRow
 
 __all__ = ["OverviewView"]
 

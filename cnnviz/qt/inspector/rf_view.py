@@ -9,10 +9,10 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
+from cnnviz.core.inspect_results import RFData
 from cnnviz.qt.colors import mute
 
 from .imaging import ImageView, blend_heatmap, colorize_maps
-from .model_worker import RFData
 
 __all__ = ["RFView"]
 

@@ -8,10 +8,10 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLayout, QWidget
 
+from cnnviz.core.inspect_results import WeightsData
 from cnnviz.qt.colors import format_sig, mute
 
 from .imaging import ImageView, compose_tiles, gray_levels_to_rgb, split_tiles
-from .model_worker import WeightsData
 
 __all__ = ["HistogramWidget", "WeightsView"]
 

@@ -1,226 +1,62 @@
-"""What the model inspector computes off the GUI thread, and the requests that ask for it.
+"""The model inspector's computation: what the window chose (:class:`InspectorState`) →
+a frozen :class:`InspectRequest` → :class:`InspectEngine` → a numpy-only
+:class:`~cnnviz.core.inspect_results.InspectResult`.
 
-Two :class:`~cnnviz.qt.workers.LatestRequestWorker` s (the house's one worker pattern) run
-the functions here:
+The inspector window keeps one :class:`InspectorState` (the model, the input frame, the
+selected layer and channel, the open view and its settings); its widgets write through it,
+and every change makes a new request with :meth:`InspectorState.to_request`. Every request is
+a complete snapshot, so when a newer request replaces a waiting one nothing is lost.
 
-* the **loader** runs :func:`run_load` on a :class:`LoadRequest`: it imports torch (lazily,
-  in its own thread, so the window never freezes on the import), loads the model with
-  :func:`cnnviz.core.models.load_model` and returns a :class:`LoadOutcome`;
-* the **inference** worker runs an :class:`InspectEngine` on :class:`InspectRequest` s. Every
-  request is a complete, frozen snapshot of what the window shows (model, input frame,
-  selected layer and channel, the open views and their settings), so when a newer request
-  replaces a waiting one nothing is lost. The engine keeps the model's
-  :class:`~cnnviz.core.capture.Recorder` (hooks) and the last capture between requests: a
-  request for the same frame (the user picked another layer or tab) re-uses the capture
-  instead of running the model again.
+:class:`InspectEngine` is the compute function of the window's inference worker (a
+:class:`~cnnviz.qt.workers.LatestRequestWorker`). It keeps the model's
+:class:`~cnnviz.core.capture.Recorder` (hooks) and the last capture between requests: a request
+for the same frame (the user picked another layer or tab) re-uses the capture instead of
+running the model again. All model work (capture, Grad-CAM, receptive fields, device moves)
+happens on that one thread, so no two threads ever run one model at once.
+:meth:`InspectEngine.close` removes every hook and forgets the model; called while a request is
+running, it does so as soon as that request returns.
 
-Everything a result carries is numpy or plain Python: tensors never cross to the GUI thread.
-All model work (capture, Grad-CAM, receptive fields, device moves) happens on the inference
-thread only, so no two threads ever run one model at once.
-
-Nothing here imports torch at module level and nothing touches a widget.
+Loading lives in :mod:`cnnviz.core.inspect_load`, the result types in
+:mod:`cnnviz.core.inspect_results`. Nothing here imports torch at module level and nothing
+touches a widget.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnviz.core.inspect_load import gpu_summary
+from cnnviz.core.inspect_results import (
+    VIEWS,
+    CamData,
+    ChannelStats,
+    ExportJob,
+    InspectResult,
+    LayerInfo,
+    OverviewRow,
+    RFData,
+    WeightsData,
+    default_cam_layer,
+    default_layer,
+)
+
 __all__ = [
-    "VIEWS",
-    "CamData",
-    "ChannelStats",
-    "ExportJob",
+    "STATS_CSV_COLUMNS",
     "InspectEngine",
     "InspectRequest",
-    "InspectResult",
-    "LayerInfo",
-    "LoadOutcome",
-    "LoadRequest",
-    "OverviewRow",
-    "RFData",
-    "WeightsData",
-    "default_layer",
-    "gpu_summary",
-    "run_load",
+    "InspectorState",
+    "as_channel_maps",
+    "as_input_pixels",
 ]
-
-#: Views a request can ask for besides the layer list and predictions (always computed).
-VIEWS = ("grid", "overview", "weights", "cam", "rf")
-
-#: Layer types whose output is just a reshaped/elementwise copy: skipped as CAM defaults.
-_CONV_WORDS = ("conv",)
-
-
-# ============================================================================================
-# Loading
-# ============================================================================================
-
-
-class _TrustView:
-    """A trust store plus hashes the user accepted in this session's trust dialog.
-
-    The core only asks ``is_trusted_hash(sha)``; accepting a file "just this once" adds its
-    hash here instead of passing ``trust=True``, so what loads is exactly the bytes the
-    user was asked about (the core loads the bytes it hashed).
-    """
-
-    def __init__(self, store: Any, extra: frozenset[str]):
-        self._store = store
-        self._extra = frozenset(h.lower() for h in extra)
-
-    def is_trusted_hash(self, sha256: str) -> bool:
-        if sha256.lower() in self._extra:
-            return True
-        return bool(self._store is not None and self._store.is_trusted_hash(sha256))
-
-
-@dataclass(frozen=True, eq=False)
-class LoadRequest:
-    """One model to load; see :func:`cnnviz.core.models.load_model` for ``spec``/``weights``.
-
-    Attributes
-    ----------
-    trust:
-        The caller vouches for the file (no dialog, nothing remembered).
-    ask:
-        On :class:`~cnnviz.core.errors.TrustRequired` the window shows the trust dialog
-        (``False``: it just reports the refusal).
-    trusted_hashes:
-        SHA-256 digests the user accepted in the trust dialog for this load.
-    trust_store:
-        The persistent :class:`~cnnviz.core.trust.TrustStore` (or ``None``).
-    on_stage, on_bytes:
-        Called from the loader thread: ``on_stage(text)`` for each step, ``on_bytes(done,
-        total)`` while pretrained weights download. They must only emit Qt signals.
-    cancel:
-        Set to stop a download.
-    """
-
-    spec: str
-    weights: str | None = None
-    ctor_kwargs: str | None = None
-    labels_path: str | None = None
-    trust: bool = False
-    ask: bool = True
-    trusted_hashes: frozenset[str] = frozenset()
-    trust_store: Any = None
-    device: str = "auto"
-    dtype: str = "float32"
-    on_stage: Callable[[str], None] | None = None
-    on_bytes: Callable[[int, Any], None] | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-    def with_trusted(self, sha256: str | None) -> LoadRequest:
-        """The same request with one more accepted hash (or ``trust=True`` when the file's
-        hash is unknown because no trust store could be read)."""
-        if sha256 is None:
-            return dataclasses.replace(self, trust=True, cancel=threading.Event())
-        return dataclasses.replace(self, trusted_hashes=self.trusted_hashes | {sha256.lower()},
-                                   cancel=threading.Event())
-
-    def recent_entry(self) -> dict[str, Any]:
-        """What the recent-models list remembers (never the trust decision)."""
-        return {"spec": self.spec, "weights": self.weights, "ctor_kwargs": self.ctor_kwargs,
-                "labels": self.labels_path}
-
-
-@dataclass
-class LoadOutcome:
-    """A loaded model and what the window shows about it (the model object itself crosses
-    threads once, into the inference worker; its tensors are never read on the GUI thread)."""
-
-    request: LoadRequest
-    model: Any  # cnnviz.core.models.LoadedModel
-    info: dict[str, Any]
-    preprocessing: dict[str, Any]
-    labels: list[str] | None
-    devices: list[str]
-    gpu: str | None
-    seconds: float
-
-
-def gpu_summary() -> str | None:
-    """``"NVIDIA H100 · 1.2 / 79.6 GiB"`` for the first CUDA device, ``"Apple GPU (MPS)"``, or
-    ``None`` without a GPU. Imports torch: call it on a worker thread (or once torch is in)."""
-    import torch
-
-    if torch.cuda.is_available():
-        i = torch.cuda.current_device()
-        props = torch.cuda.get_device_properties(i)
-        used = torch.cuda.memory_allocated(i) / 2**30
-        total = props.total_memory / 2**30
-        return f"{props.name} · {used:.2f} / {total:.1f} GiB"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "Apple GPU (MPS)"
-    return None
-
-
-def _count_params(module: Any) -> int:
-    try:
-        return int(sum(p.numel() for p in module.parameters()))
-    except Exception:  # noqa: BLE001 - a display number; never fail a load over it
-        return 0
-
-
-def run_load(req: LoadRequest) -> LoadOutcome:
-    """Load ``req`` (runs on the loader thread). Raises the core's errors unchanged."""
-    t0 = time.perf_counter()
-    if req.on_stage is not None and "torch" not in sys.modules:
-        req.on_stage("Loading PyTorch…")
-    import torch  # noqa: F401 - the slow import, here and not on the GUI thread
-
-    from cnnviz.core import models
-
-    if req.on_stage is not None:
-        req.on_stage(f"Loading {req.spec}…")
-    loaded = models.load_model(
-        req.spec, weights=req.weights, trust=req.trust,
-        trust_store=_TrustView(req.trust_store, req.trusted_hashes),
-        ctor_kwargs=req.ctor_kwargs, progress=req.on_bytes, cancel=req.cancel, device=req.device,
-    )
-    if str(req.dtype).lower() not in ("float32", "fp32", "float"):
-        loaded = models.move_model(loaded, loaded.device, req.dtype)
-    labels = loaded.labels
-    if req.labels_path:
-        labels = models.load_labels(req.labels_path)
-        loaded = dataclasses.replace(loaded, labels=labels)
-    info = {
-        "name": loaded.name, "kind": loaded.kind, "source": loaded.source,
-        "weights": loaded.weights, "input_channels": loaded.input_channels,
-        "input_size": loaded.input_size, "params": _count_params(loaded.module),
-        "device": loaded.device, "dtype": loaded.dtype,
-    }
-    return LoadOutcome(
-        request=req, model=loaded, info=info, preprocessing=loaded.preprocessing.to_dict(),
-        labels=list(labels) if labels is not None else None, devices=models.available_devices(),
-        gpu=gpu_summary(), seconds=time.perf_counter() - t0,
-    )
-
-
-# ============================================================================================
-# Inspection requests and results
-# ============================================================================================
-
-
-@dataclass(frozen=True)
-class ExportJob:
-    """Files the engine writes from the current capture: all layers as ``.npz`` and/or the
-    per-layer statistics as CSV. ``job_id`` tells results apart."""
-
-    job_id: int
-    npz_path: str | None = None
-    csv_path: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,172 +89,127 @@ class InspectRequest:
     export: ExportJob | None = None
 
 
-@dataclass
-class LayerInfo:
-    """One captured layer as the layer table shows it."""
-
-    index: int
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    params: int
-    rf_size: tuple[int, int] | None = None
-    rf_jump: tuple[int, int] | None = None
-    rf_start: tuple[float, float] | None = None
-    rf_known: bool = True  # False: the geometry could not be analysed (TorchScript, an error)
-
-    @property
-    def spatial(self) -> bool:
-        """Whether the output is a ``(C, H, W)`` map (units have positions)."""
-        return len(self.shape) == 3
-
-    @property
-    def channels(self) -> int:
-        """Number of tiles the activation grid shows (see :func:`as_channel_maps`)."""
-        s = self.shape
-        if len(s) == 0:
-            return 1
-        if len(s) == 1:
-            return int(s[0])
-        if len(s) == 2:
-            return 1
-        return int(np.prod(s[:-2]))
-
-    @property
-    def shape_text(self) -> str:
-        return "×".join(str(v) for v in self.shape) if self.shape else "scalar"
-
-    @property
-    def rf_text(self) -> str:
-        if self.rf_size is None:
-            if not self.rf_known:
-                return "—"
-            if not self.spatial or self.shape[1] * self.shape[2] == 1:
-                return "whole input"
-            return "not local"  # after resampling, a transposed conv, a global gate
-        h, w = self.rf_size
-        return f"{h}×{w}" if h != w else f"{h}"
+def as_input_pixels(pixels: np.ndarray) -> np.ndarray:
+    """An HxW / HxWx3(x4) image → read-only float32 in [0, 1] (uint8 kept as uint8), so that
+    a request can hold it without a copy: nobody can write to it afterwards."""
+    a = np.asarray(pixels)
+    if a.ndim == 3 and a.shape[2] == 4:
+        a = a[..., :3]
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
+        raise ValueError(f"expected an HxW or HxWx3 image, got shape {a.shape}")
+    if a.dtype == np.uint8 and not a.flags.writeable:
+        return a  # a source's frame: owned by the frame and read-only already
+    if a.dtype == np.uint8:
+        out = np.array(a, copy=True)
+    else:
+        out = np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
+    out.setflags(write=False)
+    return out
 
 
 @dataclass
-class ChannelStats:
-    """Per-channel statistics of one layer (population std, as numpy's default).
+class InspectorState:
+    """What the inspector window shows, as the user chose it: the one copy, Qt-free.
 
-    ``dead`` marks channels that are zero everywhere for this input (a ReLU that never
-    fires); ``constant`` those that are one non-zero value everywhere.
+    The window's widgets write through it (and are updated from it with their signals
+    blocked); :meth:`to_request` freezes it into the next :class:`InspectRequest`.
+
+    Attributes
+    ----------
+    token:
+        Changes with every model installed (results for another token are stale).
+    model, model_info:
+        The :class:`~cnnviz.core.models.LoadedModel` (read only on the GUI thread: it runs
+        on the inference thread) and what the window shows about it.
+    pixels, frame_id, input_label:
+        The input picture (read-only, see :func:`as_input_pixels`); ``frame_id`` changes
+        exactly when the pixels do.
+    layer, channel:
+        The selected layer (``None``: the engine's default) and channel.
+    view:
+        The open tab: one of :data:`~cnnviz.core.inspect_results.VIEWS`.
+    cam_class, cam_layer, rf_unit, weights_layer:
+        Choices of the Grad-CAM, receptive-field and weights views (``None``: defaults).
+    device, dtype:
+        Where and in what precision the model should run.
+    preprocessing, labels:
+        Overrides of the model's own (``None``: the model's).
+    export:
+        An export the engine writes with the next result (kept until a result says done).
     """
 
-    minimum: np.ndarray
-    maximum: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-    zeros_pct: np.ndarray
+    token: int = 0
+    model: Any = None
+    model_info: dict[str, Any] = field(default_factory=dict)
+    pixels: np.ndarray | None = None
+    frame_id: int = 0
+    input_label: str = ""
+    layer: str | None = None
+    channel: int = 0
+    view: str = "grid"
+    cam_class: int | None = None
+    cam_layer: str | None = None
+    rf_unit: tuple[int, int] | None = None
+    weights_layer: str | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    preprocessing: dict[str, Any] | None = None
+    labels: tuple[str, ...] | None = None
+    topk: int = 5
+    export: ExportJob | None = None
 
-    @property
-    def dead(self) -> np.ndarray:
-        return (self.minimum == 0) & (self.maximum == 0)
+    def set_model(self, model: Any, info: Mapping[str, Any]) -> None:
+        """A new model: a new token, and every choice made for the old model forgotten."""
+        self.token += 1
+        self.model = model
+        self.model_info = dict(info)
+        self.preprocessing = None
+        self.labels = None
+        self.layer = None
+        self.channel = 0
+        self.cam_class = None
+        self.cam_layer = None
+        self.rf_unit = None
+        self.weights_layer = None
+        self.export = None
 
-    @property
-    def constant(self) -> np.ndarray:
-        return (self.minimum == self.maximum) & ~self.dead
+    def forget_model(self) -> None:
+        """Drop the model (the window closed): nothing here keeps it in memory."""
+        self.set_model(None, {})
 
-    def row(self, i: int) -> dict[str, float]:
-        return {"min": float(self.minimum[i]), "max": float(self.maximum[i]),
-                "mean": float(self.mean[i]), "std": float(self.std[i]),
-                "zeros_pct": float(self.zeros_pct[i]), "dead": bool(self.dead[i])}
+    def set_input(self, pixels: np.ndarray, label: str) -> None:
+        self.pixels = as_input_pixels(pixels)
+        self.frame_id += 1
+        self.input_label = label
 
-    def __len__(self) -> int:
-        return int(self.minimum.shape[0])
+    def select_layer(self, name: str | None) -> bool:
+        """Select layer ``name``; False when it already is (or no name). A unit picked for
+        the receptive field belongs to the old layer's map, so it is forgotten."""
+        if not name or name == self.layer:
+            return False
+        self.layer = name
+        self.rf_unit = None
+        return True
 
+    def views(self) -> frozenset[str]:
+        """The views a request computes: the activation grid (always) and the open tab."""
+        return frozenset({"grid", self.view})
 
-@dataclass
-class OverviewRow:
-    name: str
-    type: str
-    shape: tuple[int, ...]
-    image: np.ndarray  # uint8 (h, w): one row of tiles (the core's grey levels, 128 = 0 when signed)
-    channels: list[int]
-    signed: bool
-    tile_hw: tuple[int, int] = (0, 0)
-    pad: int = 1
-
-
-@dataclass
-class WeightsData:
-    layer: str
-    shape: tuple[int, ...]  # (out, in, kh, kw)
-    image: np.ndarray  # uint8 (H, W) or (H, W, 3)
-    color: bool
-    rows: int
-    cols: int
-    tile_hw: tuple[int, int]
-    pad: int
-    hist_counts: np.ndarray
-    hist_edges: np.ndarray
-    first: bool  # the model's first conv layer
-
-
-@dataclass
-class CamData:
-    heatmap: np.ndarray  # float32 (H, W) in [0, 1], the model input's size
-    layer: str
-    default_layer: str | None
-    target_class: int
-    class_name: str
-    chosen_class: int | None  # what the request asked (None: the predicted class)
-
-
-@dataclass
-class RFData:
-    layer: str
-    channel: int
-    unit: tuple[int, int]
-    map_hw: tuple[int, int]
-    size: tuple[int, int] | None
-    jump: tuple[int, int] | None
-    box: tuple[int, int, int, int] | None  # (y0, x0, y1, x1) in model-input pixels, end exclusive
-    erf: np.ndarray | None  # float32 (H, W) in [0, 1]
-
-
-@dataclass
-class InspectResult:
-    """What one request computed; numpy and plain Python only."""
-
-    token: int
-    frame_id: int
-    layers: list[LayerInfo]
-    input_image: np.ndarray  # uint8 (H, W, 3): the model's input, de-normalised for display
-    input_shape: tuple[int, ...]  # (C, H, W)
-    layer: str | None
-    activation: np.ndarray | None  # float32 (C, h, w) of the selected layer
-    channel_stats: ChannelStats | None
-    predictions: list[tuple[int, str, float]]
-    n_classes: int
-    labels: list[str] | None
-    device: str
-    dtype: str
-    preprocessing: dict[str, Any]
-    overview: list[OverviewRow] | None = None
-    weights: WeightsData | None = None
-    conv_layers: list[str] = field(default_factory=list)
-    act_hist: tuple[np.ndarray, np.ndarray] | None = None
-    cam: CamData | None = None
-    cam_default_layer: str | None = None
-    rf: RFData | None = None
-    errors: dict[str, str] = field(default_factory=dict)
-    message: str | None = None
-    gpu: str | None = None
-    reused_capture: bool = False
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    export_done: ExportJob | None = None
-    export_error: str | None = None
-
-    def layer_info(self, name: str | None = None) -> LayerInfo | None:
-        name = self.layer if name is None else name
-        return next((li for li in self.layers if li.name == name), None)
-
-    def names(self) -> list[str]:
-        return [li.name for li in self.layers]
+    def to_request(self, overview_channels: int = 8) -> InspectRequest | None:
+        """The frozen request for what the state shows; None without a model or an input."""
+        if self.model is None or self.pixels is None:
+            return None
+        if self.view not in VIEWS:
+            raise ValueError(f"unknown view {self.view!r}; one of {', '.join(VIEWS)}")
+        return InspectRequest(
+            token=self.token, model=self.model, pixels=self.pixels, frame_id=self.frame_id,
+            device=self.device, dtype=self.dtype, preprocessing=self.preprocessing, labels=self.labels,
+            layer=self.layer, channel=self.channel, views=self.views(), cam_class=self.cam_class,
+            cam_layer=self.cam_layer, rf_unit=self.rf_unit, weights_layer=self.weights_layer, topk=self.topk,
+            overview_channels=overview_channels, export=self.export,
+        )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -427,30 +218,6 @@ def _error_text(exc: BaseException) -> str:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {first}"[:400]
 
-
-def default_layer(layers: Sequence[LayerInfo]) -> str | None:
-    """The layer shown first: the first convolution with a spatial map, else the first
-    spatial layer, else the first layer."""
-    spatial = [li for li in layers if li.spatial]
-    for li in spatial:
-        if any(w in li.type.lower() for w in _CONV_WORDS):
-            return li.name
-    if spatial:
-        return spatial[0].name
-    return layers[0].name if layers else None
-
-
-def default_cam_layer(layers: Sequence[LayerInfo]) -> str | None:
-    """Grad-CAM's default, the core's rule (:func:`cnnviz.core.explain.last_conv_layer`):
-    the last spatial map larger than 1×1 at or after the last convolution — the last conv
-    block's activated or pooled output."""
-    layers = list(layers)
-    convs = [i for i, li in enumerate(layers) if li.spatial and any(w in li.type.lower() for w in _CONV_WORDS)]
-    if convs:
-        after = [li for li in layers[convs[-1]:] if li.spatial and li.shape[1] * li.shape[2] > 1]
-        return (after[-1] if after else layers[convs[-1]]).name
-    spatial = [li for li in layers if li.spatial]
-    return spatial[-1].name if spatial else None
 
 
 # ============================================================================================
@@ -503,7 +270,8 @@ STATS_CSV_COLUMNS = ("index", "name", "type", "shape", "params", "receptive_fiel
 
 class InspectEngine:
     """The inference worker's ``compute``: call it with :class:`InspectRequest` s from ONE
-    thread. :meth:`close` (after that thread has stopped) removes the model's hooks."""
+    thread. :meth:`close` removes the model's hooks and forgets it (deferred to the end of a
+    running request)."""
 
     def __init__(self) -> None:
         self._token: int | None = None
@@ -520,6 +288,9 @@ class InspectEngine:
         self.runs = 0  # forward passes actually run (tests: reuse of the capture)
         # export_progress(job_id, done, total, layer name), called on the worker thread
         self.export_progress: Callable[[int, int, int, str], None] | None = None
+        self._lock = threading.Lock()  # close() from the GUI thread vs. a running request
+        self._running = False
+        self._close_requested = False
 
     # -- model state ---------------------------------------------------------------------
     def _set_model(self, token: int, model: Any) -> None:
@@ -540,9 +311,31 @@ class InspectEngine:
         self._conv_layers = None
         self._weights_cache.clear()
 
-    def close(self) -> None:
-        """Remove hooks and forget the model. Call only when no request is running."""
-        self._drop_model()
+    def close(self) -> bool:
+        """Remove every hook from the model and forget it (and its capture).
+
+        Safe from any thread: when a request is running (an inference that outlived the
+        window's close wait), the model is dropped on the worker thread as soon as that
+        request returns. Returns True when it was dropped now, False when deferred.
+        """
+        with self._lock:
+            if self._running:
+                self._close_requested = True
+                return False
+            self._drop_model()
+            return True
+
+    def __call__(self, req: InspectRequest) -> InspectResult:
+        with self._lock:
+            self._running = True
+        try:
+            return self._compute(req)
+        finally:
+            with self._lock:
+                self._running = False
+                if self._close_requested:
+                    self._close_requested = False
+                    self._drop_model()
 
     @property
     def model(self) -> Any:
@@ -585,7 +378,7 @@ class InspectEngine:
         return self._pre
 
     # -- the compute function ---------------------------------------------------------------
-    def __call__(self, req: InspectRequest) -> InspectResult:
+    def _compute(self, req: InspectRequest) -> InspectResult:
         import torch
 
         from cnnviz.core.capture import Recorder, topk
