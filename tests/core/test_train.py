@@ -81,6 +81,14 @@ def test_checkpoint_reloads_to_the_same_predictions(tmp_path):
     meta = json.loads((tmp_path / "run" / "checkpoints" / "epoch-001.json").read_text())
     assert meta["architecture"]["model"] == "simplecnn" and meta["epoch"] == 1
     assert find_checkpoint(tmp_path / "run" / "checkpoints" / "epoch-001.safetensors") is not None
+    # the inspector's loader opens a run folder or checkpoint weights-only: no trust needed
+    from cnnviz.core.models import load_model
+
+    for spec in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "epoch-001.safetensors"):
+        via = load_model(str(spec), trust=False)
+        assert via.kind == "checkpoint" and via.labels == loaded.labels
+        with torch.no_grad():
+            torch.testing.assert_close(via.module(x), res.model(x))
 
 
 BOOM = '''
