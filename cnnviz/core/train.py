@@ -578,6 +578,16 @@ def movie_frame_image(frame: np.ndarray, *, scale: int = 12, levels: float | Non
     return img
 
 
+def tile_maps(maps: np.ndarray, *, scale: int = 2, max_maps: int = 64) -> np.ndarray:
+    """Feature maps ``(C, H, W)`` as one RGB uint8 grid, each map on its own symmetric levels
+    (grey 128 is 0, white the map's largest positive value, black its most negative)."""
+    m = np.asarray(maps, np.float32)[:max_maps]
+    lv = np.abs(m).reshape(len(m), -1).max(axis=1)
+    lv[lv == 0] = 1.0
+    w = (m / lv[:, None, None])[:, None]  # (C, 1, H, W): the movie tiler's layout
+    return movie_frame_image(w, scale=scale, levels=1.0)
+
+
 def export_movie(movie: str | os.PathLike, out: str | os.PathLike, *, fps: int = 8, scale: int = 12) -> Path:
     """The kernel movie as an animated GIF (Pillow) or MP4 (OpenCV), one grid per snapshot,
     all frames on the same levels so the filters' growth shows."""
