@@ -5,10 +5,12 @@ the canvas, the trust dialog, a failing load, a live video, exports, and a clean
 from __future__ import annotations
 
 import csv
+import gc
 import os
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -672,3 +674,57 @@ def test_closing_during_a_load_leaves_no_thread(qtbot, make_inspector):
     w.close()
     assert not w.loader.isRunning() and not w.inference.isRunning()
     assert threading.active_count() <= threads_before
+
+
+_SLOW_PY = '''
+import threading
+
+import torch
+from torch import nn
+
+ARMED, ENTERED, RELEASE = threading.Event(), threading.Event(), threading.Event()
+
+
+class Slow(nn.Module):
+    """Once ARMED, a forward waits for RELEASE: an inference that outlives the close wait."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.conv2 = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        if ARMED.is_set():
+            ENTERED.set()
+            RELEASE.wait(30)
+        return self.conv2(torch.relu(self.conv1(x))).mean((2, 3))
+'''
+
+
+def _hooks(module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               + len(getattr(m, "_backward_pre_hooks", {})) for m in module.modules())
+
+
+def test_an_inference_that_outlives_the_close_wait_still_lets_the_model_go(qtbot, make_inspector, tmp_path):
+    w = make_inspector()
+    py = tmp_path / "slow.py"
+    py.write_text(_SLOW_PY)
+    with qtbot.waitSignal(w.modelLoaded, timeout=TIMEOUT):
+        w.load_model_spec(f"{py}:Slow", trust=True)
+    wait_for(qtbot, w, lambda r: r.names()[:2] == ["conv1", "conv2"])
+    module = w.current_model().module
+    gates = sys.modules[type(module).__module__]
+    gates.ARMED.set()
+    w.set_image(np.random.default_rng(0).random((24, 24), dtype=np.float32))
+    assert gates.ENTERED.wait(30)
+    w.close()  # waits CLOSE_WAIT_MS for the forward, then abandons it: the window closes at once
+    assert not w.isVisible() and w.inference.isRunning()
+    assert _hooks(module) > 0  # the forward still runs with the capture's hooks
+    gates.RELEASE.set()
+    qtbot.waitUntil(lambda: not w.inference.isRunning(), timeout=TIMEOUT)
+    assert _hooks(module) == 0  # removed on the inference thread as soon as the forward returned
+    ref = weakref.ref(module)
+    del module
+    gc.collect()
+    assert ref() is None

@@ -30,18 +30,16 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMainWindow, QMessageBox, QTabWidget, QToolBar, QWidget
+from PySide6.QtWidgets import QComboBox, QDockWidget, QMainWindow, QMessageBox, QWidget
 
 from cnnviz.core.errors import CnnvizError, SourceError
 from cnnviz.core.inspect_engine import InspectEngine, InspectorState
 from cnnviz.core.inspect_load import LoadOutcome
-from cnnviz.core.inspect_results import VIEWS, InspectResult
+from cnnviz.core.inspect_results import InspectResult
 from cnnviz.core.resources import resources_dir
 from cnnviz.qt.workers import LatestRequestWorker
 
-from .activation_grid import ActivationPanel
-from .cam_view import CamView
+from .actions import build_menus, load_labels_dialog
 from .exporting import ExportActions
 from .input_panel import InputPanel
 from .layer_table import LayerTable
@@ -49,16 +47,11 @@ from .live_input import LiveInput
 from .load_dialog import LoadChoice, RecentModels
 from .loading import ModelLoading, error_text
 from .model_panel import ModelPanel
-from .overview import OverviewView
-from .rf_view import RFView
 from .status import InspectorStatus
-from .weights_view import WeightsView
+from .tabs import TAB_KEYS, ResultTabs
 
 __all__ = ["InspectorWindow", "TAB_KEYS"]
 
-#: Tabs of the central area, in order, by the view key requests use.
-TAB_KEYS = VIEWS
-TAB_TITLES = ("Activations", "Overview", "Weights", "Grad-CAM", "Receptive field")
 TRUST_FILE = "trusted_models.json"
 STATUS_MS = 8000
 #: How long closing waits for each worker's current computation. A model load or forward
@@ -66,7 +59,6 @@ STATUS_MS = 8000
 #: returns, its result is dropped, and the engine releases the model then) so the window
 #: closes at once.
 CLOSE_WAIT_MS = 500
-PRECISIONS = ("float32", "float16", "bfloat16")
 
 
 def _sample_digit() -> Path:
@@ -151,7 +143,7 @@ class InspectorWindow(QMainWindow):
         self.live.sourceStopped.connect(self._on_source_stopped)
         self.exportProgress.connect(self.exporter.on_progress, Qt.ConnectionType.QueuedConnection)
         self._start_inference()
-        self._build_menus()
+        build_menus(self)
         self.resize(1500, 940)
         for w in warnings:
             self.show_message(w, error=True)
@@ -182,19 +174,12 @@ class InspectorWindow(QMainWindow):
     # UI
     # =========================================================================================
     def _build_ui(self) -> None:
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("inspector-tabs")
-        self.activations = ActivationPanel()
-        self.grid = self.activations.grid
-        self.detail = self.activations.detail
-        self.overview = OverviewView()
-        self.weights_view = WeightsView()
-        self.cam_view = CamView()
-        self.rf_view = RFView()
-        for w, title in zip((self.activations, self.overview, self.weights_view, self.cam_view, self.rf_view),
-                            TAB_TITLES):
-            self.tabs.addTab(w, title)
+        self.tabs = ResultTabs()
         self.setCentralWidget(self.tabs)
+        # the views by name (tests, screenshots and the Learn panel use them)
+        self.activations, self.overview = self.tabs.activations, self.tabs.overview
+        self.weights_view, self.cam_view, self.rf_view = self.tabs.weights_view, self.tabs.cam_view, self.tabs.rf_view
+        self.grid, self.detail = self.activations.grid, self.activations.detail
 
         self.input = InputPanel(_sample_digit())
         self.canvas_panel = self.input.canvas_panel
@@ -235,7 +220,7 @@ class InspectorWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab)
         self.model_panel.pre.applied.connect(self._on_pre_applied)
         self.model_panel.pre.reset.connect(self._on_pre_reset)
-        self.model_panel.labelsRequested.connect(self.load_labels_dialog)
+        self.model_panel.labelsRequested.connect(lambda: load_labels_dialog(self))
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)
@@ -244,89 +229,6 @@ class InspectorWindow(QMainWindow):
         d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, d)
         return d
-
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", name: str = "") -> QAction:
-        a = QAction(text, self)
-        if shortcut is not None:
-            a.setShortcut(QKeySequence(shortcut))
-        if tip:
-            a.setToolTip(tip)
-            a.setStatusTip(tip)
-        a.setObjectName(name or text)
-        a.triggered.connect(slot)
-        return a
-
-    def _build_menus(self) -> None:
-        ex = self.exporter
-        self.act_open = self._action("&Open model…", self.open_model_dialog, QKeySequence.StandardKey.Open,
-                                     "Open a torchvision model, a Python class, TorchScript, .pt2 or a pickled model",
-                                     "act-open-model")
-        self.act_demo = self._action("&Demo model", lambda: self.load_model_spec("demo"), None,
-                                     "The bundled handwritten-digits CNN", "act-demo")
-        self.act_labels = self._action("Load &labels…", self.load_labels_dialog, None, "Class names for the outputs",
-                                       "act-labels")
-        self.act_draw = self._action("&Draw", self.use_canvas, None, "Draw the input with the mouse", "act-draw")
-        self.act_image = self._action("Open &image…", self.open_image_dialog, "Ctrl+Shift+O",
-                                      "Use a picture as the input", "act-image")
-        self.act_video = self._action("Open &video…", self.open_video_dialog, None, "Play a video file into the model",
-                                      "act-video")
-        self.act_webcam = self._action("&Webcam", self.open_webcam, None, "Use the first webcam as the input",
-                                       "act-webcam")
-        self.act_export_png = self._action("Layer grid as &PNG…", ex.grid_dialog, "Ctrl+S",
-                                           "The selected layer's tiles as one picture", "act-export-png")
-        self.act_export_npz = self._action("All layers as .&npz…", ex.npz_dialog, None,
-                                           "Every layer's activation for this input", "act-export-npz")
-        self.act_export_csv = self._action("Layer &statistics as CSV…", ex.csv_dialog, None,
-                                           "min, max, mean, std, % zeros and dead channels of every layer",
-                                           "act-export-csv")
-        self.act_close = self._action("&Close", self.close, QKeySequence.StandardKey.Close, "", "act-close")
-
-        mb = self.menuBar()
-        m = mb.addMenu("&Model")
-        m.addAction(self.act_open)
-        self.recent_menu = m.addMenu("Open &recent")
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
-        m.addAction(self.act_demo)
-        m.addSeparator()
-        m.addAction(self.act_labels)
-        m.addSeparator()
-        m.addAction(self.act_close)
-        m = mb.addMenu("&Input")
-        for a in (self.act_draw, self.act_image, self.act_video, self.act_webcam):
-            m.addAction(a)
-        m = mb.addMenu("&Export")
-        for a in (self.act_export_png, self.act_export_npz, self.act_export_csv):
-            m.addAction(a)
-        m = mb.addMenu("&View")
-        for d in (self.dock_input, self.dock_layers, self.dock_model):
-            m.addAction(d.toggleViewAction())
-
-        tb = QToolBar("Inspector")
-        tb.setObjectName("inspector-toolbar")
-        tb.addAction(self.act_open)
-        tb.addAction(self.act_demo)
-        tb.addSeparator()
-        tb.addWidget(QLabel(" Device "))
-        self.device_box = QComboBox()
-        self.device_box.setObjectName("device-box")
-        self.device_box.addItems(["auto", "cpu"])
-        self.device_box.setToolTip("auto: CUDA, then Apple MPS, then the CPU")
-        self.device_box.currentTextChanged.connect(self._on_device)
-        tb.addWidget(self.device_box)
-        tb.addWidget(QLabel(" Precision "))
-        self.dtype_box = QComboBox()
-        self.dtype_box.setObjectName("dtype-box")
-        self.dtype_box.addItems(PRECISIONS)
-        self.dtype_box.setToolTip("float16 / bfloat16 run on GPUs only")
-        self.dtype_box.currentTextChanged.connect(self._on_dtype)
-        tb.addWidget(self.dtype_box)
-        tb.addSeparator()
-        tb.addAction(self.act_draw)
-        tb.addAction(self.act_image)
-        tb.addSeparator()
-        tb.addAction(self.act_export_png)
-        self.addToolBar(tb)
-        self.toolbar = tb
 
     @staticmethod
     def _set_quietly(box: QComboBox, text: str) -> None:
@@ -439,7 +341,7 @@ class InspectorWindow(QMainWindow):
         self.select_layer(names[min(max(i + d, 0), len(names) - 1)])
 
     def show_tab(self, key: str) -> None:
-        self.tabs.setCurrentIndex(TAB_KEYS.index(key))
+        self.tabs.show_key(key)
 
     def set_rf_unit(self, y: int, x: int) -> None:
         """Show the receptive field of unit ``(y, x)`` of the selected channel."""
@@ -536,42 +438,6 @@ class InspectorWindow(QMainWindow):
         self.modelLoaded.emit(str(name))
         self._request()
 
-    def open_model_dialog(self) -> None:
-        from PySide6.QtWidgets import QDialog
-
-        from .load_dialog import LoadDialog
-
-        dlg = LoadDialog(self, self.recent)
-        try:
-            if dlg.exec() != QDialog.DialogCode.Accepted:
-                return
-            c = dlg.choice()
-        finally:
-            dlg.deleteLater()
-        self.load_model_spec(c.spec, c.weights, None, ctor_kwargs=c.ctor_kwargs, labels=c.labels)
-
-    def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        items = self.recent.items()
-        if not items:
-            a = self.recent_menu.addAction("(none yet)")
-            a.setEnabled(False)
-            return
-        for c in items:
-            a = self.recent_menu.addAction(c.title())
-            a.setToolTip(c.spec)
-            # never trusted here: a code-bearing file goes through the trust store / dialog
-            a.triggered.connect(lambda _=False, c=c: self.load_model_spec(c.spec, c.weights, None,
-                                                                          ctor_kwargs=c.ctor_kwargs, labels=c.labels))
-
-    def load_labels_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Class names", str(Path.home()),
-                                              "Labels (*.txt *.json);;All files (*)")
-        if path:
-            self.load_labels(path)
-
     def load_labels(self, path: str | Path) -> bool:
         """Class names for the current model from a file (one per line, or JSON)."""
         if self.state.model is None:
@@ -612,17 +478,6 @@ class InspectorWindow(QMainWindow):
         if self.input.showing_canvas() and not self.live.attached:
             self._set_pixels(pixels, "drawing canvas")
 
-    def open_image_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        from cnnviz.core.images import SUPPORTED_EXTENSIONS
-
-        exts = " ".join(f"*{e}" for e in SUPPORTED_EXTENSIONS) if SUPPORTED_EXTENSIONS else "*"
-        path, _ = QFileDialog.getOpenFileName(self, "Input image", str(Path.home()),
-                                              f"Images ({exts});;All files (*)")
-        if path:
-            self.open_image(path)
-
     def open_image(self, path: str | Path) -> bool:
         from cnnviz.core.images import load_image
 
@@ -633,21 +488,6 @@ class InspectorWindow(QMainWindow):
             return False
         self.set_image(img.pixels, Path(path).name)
         return True
-
-    def open_video_dialog(self) -> None:
-        from PySide6.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(self, "Video file", str(Path.home()),
-                                              "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All files (*)")
-        if path:
-            from cnnviz.core.sources import VideoFileSource
-
-            self.set_source(VideoFileSource(path))
-
-    def open_webcam(self) -> None:
-        from cnnviz.core.sources import WebcamSource
-
-        self.set_source(WebcamSource(0))
 
     def _detach_source(self) -> None:
         self.live.detach()
@@ -708,50 +548,19 @@ class InspectorWindow(QMainWindow):
         self.state.layer = res.layer  # the engine's default when none was chosen
         if new_layer:  # not on every live frame: the user may be scrolling the table
             self.layer_table.select(res.layer)
-        info = res.layer_info()
         n = 0 if res.activation is None else int(res.activation.shape[0])
         if self.state.channel >= n:
             self.state.channel = 0
-        if info is not None:
-            self.activations.set_layer(info.name, info.type, info.shape_text, res.activation, res.channel_stats,
-                                       self.state.channel, new_layer)
-        note = res.errors.get("predictions", "the model's output has no class scores")
-        self.predictions.set_predictions(res.predictions, note)
+        self.predictions.set_predictions(res.predictions, res.errors.get("predictions",
+                                                                         "the model's output has no class scores"))
         self.model_panel.check_label_count(res.n_classes)
-        if res.overview is not None:
-            fresh = prev is None or prev.overview is None or new_layer
-            self.overview.set_rows(res.overview)
-            if fresh:
-                self.overview.set_selected(res.layer)
-            else:
-                self.overview.rows_widget.selected = res.layer
-        views = self.state.views()
-        if "weights" in views:
-            current = res.weights.layer if res.weights is not None else None
-            self.weights_view.set_conv_layers(res.conv_layers, current)
-            self.weights_view.set_weights(res.weights)
-            self.weights_view.set_activation_hist(res.layer, res.act_hist)
-        if res.cam is not None or "cam" in res.errors:
-            spatial = [li.name for li in res.layers if li.spatial]
-            self.cam_view.set_choices(res.labels, res.n_classes, spatial, res.cam_default_layer,
-                                      self.state.cam_class, self.state.cam_layer)
-            self.cam_view.set_cam(res.cam, res.input_image, res.errors.get("cam"))
-        self._refresh_rf_map()
-        if "rf" in views:
-            self.rf_view.set_rf(res.rf, res.input_image, res.errors.get("rf"))
+        self.tabs.show_result(res, prev, self.state, new_layer)
         self.status.show_timing(res)
         self._update_input_label()
         self.resultShown.emit(rid)
 
     def _refresh_rf_map(self) -> None:
-        res = self._result
-        if res is None:
-            return
-        info = res.layer_info()
-        tiles = self.grid.tiles()
-        ch = self.state.channel
-        tile = tiles[ch] if tiles is not None and ch < len(tiles) else None
-        self.rf_view.set_map(res.layer, ch, tile, bool(info is not None and info.spatial), self.state.rf_unit)
+        self.tabs.refresh_rf_map(self._result, self.state)
 
     def _on_inference_error(self, rid: int, exc: BaseException) -> None:
         if self._closing:
@@ -778,13 +587,9 @@ class InspectorWindow(QMainWindow):
         note = f"The model could not run on this input: {why}"
         self.state.layer = None
         self.layer_table.set_layers([])
-        self.activations.show_nothing(note)
         self.status.time.setText("")
         self.predictions.set_predictions([], note)
-        self.overview.set_rows(None)
-        self.weights_view.set_weights(None)
-        self.cam_view.set_cam(None, None, note)
-        self.rf_view.set_rf(None, None, note)
+        self.tabs.clear(note)
 
     def _sync_device(self, res: InspectResult) -> None:
         st = self.state
@@ -800,7 +605,7 @@ class InspectorWindow(QMainWindow):
 
     # -- view events: each writes the state, then asks for a result
     def _on_tab(self, index: int) -> None:
-        self.state.view = TAB_KEYS[index]
+        self.state.view = self.tabs.key(index)
         self._request()
 
     def _on_weights_layer(self, name: str) -> None:
