@@ -568,7 +568,7 @@ def movie_frame_image(frame: np.ndarray, *, scale: int = 12, levels: float | Non
     u8 = np.clip(tiles / lv * 127.5 + 127.5, 0, 255).astype(np.uint8)
     cols = int(math.ceil(math.sqrt(o)))
     rows = int(math.ceil(o / cols))
-    pad = 1
+    pad = max(1, scale // 4)  # a visible gap between the tiles
     th, tw = kh * scale, kw * scale
     img = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 40, np.uint8)
     for c in range(o):

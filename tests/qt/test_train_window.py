@@ -104,3 +104,22 @@ def test_send_kernels_to_the_playground_and_open_in_inspector(train_window, qtbo
     with qtbot.waitSignal(insp.modelLoaded, timeout=120_000, check_params_cb=lambda name: "simplecnn" in name):
         assert w.open_in_inspector() > 0
     assert insp.error_box() is None  # no trust prompt, no error
+
+
+def test_reachable_from_the_playground_and_the_inspector(make_window, qtbot, config_dir):
+    from cnnviz.qt.inspector import InspectorWindow
+
+    pg = make_window()
+    pg.act_train.trigger()
+    tw = pg.train_window
+    assert tw.isVisible() and tw.playground is pg and tw.inspector is None
+    pg.act_train.trigger()
+    assert pg.train_window is tw  # one Train window per owner
+    tw.close()
+    insp = InspectorWindow(load_demo=False)
+    qtbot.addWidget(insp)
+    insp.act_train.trigger()
+    tw2 = insp.train_window
+    assert tw2.isVisible() and tw2.inspector is insp and tw2.playground is None
+    tw2.close()
+    insp.close()

@@ -197,8 +197,8 @@ class CurvesPanel(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.loss_plot = pg.PlotWidget(title="loss")
         self.acc_plot = pg.PlotWidget(title="accuracy")
-        for p in (self.loss_plot, self.acc_plot):
-            p.addLegend(offset=(-5, 5))
+        for p, corner in ((self.loss_plot, (-5, 5)), (self.acc_plot, (-5, -5))):
+            p.addLegend(offset=corner)
             p.setLabel("bottom", "epoch")
             p.showGrid(x=True, y=True, alpha=0.2)
             lay.addWidget(p)
