@@ -18,6 +18,7 @@ def add_parser(sub) -> None:
     what.add_argument("--live", action="store_true", help="a 1280×720 30 fps source through the real window")
     what.add_argument("--model", action="store_true", help="resnet18 forward vs every layer captured and rendered")
     what.add_argument("--soak", action="store_true", help="long run: memory growth, threads, hooks")
+    what.add_argument("--train", action="store_true", help="training throughput with the Train window watching vs not")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions per case")
@@ -44,6 +45,8 @@ def run(args) -> int:
         from ..bench.model import run_model_bench as fn
     elif args.soak:
         from ..bench.soak import run_soak_bench as fn
+    elif args.train:
+        from ..bench.train import run_train_bench as fn
     else:
         from ..bench.conv import run_conv_bench as fn
     kwargs = {"device": args.device}

@@ -257,3 +257,14 @@ def test_transfer_learning_starts_from_the_given_weights(tmp_path):
     m = build_model(ModelSpec("resnet18", pretrained=str(tmp_path / "r18.safetensors")), 3, 4, (32, 32))
     torch.testing.assert_close(m.conv1.weight, src.conv1.weight)
     assert m.fc.out_features == 4
+
+
+def test_the_lesson_puts_hand_made_kernels_the_size_of_simplecnns_first_layer():
+    from cnnviz.core.lessons import lesson, playground_request
+
+    les = lesson("filters-learn-themselves")
+    req = playground_request(les)
+    assert [k.name for k in req.kernels] == ["Sobel x", "Sobel y"] or len(req.kernels) == 2
+    conv = build_model(ModelSpec("simplecnn"), 1, 10, (28, 28)).conv1
+    assert all(k.weights.shape == tuple(conv.weight.shape[-2:]) for k in req.kernels)
+    assert "Train a CNN" in les.text

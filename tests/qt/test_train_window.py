@@ -94,11 +94,15 @@ def test_send_kernels_to_the_playground_and_open_in_inspector(train_window, qtbo
     w.playground = pg
     with qtbot.waitSignal(w.runFinished, timeout=120_000):
         w.start()
+    own = [k.name for k in pg.kernels()]
     n = w.send_kernels()
     assert n == 16
     bank = pg.kernels()
-    assert len(bank) == 16 and bank[0].name == "learned 1"
-    np.testing.assert_allclose(bank[0].weights, w.kernels.current_frame()[0, 0], rtol=1e-6)
+    assert [k.name for k in bank[:len(own)]] == own  # the hand-made kernels stay
+    assert len(bank) == len(own) + 16 and bank[len(own)].name == "learned 1"
+    np.testing.assert_allclose(bank[len(own)].weights, w.kernels.current_frame()[0, 0], rtol=1e-6)
+    w.send_kernels()  # sending again replaces the learned ones
+    assert len(pg.kernels()) == len(own) + 16
     insp = w._ensure_inspector()
     # (the inspector may first finish loading its demo model)
     with qtbot.waitSignal(insp.modelLoaded, timeout=120_000, check_params_cb=lambda name: "simplecnn" in name):

@@ -34,13 +34,12 @@ from PySide6.QtWidgets import (
 from .panels import CurvesPanel, EpochPanel, FeatureMapPanel, KernelPanel, SettingsForm
 
 MAX_SENT_KERNELS = 16
-REFRESH_MS = 100  # views repaint at most this often while training
+REFRESH_MS = 200  # views repaint at most this often while training
 
 
 class _Relay(QObject):
     """Signals emitted on the training thread; Qt queues them to the window's thread."""
 
-    status = Signal(str)
     snapshot = Signal()
     epoch = Signal(object)
     finished = Signal(object)
@@ -91,7 +90,6 @@ class TrainWindow(QMainWindow):
         self.epoch_panel = EpochPanel()
         self._build_ui()
         self.relay = _Relay(self)
-        self.relay.status.connect(self._on_status)
         self.relay.snapshot.connect(self._on_snapshot)
         self.relay.epoch.connect(self._on_epoch)
         self.relay.finished.connect(self._on_finished)
@@ -207,7 +205,7 @@ class TrainWindow(QMainWindow):
                 pending.set()
                 relay.snapshot.emit()
 
-        state = TaskState(on_status=relay.status.emit, on_partial=on_partial)
+        state = TaskState(on_partial=on_partial)  # its status text is read with each repaint
         state.probe_index = self.features.index.value()
         self._state = state
 
@@ -269,10 +267,6 @@ class TrainWindow(QMainWindow):
         return True
 
     # ------------------------------------------------------------------ results (GUI thread)
-    def _on_status(self, text: str) -> None:
-        if self.is_running():
-            self.show_message(text)
-
     def _on_snapshot(self) -> None:
         if not self._refresh.isActive():
             self._refresh.start()
@@ -282,6 +276,8 @@ class TrainWindow(QMainWindow):
         if state is None:
             return
         self._pending.clear()  # from here on a newer snapshot sends a new notification
+        if self.is_running() and state.status:
+            self.show_message(state.status)
         snap = state.latest
         if snap is None:
             return
@@ -409,17 +405,21 @@ class TrainWindow(QMainWindow):
         return out
 
     def send_kernels(self) -> int:
-        """Put the shown kernels into the playground's bank; returns how many were sent."""
+        """Add the shown kernels to the playground's bank (replacing earlier learned ones);
+        returns how many were sent."""
         ks = self.learned_kernels()
         if not ks:
             self.show_message("No kernels yet: start a run", error=True)
             return 0
         pg = self._ensure_playground()
-        pg.set_kernels(ks, 0)
+        # the hand-made kernels stay: learned and hand-made side by side on the same image
+        kept = [k for k in pg.kernels() if not k.name.startswith("learned ")]
+        pg.set_kernels([*kept, *ks], len(kept))
         pg.show()
         pg.raise_()
         total = len(self.kernels.current_frame())
-        self.show_message(f"Sent {len(ks)} of {total} learned kernels to the playground")
+        self.show_message(f"Sent {len(ks)} of {total} learned kernels to the playground, "
+                          f"next to its {len(kept)} own")
         return len(ks)
 
     def open_in_inspector(self) -> int:
