@@ -77,14 +77,16 @@ def _windowed(app, epochs: int, device: str, folder: str) -> tuple[float, int]:
     return _throughput(result), len(painted)
 
 
-def run_train_bench(device: str = "cpu", repeats: int = 3, epochs: int = 2) -> dict:
+def run_train_bench(device: str = "cpu", repeats: int = 3, epochs: int = 2, to97: bool = True,
+                    warmup: bool = True) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from cnnviz.qt.app import create_app
 
     app = create_app()
     bare, window, paints = [], [], []
     with tempfile.TemporaryDirectory(prefix="cnnviz-bench-train-") as tmp:
-        _bare(1, device, os.path.join(tmp, "warm"))  # imports, sklearn data, allocator
+        if warmup:
+            _bare(1, device, os.path.join(tmp, "warm"))  # imports, sklearn data, allocator
         for i in range(repeats):
             bare.append(_bare(epochs, device, os.path.join(tmp, f"bare{i}")))
             tp, n = _windowed(app, epochs, device, os.path.join(tmp, f"win{i}"))
@@ -92,10 +94,12 @@ def run_train_bench(device: str = "cpu", repeats: int = 3, epochs: int = 2) -> d
             paints.append(n)
         from cnnviz.core.train import TaskState, run
 
-        t0 = time.perf_counter()
-        full = _in_thread(lambda: run(_request(10, os.path.join(tmp, "to97"), device), TaskState()))
-        wall = time.perf_counter() - t0
-    hit = next((m for m in full.metrics if m["val_accuracy"] >= 0.97), None)
+        full, wall, hit = None, None, None
+        if to97:
+            t0 = time.perf_counter()
+            full = _in_thread(lambda: run(_request(10, os.path.join(tmp, "to97"), device), TaskState()))
+            wall = time.perf_counter() - t0
+            hit = next((m for m in full.metrics if m["val_accuracy"] >= 0.97), None)
     b, w = statistics.median(bare), statistics.median(window)
     return {
         "cases": [
@@ -107,7 +111,7 @@ def run_train_bench(device: str = "cpu", repeats: int = 3, epochs: int = 2) -> d
         "meets_target": w / b >= TARGET_RATIO,
         "seconds_to_97": None if hit is None else round(hit["seconds"], 2),
         "epoch_to_97": None if hit is None else hit["epoch"],
-        "final_val_accuracy_10_epochs": round(full.final["val_accuracy"], 4),
-        "seconds_10_epochs_wall": round(wall, 2),
+        "final_val_accuracy_10_epochs": None if full is None else round(full.final["val_accuracy"], 4),
+        "seconds_10_epochs_wall": None if wall is None else round(wall, 2),
         "device": device,
     }

@@ -241,6 +241,12 @@ class RunWriter:
     def __init__(self, out_dir: str | os.PathLike):
         self.root = Path(out_dir)
         self.ckpt = self.root / "checkpoints"
+        if self.root.exists() and not self.root.is_dir():
+            raise SpecError(f"the run folder {self.root} is a file", "choose a folder for the run")
+        if (self.root / "metrics.csv").exists() or any(self.ckpt.glob("epoch-*.json")):
+            # a second run would mix its checkpoints with the first one's: never overwrite a run
+            raise SpecError(f"{self.root} already holds a training run",
+                            "choose a new run folder (or delete the old run)")
         try:
             self.ckpt.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -71,6 +71,8 @@ def test_kernel_movie_starts_at_the_initial_weights_and_ends_at_the_final_checkp
 
 def test_checkpoint_reloads_to_the_same_predictions(tmp_path):
     res = run(_req(tmp_path, seed=1))
+    with pytest.raises(SpecError, match="already holds a training run"):
+        run(_req(tmp_path, seed=2))  # a second run never mixes with (or overwrites) the first
     loaded = load_checkpoint(tmp_path / "run")
     assert loaded.labels == [str(i) for i in range(10)]
     assert loaded.preprocessing.color == "gray"

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 from .panels import CurvesPanel, EpochPanel, FeatureMapPanel, KernelPanel, SettingsForm
 
 MAX_SENT_KERNELS = 16
-REFRESH_MS = 200  # views repaint at most this often while training
+REFRESH_MS = 250  # views repaint at most this often while training
 
 
 class _Relay(QObject):
@@ -49,7 +49,12 @@ class _Relay(QObject):
 def default_run_dir() -> Path:
     from cnnviz.qt.settings import config_dir
 
-    return config_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+    base = config_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 class TrainWindow(QMainWindow):
@@ -78,6 +83,7 @@ class TrainWindow(QMainWindow):
         self._request = None
         self._pending = threading.Event()  # a snapshot notification is queued and not yet read
         self._trust_next = False
+        self._auto_out = False
         self.result = None
         self.last_message = ""
         self._epoch_metrics: list[dict] = []
@@ -186,6 +192,8 @@ class TrainWindow(QMainWindow):
         if self.is_running():
             return False
         req = request if request is not None else self.form.request(trust=self._trust_next)
+        self._auto_out = bool(req.out_dir) and Path(req.out_dir).name.startswith("run-") and \
+            Path(req.out_dir).parent == default_run_dir().parent
         self._trust_next = False
         self._request = req
         self.result = None
@@ -313,6 +321,8 @@ class TrainWindow(QMainWindow):
     def _on_finished(self, result) -> None:
         self.result = result
         self._thread_done()
+        if self.form.out_dir.text().strip() == str(self._request.out_dir) and self._auto_out:
+            self.form.out_dir.setText(str(default_run_dir()))  # the next run gets its own folder
         self._paint_latest()
         bad = result.status in ("nan", "write_failed")
         extra = f"; {len(result.skipped)} file(s) skipped" if result.skipped else ""
