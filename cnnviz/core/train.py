@@ -576,7 +576,8 @@ def movie_frame_image(frame: np.ndarray, *, scale: int = 12, levels: float | Non
     rows = int(math.ceil(o / cols))
     pad = max(1, scale // 4)  # a visible gap between the tiles
     th, tw = kh * scale, kw * scale
-    img = np.full((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), 40, np.uint8)
+    img = np.empty((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), np.uint8)
+    img[:] = (60, 90, 140)  # the gaps: a blue grey no filter weight maps to
     for c in range(o):
         r, q = divmod(c, cols)
         tile = u8[c].repeat(scale, 0).repeat(scale, 1)

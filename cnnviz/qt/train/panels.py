@@ -292,7 +292,7 @@ class KernelPanel(QWidget):
             return
         frame = self._frames[i]
         lv = max(self.levels or 0.0, float(np.abs(frame).max() or 1.0) * 0.5)
-        self.image.setImage(movie_frame_image(frame, scale=6, levels=lv), autoLevels=False, levels=(0, 255))
+        self.image.setImage(movie_frame_image(frame, scale=8, levels=lv), autoLevels=False, levels=(0, 255))
         self.shown_index = i
         step = self._steps[i] if i < len(self._steps) else 0
         o, c, kh, kw = frame.shape
