@@ -153,3 +153,25 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_transfer_learning_run_on_a_folder_reloads_from_its_checkpoint(folders, tmp_path):
+    import torch
+
+    from cnnviz.core.models import load_model
+
+    train_dir, unseen = folders
+    req = TrainRequest(model=ModelSpec("resnet18", freeze="frozen"),
+                       data=DataSpec(str(train_dir), val_folder=str(unseen), image_size=32),
+                       settings=TrainSettings(epochs=1, batch_size=32, seed=0, device="cpu"),
+                       out_dir=str(tmp_path / "run"))
+    res = run(req)
+    assert res.status == "finished"
+    meta = json.loads((tmp_path / "run" / "checkpoints" / "epoch-001.json").read_text())
+    assert meta["preprocessing"]["color"] == "rgb" and meta["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    loaded = load_model(str(tmp_path / "run"))  # the inspector's loader: weights only
+    assert loaded.labels == ["hbar", "square", "vbar"]
+    x = torch.randn(2, 3, 32, 32)
+    res.model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(x), res.model(x))
