@@ -127,3 +127,44 @@ def test_reachable_from_the_playground_and_the_inspector(make_window, qtbot, con
     assert tw2.isVisible() and tw2.inspector is insp and tw2.playground is None
     tw2.close()
     insp.close()
+
+
+SMALL = '''
+from torch import nn
+
+class Small(nn.Module):
+    def __init__(self, n_classes=10):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4, n_classes)
+    def forward(self, x):
+        return self.fc(self.conv(x).relu().mean((2, 3)))
+'''
+
+
+def test_a_python_model_asks_for_trust_once_then_trains(train_window, qtbot, tmp_path, monkeypatch):
+    w = train_window
+    py = tmp_path / "small.py"
+    py.write_text(SMALL)
+    w.form.model.setEditText(f"{py}:Small")
+    w.form.epochs.setValue(1)
+    asked = []
+    monkeypatch.setattr(w, "_ask_trust", lambda exc: asked.append(str(exc)) or True)
+    statuses = []
+    w.runFinished.connect(statuses.append)
+    w.start()
+    qtbot.waitUntil(lambda: statuses == ["finished"], timeout=120_000)
+    assert len(asked) == 1 and "small.py" in asked[0]
+    assert w.result.status == "finished" and w.kernels.current_frame().shape == (4, 1, 3, 3)
+
+
+def test_refusing_trust_runs_nothing(train_window, qtbot, tmp_path, monkeypatch):
+    w = train_window
+    py = tmp_path / "small.py"
+    py.write_text(SMALL)
+    w.form.model.setEditText(f"{py}:Small")
+    monkeypatch.setattr(w, "_ask_trust", lambda exc: False)
+    with qtbot.waitSignal(w.runFinished, timeout=60_000) as fin:
+        w.start()
+    assert fin.args == ["error"] and "trust" in w.last_message.lower()
+    assert not (tmp_path / "run").exists()
