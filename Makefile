@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test bench screenshots package clean check-gui-libs
+.PHONY: run test lint-imports bench screenshots package clean check-gui-libs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +36,13 @@ check-gui-libs:
 run: $(STAMP) check-gui-libs
 	$(VENV)/bin/cnnviz
 
+# tests/test_layering.py runs the import-linter contracts (pyproject.toml) as part of the suite
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
+
+# the layering alone: core imports no Qt; cli > commands > bench/selftest > qt > core
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache pyproject.toml
 
 bench: $(STAMP)
 	$(VENV)/bin/cnnviz bench

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import CnnvizError, SpecError
+from .common import run_subcommand
 
 
 def _pair_arg(name: str, allow_words: tuple[str, ...] = (), minimum: int = 0):
@@ -142,7 +143,10 @@ def _save_npz(path: str, arrays: dict) -> None:
         raise SpecError(f"cannot write '{path}': {exc.strerror}", "check the folder's permissions") from None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    from ..cli import main
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cnnviz.commands.convolve ...``: the same as ``cnnviz convolve ...``."""
+    return run_subcommand("convolve", add_parser, sys.argv[1:] if argv is None else argv)
 
-    sys.exit(main(["convolve", *sys.argv[1:]]))
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import one_line
+from .common import one_line
 from ..core.errors import CnnvizError
 
 

@@ -29,8 +29,8 @@ import re
 import sys
 from pathlib import Path
 
-from ..cli import one_line
 from ..core.errors import CnnvizError
+from .common import one_line, run_subcommand
 
 
 def _floats_arg(name: str):
@@ -71,6 +71,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     _add_arguments(p)
     p.set_defaults(func=run)
     return p
+
+
+def take_image_last(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """argparse (before Python 3.12) does not take an optional positional after options:
+    ``inspect net.py:Net --trust photo.png`` names the image last. Returns what is left over."""
+    if extra and args.image is None and len(extra) == 1 and not extra[0].startswith("-"):
+        args.image = extra[0]
+        return []
+    return extra
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -365,9 +374,7 @@ def _write_atomic(path: Path, write, mode: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m cnnviz.commands.inspect ...``: the same as ``cnnviz inspect ...``."""
-    from ..cli import main as cli_main
-
-    return cli_main(["inspect", *(sys.argv[1:] if argv is None else argv)])
+    return run_subcommand("inspect", add_parser, sys.argv[1:] if argv is None else argv, take_image_last)
 
 
 if __name__ == "__main__":

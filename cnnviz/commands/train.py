@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import one_line
+from .common import one_line
 from ..core.errors import CnnvizError
 
 

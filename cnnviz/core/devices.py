@@ -5,6 +5,8 @@ torch is imported only inside these functions (the playground starts without it)
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .errors import SpecError
 
 
@@ -58,10 +60,6 @@ def device_description(name: str) -> str:
 
 def torch_version_without_import() -> str | None:
     """The installed torch's version from its package metadata (no import: milliseconds)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return None
     try:
         return version("torch")
     except PackageNotFoundError:

@@ -16,7 +16,7 @@ __all__ = ["VIEWS", "CamData", "ChannelStats", "ExportJob", "InspectResult", "La
 #: Views a request can ask for besides the layer list and predictions (always computed).
 VIEWS = ("grid", "overview", "weights", "cam", "rf")
 
-#: Layer types whose output is just a reshaped/elementwise copy: skipped as CAM defaults.
+#: Words in a layer's type that mark a convolution (the layer shown first, Grad-CAM's default).
 _CONV_WORDS = ("conv",)
 
 

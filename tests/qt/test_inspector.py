@@ -120,7 +120,7 @@ QTimer.singleShot(90_000, loop.quit)
 loop.exec()
 timer.stop()
 print("FIRST", first)
-print("RESULT", w.current_capture() is not None, ticks[0], round(max(gaps), 3))
+print("RESULT", w.current_capture() is not None, ticks[0], round(max(gaps), 3), round(sum(gaps), 3))
 w.close()
 """
 
@@ -130,10 +130,12 @@ def test_torch_loads_off_the_gui_thread_and_the_window_stays_responsive():
                          cwd=str(Path(__file__).resolve().parents[2]))
     lines = dict(line.split(" ", 1) for line in out.stdout.splitlines() if line.startswith(("FIRST", "RESULT")))
     assert lines.get("FIRST") == "Loading PyTorch…", out.stdout + out.stderr
-    ok, ticks, worst_gap = lines["RESULT"].split()
+    ok, ticks, worst_gap, total = lines["RESULT"].split()
     assert ok == "True"
-    # the GUI thread kept ticking every 20 ms while torch was imported and the model loaded
-    assert int(ticks) >= 20 and float(worst_gap) < 1.0, lines["RESULT"]
+    # the GUI thread kept ticking every 20 ms while torch was imported and the model loaded: no
+    # pause took more than a small part of the whole (importing torch on the GUI thread would
+    # be one pause of most of it)
+    assert int(ticks) >= 20 and float(worst_gap) < float(total) / 3, lines["RESULT"]
 
 
 # ------------------------------------------------------------------------------- demo model
@@ -553,6 +555,10 @@ def test_live_video_runs_the_latest_frame_and_closes_cleanly(qtbot, make_inspect
     assert src.buffer.dropped > 0
     assert src.buffer.max_depth <= 1
     assert w.inference.max_pending <= 1 and w.inference.pending <= 1
+    # frames arrive by signal from the frame wait; no timer polls the source on the GUI thread
+    polls = [t.objectName() for t in w.findChildren(QTimer) if t.isActive() and not t.isSingleShot()
+             and t.interval() < 1000]  # (the status bar's message timer runs for seconds)
+    assert polls == []
     res = w.current_capture()
     assert res.input_shape == (1, 28, 28) and len(res.predictions) == 5
     # freeze keeps the frame

@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -134,10 +133,8 @@ SCENARIO = textwrap.dedent(r"""
 def test_closing_while_streaming_loading_and_exporting_is_clean_and_fast(tmp_path):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CNNVIZ_CONFIG_DIR=str(tmp_path / "cfg"),
                CNNVIZ_LOG_DIR=str(tmp_path / "logs"), PYTHONPATH=str(REPO))
-    t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", SCENARIO, str(SLOW_S), str(tmp_path)], env=env,
                           capture_output=True, text=True, timeout=180, cwd=tmp_path)
-    wall = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("REPORT")]
     assert lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(lines[-1][len("REPORT"):])
@@ -147,7 +144,7 @@ def test_closing_while_streaming_loading_and_exporting_is_clean_and_fast(tmp_pat
     assert report["live"] == "live" and report["frames_shown"] > 0, report     # the webcam was streaming
     events = report["events"]
     assert "load started busy" in events and "export started" in events and "camera released" in events, report
-    assert report["close_s"] < 2.0, report
+    assert report["close_s"] < 0.4 * SLOW_S, report   # far less than the load it did not wait for
     assert report["visible_after_close"] == [], report
     # the camera's capture and consumer threads were joined; the only threads still alive are
     # the daemon workers abandoned in the middle of the slow load/export, which end with the process
@@ -155,4 +152,3 @@ def test_closing_while_streaming_loading_and_exporting_is_clean_and_fast(tmp_pat
     assert all(daemon and name in ("cnnviz-model-loader", "cnnviz-inspector") for name, daemon in left), report
     # closing did not wait for them: the slow load and export were still running at exit
     assert "load finished busy" not in events and "export finished" not in events, report
-    assert wall < 60

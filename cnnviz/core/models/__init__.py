@@ -42,7 +42,7 @@ recent-files list — must go through the trust store like any other code-bearin
 Modules
 -------
 ``preprocessing``  :class:`Preprocessing`, the image -> input tensor transform
-``loaded``         :class:`LoadedModel`; input channels read off a module
+``loaded``         :class:`LoadedModel`; :func:`input_channels` of the first convolution a model runs
 ``detect``         format sniffing from the bytes (pickle opcodes scanned, nothing run)
 ``trust_gate``     the trust gate and the one loader that runs code from a file
 ``weights``        state_dict / checkpoint / safetensors loading (weights-only), ``apply_state_dict``
@@ -58,7 +58,7 @@ from cnnviz.core.devices import available_devices
 from cnnviz.core.models.detect import FORMATS, detect_format
 from cnnviz.core.models.labels import load_labels
 from cnnviz.core.models.load import load_model, move_model, resolve_device
-from cnnviz.core.models.loaded import LoadedModel
+from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -83,6 +83,7 @@ __all__ = [
     "apply_state_dict",
     "available_devices",
     "default_preprocessing",
+    "input_channels",
     "detect_format",
     "load_labels",
     "load_model",
@@ -91,3 +92,6 @@ __all__ = [
     "resolve_device",
     "torchvision_model_names",
 ]
+
+# The private name it had in models.py (feature visualization imports it): use input_channels.
+_input_channels = input_channels

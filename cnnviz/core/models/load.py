@@ -16,7 +16,7 @@ from torch import nn
 from cnnviz.core.devices import check_torch_device
 from cnnviz.core.errors import ModelLoadError
 from cnnviz.core.models.detect import _describe_exception, _detect, _python_classes
-from cnnviz.core.models.loaded import LoadedModel, _input_channels
+from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import default_preprocessing
 from cnnviz.core.models.python_file import _PY_SPEC, _load_python
 from cnnviz.core.models.trust_gate import _trust_gate, _unsafe_load_trusted
@@ -105,7 +105,7 @@ def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
     if det.format != "export":  # an exported graph has its mode baked in; eval() raises
         module.eval()
     if channels is None:
-        channels = _input_channels(module)
+        channels = input_channels(module)
     preprocessing = default_preprocessing(channels)
     if input_size is not None:  # a static exported program accepts only this size
         preprocessing = dataclasses.replace(preprocessing, resize=input_size)
@@ -167,11 +167,8 @@ def load_model(
     target_device = resolve_device(device)
 
     if spec_str.lower() == "demo":
-        try:
-            from cnnviz.core.demo import load_demo_model
-        except ImportError as exc:
-            raise ModelLoadError(f"the demo model is not available ({exc})",
-                                 "reinstall cnnviz") from exc
+        from cnnviz.core.demo import load_demo_model
+
         loaded = load_demo_model()
     else:
         m = _PY_SPEC.match(spec_str)

@@ -76,7 +76,7 @@ class _FirstConvReached(Exception):
     pass
 
 
-def _input_channels(module: nn.Module) -> int | None:
+def input_channels(module: nn.Module) -> int | None:
     """The input channels of the first convolution the model *runs*.
 
     Declaration order is only a guess (``self.head`` may be declared before ``self.stem``):

@@ -14,7 +14,7 @@ from torch import nn
 
 from cnnviz.core.errors import ModelLoadError, SpecError
 from cnnviz.core.models.detect import _describe_exception, _detect
-from cnnviz.core.models.loaded import LoadedModel, _input_channels
+from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import default_preprocessing
 from cnnviz.core.models.trust_gate import _trust_gate, _unsafe_load_trusted
 from cnnviz.core.models.weights import apply_state_dict, load_state_dict_file
@@ -75,7 +75,7 @@ def _load_python(path: Path, class_name: str, *, weights, ctor_kwargs, trust, tr
         apply_state_dict(model, sd, source=wpath.name, target=f"{path.name}:{class_name}")
         weights_desc = str(wpath)
     model.eval()
-    channels = _input_channels(model)
+    channels = input_channels(model)
     return LoadedModel(
         module=model, kind="python", name=f"{path.stem}:{class_name}", source=f"{path}:{class_name}",
         preprocessing=default_preprocessing(channels), labels=None, input_channels=channels,

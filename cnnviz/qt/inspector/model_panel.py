@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout,
                                QWidget)
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.inspect_engine import InspectorState
 from cnnviz.qt.colors import ERROR_RED, mute
+
+from .loading import error_text
 
 __all__ = ["ModelPanel", "PreprocessingEditor", "parse_size", "parse_floats"]
 
@@ -162,6 +167,10 @@ class ModelPanel(QWidget):
     """Model facts, the preprocessing editor and the labels file button."""
 
     labelsRequested = Signal()
+    #: The state's preprocessing or labels changed: compute again.
+    changed = Signal()
+    #: A message for the status bar: text, whether it is an error.
+    message = Signal(str, bool)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -192,6 +201,13 @@ class ModelPanel(QWidget):
         self._labels_count: int | None = None  # names in a labels file the user gave, checked against the model
         lay.addLayout(row)
         lay.addStretch(1)
+        self._state: InspectorState | None = None
+
+    def bind(self, state: InspectorState) -> None:
+        """Write the preprocessing and labels the user chooses into ``state``."""
+        self._state = state
+        self.pre.applied.connect(self._on_pre_applied)
+        self.pre.reset.connect(self._on_pre_reset)
 
     def set_model(self, info: dict[str, Any], pre: dict[str, Any], labels: list[str] | None) -> None:
         kinds = {"demo": "bundled demo", "torchvision": "torchvision", "python": "Python class",
@@ -234,3 +250,59 @@ class ModelPanel(QWidget):
                      f"{count}: names are matched by index</span>")
         if self.labels_info.text() != text:
             self.labels_info.setText(text)
+
+    # -- the user's choices, written through the state ------------------------------------
+    def set_preprocessing(self, d: dict[str, Any] | None) -> None:
+        """Override the model's preprocessing (a ``Preprocessing.to_dict()`` dict; None resets)."""
+        if d is None:
+            self._on_pre_reset()
+        else:
+            self.pre.set_values(d)
+            self._on_pre_applied(dict(d))
+
+    def load_labels(self, path: str | Path) -> bool:
+        """Class names for the current model from a file (one per line, or JSON)."""
+        st = self._state
+        if st is None or st.model is None:
+            self.message.emit("Open a model first, then its labels", True)
+            return False
+        from cnnviz.core.models import load_labels  # torch is loaded: a model is
+
+        try:
+            labels = load_labels(path)
+        except CnnvizError as exc:
+            self.message.emit(f"Could not read the labels: {error_text(exc)}", True)
+            return False
+        st.labels = tuple(labels)
+        self.set_labels(list(labels), Path(path).name)
+        self.message.emit(f"{len(labels)} class names from {Path(path).name}", False)
+        self.changed.emit()
+        return True
+
+    def _on_pre_applied(self, d: Any) -> None:
+        if isinstance(d, Exception):
+            self.pre.set_status(f"Not applied: {d}")
+            self.message.emit(f"Preprocessing not applied: {d}", True)
+            return
+        from cnnviz.core.models import Preprocessing  # torch is loaded: a model is
+
+        try:
+            pre = Preprocessing.from_dict(d)
+        except CnnvizError as exc:
+            self.pre.set_status(f"Not applied: {exc.cause}; {exc.fix}" if exc.fix else f"Not applied: {exc.cause}")
+            self.message.emit(f"Preprocessing not applied: {error_text(exc)}", True)
+            return
+        self.pre.set_status("")
+        if self._state is not None:
+            self._state.preprocessing = pre.to_dict()
+        self.message.emit(f"Preprocessing: {pre.describe()}", False)
+        self.changed.emit()
+
+    def _on_pre_reset(self) -> None:
+        st = self._state
+        if st is None:
+            return
+        st.preprocessing = None
+        if st.model is not None:
+            self.pre.set_values(st.model.preprocessing.to_dict())
+        self.changed.emit()

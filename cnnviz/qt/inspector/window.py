@@ -32,7 +32,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDockWidget, QMainWindow, QMessageBox, QWidget
 
-from cnnviz.core.errors import CnnvizError, SourceError
+from cnnviz.core.errors import CnnvizError
 from cnnviz.core.inspect_engine import InspectEngine, InspectorState
 from cnnviz.core.inspect_load import LoadOutcome
 from cnnviz.core.inspect_results import InspectResult
@@ -43,7 +43,6 @@ from .actions import build_menus, load_labels_dialog
 from .exporting import ExportActions
 from .input_panel import InputPanel
 from .layer_table import LayerTable
-from .live_input import LiveInput
 from .load_dialog import LoadChoice, RecentModels
 from .loading import ModelLoading, error_text
 from .model_panel import ModelPanel
@@ -137,10 +136,6 @@ class InspectorWindow(QMainWindow):
         self.loading = ModelLoading(self)
         self.loading.loaded.connect(self._install)
         self.loading.failed.connect(self.loadFailed)
-        self.live = LiveInput(self)
-        self.live.frameArrived.connect(self._on_frame)
-        self.live.sourceError.connect(self._on_source_error)
-        self.live.sourceStopped.connect(self._on_source_stopped)
         self.exportProgress.connect(self.exporter.on_progress, Qt.ConnectionType.QueuedConnection)
         self._start_inference()
         build_menus(self)
@@ -150,11 +145,11 @@ class InspectorWindow(QMainWindow):
 
         if not load_demo:
             self.predictions.set_predictions([], "No model yet: Model ▸ Open model…")
-            self._set_pixels(self.canvas.pixels(), "drawing canvas")
+            self.input.set_input(self.canvas.pixels(), "drawing canvas")
         else:
             self.canvas_panel.load_sample()  # the sample digit as the first input
             if self.state.pixels is None:
-                self._set_pixels(self.canvas.pixels(), "drawing canvas")
+                self.input.set_input(self.canvas.pixels(), "drawing canvas")
             self.load_model_spec("demo")
 
     def _start_inference(self) -> None:
@@ -181,13 +176,12 @@ class InspectorWindow(QMainWindow):
         self.weights_view, self.cam_view, self.rf_view = self.tabs.weights_view, self.tabs.cam_view, self.tabs.rf_view
         self.grid, self.detail = self.activations.grid, self.activations.detail
 
-        self.input = InputPanel(_sample_digit())
-        self.canvas_panel = self.input.canvas_panel
-        self.canvas = self.input.canvas
-        self.preview = self.input.preview
-        self.freeze_button = self.input.freeze_button
-        self.predictions = self.input.predictions
-        self.freeze_button.toggled.connect(self.set_frozen)
+        self.input = InputPanel(_sample_digit(), self.state, self._ready_for_frame)
+        self.input.inputChanged.connect(self._request)
+        self.input.message.connect(self.show_message)
+        self.live = self.input.live
+        self.canvas_panel, self.canvas, self.preview = self.input.canvas_panel, self.input.canvas, self.input.preview
+        self.freeze_button, self.predictions = self.input.freeze_button, self.input.predictions
         self.dock_input = self._dock("Input", "input", self.input, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.layer_table = LayerTable()
@@ -206,7 +200,6 @@ class InspectorWindow(QMainWindow):
         self.task_label, self.task_progress = self.status.task_label, self.status.task_progress
         self.cancel_button.clicked.connect(self.cancel_load)
 
-        self.canvas.imageChanged.connect(self._on_canvas)
         self.activations.channelSelected.connect(self.select_channel)
         self.activations.layerStep.connect(self.step_layer)
         self.activations.pixelClicked.connect(self._on_detail_clicked)
@@ -218,8 +211,9 @@ class InspectorWindow(QMainWindow):
         self.rf_view.unitClicked.connect(self.set_rf_unit)
         self.predictions.classClicked.connect(self._on_prediction_clicked)
         self.tabs.currentChanged.connect(self._on_tab)
-        self.model_panel.pre.applied.connect(self._on_pre_applied)
-        self.model_panel.pre.reset.connect(self._on_pre_reset)
+        self.model_panel.bind(self.state)
+        self.model_panel.changed.connect(self._request)
+        self.model_panel.message.connect(self.show_message)
         self.model_panel.labelsRequested.connect(lambda: load_labels_dialog(self))
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -258,10 +252,7 @@ class InspectorWindow(QMainWindow):
         """Use a still picture (float32 HxW or HxWx3 in [0, 1], or uint8) as the input.
 
         A live source is detached (and stopped when the window owns it)."""
-        self._detach_source()
-        self.state.set_input(pixels, label)
-        self.input.show_preview(self.state.pixels)
-        self._input_changed()
+        self.input.set_image(pixels, label)
 
     def set_source(self, source: Any, *, own: bool = True) -> bool:
         """Feed frames from a :class:`~cnnviz.core.sources.FrameSource` (``None`` detaches).
@@ -272,23 +263,11 @@ class InspectorWindow(QMainWindow):
         ``own=True`` the window stops it when it is replaced, detached or the window closes.
         Returns False (and says why) when the source cannot start.
         """
-        self._detach_source()
-        if source is None:
-            return True
-        try:
-            if not source.is_running:
-                source.start()
-        except SourceError as exc:
-            self.show_error(exc, "Could not start the source")
-            return False
-        self.live.attach(source, own)
-        self.state.input_label = getattr(source, "name", "live source")
-        self.input.show_preview()
-        self.freeze_button.setEnabled(True)
-        self.set_frozen(False)
-        self._want_frame()
-        self._update_input_label()
-        return True
+        return self.input.set_source(source, own)
+
+    def open_image(self, path: str | Path) -> bool:
+        """Use the picture in ``path`` as the input (a message when it cannot be read)."""
+        return self.input.open_image(path)
 
     def source(self) -> Any:
         return self.live.source
@@ -360,25 +339,19 @@ class InspectorWindow(QMainWindow):
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze: keep the current frame (the source stops publishing) for study."""
-        self.input.set_frozen(bool(frozen))
-        self.live.set_frozen(bool(frozen))
-        if not frozen:
-            self._want_frame()
-        self._update_input_label()
+        self.input.set_frozen(frozen)
 
     def use_canvas(self) -> None:
         """Back to the drawing canvas as the input."""
-        self._detach_source()
-        self.input.show_canvas()
-        self._set_pixels(self.canvas.pixels(), "drawing canvas")
+        self.input.use_canvas()
 
     def set_preprocessing(self, d: dict[str, Any] | None) -> None:
         """Override the model's preprocessing (a ``Preprocessing.to_dict()`` dict; None resets)."""
-        if d is None:
-            self._on_pre_reset()
-        else:
-            self.model_panel.pre.set_values(d)
-            self._on_pre_applied(dict(d))
+        self.model_panel.set_preprocessing(d)
+
+    def load_labels(self, path: str | Path) -> bool:
+        """Class names for the current model from a file (one per line, or JSON)."""
+        return self.model_panel.load_labels(path)
 
     def cancel_load(self) -> None:
         """Cancel a download in progress (nothing is left in the cache)."""
@@ -438,93 +411,9 @@ class InspectorWindow(QMainWindow):
         self.modelLoaded.emit(str(name))
         self._request()
 
-    def load_labels(self, path: str | Path) -> bool:
-        """Class names for the current model from a file (one per line, or JSON)."""
-        if self.state.model is None:
-            self.show_message("Open a model first, then its labels", error=True)
-            return False
-        from cnnviz.core.models import load_labels  # torch is loaded: a model is
-
-        try:
-            labels = load_labels(path)
-        except CnnvizError as exc:
-            self.show_error(exc, "Could not read the labels")
-            return False
-        self.state.labels = tuple(labels)
-        self.model_panel.set_labels(list(labels), Path(path).name)
-        self.show_message(f"{len(labels)} class names from {Path(path).name}")
-        self._request()
-        return True
-
-    # =========================================================================================
-    # input
-    # =========================================================================================
-    def _set_pixels(self, pixels: np.ndarray, label: str) -> None:
-        self.state.set_input(pixels, label)
-        self._input_changed()
-
-    def _input_changed(self) -> None:
-        self._update_input_label()
-        self._request()
-
-    def _update_input_label(self) -> None:
-        live = None
-        if self.live.attached:
-            live = {"frozen": self.live.frozen, "frames": self.live.frames_run,
-                    "dropped": self.live.stats().get("dropped", 0)}
-        self.input.describe(self.state.pixels, self.state.input_label, live)
-
-    def _on_canvas(self, pixels: np.ndarray) -> None:
-        if self.input.showing_canvas() and not self.live.attached:
-            self._set_pixels(pixels, "drawing canvas")
-
-    def open_image(self, path: str | Path) -> bool:
-        from cnnviz.core.images import load_image
-
-        try:
-            img = load_image(path)
-        except CnnvizError as exc:
-            self.show_error(exc, "Could not open the image")
-            return False
-        self.set_image(img.pixels, Path(path).name)
-        return True
-
-    def _detach_source(self) -> None:
-        self.live.detach()
-        self.freeze_button.setEnabled(False)
-
-    def _want_frame(self) -> None:
-        """Take the next live frame when the model is free for it."""
-        if self.state.model is not None and not self._closing and not self.inference.is_busy():
-            self.live.want_frame()
-
-    def _on_frame(self, frame: Any) -> None:
-        if self._closing:
-            return
-        self.preview.set_array(frame.pixels)
-        self._set_pixels(frame.pixels, getattr(self.live.source, "name", "live"))
-
-    def _on_busy(self, busy: bool) -> None:
-        if not busy:
-            self._want_frame()
-
-    def _on_source_error(self, err: Any) -> None:
-        if isinstance(err, BaseException) and not self._closing:
-            self.show_error(err, "The live source stopped")
-
-    def _on_source_stopped(self, reason: str) -> None:
-        if not self._closing:
-            self.show_message(f"{getattr(self.live.source, 'name', 'The source')} stopped ({reason}); "
-                              "the last frame stays")
-            self._update_input_label()
-
     # =========================================================================================
     # requests and results
     # =========================================================================================
-    def build_request(self):
-        """The request for what the window shows now (None without a model or input)."""
-        return self.state.to_request()
-
     def _request(self) -> int:
         if self._closing:
             return 0
@@ -532,6 +421,13 @@ class InspectorWindow(QMainWindow):
         if req is None:
             return 0
         return self.inference.submit(req)
+
+    def _ready_for_frame(self) -> bool:
+        return self.state.model is not None and not self._closing and not self.inference.is_busy()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.input.want_frame()  # the model is free: the next live frame
 
     def _on_result(self, rid: int, res: InspectResult) -> None:
         if self._closing or res.token != self.state.token:
@@ -556,7 +452,7 @@ class InspectorWindow(QMainWindow):
         self.model_panel.check_label_count(res.n_classes)
         self.tabs.show_result(res, prev, self.state, new_layer)
         self.status.show_timing(res)
-        self._update_input_label()
+        self.input.refresh_label()
         self.resultShown.emit(rid)
 
     def _refresh_rf_map(self) -> None:
@@ -642,31 +538,6 @@ class InspectorWindow(QMainWindow):
             self.state.dtype = text
             self._request()
 
-    def _on_pre_applied(self, d: Any) -> None:
-        form = self.model_panel.pre
-        if isinstance(d, Exception):
-            form.set_status(f"Not applied: {d}")
-            self.show_message(f"Preprocessing not applied: {d}", error=True)
-            return
-        from cnnviz.core.models import Preprocessing  # torch is loaded: a model is
-
-        try:
-            pre = Preprocessing.from_dict(d)
-        except CnnvizError as exc:
-            form.set_status(f"Not applied: {exc.cause}; {exc.fix}" if exc.fix else f"Not applied: {exc.cause}")
-            self.show_error(exc, "Preprocessing not applied")
-            return
-        form.set_status("")
-        self.state.preprocessing = pre.to_dict()
-        self.show_message(f"Preprocessing: {pre.describe()}")
-        self._request()
-
-    def _on_pre_reset(self) -> None:
-        self.state.preprocessing = None
-        if self.state.model is not None:
-            self.model_panel.pre.set_values(self.state.model.preprocessing.to_dict())
-        self._request()
-
     # =========================================================================================
     # messages
     # =========================================================================================
@@ -723,7 +594,7 @@ class InspectorWindow(QMainWindow):
         self._closing = True
         self._closed = True
         self.canvas.stop()
-        self._detach_source()
+        self.input.detach()
         self.inference.shutdown(CLOSE_WAIT_MS)
         self.loading.shutdown(CLOSE_WAIT_MS)
         # Hooks off the model now, or, when an inference outlived the wait, on the inference
@@ -741,8 +612,7 @@ class InspectorWindow(QMainWindow):
         the model that was on screen (or loading) loads again."""
         self._closing = False
         self._closed = False
-        for w in (self.inference,):
-            w.deleteLater()
+        self.inference.deleteLater()  # shut down: its thread has ended or ends with its request
         self._start_inference()
         again = self.loading.restart()
         if again is not None:
