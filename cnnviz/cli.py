@@ -4,6 +4,9 @@
 
 - ``cnnviz convolve IMAGE --kernel K …``   run the kernel pipeline, write .npz/.png
 - ``cnnviz inspect MODEL [IMAGE] --out DIR``  capture every layer of a model
+- ``cnnviz visualize MODEL --layer L [--channel C | --all] --out DIR``  feature visualization
+- ``cnnviz top-images MODEL FOLDER --layer L [--k 9] --out DIR``  dataset examples
+- ``cnnviz adversarial MODEL IMAGE [--target C] [--eps E] --out DIR``  adversarial example
 - ``cnnviz bench [--json] [--device …] [--gui|--live|--model|--soak]``  benchmarks
 
 Bad input of any kind prints one line on stderr naming the cause (and the fix), exits
@@ -33,6 +36,10 @@ def build_parser() -> OneLineParser:
 
     convolve.add_parser(sub)
     inspect_cmd.add_parser(sub)
+    from .commands import adversarial, top_images, visualize
+
+    for command in (visualize, top_images, adversarial):
+        command.add_parser(sub)
     bench.add_parser(sub)
     train.add_parser(sub)
     evaluate.add_parser(sub)

@@ -45,7 +45,7 @@ def run_self_test(render_window: bool = True) -> int:
         from .core.conv import ActivationSpec, ConvSpec, PipelineRequest, PoolSpec, run_pipeline
         from .core.images import load_image
         from .core.kernels import preset
-        from .core.render import display_image
+        from .core.display import display_image
 
         img = load_image(RESOURCES / "samples" / "pattern.png").pixels
         res = run_pipeline(img, PipelineRequest((preset("sobel-x").kernel,), ConvSpec(padding=1),
@@ -71,7 +71,7 @@ def run_self_test(render_window: bool = True) -> int:
         from PySide6.QtWidgets import QApplication
 
         from .qt.app import create_app
-        from .qt.main_window import MainWindow
+        from .qt.playground.window import MainWindow
 
         with tempfile.TemporaryDirectory() as cfg:
             os.environ["CNNVIZ_CONFIG_DIR"] = cfg

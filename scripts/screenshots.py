@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Screenshots of the real kernel playground window, for docs/ and the README.
 
-Starts the real :class:`~cnnviz.qt.main_window.MainWindow` on a bundled sample, drives it
+Starts the real :class:`~cnnviz.qt.playground.window.MainWindow` on a bundled sample, drives it
 through a few scenes (Sobel x with an explained pixel, stride + pooling, a kernel bank,
 the dark theme) and saves each with ``QWidget.grab()``.
 
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(["cnnviz-screenshots"])
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
-    from cnnviz.qt.views import MAGNITUDE, MOSAIC
+    from cnnviz.qt.playground.views import MAGNITUDE, MOSAIC
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import numpy as np
 from ..core.conv import (ActivationSpec, ConvSpec, PipelineRequest, PoolSpec, band_workers, prepare_input,
                          run_pipeline)
 from ..core.kernels import preset
-from ..core.render import display_image
+from ..core.display import display_image
 
 TARGET_RATIO_FLOOR = 2.0
 TARGET_SPEEDUP_NAIVE = 3000.0

@@ -1,6 +1,6 @@
 """``cnnviz bench --gui``: kernel edit → updated pixels on screen, in the real window.
 
-The real :class:`~cnnviz.qt.main_window.MainWindow` runs offscreen on a 1280×720 picture.
+The real :class:`~cnnviz.qt.playground.window.MainWindow` runs offscreen on a 1280×720 picture.
 A cell of the real kernel editor is nudged with the mouse wheel ``edits`` times, one
 notch every ``interval_ms`` (faster than the pipeline runs, like a user scrubbing a
 value), and for every edit we time how long until the screen shows it:
@@ -31,18 +31,18 @@ import numpy as np
 TARGET_EDIT_TO_PIXEL_P95_MS = 50.0
 TARGET_MAX_PENDING = 1
 
-def _percentile(values: list[float], q: float) -> float | None:
+def percentile(values: list[float], q: float) -> float | None:
     return float(np.percentile(values, q)) if values else None
 
 
-def _app():
+def offscreen_app():
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from cnnviz.qt.app import create_app
 
     return create_app()
 
 
-def _wait(app, predicate, timeout_s: float) -> bool:
+def run_until(app, predicate, timeout_s: float) -> bool:
     """Run the event loop until ``predicate()`` or ``timeout_s`` (no busy sleeping)."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -62,7 +62,7 @@ def _wait(app, predicate, timeout_s: float) -> bool:
     return bool(predicate())
 
 
-class _PaintProbe:
+class PaintProbe:
     """Calls ``on_painted()`` once a widget has finished its next paint.
 
     With ``snapshot``, calls ``on_painted(snapshot())`` instead, ``snapshot()`` taken when
@@ -101,7 +101,7 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     with tempfile.TemporaryDirectory() as tmp:
         win = MainWindow(settings_file=os.path.join(tmp, "settings.json"), load_settings_file=False)
@@ -112,11 +112,11 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
             win.set_params(params)
             win.set_frame(frame, label=f"bench {frame.shape[1]}×{frame.shape[0]}")
             first = win.submit_now()
-            if not _wait(app, lambda: win.worker.last_delivered_id >= (first or 0) and win.current_result()
+            if not run_until(app, lambda: win.worker.last_delivered_id >= (first or 0) and win.current_result()
                          is not None, timeout_s):
                 raise RuntimeError("the window did not show a first result")
             # let the first paint happen before timing
-            _wait(app, lambda: False, 0.3)
+            run_until(app, lambda: False, 0.3)
 
             editor = win.kernel_editor
             grid = editor.grid()
@@ -138,7 +138,7 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
                 for i in range(1, n + 1):
                     painted_at.setdefault(i, t)
 
-            probe = _PaintProbe(conv_view, on_painted, snapshot=lambda: state["painting"])
+            probe = PaintProbe(conv_view, on_painted, snapshot=lambda: state["painting"])
 
             def on_shown(_rid: int) -> None:
                 t = time.perf_counter()
@@ -174,7 +174,7 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
             ticker.timeout.connect(send_one)
             t_start = time.perf_counter()
             ticker.start()
-            ok = _wait(app, lambda: len(t_edit) >= edits and len(painted_at) >= edits, timeout_s)
+            ok = run_until(app, lambda: len(t_edit) >= edits and len(painted_at) >= edits, timeout_s)
             wall = time.perf_counter() - t_start
             ticker.stop()
             probe.remove()
@@ -193,10 +193,10 @@ def _gui_case(app, name: str, kernel, params, edits: int, interval_ms: int, devi
                 "image": f"{frame.shape[1]}x{frame.shape[0]}",
                 "edits": edits,
                 "edit_interval_ms": float(interval_ms),
-                "edit_to_pixel_p50_ms": _percentile(to_pixel, 50),
-                "edit_to_pixel_p95_ms": _percentile(to_pixel, 95),
+                "edit_to_pixel_p50_ms": percentile(to_pixel, 50),
+                "edit_to_pixel_p95_ms": percentile(to_pixel, 95),
                 "edit_to_pixel_max_ms": max(to_pixel),
-                "edit_to_result_p95_ms": _percentile(to_result, 95),
+                "edit_to_result_p95_ms": percentile(to_result, 95),
                 "compute_ms_median": statistics.median(compute_ms) if compute_ms else None,
                 "results_shown": len(compute_ms),
                 "computations": int(w.completed),
@@ -227,7 +227,7 @@ def run_gui_bench(device: str = "cpu", edits: int = 120, interval_ms: int = 15,
     from cnnviz.core.kernels import preset
     from cnnviz.qt.settings import PlaygroundParams
 
-    app = _app()
+    app = offscreen_app()
     frame = synthetic_frame(720, 1280)
     cases = [
         _gui_case(app, "sobel-x 3x3, conv only", preset("sobel-x").kernel, PlaygroundParams(),

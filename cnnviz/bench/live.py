@@ -1,8 +1,8 @@
 """``cnnviz bench --live``: a 1280×720 source at 30 fps through the real window, offscreen.
 
 A :class:`~cnnviz.core.sources.SyntheticSource` (a moving pattern made on its own capture
-thread, paced like a camera) feeds the real :class:`~cnnviz.qt.main_window.MainWindow`
-through the real :class:`~cnnviz.qt.live.LiveController` with a 5×5 kernel + ReLU + 2×2
+thread, paced like a camera) feeds the real :class:`~cnnviz.qt.playground.window.MainWindow`
+through the real :class:`~cnnviz.qt.playground.live.LiveController` with a 5×5 kernel + ReLU + 2×2
 max-pool, as a user gets it (the "fast live view" hides the output histograms while a
 source runs; ``histograms=True`` keeps them). After a warm-up, for ``duration_s`` seconds:
 
@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any
 
-from .gui import _app, _PaintProbe, _percentile, _wait
+from .gui import PaintProbe, offscreen_app, percentile, run_until
 
 TARGET_FPS_RATIO = 0.97
 TARGET_LATENCY_P95_MS = 50.0
@@ -44,11 +44,12 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.live import LIVE, install_live_sources
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.live import LIVE
+    from cnnviz.qt.playground.live_actions import install_live_sources
+    from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 
-    app = _app()
+    app = offscreen_app()
     with tempfile.TemporaryDirectory() as tmp:
         win = MainWindow(settings_file=os.path.join(tmp, "settings.json"), load_settings_file=False)
         try:
@@ -59,7 +60,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
             win.set_params(PlaygroundParams(activation="relu", pool="max"))
             live.set_fast_live(not histograms)
             live.start_pattern(width, height, fps)
-            if not _wait(app, lambda: live.state == LIVE and live.frames_shown >= 3, 30.0):
+            if not run_until(app, lambda: live.state == LIVE and live.frames_shown >= 3, 30.0):
                 raise RuntimeError(f"the synthetic source did not reach the screen (state {live.state}, "
                                    f"error {live.last_error})")
 
@@ -81,7 +82,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
                     latencies.append((time.perf_counter() - t_capture) * 1e3)
                     painted["n"] += 1
 
-            probe = _PaintProbe(conv_view, on_painted, snapshot=painting)
+            probe = PaintProbe(conv_view, on_painted, snapshot=painting)
 
             def on_frame(_fid: int) -> None:
                 if recording["on"]:
@@ -94,7 +95,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
                 conv_view.update()
 
             live.frameShown.connect(on_frame)
-            _wait(app, lambda: False, warmup_s)
+            run_until(app, lambda: False, warmup_s)
 
             src = live.source
             assert src is not None
@@ -103,12 +104,12 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
             waiting["t_capture"] = None
             recording["on"] = True
             t0 = time.perf_counter()
-            _wait(app, lambda: False, duration_s)
+            run_until(app, lambda: False, duration_s)
             recording["on"] = False
             dt = time.perf_counter() - t0
             s1 = src.stats()
             probe.remove()
-            histograms_shown = bool(live._histograms_shown())
+            histograms_shown = bool(win.histograms_visible())
             results_shown = live.frames_shown - shown0
             shown = painted["n"]
             made = s1["frames"] - s0["frames"]
@@ -124,10 +125,10 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
                 "source_fps": source_fps,
                 "shown_fps": shown_fps,
                 "fps_ratio": shown_fps / source_fps if source_fps > 0 else 0.0,
-                "latency_p50_ms": _percentile(latencies, 50),
-                "latency_p95_ms": _percentile(latencies, 95),
+                "latency_p50_ms": percentile(latencies, 50),
+                "latency_p95_ms": percentile(latencies, 95),
                 "latency_max_ms": max(latencies) if latencies else None,
-                "latency_to_result_p95_ms": _percentile(to_result, 95),
+                "latency_to_result_p95_ms": percentile(to_result, 95),
                 "dropped": int(dropped),
                 "frames_made": int(made),
                 "frames_shown": int(shown),

@@ -4,7 +4,7 @@ Two phases, in one process:
 
 1. **Frames** — a synthetic live source (a moving pattern on its own capture thread, paced
    like a fast camera) feeds the real playground window, offscreen, through the real
-   :class:`~cnnviz.qt.live.LiveController` and the window's one worker, with a 3×3 kernel +
+   :class:`~cnnviz.qt.playground.live.LiveController` and the window's one worker, with a 3×3 kernel +
    ReLU + 2×2 max-pool, until ``frames`` results have been shown. Frames the pipeline had no
    time for are dropped by the one-slot buffer, as in real use; they are counted apart.
 2. **Inspections** — ``inspections`` model inspections that alternate between the bundled demo
@@ -35,7 +35,7 @@ import threading
 import time
 from typing import Any
 
-from .gui import _app, _wait
+from .gui import offscreen_app, run_until
 
 TARGET_RSS_GROWTH_MB = 50.0
 
@@ -90,8 +90,9 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
     from PySide6.QtCore import QEvent
 
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.live import LIVE, install_live_sources
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.live import LIVE
+    from cnnviz.qt.playground.live_actions import install_live_sources
+    from cnnviz.qt.playground.window import MainWindow
     from cnnviz.qt.settings import PlaygroundParams
 
     warmup = max(20, frames // 10)
@@ -104,7 +105,7 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
             win.set_kernels([preset("sobel-x").kernel])
             win.set_params(PlaygroundParams(activation="relu", pool="max"))
             live.start_pattern(width, height, fps)
-            if not _wait(app, lambda: live.state == LIVE and live.frames_shown >= warmup, timeout_s):
+            if not run_until(app, lambda: live.state == LIVE and live.frames_shown >= warmup, timeout_s):
                 raise RuntimeError(f"the synthetic source did not reach the screen (state {live.state}, "
                                    f"error {live.last_error})")
             rss0 = _settled_rss()
@@ -112,7 +113,7 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
             src = live.source
             made0 = src.stats()["frames"] if src is not None else 0
             t0 = time.perf_counter()
-            _wait(app, lambda: live.frames_shown - shown0 >= frames or live.state != LIVE, timeout_s)
+            run_until(app, lambda: live.frames_shown - shown0 >= frames or live.state != LIVE, timeout_s)
             dt = time.perf_counter() - t0
             shown = live.frames_shown - shown0
             made = (src.stats()["frames"] - made0) if src is not None else 0
@@ -206,7 +207,7 @@ def run_soak_bench(device: str = "cpu", frames: int = 10_000, inspections: int =
     per 10 000 frames on two cores: the point is many frames, not big ones). ``timeout_s``
     bounds the frames phase (default: 30 ms a frame plus a minute).
     """
-    app = _app()
+    app = offscreen_app()
     timeout_s = timeout_s if timeout_s is not None else 60.0 + frames * 0.03
     gc.collect()
     threads_before = _python_threads()
@@ -214,7 +215,7 @@ def run_soak_bench(device: str = "cpu", frames: int = 10_000, inspections: int =
     t_start = time.perf_counter()
     frames_part = _soak_frames(app, frames, width, height, fps, timeout_s) if frames > 0 else {"frames": 0}
     insp_part = _soak_inspections(inspections, device) if inspections > 0 else {"inspections": 0, "hooks_left": 0}
-    _wait(app, lambda: _python_threads() <= threads_before, 5.0)   # joined threads finish their exit
+    run_until(app, lambda: _python_threads() <= threads_before, 5.0)   # joined threads finish their exit
     threads_after = _python_threads()
     growth = (frames_part.get("rss_growth_frames_mb", 0.0) or 0.0) + \
         (insp_part.get("rss_growth_inspections_mb", 0.0) or 0.0)

@@ -17,6 +17,8 @@ def add_parser(sub) -> None:
     what.add_argument("--gui", action="store_true", help="kernel edit → pixels on screen in the real window")
     what.add_argument("--live", action="store_true", help="a 1280×720 30 fps source through the real window")
     what.add_argument("--model", action="store_true", help="resnet18 forward vs every layer captured and rendered")
+    what.add_argument("--featviz", action="store_true",
+                      help="top-images sweep vs plain forward; feature-visualization step vs forward+backward")
     what.add_argument("--soak", action="store_true", help="long run: memory growth, threads, hooks")
     what.add_argument("--train", action="store_true", help="training throughput with the Train window watching vs not")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -43,6 +45,8 @@ def run(args) -> int:
         from ..bench.live import run_live_bench as fn
     elif args.model:
         from ..bench.model import run_model_bench as fn
+    elif getattr(args, "featviz", False):
+        from ..bench.featviz import run_featviz_bench as fn
     elif args.soak:
         from ..bench.soak import run_soak_bench as fn
     elif args.train:

@@ -118,12 +118,10 @@ def run(args) -> int:
         print(f"wrote {args.npz}")
     if args.png:
         from ..core.images import save_png
-        from ..core.render import colorize, mosaic_maps
+        from ..core.playground import last_stage_picture
 
-        last = res.last
-        maps = last.reshape(-1, *last.shape[-2:])
-        img2d = maps[0] if maps.shape[0] == 1 else mosaic_maps(maps, pad=2, fill=0.0)
-        save_png(args.png, colorize(img2d))
+        # the bytes the playground's view draws: one kernel, or a bank's mosaic (transparent gaps)
+        save_png(args.png, last_stage_picture(image.pixels, req, device))
         print(f"wrote {args.png}")
     return 0
 
@@ -134,12 +132,12 @@ def _save_npz(path: str, arrays: dict) -> None:
         raise SpecError(f"--npz needs a .npz file name, got '{path}'", "end the name with .npz")
     if not p.parent.exists():
         raise SpecError(f"folder '{p.parent}' does not exist", "create it or choose another path")
-    tmp = p.with_name(f".{p.name}.tmp.npz")
+    from ..core.files import atomic_write
+    from ..core.npz import write_npz
+
     try:
-        np.savez(tmp, **arrays)
-        tmp.replace(p)
+        atomic_write(p, lambda fh: write_npz(fh, arrays.items(), len(arrays)), "wb", make_parents=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise SpecError(f"cannot write '{path}': {exc.strerror}", "check the folder's permissions") from None
 
 

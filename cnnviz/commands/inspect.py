@@ -24,12 +24,12 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path
 
 from ..core.errors import CnnvizError
+from ..core.resources import default_image
 from .common import one_line, run_subcommand
 
 
@@ -113,11 +113,6 @@ def _file_name(layer: str) -> str:
     return safe or "_"
 
 
-def default_image(kind: str) -> Path:
-    from ..core.resources import resources_dir
-
-    samples = resources_dir() / "samples"
-    return samples / ("digit.png" if kind == "demo" else "photo.png")
 
 
 def run(args) -> int:
@@ -242,8 +237,10 @@ def run(args) -> int:
 def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:
     """The mosaics an earlier run into ``out_dir`` listed in its summary.json (only those:
     nothing else in the folder is touched), so that layers of another model do not linger."""
+    from ..core.files import load_json_bounded
+
     try:
-        old = json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+        old = load_json_bounded(out_dir / "summary.json", 64 << 20, "summary.json", from_path=True)  # a FIFO: no hang
         names = {layer["png"] for layer in old["layers"]}
     except (OSError, ValueError, KeyError, TypeError):
         return set()
@@ -345,14 +342,7 @@ def _write_png(path: Path, rgb) -> None:
     ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:  # pragma: no cover - cv2 encodes any uint8 image
         raise CnnvizError(f"cannot encode {path.name} as PNG")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CnnvizError(f"cannot write {path}: {exc.strerror or exc}",
-                          "give a folder you can write to, with free space") from exc
+    _write_atomic(path, data.tobytes(), None)
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
@@ -362,8 +352,8 @@ def _write_npz(path: Path, arrays: dict) -> None:
 
 
 def _write_atomic(path: Path, write, mode: str) -> None:
-    """:func:`cnnviz.core.kernels.atomic_write`, a write error as one clear line."""
-    from ..core.kernels import atomic_write
+    """:func:`cnnviz.core.files.atomic_write`, a write error as one clear line."""
+    from ..core.files import atomic_write
 
     try:
         atomic_write(path, write, mode)

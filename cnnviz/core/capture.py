@@ -229,7 +229,22 @@ def _restore_flags(changed: list[nn.Module]) -> None:
 _CHANNELS_RE = re.compile(r"expected input\[([\d, ]+)\] to have (\d+) channels, but got (\d+) channels")
 
 
-def _forward_error(err: BaseException, x: torch.Tensor) -> CaptureError:
+def _failing_layer(err: BaseException, model: nn.Module | None) -> str | None:
+    """The qualified name and type of the deepest module of ``model`` on the traceback."""
+    if model is None:
+        return None
+    names = {id(m): n for n, m in model.named_modules()}
+    deepest = None
+    tb = err.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, nn.Module) and names.get(id(owner)):
+            deepest = owner
+        tb = tb.tb_next
+    return f"layer '{names[id(deepest)]}' ({type(deepest).__name__})" if deepest is not None else None
+
+
+def _forward_error(err: BaseException, x: torch.Tensor, model: nn.Module | None = None) -> CaptureError:
     text = str(err).strip()
     m = _CHANNELS_RE.search(text)
     if m:
@@ -240,8 +255,9 @@ def _forward_error(err: BaseException, x: torch.Tensor) -> CaptureError:
                "was trained on (--input-size H,W)")
     else:
         fix = "check that the input size, channels and preprocessing match what the model expects"
-    return CaptureError(f"the model's forward failed on an input of shape {tuple(x.shape)}: "
-                        f"{type(err).__name__}: {first}", fix)
+    where = _failing_layer(err, model)
+    return CaptureError(f"the model's forward failed on an input of shape {tuple(x.shape)}"
+                        f"{' in ' + where if where else ''}: {type(err).__name__}: {first}", fix)
 
 
 def _channels_error(expected: int, given: int) -> CaptureError:
@@ -707,7 +723,7 @@ class Recorder:
             except (torch.OutOfMemoryError, CnnvizError, _StopForward):
                 raise
             except Exception as err:  # noqa: BLE001 - the user's forward can raise anything
-                raise _forward_error(err, x) from err
+                raise _forward_error(err, x, runnable if isinstance(runnable, nn.Module) else None) from err
         finally:
             _restore_flags(flags)
         layers = []
@@ -789,15 +805,24 @@ def topk(logits: torch.Tensor, labels: Sequence[str] | None, k: int = 5) -> list
     dimensions (a dense prediction) are averaged. Names come from ``labels`` when it has an
     entry for the index, else ``"class <index>"``.
     """
-    t = logits.detach()
-    if t.dim() >= 2:
-        t = t[0]
-    if t.dim() >= 2:
-        t = t.flatten(1).mean(1)
-    t = t.float()
-    probs = torch.softmax(t, dim=0)
-    k = max(0, min(int(k), probs.numel()))
-    values, idx = torch.topk(probs, k)
+    if not isinstance(logits, torch.Tensor) or logits.numel() == 0 or logits.dim() == 0:
+        return []  # no class scores (a detector's empty boxes, a scalar): nothing to rank
+    try:
+        t = logits.detach()
+        if t.dim() >= 2:
+            t = t[0]
+        if t.dim() >= 2:
+            t = t.flatten(1).mean(1)
+        t = t.float()
+        probs = torch.softmax(t, dim=0)
+        k = max(0, min(int(k), probs.numel()))
+        values, idx = torch.topk(probs, k)
+    except (IndexError, RuntimeError, ValueError, TypeError) as exc:
+        from cnnviz.core.errors import SpecError
+
+        raise SpecError(f"the model's output {tuple(logits.shape)} could not be ranked as class scores "
+                        f"(top-k step: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})",
+                        "the layers are captured; use a classifier to see predictions") from None
     out = []
     for p, i in zip(values.cpu().tolist(), idx.cpu().tolist()):
         name = labels[i] if labels is not None and 0 <= i < len(labels) else f"class {i}"

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import cv2
@@ -165,10 +165,6 @@ class PoolSpec:
 # ---------------------------------------------------------------------------------
 # Shape arithmetic with the worked formula
 # ---------------------------------------------------------------------------------
-def _num(x: int) -> str:
-    return str(x) if x >= 0 else f"({x})"
-
-
 @dataclass(frozen=True)
 class AxisShape:
     size_in: int
@@ -286,7 +282,7 @@ def prepare_input(image: np.ndarray, channels: str) -> np.ndarray:
 # ---------------------------------------------------------------------------------
 # Convolution (CPU)
 # ---------------------------------------------------------------------------------
-def _check_padding_mode(in_hw, pads, mode: str) -> None:
+def check_padding_mode(in_hw, pads, mode: str) -> None:
     t, b, l, r = pads
     h, w = in_hw
     if mode == "reflect" and (max(t, b) >= h or max(l, r) >= w):
@@ -302,7 +298,7 @@ def pad_input(x: np.ndarray, pads: tuple[int, int, int, int], mode: str) -> np.n
     t, b, l, r = pads
     if not any(pads):
         return x
-    _check_padding_mode(x.shape[:2], pads, mode)
+    check_padding_mode(x.shape[:2], pads, mode)
     return cv2.copyMakeBorder(x, t, b, l, r, _BORDER[mode], value=0)
 
 
@@ -813,6 +809,30 @@ class PipelineResult:
         return self.pool if self.pool is not None else self.activation
 
 
+#: Most output values (kernels × maps per kernel × output pixels) one pipeline run may
+#: produce: 1 GiB as float32 for the convolution stage. A bank of 20,000 1×1 kernels on a
+#: 512×512 image (5 billion values, 21 GB) is refused with a message instead of exhausting memory.
+MAX_OUTPUT_VALUES = 1 << 28
+
+
+def check_output_budget(in_hw: tuple[int, int], request: PipelineRequest, maps_per_kernel: int = 1) -> int:
+    """The number of conv output values ``request`` would produce on an ``in_hw`` input, or a
+    SpecError when it exceeds :data:`MAX_OUTPUT_VALUES` (checked before anything is allocated)."""
+    if not request.kernels:
+        return 0
+    shape = conv_output_shape(tuple(in_hw), request.kernels[0].size, request.conv)
+    oh, ow = shape.out_hw
+    n = len(request.kernels) * maps_per_kernel
+    values = n * oh * ow
+    if values > MAX_OUTPUT_VALUES:
+        raise SpecError(
+            f"{len(request.kernels)} kernel(s) × {maps_per_kernel} map(s) × {oh}×{ow} output pixels = "
+            f"{values / 1e6:,.0f} million values ({values * 4 / 2**30:.1f} GB as float32), more than the "
+            f"{MAX_OUTPUT_VALUES * 4 / 2**30:.0f} GB budget",
+            "use fewer kernels, a smaller image, a larger stride, or gray instead of each-channel mode")
+    return values
+
+
 def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu",
                  prepared: np.ndarray | None = None) -> PipelineResult:
     """Prepare the input, convolve, activate and pool — the whole playground computation.
@@ -824,6 +844,8 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
     spec = request.conv
     x = prepared if prepared is not None else prepare_input(image, spec.channels)
     t1 = time.perf_counter()
+    # budget before allocation: kernels × maps × output pixels
+    check_output_budget(x.shape[:2], request, x.shape[2] if x.ndim == 3 and spec.channels == "each" else 1)
     if device != "cpu":
         if request.kernels:  # refuse impossible shapes before the GPU tries to allocate them
             conv_output_shape(x.shape[:2], request.kernels[0].size, spec)
@@ -861,7 +883,3 @@ def run_pipeline(image: np.ndarray, request: PipelineRequest, device: str = "cpu
         request.request_id, x, conv_cl, act_spec, pooled, mag, shape, pshape, "cpu",
         {"prepare": (t1 - t0) * 1e3, "conv": (t2 - t1) * 1e3, "activation+pool": (t3 - t2) * 1e3,
          "total": (time.perf_counter() - t0) * 1e3}, activation=act, channels_last=cl)
-
-
-def with_request_id(request: PipelineRequest, rid: int) -> PipelineRequest:
-    return replace(request, request_id=rid)

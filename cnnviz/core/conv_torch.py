@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .conv import (PipelineRequest, PipelineResult, _check_padding_mode, conv_output_shape,
+from .conv import (PipelineRequest, PipelineResult, check_padding_mode, conv_output_shape,
                    pool_output_shape)
 from .errors import SpecError
 
@@ -38,7 +38,7 @@ def torch_conv(x: torch.Tensor, request: PipelineRequest) -> torch.Tensor:
     spec = request.conv
     kh, kw = request.kernels[0].size
     t, b, l, r = spec.pads((kh, kw))
-    _check_padding_mode(tuple(x.shape[-2:]), (t, b, l, r), spec.padding_mode)
+    check_padding_mode(tuple(x.shape[-2:]), (t, b, l, r), spec.padding_mode)
     if any((t, b, l, r)):
         mode = _TORCH_MODE.get(spec.padding_mode, "constant")
         x = F.pad(x, (l, r, t, b), mode=mode)

@@ -51,3 +51,8 @@ class SourceError(CnnvizError):
 
 class SettingsError(CnnvizError):
     """A settings or user-data file that is corrupt or unreadable."""
+
+
+def a_noun(noun: str) -> str:
+    """``noun`` with its indefinite article: "an int", "a dict", "an OrderedDict"."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

@@ -12,7 +12,8 @@ A kernel file is JSON::
      "kernels": [{"name": "my edge", "weights": [[-1, 0, 1], ...], "divisor": 1, "offset": 0}]}
 
 A bare nested list (``[[-1,0,1],[-2,0,2],[-1,0,1]]``) or a single kernel object is accepted
-too. Files are written atomically (temporary file + ``os.replace``).
+too. Files are read and written through :mod:`cnnviz.core.files`: regular files only, at
+most :data:`MAX_FILE_BYTES`, JSON depth and integer size bounded; writes are atomic.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
-import tempfile
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .errors import KernelError
+from .files import atomic_write, atomic_write_text, load_json_bounded, umask as _umask  # noqa: F401 - re-exported
 from .resources import resources_dir
 
 MAX_SIDE = 11
@@ -38,6 +38,12 @@ SCHEMA_VERSION = 1
 
 RESOURCES = resources_dir()
 PRESETS_PATH = RESOURCES / "kernels" / "presets.json"
+
+#: Largest kernel file (or preset file) read; real ones are a few KB.
+MAX_FILE_BYTES = 10_000_000
+#: Most kernels one file, literal or preset may hold (the bank itself is capped by the
+#: pipeline's budget of kernels × output pixels, see ``conv``).
+MAX_KERNELS_PER_FILE = 4096
 
 
 def _as_weights(values: Any, *, what: str = "kernel") -> np.ndarray:
@@ -67,6 +73,9 @@ def _as_weights(values: Any, *, what: str = "kernel") -> np.ndarray:
                             "give every row the same number of values")
         try:
             arr = np.asarray(values, dtype=np.float64)
+        except OverflowError:
+            raise KernelError(f"{what} has a number too large for a kernel weight",
+                              "use values below 3.4e38") from None
         except (ValueError, TypeError) as exc:
             raise KernelError(f"{what} has values that are not numbers or rows of unequal length ({exc})",
                               "use only numbers, the same count in every row") from None
@@ -262,7 +271,7 @@ class Kernel:
         try:
             divisor = float(d.get("divisor", 1.0))
             offset = float(d.get("offset", 0.0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise KernelError(f"{where} '{name}' has a divisor/offset that is not a number",
                               "use numbers for divisor and offset") from None
         return cls(weights=_as_weights(d["weights"], what=f"{where} '{name}'"), name=name,
@@ -317,8 +326,8 @@ def _parse_presets(data: Any, where: str) -> dict[str, Preset]:
 @lru_cache(maxsize=1)
 def presets() -> dict[str, Preset]:
     """All bundled presets by slug, in menu order."""
-    with open(PRESETS_PATH, encoding="utf-8") as fh:
-        return _parse_presets(json.load(fh), str(PRESETS_PATH))
+    data = load_json_bounded(PRESETS_PATH, MAX_FILE_BYTES, "presets file", error=KernelError, from_path=True)
+    return _parse_presets(data, str(PRESETS_PATH))
 
 
 def preset(name: str) -> Preset:
@@ -343,10 +352,10 @@ def parse_kernels(text: str) -> list[Kernel]:
         raise KernelError("empty kernel", "give a preset name (sobel-x), a literal [[...]] or a kernel file")
     if s[0] in "[{":
         try:
-            data = json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise KernelError(f"kernel literal is not valid JSON: {exc.msg} at character {exc.pos + 1}",
-                              "write it like [[-1,0,1],[-2,0,2],[-1,0,1]]") from None
+            data = load_json_bounded(s.encode("utf-8", "surrogateescape"), MAX_FILE_BYTES, "kernel literal",
+                                     error=KernelError)
+        except KernelError as exc:
+            raise KernelError(exc.cause, "write it like [[-1,0,1],[-2,0,2],[-1,0,1]]") from None
         return _kernels_from_data(data, where="kernel literal")
     p = Path(s)
     if p.suffix.lower() == ".json" or p.exists():
@@ -363,6 +372,9 @@ def _kernels_from_data(data: Any, where: str) -> list[Kernel]:
         raw = data["kernels"]
         if not isinstance(raw, list) or not raw:
             raise KernelError(f"{where} has no kernels", "add at least one kernel to \"kernels\"")
+        if len(raw) > MAX_KERNELS_PER_FILE:
+            raise KernelError(f"{where} holds {len(raw)} kernels; at most {MAX_KERNELS_PER_FILE} are accepted",
+                              "split the bank into smaller files")
         return [Kernel.from_dict(k, where=f"{where} kernel {i + 1}") for i, k in enumerate(raw)]
     if isinstance(data, dict):
         return [Kernel.from_dict(data, where=where)]
@@ -370,75 +382,10 @@ def _kernels_from_data(data: Any, where: str) -> list[Kernel]:
 
 
 def load_kernel_file(path: str | os.PathLike) -> list[Kernel]:
+    """The kernels of a kernel JSON file (see the module docstring), or a KernelError."""
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise KernelError(f"kernel file '{p}' does not exist", "check the path") from None
-    except IsADirectoryError:
-        raise KernelError(f"'{p}' is a folder, not a kernel file", "choose a .json kernel file") from None
-    except OSError as exc:
-        raise KernelError(f"cannot read kernel file '{p}': {exc.strerror}", "check its permissions") from None
-    if len(raw) > 10_000_000:
-        raise KernelError(f"kernel file '{p}' is {len(raw)} bytes, too large to be a kernel file", "choose a kernel .json file")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise KernelError(f"kernel file '{p}' is not text", "choose a kernel .json file") from None
-    except json.JSONDecodeError as exc:
-        raise KernelError(f"kernel file '{p}' is not valid JSON ({exc.msg}, line {exc.lineno})",
-                          "fix the file or save the kernel again from cnnviz") from None
+    data = load_json_bounded(p, MAX_FILE_BYTES, "kernel file", error=KernelError, from_path=True)
     return _kernels_from_data(data, where=f"kernel file '{p.name}'")
-
-
-@lru_cache(maxsize=1)
-def _umask() -> int:
-    """The process's umask (read once; setting it to read it back is not thread-safe, so
-    Linux's /proc is asked first)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    old = os.umask(0o022)
-    os.umask(old)
-    return old
-
-
-def atomic_write(path: str | os.PathLike, write, mode: str = "w") -> None:
-    """Write a file so that a crash leaves either the old or the new file, never half of one.
-
-    ``write(fh)`` fills a temporary file in the same folder; it is fsynced and then renamed
-    over ``path``. Text modes use UTF-8 and no newline translation.
-    """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        perms = stat.S_IMODE(p.stat().st_mode)  # an existing file keeps its permissions
-    except OSError:
-        perms = 0o666 & ~_umask()  # a new one gets what open() would give it (mkstemp: 0600)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
-    try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
-            write(fh)
-            fh.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(fh.fileno(), perms)
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` so that a crash leaves either the old or the new file."""
-    atomic_write(path, lambda fh: fh.write(text))
 
 
 def kernels_to_json(kernels: Iterable[Kernel]) -> str:

@@ -110,6 +110,20 @@ LESSONS: tuple[Lesson, ...] = (
            "on the same image.",
            kernels=("sobel-x", "sobel-y"), conv={"padding": 1}, panel="train",
            expect="learned kernels next to Sobel x and y in the bank, some answering to edges like them"),
+    Lesson("what-a-channel-looks-for", "What a channel looks for, layer by layer",
+           "Open Model ▸ What a channel looks for… and press Visualize every channel: each picture is an input "
+           "optimized until it excites one channel as much as it can. The first convolution's channels ask for "
+           "strokes and edges at one angle; pick the last convolution and they ask for loops, corners and "
+           "pieces of digits.",
+           target="inspector", inspector={"view": "grid", "layer": "first_conv", "featureviz": "featviz"},
+           expect="every channel's picture excites it more than any natural image does"),
+    Lesson("a-change-you-cannot-see", "A change you cannot see",
+           "Move every pixel of a digit by at most 16 grey levels, each in the direction that hurts the model "
+           "most, and the model reads another digit. Open Model ▸ What a channel looks for…, tab Adversarial, "
+           "and press Attack: the bar chart shows, layer by layer, how far the changed input's activations "
+           "drift from the clean ones.",
+           target="inspector", inspector={"view": "grid", "layer": "last_conv", "featureviz": "adversarial"},
+           expect="the prediction changes, and the drift grows from the first layer to the last"),
 )
 
 

@@ -1,4 +1,9 @@
-"""Render a model's activations and weights as uint8 images, on the tensors' device.
+"""The one tiler: maps side by side in a grid, for the playground, the inspector and the CLI.
+
+:func:`mosaic_maps` tiles float maps (numpy, no torch: the playground's bank mosaic and
+``cnnviz convolve --png``) with NaN gaps that :func:`cnnviz.core.display.display_bgra` draws
+transparent; :class:`MosaicLayout` finds a kernel's tile in it. The rest renders a model's
+activations and weights as uint8 images, on the tensors' device.
 
 Everything here takes torch tensors (numpy arrays are accepted too), does the normalisation
 and tiling with vectorised torch ops where the tensor lives (GPU or CPU) and copies only the
@@ -19,10 +24,24 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+
+
+class _LazyTorch:
+    """``torch``, imported on first use: the playground tiles numpy maps without it."""
+
+    def __getattr__(self, name: str):
+        import torch as real  # noqa: PLC0415
+
+        globals()["torch"] = real  # later look-ups find the module itself
+        return getattr(real, name)
+
+
+torch = _LazyTorch()
 
 __all__ = [
     "Mosaic",
+    "MosaicLayout",
+    "mosaic_maps",
     "conv_weights_image",
     "grid_shape",
     "histogram",
@@ -75,6 +94,44 @@ class Mosaic:
             return None
         i = r * self.cols + c
         return self.channels[i] if i < len(self.channels) else None
+
+
+@dataclass(frozen=True)
+class MosaicLayout:
+    """Where each of ``n`` (tile_h, tile_w) maps sits in a :func:`mosaic_maps` tiling."""
+
+    n: int
+    cols: int
+    tile_h: int
+    tile_w: int
+    pad: int = 1
+
+    def locate(self, row: int, col: int) -> tuple[int, int, int] | None:
+        """(kernel, y, x) under a mosaic pixel, or None on the gap between tiles."""
+        r, y = divmod(row, self.tile_h + self.pad)
+        c, x = divmod(col, self.tile_w + self.pad)
+        if y >= self.tile_h or x >= self.tile_w or c >= self.cols:
+            return None
+        k = r * self.cols + c
+        return (k, y, x) if k < self.n else None
+
+    def tile_origin(self, k: int) -> tuple[int, int]:
+        r, c = divmod(k, self.cols)
+        return r * (self.tile_h + self.pad), c * (self.tile_w + self.pad)
+
+
+def mosaic_maps(maps: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = np.nan) -> np.ndarray:
+    """Tile N maps (N, H, W) into one 2-D float32 array, ``pad`` pixels of ``fill`` between
+    tiles, row-major in ``cols`` columns (default ⌈√N⌉, as :class:`MosaicLayout`)."""
+    n, h, w = maps.shape
+    if cols is None:
+        cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * h + (rows - 1) * pad, cols * w + (cols - 1) * pad), fill, dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = maps[i]
+    return out
 
 
 def _as_tensor(a) -> torch.Tensor:

@@ -13,7 +13,7 @@ import site
 import sys
 from pathlib import Path
 
-__all__ = ["resources_dir", "resource_candidates"]
+__all__ = ["resources_dir", "resource_candidates", "default_image"]
 
 _MARKER = Path("models") / "demo_digits.json"  # every complete copy has it
 
@@ -35,3 +35,8 @@ def resources_dir() -> Path:
         if (folder / _MARKER).is_file():
             return folder
     return candidates[0]
+
+
+def default_image(kind: str) -> Path:
+    """The bundled sample a model is shown first: a digit for the demo model, a photo otherwise."""
+    return resources_dir() / "samples" / ("digit.png" if kind == "demo" else "photo.png")

@@ -10,35 +10,39 @@ The store is a small JSON file::
 
     {"version": 1, "trusted": {"<sha256>": {"path": "/last/seen/at.pt", "added": "2024-…"}}}
 
-Writes are atomic (temporary file + ``os.replace``). A store that cannot be parsed is moved
+Reads and writes go through :mod:`cnnviz.core.files` (regular files only, bounded reads and
+JSON, atomic writes). A store that cannot be parsed — or is not a regular file, or is
+implausibly large, or nests too deeply — is moved
 aside to ``<name>.bak`` (never silently overwritten) and :attr:`TrustStore.warning` says so;
 the store then starts empty, which only means the user is asked again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
 import logging
 import os
-import tempfile
+import stat
 import threading
 from pathlib import Path
 
-from cnnviz.core.errors import SettingsError
+from cnnviz.core.errors import ModelLoadError, SettingsError
+from cnnviz.core.files import atomic_write, file_kind, load_json_bounded, open_regular, read_bounded
 
 _log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: Largest store read: 16 MB is about 100,000 trusted files.
+MAX_STORE_BYTES = 16 * 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     """SHA-256 of a file's bytes as 64 lowercase hex digits."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path, "model file", error=ModelLoadError) as f:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
@@ -125,7 +129,7 @@ class TrustStore:
 
     def _read(self) -> dict[str, dict[str, str]]:
         try:
-            raw = self.path.read_bytes()
+            st = os.stat(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
@@ -134,8 +138,18 @@ class TrustStore:
                 f"cannot read the trusted-models file {self.path}: {exc.strerror or exc}",
                 "check its permissions",
             ) from exc
+        if not stat.S_ISREG(st.st_mode):
+            self._move_aside(ValueError(f"it is {file_kind(st.st_mode)[0]}, not a regular file"))
+            return {}
+        if st.st_size > MAX_STORE_BYTES:
+            self._move_aside(ValueError(f"it is {st.st_size} bytes, more than {MAX_STORE_BYTES}"))
+            return {}
         try:
-            data = json.loads(raw.decode("utf-8"))
+            raw = read_bounded(self.path, MAX_STORE_BYTES, "trusted-models file", error=SettingsError)
+        except SettingsError as exc:
+            raise SettingsError(exc.cause, "check its permissions") from None
+        try:
+            data = load_json_bounded(raw, MAX_STORE_BYTES, "the file", error=SettingsError)
             if not isinstance(data, dict) or not isinstance(data.get("trusted"), dict):
                 raise ValueError("no 'trusted' table")
             if data.get("version") != SCHEMA_VERSION:
@@ -143,8 +157,8 @@ class TrustStore:
             entries: dict[str, dict[str, str]] = {}
             for sha, info in data["trusted"].items():
                 if not _is_sha256(sha) or not isinstance(info, dict):
-                    raise ValueError(f"bad entry {sha!r}")
-                entries[sha] = {k: str(v) for k, v in info.items()}
+                    raise ValueError(f"bad entry {str(sha)[:80]!r}")
+                entries[sha] = {str(k)[:4096]: str(v)[:4096] for k, v in info.items()}
             return entries
         except (ValueError, UnicodeDecodeError) as exc:
             self._move_aside(exc)
@@ -176,18 +190,7 @@ class TrustStore:
         data = {"version": SCHEMA_VERSION, "trusted": dict(sorted(self._entries.items()))}
         text = json.dumps(data, indent=2) + "\n"
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(self.path, text)
         except OSError as exc:
             raise SettingsError(
                 f"cannot save the trusted-models file {self.path}: {exc.strerror or exc}",

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.files import atomic_write
 
 ProgressCallback = Callable[[int, "int | None"], None]
 """``progress(done_bytes, total_bytes)``; ``total_bytes`` is ``None`` when the server does
@@ -124,63 +124,56 @@ def download_weights(
     match = HASH_REGEX.search(target.name)
     expected_prefix = match.group(1) if (check_hash and match) else None
 
-    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            if _is_cancelled(cancel):
-                raise DownloadCancelled(f"download of {target.name} cancelled")
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", None) or exc
-                raise ModelLoadError(
-                    f"could not download {target.name} from {url} ({reason})",
-                    f"check the internet connection, or put the file at {target} by hand "
-                    f"(cache folder {target.parent}), or use a local weights file, "
-                    "or random initialisation",
-                ) from exc
-            with contextlib.closing(response):
-                length = response.headers.get("Content-Length") if response.headers else None
-                total = int(length) if length and length.isdigit() else None
-                done = 0
+    digest = hashlib.sha256()
+
+    def write(out) -> None:  # fills core.files.atomic_write's temporary file
+        if _is_cancelled(cancel):
+            raise DownloadCancelled(f"download of {target.name} cancelled")
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise ModelLoadError(
+                f"could not download {target.name} from {url} ({reason})",
+                f"check the internet connection, or put the file at {target} by hand "
+                f"(cache folder {target.parent}), or use a local weights file, "
+                "or random initialisation",
+            ) from exc
+        with contextlib.closing(response):
+            length = response.headers.get("Content-Length") if response.headers else None
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            if progress is not None:
+                progress(0, total)
+            while True:
+                if _is_cancelled(cancel):
+                    raise DownloadCancelled(f"download of {target.name} cancelled")
+                try:
+                    chunk = response.read(chunk_size)
+                except OSError as exc:
+                    raise ModelLoadError(
+                        f"the download of {target.name} from {url} broke off after "
+                        f"{done} bytes ({exc})",
+                        f"try again, or put the file at {target} by hand",
+                    ) from exc
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
                 if progress is not None:
-                    progress(0, total)
-                while True:
-                    if _is_cancelled(cancel):
-                        raise DownloadCancelled(f"download of {target.name} cancelled")
-                    try:
-                        chunk = response.read(chunk_size)
-                    except OSError as exc:
-                        raise ModelLoadError(
-                            f"the download of {target.name} from {url} broke off after "
-                            f"{done} bytes ({exc})",
-                            f"try again, or put the file at {target} by hand",
-                        ) from exc
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(done, total)
-            if total is not None and done != total:
-                raise ModelLoadError(
-                    f"the download of {target.name} stopped at {done} of {total} bytes",
-                    f"try again, or put the file at {target} by hand",
-                )
-            out.flush()
-            os.fsync(out.fileno())
+                    progress(done, total)
+        if total is not None and done != total:
+            raise ModelLoadError(
+                f"the download of {target.name} stopped at {done} of {total} bytes",
+                f"try again, or put the file at {target} by hand",
+            )
         if expected_prefix is not None and not digest.hexdigest().startswith(expected_prefix):
             raise ModelLoadError(
                 f"the downloaded {target.name} is damaged: its SHA-256 {digest.hexdigest()[:16]}… "
                 f"does not start with {expected_prefix}",
                 "try the download again",
             )
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+
+    atomic_write(target, write, "wb")  # a cancel or a damaged download leaves no file
     return target

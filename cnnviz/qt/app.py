@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None, image: str | None = None) -> int:
     log.info("cnnviz %s starting (playground)", cnnviz.__version__)
     # installed before the window exists: a fault while it builds is logged and reported too
     install_excepthook()
-    from .main_window import MainWindow  # noqa: PLC0415 - after the app exists
+    from .playground.window import MainWindow  # noqa: PLC0415 - after the app exists
 
     window = MainWindow(image=image)
     set_exception_sink(window.report_exception)

@@ -2,9 +2,13 @@
 
 The file lives in the user's config directory (``platformdirs``), or in
 ``$CNNVIZ_CONFIG_DIR`` when that is set (tests point it at a temporary directory).
-A file that cannot be read (bad JSON, wrong types, a newer schema) is moved aside to
-``settings.json.bak`` and the window starts with defaults and says so in the status bar —
-the user's file is never silently overwritten.
+A file that cannot be read (bad JSON, wrong types, a newer schema, nesting deeper than any
+settings file needs, more than :data:`MAX_FILE_BYTES`, or not a regular file at all — a FIFO
+would block the window's start forever) is moved aside to ``settings.json.bak`` and the
+window starts with defaults and says so in the status bar — the user's file is never
+silently overwritten. Entries that are oversized but otherwise valid (a 1 MB path in the
+recent files) are dropped, the original file is copied to a backup first, and the status
+bar says so. Reads and writes go through :mod:`cnnviz.core.files`.
 
 This module imports no widgets; :class:`PlaygroundParams` is the plain data behind the
 parameters panel and turns itself into the core's specs.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,12 +27,24 @@ from typing import Any
 from cnnviz.core.conv import (ACTIVATIONS, CHANNEL_MODES, PADDING_MODES, ActivationSpec, ConvSpec,
                               PoolSpec)
 from cnnviz.core.errors import SettingsError
-from cnnviz.core.kernels import Kernel, atomic_write_text
+from cnnviz.core.files import (atomic_write, atomic_write_text, backup_path_for, file_kind, load_json_bounded,
+                               read_bounded)
+from cnnviz.core.kernels import Kernel
 
 SCHEMA = "cnnviz.settings"
 SCHEMA_VERSION = 1
 FILENAME = "settings.json"
 MAX_RECENT = 10
+#: Largest settings file read (a real one is a few KB; the window state is at most ~100 KB).
+MAX_FILE_BYTES = 8 * 1024 * 1024
+#: Longest path kept (recent files, last image); longer ones are dropped.
+MAX_PATH_CHARS = 4096
+#: Longest base64 window geometry/state kept.
+MAX_STATE_CHARS = 1024 * 1024
+#: Longest short string (colormap name…) kept.
+MAX_NAME_CHARS = 256
+#: Most kernels kept in the saved bank.
+MAX_SAVED_KERNELS = 256
 ENV_DIR = "CNNVIZ_CONFIG_DIR"
 
 
@@ -216,8 +233,13 @@ class Settings:
         }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Settings":
-        """Parse a settings object; raises SettingsError naming the bad entry."""
+    def from_dict(cls, d: Any, dropped: list[str] | None = None) -> "Settings":
+        """Parse a settings object; raises SettingsError naming the bad entry.
+
+        Oversized entries (paths, window state, names, too many kernels) are dropped or
+        cut back to their default; each is named in ``dropped`` when a list is given.
+        """
+        notes = dropped if dropped is not None else []
         fix = "fix or delete the settings file"
         if not isinstance(d, dict):
             raise SettingsError(f"the settings file holds {type(d).__name__}, not an object", fix)
@@ -244,9 +266,15 @@ class Settings:
             return v
 
         s.last_image = get("last_image", (str,), allow_none=True)
+        if s.last_image is not None and len(s.last_image) > MAX_PATH_CHARS:
+            notes.append(f"last image path of {len(s.last_image)} characters")
+            s.last_image = None
         kernels = get("kernels", (list,))
         if not all(isinstance(k, dict) for k in kernels):
             raise SettingsError("setting 'kernels' holds entries that are not kernel objects", fix)
+        if len(kernels) > MAX_SAVED_KERNELS:
+            notes.append(f"{len(kernels) - MAX_SAVED_KERNELS} kernels beyond the first {MAX_SAVED_KERNELS}")
+            kernels = kernels[:MAX_SAVED_KERNELS]
         s.kernels = kernels
         s.selected_kernel = int(get("selected_kernel", (int,)))
         pair = get("magnitude_pair", (list,), allow_none=True)
@@ -257,8 +285,12 @@ class Settings:
         s.magnitude_pair = pair
         if "params" in d:
             s.params = PlaygroundParams.from_dict(d["params"])
-        s.window_geometry = get("window_geometry", (str,))
-        s.window_state = get("window_state", (str,))
+        for name in ("window_geometry", "window_state"):
+            value = get(name, (str,))
+            if len(value) > MAX_STATE_CHARS:
+                notes.append(f"{name} of {len(value)} characters")
+                value = ""
+            setattr(s, name, value)
         theme = get("theme", (str,))
         if theme not in ("system", "light", "dark"):
             raise SettingsError(f"setting 'theme' is {theme!r}", "use system, light or dark")
@@ -266,9 +298,16 @@ class Settings:
         recent = get("recent_files", (list,))
         if not all(isinstance(r, str) for r in recent):
             raise SettingsError("setting 'recent_files' holds entries that are not paths", fix)
-        s.recent_files = recent[:MAX_RECENT]
+        long = [r for r in recent if len(r) > MAX_PATH_CHARS]
+        if long:
+            notes.append(f"{len(long)} recent file path(s) longer than {MAX_PATH_CHARS} characters "
+                         f"(the longest has {max(len(r) for r in long)})")
+        s.recent_files = [r for r in recent if len(r) <= MAX_PATH_CHARS][:MAX_RECENT]
         s.linked_zoom = bool(get("linked_zoom", (bool,)))
         s.colormap = get("colormap", (str,))
+        if len(s.colormap) > MAX_NAME_CHARS:
+            notes.append(f"colormap name of {len(s.colormap)} characters")
+            s.colormap = cls.colormap
         lm = get("levels_mode", (str,))
         if lm not in ("auto", "fixed"):
             raise SettingsError(f"setting 'levels_mode' is {lm!r}", "use auto or fixed")
@@ -288,32 +327,42 @@ def load_settings(path: str | os.PathLike | None = None) -> tuple[Settings, str 
     """
     p = Path(path) if path is not None else settings_path()
     try:
-        raw = p.read_bytes()
+        st = os.stat(p)
     except FileNotFoundError:
         return Settings(), None
     except OSError as exc:
         return Settings(), f"Could not read settings {p} ({exc.strerror}); using defaults."
     try:
+        if not stat.S_ISREG(st.st_mode):
+            raise SettingsError(f"the settings file is {file_kind(st.st_mode)[0]}, not a regular file",
+                                "it was moved aside")
+        if st.st_size > MAX_FILE_BYTES:
+            raise SettingsError(f"the settings file is {st.st_size:,} bytes, more than the "
+                                f"{MAX_FILE_BYTES:,} a settings file may be", "it was kept as a backup")
         try:
-            data = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise SettingsError("the settings file is not text", "delete it") from None
-        except json.JSONDecodeError as exc:
-            raise SettingsError(f"the settings file is not valid JSON ({exc.msg}, line {exc.lineno})",
-                                "it was kept as a backup") from None
-        return Settings.from_dict(data), None
+            raw = read_bounded(p, MAX_FILE_BYTES, "settings file", error=SettingsError)
+        except SettingsError as exc:
+            return Settings(), f"Could not read settings ({exc.cause}); using defaults."
+        data = load_json_bounded(raw, MAX_FILE_BYTES, "the settings file", error=SettingsError)
+        dropped: list[str] = []
+        settings = Settings.from_dict(data, dropped)
     except SettingsError as err:
-        bak = p.with_name(p.name + ".bak")
-        n = 0
-        while bak.exists() and n < 100:  # never overwrite an earlier backup: it may hold the good copy
-            n += 1
-            bak = p.with_name(f"{p.name}.bak{n}")
+        bak = backup_path_for(p)  # never overwrite an earlier backup: it may hold the good copy
         try:
             os.replace(p, bak)
             where = f"kept as {bak}"
         except OSError as exc:
             where = f"could not move it aside ({exc.strerror})"
         return Settings(), f"Settings were corrupt ({err.cause}); {where}. Started with defaults."
+    if not dropped:
+        return settings, None
+    bak = backup_path_for(p)
+    try:
+        atomic_write(bak, raw)
+        where = f"the original was kept as {bak}"
+    except OSError as exc:
+        where = f"the original could not be backed up ({exc.strerror})"
+    return settings, f"Settings held oversized entries ({'; '.join(dropped)}); they were dropped and {where}."
 
 
 def save_settings(settings: Settings, path: str | os.PathLike | None = None) -> Path:

@@ -67,7 +67,7 @@ def test_list_presets():
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["convolve", "nope.png", "-k", "sobel-x"], "file not found"),
+    (["convolve", "nope.png", "-k", "sobel-x"], "does not exist"),
     (["convolve", "{img}"], "no kernel given"),
     (["convolve", "{img}", "-k", "sobel-z"], "unknown preset"),
     (["convolve", "{img}", "-k", "[[1,2],[3]]"], "ragged"),

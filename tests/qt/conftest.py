@@ -42,7 +42,7 @@ def make_window(qtbot, config_dir):
     """Factory: ``make_window(**kwargs)`` → a shown MainWindow with its first result on
     screen. At teardown every window is closed and must leave no worker thread, no active
     QTimer and no extra Python thread behind."""
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     made = []
     threads_before = threading.active_count()

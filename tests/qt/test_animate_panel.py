@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QLabel, QSlider, QToolButton
 
 from cnnviz.core.conv import ConvSpec, convolve, prepare_input
 from cnnviz.core.kernels import presets
-from cnnviz.qt.animate_panel import CROP, AnimatePanel
+from cnnviz.qt.playground.animate_panel import CROP, AnimatePanel
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from cnnviz.core.conv import ActivationSpec, ConvSpec, PipelineRequest, PoolSpec
 from cnnviz.core.dotproduct import explain_conv_pixel, explain_pool_pixel
 from cnnviz.core.kernels import Kernel, presets
 from cnnviz.qt.colors import format_sig
-from cnnviz.qt.explain_panel import ExplainPanel
+from cnnviz.qt.playground.explain_panel import ExplainPanel
 
 NUM = r"−?\d+(?:\.\d+)?(?:e−?\d+)?"
 

@@ -203,7 +203,7 @@ class RaisingCapture:
 
 
 def test_a_fault_in_the_capture_thread_is_shown_logged_and_the_window_keeps_working(qtbot, window, hooks):
-    from cnnviz.qt.live import install_live_sources
+    from cnnviz.qt.playground.live_actions import install_live_sources
 
     live = getattr(window, "live", None) or install_live_sources(window, list_cameras_fn=lambda: [])
     caps: list[RaisingCapture] = []
@@ -239,7 +239,7 @@ SCRIPT = textwrap.dedent("""
     report = {}
 
     def window():
-        from cnnviz.qt.main_window import MainWindow
+        from cnnviz.qt.playground.window import MainWindow
         return next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow))
 
     def boom():

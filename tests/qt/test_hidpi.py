@@ -18,8 +18,8 @@ SCRIPT = r"""
 import json, sys, time
 from PySide6.QtWidgets import QApplication
 from cnnviz.qt.app import create_app
-from cnnviz.qt.main_window import MainWindow
-from cnnviz.qt.kernel_bank import kernel_thumbnail
+from cnnviz.qt.playground.window import MainWindow
+from cnnviz.qt.playground.kernel_bank import kernel_thumbnail
 from cnnviz.core.kernels import preset
 
 app = create_app([])

@@ -68,7 +68,7 @@ def test_hand_edited_settings_open_a_working_window(qtbot, make_window, config_d
 
 
 def test_a_channel_kernel_in_gray_mode_says_what_to_fix(qtbot, config_dir):
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     config_dir.mkdir(parents=True)
     (config_dir / "settings.json").write_text(json.dumps(

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QToolBu
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, run_pipeline
 from cnnviz.core.kernels import presets
-from cnnviz.qt.kernel_bank import KernelBank
+from cnnviz.qt.playground.kernel_bank import KernelBank
 
 P = presets()
 

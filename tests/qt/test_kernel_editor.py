@@ -14,7 +14,7 @@ from PySide6.QtGui import QKeySequence, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QToolButton
 
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
-from cnnviz.qt.kernel_editor import GESTURES_HELP, KernelEditor, parse_value
+from cnnviz.qt.playground.kernel_editor import GESTURES_HELP, KernelEditor, parse_value
 
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], np.float32)
 

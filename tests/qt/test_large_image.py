@@ -21,8 +21,8 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from cnnviz.core.images import load_image
-from cnnviz.qt import main_window as mw
-from cnnviz.qt.main_window import LIVE_MAX_SIDE, MainWindow
+from cnnviz.qt.playground import picture_input
+from cnnviz.qt.playground.window import LIVE_MAX_SIDE, MainWindow
 
 REPO = Path(__file__).resolve().parents[2]
 W, H = 20000, 15000
@@ -136,7 +136,7 @@ def test_file_drop_and_paste_of_a_huge_photo_give_the_same_array(qtbot, window, 
 
 
 def test_a_huge_bitmap_on_the_clipboard_is_asked_about_and_shrunk_in_qt(qtbot, window, monkeypatch):
-    monkeypatch.setattr(mw, "ASK_DOWNSCALE_PIXELS", 1_000_000)         # a 2.4 MP bitmap counts as huge here
+    monkeypatch.setattr(picture_input, "ASK_DOWNSCALE_PIXELS", 1_000_000)         # a 2.4 MP bitmap counts as huge here
     asked = []
     monkeypatch.setattr(MainWindow, "confirm_downscale", lambda self, label, w, h: asked.append((w, h)) or True)
     img = QImage(2400, 1000, QImage.Format.Format_RGB888)
@@ -153,7 +153,7 @@ MEASURE = textwrap.dedent("""
     import json, sys
     from cnnviz.qt import app as qtapp
     app = qtapp.create_app(["t"])
-    from cnnviz.qt.main_window import MainWindow
+    from cnnviz.qt.playground.window import MainWindow
 
     def peak_mb():
         for line in open("/proc/self/status"):

@@ -102,3 +102,15 @@ def test_inspector_lessons_open_the_demo_on_the_right_view(qtbot, window, key, t
     if layer_kind:
         convs = [la.name for la in insp.current_capture().layers if "Conv" in la.type]
         assert insp.selected_layer() == (convs[0] if layer_kind == "first" else convs[-1])
+
+
+@pytest.mark.parametrize("key", [les.key for les in LESSONS if les.target == "playground"])
+def test_each_playground_lesson_computes_the_request_the_core_defines(qtbot, window, key):
+    from cnnviz.core.lessons import lesson, playground_request
+
+    click_lesson(qtbot, window, key)
+    settled(qtbot, window)
+    want = playground_request(lesson(key), window.params_panel.params().channels)
+    got = window.current_request()
+    assert (got.kernels, got.conv, got.activation, got.pool, got.magnitude_pair) == \
+        (want.kernels, want.conv, want.activation, want.pool, want.magnitude_pair)

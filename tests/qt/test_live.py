@@ -21,9 +21,10 @@ import pytest
 
 from cnnviz.core.conv import prepare_input, run_pipeline
 from cnnviz.core.sources import CaptureSource, SyntheticSource
-from cnnviz.qt import main_window as mw
-from cnnviz.qt.live import install_live_sources, request_camera_permission
-from cnnviz.qt.main_window import MainWindow
+from cnnviz.core import playground as mw
+from cnnviz.qt.playground.live import request_camera_permission
+from cnnviz.qt.playground.live_actions import install_live_sources
+from cnnviz.qt.playground.window import MainWindow
 
 N_FRAMES = 40
 VIDEO_FPS = 50.0

@@ -21,9 +21,10 @@ from cnnviz.core.conv import (ConvSpec, PipelineRequest, conv_output_shape, grad
 from cnnviz.core.dotproduct import pool_window_to_input
 from cnnviz.core.images import load_image
 from cnnviz.core.kernels import Kernel, preset
-from cnnviz.qt.main_window import SAMPLES_DIR, MainWindow, compute_playground, PlaygroundJob
+from cnnviz.core.playground import PlaygroundJob, compute_playground
+from cnnviz.qt.playground.window import SAMPLES_DIR, MainWindow
 from cnnviz.qt.settings import PlaygroundParams
-from cnnviz.qt.views import MAGNITUDE, MOSAIC
+from cnnviz.qt.playground.views import MAGNITUDE, MOSAIC
 
 PHOTO = SAMPLES_DIR / "photo.png"
 PATTERN = SAMPLES_DIR / "pattern.png"
@@ -111,6 +112,24 @@ def test_painting_a_cell_updates_the_conv_view_to_the_core_output(qtbot, window)
     assert not np.allclose(window.displayed_array("conv"), before)   # the edit changed the map
 
 
+def test_an_edit_is_written_to_the_state_once_and_never_echoed_to_the_editor(qtbot, window, monkeypatch):
+    editor = window.kernel_editor
+    echoed = []
+    real = editor.setKernel
+    monkeypatch.setattr(editor, "setKernel", lambda k, **kw: (echoed.append(k), real(k, **kw)))
+    emitted = []
+    editor.kernelChanged.connect(emitted.append)
+    editor.setBrushValue(2.0)
+    qtbot.mouseClick(editor.grid(), Qt.MouseButton.LeftButton, pos=editor.grid().cellCenter(2, 2))
+    k = editor.kernel()
+    assert len(emitted) == 1 and echoed == []                      # no round trip back into the editor
+    assert window.state.kernels == (k,) and window.kernel_bank.bank() == (k,)   # the bank shows the state
+    assert editor.undoStack().canUndo()                            # the edit's undo step is kept
+    window.set_kernels(preset("sobel-pair").kernels, 1, (0, 1))     # the bank selects another kernel
+    assert echoed == [preset("sobel-pair").kernels[1]] and len(emitted) == 1   # shown, signals blocked
+    assert window.state.selected == 1 and window.build_request().kernels == preset("sobel-pair").kernels
+
+
 def test_typing_a_value_updates_the_conv_view(qtbot, window):
     grid = window.kernel_editor.grid()
     grid.setFocus()
@@ -151,7 +170,7 @@ def test_a_burst_of_edits_never_queues_more_than_one_computation(qtbot, window):
         editor.setKernel(base.with_value(0, 2, float(i)))
         window.submit_now()
     wait_conv_equals(qtbot, window, core_result(window, kernels=[editor.kernel()]).conv[0])
-    assert window.worker.max_pending == 1         # (dropping is tested with a gate in test_workers)
+    assert window.worker.max_pending <= 1         # never a queue (flooding is tested in test_workers)
 
 
 # ---------------------------------------------------------------------------------------
@@ -291,7 +310,7 @@ def test_maps_are_drawn_over_the_centre_of_their_input_windows(spec):
     """Linked zoom relies on this: every output pixel sits on the input it was computed from."""
     from cnnviz.core.conv import PoolSpec
     from cnnviz.core.dotproduct import conv_window_in_input
-    from cnnviz.qt.views import conv_placement, pool_placement
+    from cnnviz.qt.playground.views import conv_placement, pool_placement
 
     k = (3, 5)
     shape = conv_output_shape((40, 50), k, spec)
@@ -589,7 +608,7 @@ def test_playground_never_imports_torch(window):
     # suite may have imported it elsewhere, so check the modules' own imports instead
     import cnnviz.core.conv as conv
     import cnnviz.core.render as render
-    import cnnviz.qt.main_window as mw
+    import cnnviz.qt.playground.window as mw
 
     for mod in (conv, render, mw):
         assert "torch" not in vars(mod)

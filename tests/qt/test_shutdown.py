@@ -30,8 +30,8 @@ SCENARIO = textwrap.dedent(r"""
     qtapp.setup_logging()
     qtapp.install_excepthook()
     from cnnviz.core.sources import CaptureSource
-    from cnnviz.qt.main_window import MainWindow
-    from cnnviz.qt.live import install_live_sources
+    from cnnviz.qt.playground.window import MainWindow
+    from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.core import inspect_engine, inspect_load
 
     SLOW_S = float(sys.argv[1])

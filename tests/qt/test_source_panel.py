@@ -15,10 +15,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDockWidget
 
 from cnnviz.core.sources import CameraInfo, CaptureSource, WebcamSource
-from cnnviz.qt import live as live_mod
-from cnnviz.qt.live import install_live_sources
-from cnnviz.qt.main_window import MainWindow
-from cnnviz.qt.source_panel import NO_CAMERA_TEXT
+from cnnviz.qt.playground import live as live_mod
+from cnnviz.qt.playground.live_actions import install_live_sources
+from cnnviz.qt.playground.window import MainWindow
+from cnnviz.qt.playground.source_panel import NO_CAMERA_TEXT
 
 
 def live_threads() -> list[str]:

@@ -18,11 +18,11 @@ from PySide6.QtWidgets import QApplication
 
 from cnnviz.core.conv import PipelineRequest
 from cnnviz.core.kernels import preset
-from cnnviz.core.render import colorize, display_bgra, histogram_counts, to_uint8
-from cnnviz.qt import views as views_mod
-from cnnviz.qt.main_window import PlaygroundJob, compute_playground
+from cnnviz.core.display import colorize, display_bgra, histogram_counts, to_uint8
+from cnnviz.qt.playground import views as views_mod
+from cnnviz.core.playground import PlaygroundJob, compute_playground
 from cnnviz.qt.settings import PlaygroundParams
-from cnnviz.qt.views import MOSAIC, DisplaySettings
+from cnnviz.core.display import MOSAIC, DisplaySettings
 
 OUTPUTS = ("conv", "activation", "pool")
 
@@ -103,16 +103,24 @@ def test_histogram_counts_one_bin_per_display_colour_inside_the_levels():
 
 
 @pytest.mark.parametrize("cmap", ["diverging", "diverging-po", "gray", "viridis", "magma", "cividis"])
-def test_the_views_colouring_is_the_cores_byte_for_byte(cmap):
-    """stage_image takes a faster route for colormaps (Qt's indexed-colour conversion): the
-    bytes must be display_bgra's, for odd widths, cropped rows and NaN gaps too."""
+def test_a_views_picture_is_the_colormap_table_applied_to_its_levels(cmap):
+    """The bytes a view draws (core.display.stage_image) are the colormap's table looked up
+    at each pixel's 0..255 level, as B, G, R, A, NaN gaps transparent — for odd widths and
+    cropped rows too."""
+    from cnnviz.core.display import lut, stage_image
+
     rng = np.random.default_rng(5)
     base = rng.normal(size=(37, 53)).astype(np.float32)
     holes = base.copy()
     holes[::5, ::7] = np.nan
     for arr, nan in ((base, False), (base[1:-2, 3:-1], None), (holes, None), (holes, True)):
-        st = views_mod.stage_image(arr, (-1.2, 0.8), cmap, nan=nan)
+        st = stage_image(arr, (-1.2, 0.8), cmap, nan=nan)
         assert st.pixels.flags.c_contiguous and st.pixels.shape == arr.shape + (4,)
+        level = np.clip(np.round((np.nan_to_num(arr, nan=-1.2) + 1.2) * (255.0 / 2.0)), 0, 255).astype(np.uint8)
+        want = np.concatenate([lut(cmap)[level][..., ::-1], np.full(arr.shape + (1,), 255, np.uint8)], axis=2)
+        want[np.isnan(arr)] = 0
+        diff = np.abs(st.pixels.astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff == 0).mean() > 0.99      # float rounding at exact halves aside
         np.testing.assert_array_equal(st.pixels, display_bgra(arr, cmap, (-1.2, 0.8)))
 
 
@@ -262,8 +270,10 @@ def test_hidden_histograms_are_not_counted_and_drawn_exactly_when_shown(qtbot, w
     outputs = window.outputs
     outputs.set_histograms_visible(False)
     counted = []
-    real = views_mod.histogram_counts
-    monkeypatch.setattr(views_mod, "histogram_counts", lambda *a, **k: (counted.append(1), real(*a, **k))[1])
+    from cnnviz.qt.playground import map_view   # the views count their histograms there
+
+    real = map_view.histogram_counts
+    monkeypatch.setattr(map_view, "histogram_counts", lambda *a, **k: (counted.append(1), real(*a, **k))[1])
     window.kernel_editor.setKernel(preset("sobel-x").kernel.with_value(2, 2, 5.0))
     wait_shown(qtbot, window, lambda w: float(w.current_request().kernels[0].weights[2, 2]) == 5.0)
     qtbot.wait(2 * views_mod.HISTOGRAM_INTERVAL_MS)

@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from cnnviz.qt.weight_sharing import WeightSharingPanel, human_bytes, human_count
+from cnnviz.qt.playground.weight_sharing import WeightSharingPanel, human_bytes, human_count
 
 
 @pytest.fixture

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnviz.core.archive_guard import check_torch_zip
 from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.files import open_regular
 
 FORMATS = ("torchscript", "export", "pickle", "state_dict", "safetensors", "python")
 
@@ -173,15 +175,11 @@ def _open_failed(path: Path, exc: OSError) -> ModelLoadError:
     return ModelLoadError(f"cannot read {path}: {exc.strerror or exc}", "check the path and its permissions")
 
 
-def _detect(path: str | os.PathLike) -> _Detection:
+def _detect(path: str | os.PathLike, what: str = "model file") -> _Detection:
     p = Path(path)
-    if not p.exists():
-        raise ModelLoadError(f"{p} does not exist", "check the path")
-    if p.is_dir():
-        raise ModelLoadError(f"{p} is a folder, not a model file", "choose a file inside it")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb") as f:
+    try:  # a FIFO or a device is refused by its type, before it is opened
+        with open_regular(p, what, error=ModelLoadError) as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(16)
     except OSError as exc:
         raise _open_failed(p, exc) from exc
@@ -217,6 +215,7 @@ def _detect_zip(p: Path) -> _Detection:
     damaged_fix = "save or download the file again"
     try:
         with zipfile.ZipFile(p) as zf:
+            check_torch_zip(zf, p.name)  # declared sizes and ratios, before anything inflates
             infos = zf.infolist()
             rel = set()
             for info in infos:
@@ -268,14 +267,18 @@ def _detect_zip(p: Path) -> _Detection:
 def _detect_pickle_stream(p: Path, size: int) -> _Detection | None:
     """Classify a raw pickle (legacy ``torch.save`` or ``pickle.dump``); None if not a pickle."""
     try:
-        with open(p, "rb") as f:
+        with open_regular(p, "model file", error=ModelLoadError) as f:
             reader = _BoundedReader(f, size)
             try:
                 globals_, first = _pickle_scan(reader)
             except Exception:
                 return None
             if first != _LEGACY_TORCH_MAGIC:
-                unsafe = _unsafe_first(globals_) or ("<a pickled Python object>",)
+                unsafe = _unsafe_first(globals_)
+                if not unsafe:  # plain data (a dict of bytes): no code, but no tensors either
+                    raise ModelLoadError(
+                        f"{p.name} is a plain Python pickle that holds only data (no tensors), not a "
+                        "model or weights file", "save the weights with torch.save(model.state_dict(), path)")
                 return _Detection("pickle", "pickle", unsafe)
             # Legacy torch.save: magic, protocol version, sys info, then the object.
             try:
@@ -347,8 +350,10 @@ def detect_format(path: str | os.PathLike) -> str:
 
 
 def _describe_exception(exc: BaseException, in_file: Path | None = None) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    # the first line that says something: torch's messages can start with "\n;" or blank lines
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    meaningful = [ln for ln in lines if sum(c.isalnum() for c in ln) >= 3]
+    first = f"{type(exc).__name__}: {meaningful[0]}" if meaningful else f"{type(exc).__name__} (no details given)"
     if in_file is not None:
         frames = [fr for fr in traceback.extract_tb(exc.__traceback__) if fr.filename == str(in_file)]
         if frames:

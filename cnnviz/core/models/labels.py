@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.files import load_json_bounded, read_bounded
+
+_MAX_LABELS_BYTES = 16 << 20  # ImageNet-21k's names are about 1 MB
 
 
 def load_labels(path: str | os.PathLike) -> list[str]:
@@ -17,11 +19,10 @@ def load_labels(path: str | os.PathLike) -> list[str]:
     (``{"0": ["n01440764", "tench"]}``, ImageNet's class index) give their last item.
     """
     p = Path(path)
+    raw = read_bounded(p, _MAX_LABELS_BYTES, "labels file", error=ModelLoadError)  # FIFO-safe, bounded
     try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ModelLoadError(f"labels file {p} does not exist", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise ModelLoadError(f"cannot read labels file {p.name} ({exc})",
                              "give a UTF-8 text file, one class name per line") from exc
     stripped = text.strip()
@@ -37,11 +38,11 @@ def load_labels(path: str | os.PathLike) -> list[str]:
         return str(v)
 
     if stripped[0] in "[{":
-        try:
-            data = json.loads(stripped)
-        except ValueError as exc:
-            raise ModelLoadError(f"labels file {p.name} looks like JSON but is not valid ({exc})",
-                                 "fix the JSON, or write one class name per line") from exc
+        try:  # bounded: no deep nesting, no 10,000-digit numbers
+            data = load_json_bounded(stripped, _MAX_LABELS_BYTES, f"labels file {p.name}", error=ModelLoadError)
+        except ModelLoadError as exc:
+            raise ModelLoadError(f"{exc.cause} (it looks like JSON)",
+                                 "fix the JSON, or write one class name per line") from None
         if isinstance(data, list):
             return [name_of(v) for v in data]
         if isinstance(data, dict):

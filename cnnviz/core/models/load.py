@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.devices import check_torch_device
-from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.errors import ModelLoadError, a_noun
 from cnnviz.core.models.detect import _describe_exception, _detect, _python_classes
 from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import default_preprocessing
@@ -87,7 +87,7 @@ def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
             module = next((obj[k] for k in _CHECKPOINT_KEYS if isinstance(obj.get(k), nn.Module)), obj)
         if not isinstance(module, nn.Module):
             raise ModelLoadError(
-                f"{path.name} holds a {type(obj).__name__}, not a model",
+                f"{path.name} holds {a_noun(type(obj).__name__)}, not a model",
                 "if it holds weights, name the architecture and pass the file as --weights",
             )
     else:

@@ -4,7 +4,7 @@ with the constructor arguments given, optionally with a weights file."""
 from __future__ import annotations
 
 import inspect
-import json
+
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from cnnviz.core.errors import ModelLoadError, SpecError
+from cnnviz.core.files import load_json_bounded
 from cnnviz.core.models.detect import _describe_exception, _detect
 from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import default_preprocessing
@@ -20,7 +21,6 @@ from cnnviz.core.models.trust_gate import _trust_gate, _unsafe_load_trusted
 from cnnviz.core.models.weights import apply_state_dict, load_state_dict_file
 
 _PY_SPEC = re.compile(r"^(?P<file>.+\.py):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)$", re.DOTALL)
-
 
 def _load_python(path: Path, class_name: str, *, weights, ctor_kwargs, trust, trust_store) -> LoadedModel:
     det = _detect(path)
@@ -82,16 +82,15 @@ def _load_python(path: Path, class_name: str, *, weights, ctor_kwargs, trust, tr
         weights=weights_desc,
     )
 
-
 def _ctor_kwargs(ctor_kwargs: Mapping[str, Any] | str | None) -> dict[str, Any]:
     if ctor_kwargs is None:
         return {}
     if isinstance(ctor_kwargs, str):
-        try:
-            ctor_kwargs = json.loads(ctor_kwargs) if ctor_kwargs.strip() else {}
-        except ValueError as exc:
-            raise SpecError(f"constructor arguments are not valid JSON: {exc}",
-                            'write them as a JSON object, e.g. {"n_classes": 10}') from exc
+        try:  # bounded: no deep nesting, no 10,000-digit numbers
+            ctor_kwargs = (load_json_bounded(ctor_kwargs, 1 << 20, "constructor arguments", error=SpecError)
+                           if ctor_kwargs.strip() else {})
+        except SpecError as exc:
+            raise SpecError(exc.cause, 'write them as a JSON object, e.g. {"n_classes": 10}') from None
     if not isinstance(ctor_kwargs, Mapping) or not all(isinstance(k, str) for k in ctor_kwargs):
         raise SpecError("constructor arguments must be a JSON object of name: value",
                         'e.g. {"n_classes": 10}')

@@ -19,6 +19,7 @@ import torch
 
 from cnnviz.core.errors import TrustRequired
 from cnnviz.core.models.detect import _Detection, _open_failed
+from cnnviz.core.quiet import captured_library_logs, first_line
 from cnnviz.core.trust import TrustStore
 
 FORMATS_NEEDING_TRUST = frozenset({"torchscript", "export", "pickle", "python"})
@@ -86,13 +87,20 @@ def _unsafe_load_trusted(path: Path, det: _Detection, data: bytes | None) -> Any
         # extension (".safetensors"), and we go by content.
         with contextlib.ExitStack() as stack:
             src = io.BytesIO(data) if data is not None else stack.enter_context(open(path, "rb"))
-            if fmt == "torchscript":
-                return torch.jit.load(src, map_location="cpu")  # trusted-path
-            if fmt == "export":
-                return torch.export.load(src)  # trusted-path
-            if det.container in ("zip", "legacy-torch"):
-                return torch.load(src, map_location="cpu", weights_only=False)  # trusted-path
-            return pickle.load(src)  # noqa: S301  # trusted-path
+            logs = stack.enter_context(captured_library_logs())  # torch's tracebacks are not for the user
+            try:
+                if fmt == "torchscript":
+                    return torch.jit.load(src, map_location="cpu")  # trusted-path
+                if fmt == "export":
+                    return torch.export.load(src)  # trusted-path
+                if det.container in ("zip", "legacy-torch"):
+                    return torch.load(src, map_location="cpu", weights_only=False)  # trusted-path
+                return pickle.load(src)  # noqa: S301  # trusted-path
+            except Exception as exc:
+                said = first_line(logs)
+                if said and ("above" in str(exc) or not str(exc).strip(" ;\n")):
+                    raise RuntimeError(said) from exc  # "check the warnings above": say what they said
+                raise
     if fmt == "python":
         source = data if data is not None else path.read_bytes()
         digest = hashlib.sha256(source).hexdigest()[:16]

@@ -3,13 +3,11 @@ unrestricted unpickler unless the file is trusted, and applied to a model strict
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import pickle
 import re
 import struct
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.errors import ModelLoadError
+from cnnviz.core.archive_guard import check_tensor_ranges
+from cnnviz.core.errors import ModelLoadError, a_noun
+from cnnviz.core.files import load_json_bounded, open_regular
 from cnnviz.core.models.detect import _describe_exception, _detect, _Detection, _numpy_safe_globals, _open_failed
 from cnnviz.core.models.trust_gate import _trust_gate, _unsafe_load_trusted
+from cnnviz.core.quiet import captured_library_logs
 from cnnviz.core.trust import TrustStore
 
 _MAX_SAFETENSORS_HEADER = 100 << 20  # the safetensors library's own limit
@@ -37,8 +38,8 @@ def _check_safetensors_header(p: Path) -> None:
     bad = f"{p.name} is not a valid safetensors file"
     fix = "save or download the file again"
     try:
-        size = p.stat().st_size
-        with open(p, "rb") as f:
+        with open_regular(p, "weights file", error=ModelLoadError) as f:
+            size = os.fstat(f.fileno()).st_size
             if size < 8:
                 raise ModelLoadError(f"{bad}: only {size} bytes, shorter than the header length field", fix)
             (n,) = struct.unpack("<Q", f.read(8))
@@ -51,13 +52,14 @@ def _check_safetensors_header(p: Path) -> None:
             raw = f.read(n)
     except OSError as exc:
         raise _open_failed(p, exc) from exc
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(f"{bad}: its header is not JSON ({exc})", fix) from exc
+    try:  # bounded JSON: a header nested 100,000 deep must not recurse
+        header = load_json_bounded(raw, _MAX_SAFETENSORS_HEADER, "the header", error=ModelLoadError)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{bad}: its header is not JSON it can use ({exc.cause})", fix) from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{bad}: its header is not a JSON object", fix)
     data_len = size - 8 - n
+    ranges: list[tuple[str, int, int]] = []
     for name, info in header.items():
         if name == "__metadata__":
             continue
@@ -84,12 +86,14 @@ def _check_safetensors_header(p: Path) -> None:
                 "data bytes in the file",
                 fix,
             )
+        ranges.append((name, begin, end))
         if (end - begin) != math.prod(shape) * _SAFETENSORS_ITEMSIZE[dtype]:
             raise ModelLoadError(
                 f"{bad}: tensor {name!r} of shape {shape} {dtype} needs "
                 f"{math.prod(shape) * _SAFETENSORS_ITEMSIZE[dtype]} bytes but has {end - begin}",
                 fix,
             )
+    check_tensor_ranges(ranges, data_len, p.name)  # tensors sharing bytes: N copies of the file
 
 
 def _load_safetensors(p: Path) -> dict[str, torch.Tensor]:
@@ -124,7 +128,8 @@ def _torch_load_weights_only(
     """``torch.load(weights_only=True)`` with errors a person can read. Never falls back."""
     try:
         # A file object: torch.load would pick its loader by a ".safetensors" file name.
-        with open(source, "rb") as f, torch.serialization.safe_globals(list(_numpy_safe_globals())):
+        with open_regular(source, "weights file", error=ModelLoadError) as f, captured_library_logs(), \
+                torch.serialization.safe_globals(list(_numpy_safe_globals())):
             return torch.load(f, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         try:  # our scan names globals fully ("builtins.eval"); torch's message says "eval"
@@ -142,7 +147,10 @@ def _torch_load_weights_only(
         )
         err.names = tuple(names)
         raise err from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a hostile record can make the loader raise anything
+        # (RuntimeError, EOFError, KeyError, a TypeError for a data.pkl that is OrderedDict(1)...)
         raise ModelLoadError(
             f"{name} could not be read as PyTorch weights ({_describe_exception(exc)})",
             "save or download the file again",
@@ -182,7 +190,7 @@ def _extract_state_dict(obj: Any, name: str) -> dict[str, torch.Tensor]:
             "save the weights with torch.save(model.state_dict(), path)",
         )
     raise ModelLoadError(
-        f"{name} holds a {type(obj).__name__}, not model weights",
+        f"{name} holds {a_noun(type(obj).__name__)}, not model weights",
         "save the weights with torch.save(model.state_dict(), path)",
     )
 
@@ -209,7 +217,7 @@ def load_state_dict_file(
     pickled module.
     """
     p = Path(path)
-    det = _detect(p)
+    det = _detect(p, "weights file")
     if det.format == "safetensors":
         return _load_safetensors(p)
     if det.format == "state_dict":

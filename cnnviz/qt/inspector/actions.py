@@ -66,6 +66,10 @@ def build_menus(w: InspectorWindow) -> None:
     m.addSeparator()
     m.addAction(w.act_labels)
     m.addSeparator()
+    from cnnviz.qt.featureviz import add_featureviz_action  # noqa: PLC0415 - "What a channel looks for…"
+
+    w.act_featviz = add_featureviz_action(w, m)
+    m.addSeparator()
     m.addAction(w.act_close)
     m = mb.addMenu("&Input")
     for a in (w.act_draw, w.act_image, w.act_video, w.act_webcam):

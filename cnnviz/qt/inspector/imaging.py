@@ -15,6 +15,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from cnnviz.core.render import COLORMAPS, lut
+from cnnviz.qt.qimages import to_qimage  # the one numpy → QImage converter
 
 __all__ = [
     "COLORMAP_CHOICES",
@@ -26,22 +27,6 @@ __all__ = [
 
 #: "auto": diverging for signed maps (levels symmetric around 0), grey otherwise.
 COLORMAP_CHOICES = ("auto", *COLORMAPS)
-
-
-def to_qimage(arr: np.ndarray) -> QImage:
-    """uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB → an independent QImage (copied, so the
-    array may go away or change afterwards)."""
-    a = np.ascontiguousarray(arr)
-    if a.dtype != np.uint8:
-        raise ValueError(f"to_qimage needs uint8, got {a.dtype}")
-    h, w = a.shape[:2]
-    if a.ndim == 2:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_Grayscale8)
-    elif a.ndim == 3 and a.shape[2] == 3:
-        img = QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888)
-    else:
-        raise ValueError(f"to_qimage needs (H, W) or (H, W, 3), got {a.shape}")
-    return img.copy()
 
 
 def _is_signed(maps: np.ndarray) -> bool:

@@ -379,7 +379,7 @@ class TrainWindow(QMainWindow):
     # ------------------------------------------------------------------ hand-offs
     def _ensure_playground(self):
         if self.playground is None:
-            from cnnviz.qt.main_window import MainWindow
+            from cnnviz.qt.playground.window import MainWindow
 
             self.playground = MainWindow()
             self._own_windows.append(self.playground)

@@ -2,27 +2,28 @@
 
 Data walks one way, as everywhere in the window::
 
-    capture thread ──► one-slot LatestFrameBuffer ──► consumer thread ──(queued signal)──►
+    capture thread ──► one-slot LatestFrameBuffer ──► FrameFeed ──(frameReady)──►
     GUI thread: window.set_frame(frame) + submit ──► the window's one worker ──► views
                                                         │
-    resultShown(request id) ◄───────────────────────────┘  (opens the gate for the next frame)
+    resultShown / requestDropped(request id) ◄──────────┘  (releases the feed for the next frame)
 
 * The capture thread (owned by the core :class:`~cnnviz.core.sources.FrameSource`) never
   waits for anybody: it overwrites the one-slot buffer.
-* The consumer thread takes a frame only when the window has shown the previous one (a
-  ``threading.Event`` "gate"), so a slow pipeline makes the *buffer* drop frames instead
-  of a queue growing anywhere; the frame it takes is always the newest.
+* The frame feed (:class:`~cnnviz.qt.workers.FrameFeed`, the one both windows use) takes a
+  frame only when the window has shown (or the worker dropped) the previous one, so a slow
+  pipeline makes the *buffer* drop frames instead of a queue growing anywhere; the frame
+  it takes is always the newest.
 * Source callbacks (watchdog errors, end of file) arrive on the capture thread and are
   forwarded to the GUI thread through queued signals; every message carries the
   *generation* of the source run that sent it, so late news from a source that has been
   stopped or replaced is ignored.
-* Opening a camera (and listing cameras) blocks for a while, so both run on short-lived
-  helper threads; the window never freezes.
+* Opening a camera (and listing cameras) blocks for a while, so both run through
+  :func:`~cnnviz.qt.workers.run_in_thread`; the window never freezes.
 * Switching source, :meth:`LiveController.stop` and closing the window stop the source,
-  join its capture thread and the consumer, and leave no thread behind.
+  join its capture thread and the feed's, and leave no thread behind.
 
-:func:`install_live_sources` adds the Source panel (a dock), a "Source" menu and a
-status-bar label to a :class:`~cnnviz.qt.main_window.MainWindow` and returns the
+:func:`~cnnviz.qt.playground.live_actions.install_live_sources` adds the Source panel (a dock), a "Source" menu and a
+status-bar label to the playground window (:class:`PlaygroundWindow`) and returns the
 :class:`LiveController`.
 """
 
@@ -35,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal, Slot
@@ -55,15 +56,29 @@ from cnnviz.core.sources import (
     list_cameras,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .main_window import MainWindow
-    from .source_panel import SourcePanel
+from ..workers import FrameFeed, run_in_thread
+
+class PlaygroundWindow(Protocol):
+    """What the live sources use of the playground window (its public API; no import of
+    the window module, so the two do not depend on each other)."""
+
+    resultShown: Any
+    imageChanged: Any
+    worker: Any
+
+    def set_frame(self, pixels: np.ndarray, label: str = ...) -> None: ...
+    def submit_now(self) -> int | None: ...
+    def current_image(self) -> np.ndarray | None: ...
+    def image_label(self) -> str: ...
+    def show_message(self, text: str, error: bool = ..., timeout: int = ...) -> None: ...
+    def show_error(self, err: BaseException, context: str = ..., transient: bool = ...) -> None: ...
+    def histograms_visible(self) -> bool: ...
+    def set_histograms_visible(self, visible: bool) -> None: ...
 
 __all__ = [
     "RESOLUTIONS",
     "VIDEO_EXTENSIONS",
     "LiveController",
-    "install_live_sources",
     "request_camera_permission",
 ]
 
@@ -136,12 +151,8 @@ def _permission_error() -> SourceError:
 class _Bridge(QObject):
     """Signals emitted from helper threads; connected queued, so slots run on the GUI thread."""
 
-    frame = Signal(int, object)      # generation, Frame
     error = Signal(int, object)      # generation, SourceError
     stopped = Signal(int, str)       # generation, reason
-    started = Signal(int, object)    # generation, SourceError | None
-    cameras = Signal(int, object)    # probe token, list[CameraInfo] | SourceError
-    drained = Signal(int)            # generation: the consumer saw the closed buffer and ended
 
 
 def _safe_emit(signal: Any, *args: Any) -> None:
@@ -152,43 +163,16 @@ def _safe_emit(signal: Any, *args: Any) -> None:
         pass
 
 
-class _Consumer(threading.Thread):
-    """Takes the newest frame from the buffer whenever the window is ready for one.
-
-    ``gate`` is set by the GUI thread when the previous frame has been shown; while it is
-    clear, the capture thread keeps overwriting the one-slot buffer (counted as dropped),
-    so nothing queues up and the next frame taken is the newest.
-    """
-
-    def __init__(self, source: FrameSource, gate: threading.Event, emit: Callable[[Frame], None],
-                 drained: Callable[[], None]):
-        super().__init__(name=f"cnnviz-live-consumer {source.name}", daemon=True)
-        self._buffer = source.buffer
-        self._gate = gate
-        self._emit = emit
-        self._drained = drained
-        self._halt = threading.Event()
-
-    def run(self) -> None:
-        buffer, gate, halt = self._buffer, self._gate, self._halt
-        while not halt.is_set():
-            if not gate.wait(0.5):   # timeouts only so a lost wake-up cannot hang a join
-                continue
-            if halt.is_set():
-                break
-            frame = buffer.get(timeout=0.5)
-            if frame is None:
-                if buffer.closed:    # the source stopped by itself: nothing more will come
-                    if not halt.is_set():
-                        self._drained()
-                    break
-                continue
-            gate.clear()
-            self._emit(frame)
-
-    def halt(self) -> None:
-        self._halt.set()
-        self._gate.set()  # wake a wait on the gate; the buffer is closed by source.stop()
+def _start_source(source: FrameSource) -> SourceError | None:  # helper thread (run_in_thread)
+    """Open ``source`` (blocks while a camera opens); None, or the error that says why not."""
+    try:
+        source.start()
+    except SourceError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001
+        return SourceError(f"{source.name} could not be started ({type(exc).__name__}: {exc})",
+                           "try again; if it keeps failing, restart cnnviz")
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,7 +216,7 @@ class LiveController(QObject):
     statsUpdated = Signal(object)
     positionChanged = Signal(int, int)
 
-    def __init__(self, window: MainWindow, parent: QObject | None = None, *,
+    def __init__(self, window: PlaygroundWindow, parent: QObject | None = None, *,
                  list_cameras_fn: Callable[[], list[CameraInfo]] | None = None,
                  platform: str | None = None) -> None:
         super().__init__(parent if parent is not None else window)
@@ -241,22 +225,19 @@ class LiveController(QObject):
         self._platform = platform or sys.platform
         self._bridge = _Bridge(self)
         q = Qt.ConnectionType.QueuedConnection
-        self._bridge.frame.connect(self._on_frame, q)
         self._bridge.error.connect(self._on_source_error, q)
         self._bridge.stopped.connect(self._on_source_stopped, q)
-        self._bridge.started.connect(self._on_started, q)
-        self._bridge.cameras.connect(self._on_cameras, q)
-        self._bridge.drained.connect(self._on_drained, q)
+        # the one frame feed: the newest frame, one at a time, when the window is ready
+        self.feed = FrameFeed(self)
+        self.feed.frameReady.connect(self._on_frame)
+        self.feed.drained.connect(self._on_drained)
 
         self._source: FrameSource | None = None
         self._state = STILL
         self._gen = 0
         self._closed = False
-        self._gate = threading.Event()
-        self._gate.set()
-        self._consumer: _Consumer | None = None
         self._ending = False          # the source ended by itself (end of file): show what is left
-        self._drained = False         # …and the consumer has handed over its last frame
+        self._drained = False         # …and the feed has handed over its last frame
         self._starter: threading.Thread | None = None
         self._lister: threading.Thread | None = None
         self._probe_token = 0
@@ -285,7 +266,8 @@ class LiveController(QObject):
         window.resultShown.connect(self._on_result_shown)
         window.imageChanged.connect(self._on_window_image_changed)
         window.worker.errorRaised.connect(self._on_worker_error)
-        window.worker.busyChanged.connect(self._on_worker_busy)
+        # queued: a drop announced inside another submit is handled once that submit returned
+        window.worker.requestDropped.connect(self._on_request_dropped, Qt.ConnectionType.QueuedConnection)
         window.installEventFilter(self)
         app = QCoreApplication.instance()
         if app is not None:
@@ -351,8 +333,8 @@ class LiveController(QObject):
         return self._probing
 
     def threads(self) -> list[threading.Thread]:
-        """Helper, consumer and capture threads of this controller that are still alive."""
-        out = [t for t in (self._consumer, self._starter, self._lister) if t is not None and t.is_alive()]
+        """Helper, frame-feed and capture threads of this controller that are still alive."""
+        out = [t for t in (self.feed.thread(), self._starter, self._lister) if t is not None and t.is_alive()]
         s = self._source
         cap = getattr(s, "capture_thread", None)
         if cap is not None and cap.is_alive():
@@ -388,20 +370,16 @@ class LiveController(QObject):
             self._restore_histograms()
         self.stateChanged.emit()
 
-    def _histograms_shown(self) -> bool | None:
-        box = getattr(getattr(self.window, "outputs", None), "hist_box", None)
-        return None if box is None else bool(box.isChecked())
-
     def _apply_fast_live(self) -> None:
-        if self._fast_live and self._histograms_shown():
-            self.window.outputs.set_histograms_visible(False)
+        if self._fast_live and self.window.histograms_visible():
+            self.window.set_histograms_visible(False)
             self._histograms_hidden_by_us = True
 
     def _restore_histograms(self) -> None:
         if self._histograms_hidden_by_us:
             self._histograms_hidden_by_us = False
-            if self._histograms_shown() is False:
-                self.window.outputs.set_histograms_visible(True)
+            if not self.window.histograms_visible():
+                self.window.set_histograms_visible(True)
 
     # ===================================================================================
     # choosing a source
@@ -599,21 +577,20 @@ class LiveController(QObject):
                 return
             self._probe_token += 1
             token = self._probe_token
-            lister = threading.Thread(target=self._probe, args=(token,), name="cnnviz-live-cameras", daemon=True)
-            self._lister = lister
-            lister.start()
+            self._lister = run_in_thread(self._probe, lambda result, t=token: self._on_cameras(t, result),
+                                         name="cnnviz-live-cameras", context=self)
 
         request_camera_permission(self, go, self._platform)
 
-    def _probe(self, token: int) -> None:  # helper thread
+    def _probe(self) -> Any:  # helper thread (run_in_thread)
+        """The cameras found, or the SourceError that says why none could be listed."""
         try:
-            result: Any = list(self._list_cameras())
+            return list(self._list_cameras())
         except SourceError as err:
-            result = err
+            return err
         except Exception as exc:  # noqa: BLE001 - a broken driver must not kill the app
-            result = SourceError(f"looking for cameras failed ({type(exc).__name__}: {exc})",
-                                 "check the camera drivers and try again")
-        _safe_emit(self._bridge.cameras, token, result)
+            return SourceError(f"looking for cameras failed ({type(exc).__name__}: {exc})",
+                               "check the camera drivers and try again")
 
     @Slot(int, object)
     def _on_cameras(self, token: int, result: Any) -> None:
@@ -720,23 +697,10 @@ class LiveController(QObject):
         source.on_error = lambda err, g=gen: _safe_emit(bridge.error, g, err)
         source.on_stopped = lambda reason, g=gen: _safe_emit(bridge.stopped, g, reason)
         self.last_error = None
-        self._gate.set()
-        starter = threading.Thread(target=self._start_in_thread, args=(source, gen),
-                                   name=f"cnnviz-live-open {source.name}", daemon=True)
-        self._starter = starter
+        self.feed.release()
         self._set_state(STARTING)
-        starter.start()
-
-    def _start_in_thread(self, source: FrameSource, gen: int) -> None:  # helper thread
-        err: SourceError | None = None
-        try:
-            source.start()
-        except SourceError as exc:
-            err = exc
-        except Exception as exc:  # noqa: BLE001
-            err = SourceError(f"{source.name} could not be started ({type(exc).__name__}: {exc})",
-                              "try again; if it keeps failing, restart cnnviz")
-        _safe_emit(self._bridge.started, gen, err)
+        self._starter = run_in_thread(lambda: _start_source(source), lambda err, g=gen: self._on_started(g, err),
+                                      name=f"cnnviz-live-open {source.name}", context=self)
 
     @Slot(int, object)
     def _on_started(self, gen: int, err: SourceError | None) -> None:
@@ -749,11 +713,7 @@ class LiveController(QObject):
         if err is not None or source is None:
             self._fail(err or SourceError("the source went away while opening", "choose it again"))
             return
-        bridge = self._bridge
-        consumer = _Consumer(source, self._gate, lambda f, g=gen: _safe_emit(bridge.frame, g, f),
-                             lambda g=gen: _safe_emit(bridge.drained, g))
-        self._consumer = consumer
-        consumer.start()
+        self.feed.start(source)
         self._stats_timer.start()
         self._set_state(LIVE)
         self._emit_stats()
@@ -766,31 +726,29 @@ class LiveController(QObject):
         self.errorOccurred.emit(err)
 
     def _halt_threads(self, timeout: float = _JOIN_S) -> bool:
-        """Stop the source and join the consumer, the capture thread and the opener."""
+        """Stop the source and join the frame feed, the capture thread and the opener."""
         self._gen += 1                     # whatever the old threads still send is ignored
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            consumer.halt()
+        self.feed.halt()
         ok = True
         if self._source is not None:
-            ok = self._source.stop(timeout)
+            ok = self._source.stop(timeout)   # closes the buffer: the feed's thread wakes and ends
+        ok = self.feed.join(timeout) and ok
         starter, self._starter = self._starter, None
-        for t in (consumer, starter):
-            if t is not None:
-                t.join(timeout)
-                ok = ok and not t.is_alive()
+        if starter is not None:
+            starter.join(timeout)
+            ok = ok and not starter.is_alive()
         self._inflight.clear()
         self._ending = self._drained = False
-        self._gate.set()
         self._stats_timer.stop()
         return ok
 
     # ===================================================================================
     # frames (GUI thread)
     # ===================================================================================
-    @Slot(int, object)
-    def _on_frame(self, gen: int, frame: Frame) -> None:
-        if gen != self._gen or self._closed or self._source is None:
+    @Slot(object)
+    def _on_frame(self, frame: Frame) -> None:
+        if self._closed or self._source is None:
+            self.feed.release()
             return
         self._deliver(frame)
 
@@ -803,7 +761,7 @@ class LiveController(QObject):
         self.window.set_frame(frame.pixels, f"{self._source.name} (live)")
         rid = self.window.submit_now()
         if rid is None:          # the window cannot compute now (closing, invalid settings)
-            self._gate.set()
+            self.feed.release()
             return
         self._inflight[rid] = frame
 
@@ -811,17 +769,16 @@ class LiveController(QObject):
         """The window has shown (or dropped) our last frame: hand it the next one.
 
         A frame already waiting in the buffer is submitted right here, so the worker computes
-        it while the GUI thread paints the result just shown; otherwise the consumer thread
-        is let go to wait for the next frame. (While the gate is clear the consumer waits on
-        it and never reads the buffer, so the two never take frames at the same time.)
+        it while the GUI thread paints the result just shown; otherwise the feed is released
+        to wait for the next frame. (While it holds, the feed's thread never reads the buffer,
+        so the two never take frames at the same time.)
         """
-        src = self._source
-        if src is not None and self._state == LIVE and not self._closed and not self._gate.is_set():
-            frame = src.buffer.get(timeout=0)
+        if self._source is not None and self._state == LIVE and not self._closed and self.feed.holding():
+            frame = self.feed.take_now()
             if frame is not None:
                 self._deliver(frame)
                 return
-        self._gate.set()
+        self.feed.release()
 
     @Slot(int)
     def _on_result_shown(self, rid: int) -> None:
@@ -856,18 +813,14 @@ class LiveController(QObject):
             self._ready_for_next()
         self._maybe_finish()
 
-    def _on_worker_busy(self, busy: bool) -> None:
-        if not busy and self._inflight:
-            # busyChanged(False) comes just before the last result is shown: look again once
-            # that has happened; whatever is still in flight then was dropped by the worker
-            QTimer.singleShot(0, self._check_idle)
-
-    def _check_idle(self) -> None:
-        if self._inflight and not self.window.worker.is_busy():
-            self.frames_superseded += len(self._inflight)
-            self._inflight.clear()
+    def _on_request_dropped(self, rid: int, _reason: str) -> None:
+        # the worker will never compute (or never deliver) that frame's request
+        if self._inflight.pop(rid, None) is None:
+            return
+        self.frames_superseded += 1
+        if not self._inflight:
             self._ready_for_next()
-            self._maybe_finish()
+        self._maybe_finish()
 
     # ===================================================================================
     # source callbacks, marshalled to the GUI thread
@@ -885,15 +838,15 @@ class LiveController(QObject):
         if reason == ERROR:
             return  # _on_source_error (emitted just before) handles it
         # The source ended by itself (end of file): its capture thread is finishing; the
-        # consumer still hands over the last frame, which the views should show too.
+        # feed still hands over the last frame, which the views should show too.
         if self._source is not None:
             self._source.stop()
         self._ending = True
         self._maybe_finish()
 
-    @Slot(int)
-    def _on_drained(self, gen: int) -> None:
-        if gen != self._gen or self._closed:
+    @Slot()
+    def _on_drained(self) -> None:
+        if self._closed:
             return
         self._drained = True
         self._maybe_finish()
@@ -945,177 +898,3 @@ class LiveController(QObject):
         except RuntimeError:
             pass
         return ok and not self.threads()
-
-
-# ---------------------------------------------------------------------------------------
-# wiring into the window
-# ---------------------------------------------------------------------------------------
-class _SpaceForGrid(QObject):
-    """Lets the kernel grid keep Space ("paint the brush") while Space freezes elsewhere."""
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.ShortcutOverride:
-            mods = event.modifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
-                                        | Qt.KeyboardModifier.MetaModifier)
-            if event.key() == Qt.Key.Key_Space and not mods:
-                event.accept()  # deliver Space to the grid as a key press, not as a shortcut
-                return True
-        return False
-
-
-class LiveActions(QObject):
-    """The Source menu's actions, kept in step with the controller."""
-
-    def __init__(self, window: MainWindow, controller: LiveController, panel: SourcePanel):
-        super().__init__(controller)
-        self.controller = c = controller
-        self.panel = panel
-        self.window = window
-
-        def act(text: str, slot: Callable[[], None], shortcut: str | None = None, tip: str = "",
-                name: str = "", checkable: bool = False) -> QAction:
-            a = QAction(text, window)
-            if shortcut:
-                a.setShortcut(QKeySequence(shortcut))
-                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            if tip:
-                a.setToolTip(tip)
-                a.setStatusTip(tip)
-            a.setObjectName(name)
-            a.setCheckable(checkable)
-            a.triggered.connect(lambda _=False: slot())
-            return a
-
-        self.still = act("&Still image", c.show_still, tip="Stop the live source and show the still picture",
-                         name="source-still")
-        self.webcam = act("&Webcam…", panel.choose_webcam, tip="List the cameras that open and start one",
-                          name="source-webcam")
-        self.video = act("&Video file…", panel.choose_video, tip="Play a video file through the pipeline",
-                         name="source-video")
-        self.pattern = act("Test &pattern", lambda: c.start_pattern(), tip="A moving 1280×720 pattern at 30 fps",
-                           name="source-pattern")
-        self.start_stop = act("S&tart", self._start_stop, "F5", "Start or stop the live source", "source-start-stop")
-        self.freeze = act("&Freeze", c.toggle_freeze, "Space", "Keep the current frame (Space)", "source-freeze",
-                          checkable=True)
-        self.step = act("Step &one frame", c.step, "Shift+Space", "While frozen: show the next frame (Shift+Space)",
-                        "source-step")
-        self.mirror = act("&Mirror", lambda: c.set_mirror(not c.mirror), tip="Flip the picture left-right",
-                          name="source-mirror", checkable=True)
-        self.snapshot = act("S&napshot → still image", c.snapshot, tip="Keep the frame on screen as the still image",
-                            name="source-snapshot")
-        self.reconnect = act("&Reconnect", c.reconnect, tip="Open the source again", name="source-reconnect")
-        c.stateChanged.connect(self.sync)
-        c.frameShown.connect(self._on_first_frame)
-        self.sync()
-
-    def _start_stop(self) -> None:
-        c = self.controller
-        if c.state in (LIVE, STARTING):
-            c.stop()
-        else:
-            self.panel.start_selected()
-
-    def _on_first_frame(self, _fid: int) -> None:
-        if not self.snapshot.isEnabled():
-            self.sync()
-
-    def sync(self) -> None:
-        c = self.controller
-        running = c.state in (LIVE, STARTING)
-        self.start_stop.setText("S&top" if running else "S&tart")
-        self.freeze.setEnabled(c.state == LIVE)
-        self.freeze.setChecked(c.frozen)
-        self.step.setEnabled(c.state == LIVE and (c.frozen or c.paused))
-        self.mirror.setChecked(c.mirror)
-        self.snapshot.setEnabled(c.last_frame is not None and c.state != STILL)
-        self.reconnect.setEnabled(c.source is not None and c.state in (FAILED, STOPPED))
-        self.still.setEnabled(c.state != STILL)
-
-    def fill_menu(self, menu: QMenu) -> None:
-        for a in (self.still, self.webcam, self.video, self.pattern):
-            menu.addAction(a)
-        menu.addSeparator()
-        for a in (self.start_stop, self.freeze, self.step, self.mirror, self.snapshot, self.reconnect):
-            menu.addAction(a)
-
-
-def _menu_named(window: QWidget, text: str) -> QMenu | None:
-    for a in window.menuBar().actions():
-        if a.menu() is not None and a.text().replace("&", "") == text:
-            return a.menu()
-    return None
-
-
-def install_live_sources(window: MainWindow, **kwargs: Any) -> LiveController:
-    """Add live sources to the playground window and return the controller.
-
-    Adds a "Live source" dock under the window's Source dock, a "Source" menu (before
-    View), its dock toggle under View > Panels, and a permanent status-bar label with
-    source fps, processed fps, dropped frames and capture→display latency. Keyword
-    arguments go to :class:`LiveController`. Call it once, from ``MainWindow.__init__``
-    before the saved layout is restored, so the dock's position is saved and restored too.
-    """
-    from .source_panel import SourcePanel
-
-    controller = LiveController(window, **kwargs)
-    panel = SourcePanel(controller)
-    dock = QDockWidget("Live source", window)
-    dock.setObjectName("dock-live")
-    # a scroll area: messages (no camera, watchdog errors) wrap over several lines and must
-    # never be clipped when the dock is short
-    area = QScrollArea()
-    area.setObjectName("live-source-scroll")
-    area.setWidgetResizable(True)
-    area.setFrameShape(QFrame.Shape.NoFrame)
-    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    area.setWidget(panel)
-    dock.setWidget(area)
-    dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                     | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-    anchor = getattr(window, "dock_source", None)
-    if isinstance(anchor, QDockWidget):
-        window.addDockWidget(window.dockWidgetArea(anchor), dock)
-        window.splitDockWidget(anchor, dock, Qt.Orientation.Vertical)
-        window.resizeDocks([anchor, dock], [150, 250], Qt.Orientation.Vertical)
-    else:
-        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-    window.add_panel_dock(dock)
-
-    actions = LiveActions(window, controller, panel)
-    menu = QMenu("&Source", window)
-    menu.setObjectName("menu-source")
-    actions.fill_menu(menu)
-    view = _menu_named(window, "View")
-    if view is not None:
-        window.menuBar().insertMenu(view.menuAction(), menu)
-    else:
-        window.menuBar().addMenu(menu)
-
-    grid = getattr(getattr(window, "kernel_editor", None), "grid", None)
-    if callable(grid):
-        guard = _SpaceForGrid(controller)
-        grid().installEventFilter(guard)
-
-    label = QLabel("")
-    label.setObjectName("status-live")
-    label.setToolTip("Live source: frames per second made by the source and shown by the views, "
-                     "frames dropped because the pipeline was busy, and capture→display latency")
-    label.hide()
-    window.statusBar().addPermanentWidget(label)
-
-    def refresh_label(*_: Any) -> None:
-        text = controller.status_text()
-        label.setText(text)
-        label.setVisible(bool(text))
-
-    controller.statsUpdated.connect(refresh_label)
-    controller.stateChanged.connect(refresh_label)
-
-    controller.panel = panel            # type: ignore[attr-defined]
-    controller.dock = dock              # type: ignore[attr-defined]
-    controller.menu = menu              # type: ignore[attr-defined]
-    controller.actions = actions        # type: ignore[attr-defined]
-    controller.status_label = label     # type: ignore[attr-defined]
-    window.live = controller            # type: ignore[attr-defined]
-    return controller

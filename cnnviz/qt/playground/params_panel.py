@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from cnnviz.core.conv import ACTIVATIONS, PADDING_MODES
 from cnnviz.core.errors import CnnvizError
 
-from .colors import ERROR_RED
-from .settings import PlaygroundParams
+from ..colors import ERROR_RED
+from ..settings import PlaygroundParams
 
 ACTIVATION_LABELS = {"none": "none (identity)", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x| (abs)",
                      "sigmoid": "sigmoid", "tanh": "tanh"}
@@ -314,7 +314,7 @@ class ParamsPanel(QWidget):
         self.paramsChanged.emit(p)
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.params_panel
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.params_panel
     import sys
 
     from PySide6.QtWidgets import QApplication

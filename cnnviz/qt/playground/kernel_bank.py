@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLay
 
 from cnnviz.core.kernels import Kernel
 
-from .colors import diverging_color, symmetric_max
+from ..colors import diverging_color, symmetric_max
 
 THUMB = 36
 
@@ -392,7 +392,7 @@ class KernelBank(QWidget):
             self._emit()
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.kernel_bank
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.kernel_bank
     import sys
 
     from PySide6.QtWidgets import QApplication

@@ -1,13 +1,13 @@
 """The Source panel: still image, webcam, video file or test pattern, and the stream controls.
 
-A view of a :class:`~cnnviz.qt.live.LiveController`: the widgets call the controller's
+A view of a :class:`~cnnviz.qt.playground.live.LiveController`: the widgets call the controller's
 methods, and the controller's signals update the widgets with their signals blocked (so
 a programmatic update never echoes back as a user action).
 
 Run it on its own as a preview (a bare controller without a window is not possible, so
 it opens the whole playground)::
 
-    python -m cnnviz.qt.source_panel
+    python -m cnnviz.qt.playground.source_panel
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from .colors import ERROR_RED
+from ..colors import ERROR_RED
 from .live import FAILED, LIVE, RESOLUTIONS, STARTING, STILL, STOPPED, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -463,9 +463,9 @@ class SourcePanel(QWidget):
 if __name__ == "__main__":  # pragma: no cover - a preview: the playground with live sources
     import sys
 
-    from .app import create_app
-    from .live import install_live_sources
-    from .main_window import MainWindow
+    from ..app import create_app
+    from .live_actions import install_live_sources
+    from .window import MainWindow
 
     app = create_app()
     win = MainWindow(load_settings_file=False)

@@ -19,7 +19,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
-from .colors import (cell_text_candidates, diverging_color, fit_text, format_sig, gray_color, grid_font,
+from ..colors import (cell_text_candidates, diverging_color, fit_text, format_sig, gray_color, grid_font,
                      symmetric_max, text_color_for)
 
 CHANNEL_NAMES = ("R", "G", "B")
@@ -411,7 +411,7 @@ def _outside(shape, window) -> np.ndarray:  # noqa: ANN001
     return (ys < 0)[:, None] | (xs < 0)[None, :]
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.explain_panel
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.explain_panel
     import sys
 
     from PySide6.QtWidgets import QApplication

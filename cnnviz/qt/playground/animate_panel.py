@@ -23,30 +23,18 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSli
 
 from cnnviz.core.conv import ConvSpec, convolve, pad_input
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.display import colorize
 from cnnviz.core.kernels import Kernel
 
-from .colors import format_sig
+from ..colors import format_sig
+from ..qimages import to_qimage
 
 CROP = 24
 SPEEDS = (1, 2, 4, 8, 12, 20, 30, 60, 120, 240)  # output pixels per second
 
 
-def _to_qimage(rgb: np.ndarray) -> QImage:
-    """(H, W, 3) uint8 → an owned QImage (copied: a QImage over numpy memory would share it)."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w = rgb.shape[:2]
-    return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-
-
 def _colorize(arr: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
-    try:
-        from cnnviz.core.render import colorize
-
-        return colorize(arr.astype(np.float32), "diverging" if levels[0] < 0 else "gray", levels=levels)
-    except ImportError:  # pragma: no cover - render always ships with the core
-        t = np.clip((arr - levels[0]) / (levels[1] - levels[0] or 1.0), 0, 1)
-        g = (t * 255).astype(np.uint8)
-        return np.stack([g, g, g], axis=-1)
+    return colorize(arr.astype(np.float32), "diverging" if levels[0] < 0 else "gray", levels=levels)
 
 
 class _Canvas(QWidget):
@@ -427,7 +415,7 @@ class AnimatePanel(QWidget):
         rgb = (np.rint(g * 255)).astype(np.uint8)
         if rgb.ndim == 2:
             rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-        self._padded_img = _to_qimage(rgb)
+        self._padded_img = to_qimage(rgb)
         finite = out[np.isfinite(out)]
         if finite.size and float(finite.min()) < 0:
             m = float(np.abs(finite).max()) or 1.0
@@ -436,7 +424,7 @@ class AnimatePanel(QWidget):
             lo = float(finite.min()) if finite.size else 0.0
             hi = float(finite.max()) if finite.size else 1.0
             levels = (lo, hi if hi > lo else lo + 1.0)
-        self._out_img = _to_qimage(_colorize(out, levels))
+        self._out_img = to_qimage(_colorize(out, levels))
         if not keep_position or old_shape != out.shape:
             self._pos = 0
         self._pos = min(self._pos, out.size)
@@ -524,7 +512,7 @@ class AnimatePanel(QWidget):
         super().closeEvent(e)
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.animate_panel
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.animate_panel
     import sys
 
     from PySide6.QtWidgets import QApplication

@@ -12,12 +12,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
 
-from .colors import mute
+from ..colors import mute
 
-try:
-    from cnnviz.core.dotproduct import weight_sharing as _core_weight_sharing
-except ImportError:  # pragma: no cover - the core ships it; kept so the panel never breaks the window
-    _core_weight_sharing = None
+from cnnviz.core.dotproduct import weight_sharing
 
 SENTENCE = ("Weight sharing: one small kernel slides over every position of the image, so a conv layer "
             "has the same few weights whatever the image size, while a dense layer needs its own weight "
@@ -25,16 +22,10 @@ SENTENCE = ("Weight sharing: one small kernel slides over every position of the 
 
 
 def compute(in_hw, out_hw, kernel_hw, in_channels: int, n_kernels: int) -> dict:
-    """Parameter counts (with biases) through the core, or the same formula locally."""
-    if _core_weight_sharing is not None:
-        return dict(_core_weight_sharing(tuple(in_hw), tuple(out_hw), tuple(kernel_hw), int(in_channels),
-                                         int(n_kernels), bias=True))
-    (h, w), (oh, ow), (kh, kw) = in_hw, out_hw, kernel_hw
-    conv = n_kernels * (in_channels * kh * kw + 1)
-    n_in, n_out = h * w * in_channels, oh * ow * n_kernels
-    dense = n_in * n_out + n_out
-    return {"conv_params": conv, "dense_params": dense, "ratio": dense / conv if conv else float("inf"),
-            "inputs": n_in, "outputs": n_out}
+    """Parameter counts (with biases) of a conv layer and of a dense layer with the same
+    inputs and outputs (:func:`cnnviz.core.dotproduct.weight_sharing`)."""
+    return dict(weight_sharing(tuple(in_hw), tuple(out_hw), tuple(kernel_hw), int(in_channels),
+                               int(n_kernels), bias=True))
 
 
 def human_count(n: float) -> str:
@@ -159,7 +150,7 @@ class WeightSharingPanel(QWidget):
         ])
 
 
-if __name__ == "__main__":  # preview: python -m cnnviz.qt.weight_sharing
+if __name__ == "__main__":  # preview: python -m cnnviz.qt.playground.weight_sharing
     import sys
 
     from PySide6.QtWidgets import QApplication

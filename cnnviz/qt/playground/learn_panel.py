@@ -7,32 +7,33 @@ screen. Installed into the main window with :func:`install_learn_panel`.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from ..core.kernels import preset
-from ..core.lessons import LESSONS, Lesson
-from .settings import PlaygroundParams
+from ...core.conv import ActivationSpec, ConvSpec, PoolSpec
+from ...core.display import MAGNITUDE, MOSAIC
+from ...core.lessons import LESSONS, Lesson, playground_request
+from ..settings import PlaygroundParams
 
 
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if not isinstance(v, (tuple, list)) else (int(v[0]), int(v[1]))
+def _busy(insp) -> bool:
+    """Whether the inspector is still loading a model or computing (its last result is to come)."""
+    return any(getattr(insp, name, None) is not None and getattr(insp, name).is_busy()
+               for name in ("loader", "inference"))
 
 
-def lesson_params(les: Lesson, channels: str = "gray") -> PlaygroundParams:
-    """The parameters panel's values for a playground lesson."""
-    c = les.conv
-    pad = c.get("padding", 0)
-    kind = pad if isinstance(pad, str) else "number"
-    pool = les.pool or {}
-    size = _pair(pool.get("size", 2))
+def params_from_specs(conv: ConvSpec, act: ActivationSpec, pool: PoolSpec | None) -> PlaygroundParams:
+    """The parameters panel's values for frozen specs (the inverse of ``PlaygroundParams.to_specs``)."""
+    kind = conv.padding if isinstance(conv.padding, str) else "number"
+    extra = {}
+    if pool is not None:
+        extra = dict(pool=pool.kind, pool_size=pool.size, pool_stride=pool.stride, pool_padding=pool.padding,
+                     ceil_mode=pool.ceil_mode)
     return PlaygroundParams(
-        stride=_pair(c.get("stride", 1)), padding_kind=kind, padding=(0, 0) if kind != "number" else _pair(pad),
-        padding_mode=c.get("padding_mode", "zeros"), dilation=_pair(c.get("dilation", 1)),
-        bias=float(c.get("bias", 0.0)), flip=bool(c.get("flip", False)), channels=channels,
-        activation=les.activation, pool=pool.get("kind", "none") if les.pool else "none",
-        pool_size=size, pool_stride=_pair(pool.get("stride", size)), pool_padding=_pair(pool.get("padding", 0)))
+        stride=conv.stride, padding_kind=kind, padding=(0, 0) if kind != "number" else conv.padding,
+        padding_mode=conv.padding_mode, dilation=conv.dilation, bias=conv.bias, flip=conv.flip,
+        channels=conv.channels, activation=act.kind, slope=act.slope, **extra)
 
 
 class LearnPanel(QWidget):
@@ -44,6 +45,8 @@ class LearnPanel(QWidget):
         super().__init__(parent)
         self.window = window
         self.current: Lesson | None = None
+        self._pending_inspector: Lesson | None = None
+        self._waiting_for_inspector = None   # the inspector whose resultShown we listen to
         lay = QVBoxLayout(self)
         intro = QLabel("Each button sets cnnviz up to show one idea — on your own image, or on the demo model.")
         intro.setWordWrap(True)
@@ -92,15 +95,13 @@ class LearnPanel(QWidget):
 
     def _apply_playground(self, les: Lesson) -> None:
         w = self.window
-        kernels = [k for name in les.kernels for k in preset(name).kernels]
         channels = w.params_panel.params().channels if hasattr(w, "params_panel") else "gray"
-        w.set_kernels(kernels, 0, (0, 1) if les.magnitude else None)
-        w.set_params(lesson_params(les, channels))
-        from .views import MAGNITUDE, MOSAIC
-
+        req = playground_request(les, channels)   # what the lesson sets up, decided in the core
+        w.set_kernels(list(req.kernels), 0, req.magnitude_pair)
+        w.set_params(params_from_specs(req.conv, req.activation, req.pool))
         if les.magnitude:
             w.outputs.set_selection(MAGNITUDE)
-        elif len(kernels) > 2:
+        elif len(req.kernels) > 2:
             w.outputs.set_selection(MOSAIC)
         else:
             w.outputs.set_selection(0)
@@ -116,22 +117,26 @@ class LearnPanel(QWidget):
         model = insp.current_model() if hasattr(insp, "current_model") else None
         if model is None or getattr(model, "kind", None) != "demo":
             insp.load_model_spec("demo")
+        if self._waiting_for_inspector is not insp:
+            self._stop_waiting()
+            # the demo model's capture comes when torch and the model have loaded: each
+            # result the inspector shows is a chance to pick the lesson's view
+            insp.resultShown.connect(self._try_inspector_view)
+            self._waiting_for_inspector = insp
         self._pending_inspector = les
         self._try_inspector_view()
 
-    def _try_inspector_view(self, attempts: int = 0) -> None:
+    def _try_inspector_view(self, *_args) -> None:
         """Pick the lesson's view once the demo model's capture is on screen."""
-        les = getattr(self, "_pending_inspector", None)
+        les = self._pending_inspector
         insp = getattr(self.window, "inspector", None)
         if les is None or insp is None:
             return
         cap = insp.current_capture()
         model = insp.current_model()
-        if cap is None or model is None or model.kind != "demo":
-            if attempts < 600:  # up to a minute while torch and the model load
-                QTimer.singleShot(100, lambda: self._try_inspector_view(attempts + 1))
-            return
-        self._pending_inspector = None
+        if cap is None or model is None or model.kind != "demo" or _busy(insp):
+            return  # the next resultShown tries again (a model still loading would reset the view)
+        self._stop_waiting()
         convs = [layer.name for layer in cap.layers if "Conv" in layer.type]
         spec = les.inspector
         layer = {"first_conv": convs[0] if convs else None, "last_conv": convs[-1] if convs else None}.get(
@@ -147,6 +152,19 @@ class LearnPanel(QWidget):
             insp.show_tab(view)
         if layer:
             insp.select_layer(layer)
+        if spec.get("featureviz"):  # lessons on the "What a channel looks for" window (its tab key)
+            from cnnviz.qt.featureviz import open_from_inspector  # noqa: PLC0415
+
+            open_from_inspector(insp, spec["featureviz"])
+
+    def _stop_waiting(self) -> None:
+        self._pending_inspector = None
+        insp, self._waiting_for_inspector = self._waiting_for_inspector, None
+        if insp is not None:
+            try:
+                insp.resultShown.disconnect(self._try_inspector_view)
+            except (RuntimeError, TypeError):  # the inspector is gone already
+                pass
 
 
 def install_learn_panel(window) -> LearnPanel:

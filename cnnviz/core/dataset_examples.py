@@ -1,0 +1,586 @@
+"""Dataset examples (the Deep Visualization Toolbox's "top 9"): for every channel of a layer,
+the inputs of a folder (or the frames of a video) that excite it most.
+
+One pass over the data, batched (the next batch is decoded on a second thread while the model
+runs the current one): each batch's activations are reduced at once to one number
+per image and channel — the channel's **maximum over its map** (the strongest unit; for a
+``(N, C)`` layer the value itself) and where it is — and merged into a running top-k per
+channel. Memory is bounded by ``k x channels`` entries per layer; no activation outlives its
+batch.
+
+Ranking and ties (deterministic, whatever the batch size, the order images are read in, or
+a resume): higher value first; equal values rank by the image's position in the sweep (files
+sorted by their path relative to the folder, compared as strings; video frames by frame
+number), the earlier first. Within an image the strongest unit is the first maximum in
+row-major order (smallest y, then smallest x). NaN activations count as -inf (never chosen
+over a number). An image contributes at most one entry per channel.
+
+The receptive-field crop of an entry is the input box the winning unit sees
+(:func:`cnnviz.core.explain.theoretical_rf_box`), in the coordinates of the model input.
+
+Files that cannot be used — not an image, corrupt, over the size limit, unreadable — are
+skipped, counted and listed with the reason; the sweep goes on.
+
+Resumable and cached: the state (top-k so far + how many items are done) is saved atomically
+every ``checkpoint_every`` batches and when cancelled, keyed by the model's weights, the
+layers, k, the preprocessing and the folder's content (every file's relative path, size and
+modification time); running the same sweep again continues from there, and a finished sweep
+is returned from the cache at once.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.taskstate import TaskState
+
+__all__ = [
+    "DatasetExamplesError",
+    "LayerExamples",
+    "SweepRequest",
+    "SweepResult",
+    "list_items",
+    "run",
+    "topk_update",
+]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+DEFAULT_MAX_PIXELS = 40_000_000
+
+
+class DatasetExamplesError(CnnvizError):
+    """A sweep that cannot run (no images, a layer without spatial maps for crops...)."""
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """A dataset-examples sweep.
+
+    Attributes
+    ----------
+    source:
+        A folder (searched recursively for files), a video file, or a list of image paths.
+    layers:
+        Layer names (as :func:`cnnviz.core.capture.capture` names them).
+    k:
+        Entries kept per channel.
+    batch_size:
+        Images per forward pass.
+    crops:
+        Compute receptive-field boxes (needs layers with ``(C, H, W)`` maps).
+    video_every:
+        For a video: use every n-th frame.
+    max_pixels:
+        Larger images are skipped ("too large").
+    """
+
+    source: Any
+    layers: tuple[str, ...]
+    k: int = 9
+    batch_size: int = 32
+    crops: bool = True
+    video_every: int = 1
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise DatasetExamplesError("no layer chosen", "name at least one layer")
+        if int(self.k) < 1:
+            raise DatasetExamplesError(f"k must be at least 1, got {self.k}", "use e.g. --k 9")
+        if int(self.batch_size) < 1:
+            raise DatasetExamplesError(f"batch size must be at least 1, got {self.batch_size}", "use e.g. 32")
+        if int(self.video_every) < 1:
+            raise DatasetExamplesError("video_every must be at least 1", "use 1 for every frame")
+
+
+@dataclass
+class LayerExamples:
+    """The top-k of every channel of one layer.
+
+    ``values`` ``(C, k)`` float32 (``-inf`` where fewer than k images were seen), ``items``
+    ``(C, k)`` int64 indices into :attr:`SweepResult.items` (``-1``: empty), ``units``
+    ``(C, k, 2)`` the winning unit's ``(y, x)`` (``(0, 0)`` for a ``(N, C)`` layer), ``boxes``
+    ``(C, k, 4)`` its receptive-field box ``(y0, x0, y1, x1)`` in model-input pixels (``-1``
+    when not known), ``shape`` the layer output without batch.
+    """
+
+    layer: str
+    values: np.ndarray
+    items: np.ndarray
+    units: np.ndarray
+    boxes: np.ndarray
+    shape: tuple[int, ...]
+
+    @property
+    def channels(self) -> int:
+        return int(self.values.shape[0])
+
+
+@dataclass
+class SweepResult:
+    items: list[str]  # every item of the sweep, in sweep order (paths, or "video#frame=N")
+    layers: dict[str, LayerExamples]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
+    processed: int = 0
+    input_size: tuple[int, int] | None = None
+    cached: bool = False
+    resumed_from: int = 0
+    key: str = ""
+
+    def entries(self, layer: str, channel: int) -> list[dict[str, Any]]:
+        """The top-k of one channel as dicts (item path, value, unit, box), best first."""
+        ex = self.layers[layer]
+        out = []
+        for j in range(ex.values.shape[1]):
+            i = int(ex.items[channel, j])
+            if i < 0:
+                continue
+            out.append({"item": self.items[i], "index": i, "value": float(ex.values[channel, j]),
+                        "unit": [int(v) for v in ex.units[channel, j]],
+                        "box": [int(v) for v in ex.boxes[channel, j]]})
+        return out
+
+
+# --------------------------------------------------------------------------- the ranking
+
+
+def topk_update(values: torch.Tensor, items: torch.Tensor, units: torch.Tensor,
+                new_values: torch.Tensor, new_items: torch.Tensor, new_units: torch.Tensor,
+                k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Merge candidates into a per-channel top-k (see the module docstring for the ranking).
+
+    ``values``/``items`` ``(C, m)``, ``units`` ``(C, m, 2)`` (the current top, any ``m <= k``);
+    ``new_*`` the same for the candidates ``(C, n)``. Returns the new top ``(C, min(k, m + n))``.
+    """
+    v = torch.cat([values, new_values], 1)
+    it = torch.cat([items, new_items], 1)
+    un = torch.cat([units, new_units], 1)
+    v = torch.where(torch.isnan(v), torch.full_like(v, -float("inf")), v)
+    # empty slots (item -1) rank last: after every real entry, -inf included
+    empty = it < 0
+    order = torch.argsort(torch.where(empty, torch.full_like(it, torch.iinfo(torch.int64).max), it), dim=1,
+                          stable=True)
+    v, it, un, empty = (v.gather(1, order), it.gather(1, order),
+                        un.gather(1, order[..., None].expand(-1, -1, 2)), empty.gather(1, order))
+    key = torch.where(empty, torch.full_like(v, -float("inf")), v)
+    order = torch.sort(key, dim=1, descending=True, stable=True).indices
+    # -inf real entries must still precede empty ones: the stable sort after the index sort
+    # keeps real (smaller index) before empty (index max) among equal keys.
+    order = order[:, :k]
+    return v.gather(1, order), it.gather(1, order), un.gather(1, order[..., None].expand(-1, -1, 2))
+
+
+def _reduce(act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, C, H, W)`` or ``(N, C)`` → per image and channel the max ``(C, N)`` and its unit
+    ``(C, N, 2)`` (first maximum in row-major order)."""
+    if act.dim() == 2:
+        vals = act.float().t()
+        return vals, torch.zeros(*vals.shape, 2, dtype=torch.int64, device=act.device)
+    n, c = act.shape[:2]
+    w = act.shape[-1]
+    flat = act.float().reshape(n, c, -1)
+    flat = torch.where(torch.isnan(flat), torch.full_like(flat, -float("inf")), flat)
+    vals, pos = flat.max(dim=2)
+    units = torch.stack([pos // w, pos % w], dim=-1)
+    return vals.t(), units.transpose(0, 1)
+
+
+# --------------------------------------------------------------------------- items
+
+
+def list_items(source: Any, video_every: int = 1) -> tuple[list[str], str]:
+    """``(items, kind)``: the sorted files of a folder (``kind == "folder"``), the given list
+    (``"list"``), or one entry per used frame of a video (``"video"``)."""
+    if isinstance(source, (list, tuple)):
+        return [str(p) for p in source], "list"
+    p = Path(source)
+    if p.is_dir():
+        files = []
+        for root, dirs, names in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in names:
+                if not name.startswith("."):
+                    files.append(Path(root, name))
+        files.sort(key=lambda f: f.relative_to(p).as_posix())
+        return [str(f) for f in files], "folder"
+    if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+        import cv2
+
+        cap = cv2.VideoCapture(str(p))
+        try:
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        finally:
+            cap.release()
+        if n <= 0:
+            raise DatasetExamplesError(f"{p} has no frames that can be read", "choose another video file")
+        return [f"{p}#frame={i}" for i in range(0, n, int(video_every))], "video"
+    if not p.exists():
+        raise DatasetExamplesError(f"{p} does not exist", "give a folder of images or a video file")
+    raise DatasetExamplesError(f"{p} is neither a folder nor a video file", "give a folder of images or a video file")
+
+
+def _fingerprint_items(items: list[str], kind: str) -> list:
+    out = []
+    for it in items:
+        path = it.split("#frame=")[0] if kind == "video" else it
+        try:
+            st = os.stat(path)
+            out.append([it, st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([it, None, None])
+    if kind == "video":
+        out = out[:1] + [len(items)]
+    return out
+
+
+class _VideoReader:
+    def __init__(self, path: str):
+        import cv2
+
+        self.cv2 = cv2
+        self.cap = cv2.VideoCapture(path)
+        self.pos = 0
+
+    def frame(self, index: int) -> np.ndarray | None:
+        cv2 = self.cv2
+        if index != self.pos:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            self.pos = index
+        ok, bgr = self.cap.read()
+        self.pos += 1
+        if not ok or bgr is None:
+            return None
+        return np.ascontiguousarray(bgr[:, :, ::-1])
+
+    def close(self):
+        self.cap.release()
+
+
+def _load(item: str, kind: str, video: _VideoReader | None, max_pixels: int) -> np.ndarray:
+    """Pixels of one item, or raises with the reason it is skipped."""
+    from cnnviz.core.images import load_image
+
+    if kind == "video":
+        frame = video.frame(int(item.rsplit("#frame=", 1)[1]))
+        if frame is None:
+            raise DatasetExamplesError("the frame cannot be decoded")
+        return frame
+    return load_image(item, max_pixels=max_pixels).pixels
+
+
+_RF_LOCK = threading.Lock()
+_RF_CACHE: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
+
+
+def _receptive_field(model: Any, shape: tuple[int, ...], layer: str):
+    """:func:`cnnviz.core.explain.receptive_field` of one layer, remembered per module and
+    input shape (geometry does not change with the weights; working it out costs a traced
+    forward pass, a noticeable share of a short sweep)."""
+    from cnnviz.core.capture import module_of
+    from cnnviz.core.explain import receptive_field
+
+    module = module_of(model)
+    with _RF_LOCK:
+        per_module = _RF_CACHE.setdefault(module, {})
+        if shape in per_module:
+            return per_module[shape].get(layer)
+    rfs = receptive_field(model, shape)
+    with _RF_LOCK:
+        per_module[shape] = rfs
+    return rfs.get(layer)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+# --------------------------------------------------------------------------- run
+
+
+def sweep_key(model: Any, request: SweepRequest, preprocessing, items: list[str], kind: str) -> str:
+    from cnnviz.core.vizcache import entry_key, model_fingerprint
+
+    return entry_key(v=1, model=model_fingerprint(model), layers=list(request.layers), k=request.k,
+                     crops=request.crops, pp=preprocessing.to_dict(), kind=kind, max_pixels=request.max_pixels,
+                     items=_fingerprint_items(items, kind))
+
+
+def _save(key: str, layers: dict[str, LayerExamples], meta: dict[str, Any], folder, sizes: np.ndarray) -> None:
+    from cnnviz.core.vizcache import write_entry
+
+    arrays = {"sizes": sizes}
+    for i, ex in enumerate(layers.values()):
+        arrays[f"values_{i}"] = ex.values
+        arrays[f"items_{i}"] = ex.items
+        arrays[f"units_{i}"] = ex.units
+        arrays[f"boxes_{i}"] = ex.boxes
+    try:
+        write_entry("top-images", key, arrays, meta, folder)
+    except OSError:
+        pass
+
+
+def _restore(key: str, request: SweepRequest, folder
+             ) -> tuple[dict[str, LayerExamples], dict, dict[str, np.ndarray]] | None:
+    from cnnviz.core.vizcache import read_entry
+
+    hit = read_entry("top-images", key, folder)
+    if hit is None:
+        return None
+    arrays, meta = hit
+    try:
+        layers = {}
+        for i, name in enumerate(request.layers):
+            layers[name] = LayerExamples(name, arrays[f"values_{i}"], arrays[f"items_{i}"], arrays[f"units_{i}"],
+                                         arrays[f"boxes_{i}"], tuple(meta["shapes"][i]))
+        return layers, meta, arrays
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, preprocessing=None,
+        cache: bool = True, cache_folder=None, checkpoint_every: int = 20) -> SweepResult:
+    """Sweep ``request.source`` through ``model`` once and keep the top-k of every channel.
+
+    Progress (with the ETA in the status line) and cancellation go through ``state``; a
+    cancelled sweep saves its state for a resume and raises :class:`cnnviz.core.taskstate.Cancelled`.
+    """
+    from cnnviz.core.capture import Recorder
+    from cnnviz.core.explain import theoretical_rf_box
+
+    state = state or TaskState()
+    pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
+    if pp is None:
+        from cnnviz.core.models import default_preprocessing
+
+        pp = default_preprocessing(getattr(model, "input_channels", None))
+    items, kind = list_items(request.source, request.video_every)
+    if not items:
+        raise DatasetExamplesError(f"{request.source} holds no files", "give a folder with images in it")
+    key = sweep_key(model, request, pp, items, kind) if cache else ""
+    k = int(request.k)
+
+    layers: dict[str, LayerExamples] = {}
+    skipped: list[tuple[str, str]] = []
+    start = 0
+    input_size = None
+    restored_arrays: dict[str, np.ndarray] = {}
+    if cache:
+        restored = _restore(key, request, cache_folder)
+        if restored is not None:
+            layers, meta, restored_arrays = restored
+            skipped = [tuple(s) for s in meta.get("skipped", [])]
+            start = int(meta.get("done", 0))
+            input_size = tuple(meta["input_size"]) if meta.get("input_size") else None
+            if start >= len(items):
+                state.set_progress(1.0, "from the cache")
+                return SweepResult(items, layers, skipped, int(meta.get("processed", 0)), input_size, cached=True,
+                                   resumed_from=start, key=key)
+    processed = int(meta.get("processed", 0)) if layers else 0
+    resumed_from = start
+
+    # running top-k on the model's device
+    tops: dict[str, list[torch.Tensor]] = {}
+    rfs: dict[str, Any] = {}
+    shapes: dict[str, tuple[int, ...]] = {name: ex.shape for name, ex in layers.items()}
+    device = None
+
+    def init_layer(name: str, act: torch.Tensor) -> None:
+        if act.dim() not in (2, 4):
+            raise DatasetExamplesError(
+                f"layer {name!r} has output shape {tuple(act.shape[1:])}, neither (C, H, W) maps nor a (C,) vector",
+                "choose a convolutional or linear layer")
+        if request.crops and act.dim() != 4:
+            raise DatasetExamplesError(
+                f"layer {name!r} has no spatial maps (output shape {tuple(act.shape[1:])}), so there is no "
+                "receptive-field crop to show", "choose a convolutional layer, or switch crops off (--no-crops)")
+        shapes[name] = tuple(act.shape[1:])
+        c = act.shape[1]
+        if name in layers:  # resuming
+            ex = layers[name]
+            tops[name] = [torch.from_numpy(ex.values).to(act.device), torch.from_numpy(ex.items).to(act.device),
+                          torch.from_numpy(ex.units).to(act.device)]
+        else:
+            tops[name] = [torch.empty(c, 0, device=act.device), torch.empty(c, 0, dtype=torch.int64, device=act.device),
+                          torch.empty(c, 0, 2, dtype=torch.int64, device=act.device)]
+
+    def snapshot() -> dict[str, LayerExamples]:
+        out = {}
+        for name in request.layers:
+            if name not in tops:
+                if name in layers:
+                    out[name] = layers[name]
+                continue
+            v, it, un = (t.cpu() for t in tops[name])
+            c = v.shape[0]
+            pad = k - v.shape[1]
+            values = np.concatenate([v.numpy().astype(np.float32), np.full((c, pad), -np.inf, np.float32)], 1)
+            its = np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1)
+            uns = np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1)
+            boxes = np.full((c, k, 4), -1, np.int64)
+            rf = rfs.get(name)
+            if rf is not None:
+                for ch in range(c):
+                    for j in range(k):
+                        if its[ch, j] >= 0:
+                            boxes[ch, j] = theoretical_rf_box(rf, tuple(uns[ch, j]), tuple(sizes[its[ch, j]]))
+            out[name] = LayerExamples(name, values, its, uns, boxes, shapes[name])
+        return out
+
+    def save(done: int) -> None:
+        nonlocal layers
+        if not cache:
+            return
+        layers = snapshot()
+        _save(key, layers, {"done": done, "processed": processed, "skipped": [list(s) for s in skipped],
+                            "input_size": list(input_size) if input_size else None,
+                            "shapes": [list(shapes.get(n, ())) for n in request.layers], "items": len(items)},
+              cache_folder, sizes)
+
+    sizes = np.zeros((len(items), 2), np.int64)  # each item's model-input (H, W), for the crops
+    if cache and layers and "sizes" in restored_arrays:
+        sizes[:] = restored_arrays["sizes"][: len(items)]
+    def take(members, shape, result) -> int:
+        """Merge one forward pass of ``members`` ``[(item index, input), ...]`` into the tops."""
+        nonlocal input_size
+        idx = torch.tensor([i for i, _ in members], dtype=torch.int64)
+        if input_size is None:
+            input_size = (int(shape[-2]), int(shape[-1]))
+        sizes[idx.numpy()] = (int(shape[-2]), int(shape[-1]))
+        for name in request.layers:
+            act = result.layer(name).tensor
+            if name not in tops:
+                init_layer(name, act)
+                if request.crops and name not in rfs:
+                    rfs[name] = _receptive_field(model, (1, *shape[1:]), name)
+            vals, units = _reduce(act)
+            new_items = idx.to(act.device)[None].expand(vals.shape[0], -1)
+            tops[name] = list(topk_update(*tops[name], vals, new_items, units, k))
+        return len(members)
+
+    video = _VideoReader(items[0].split("#frame=")[0]) if kind == "video" else None
+    recorder = Recorder(model, list(request.layers))
+    t0 = time.perf_counter()
+    bs = int(request.batch_size)
+    batches = 0
+
+    def load_chunk(chunk: range):
+        """Decode and preprocess one chunk: ``(groups by input shape, skipped)``. Runs on the
+        prefetch thread while the model runs the previous chunk."""
+        groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
+        bad: list[tuple[str, str]] = []
+        for i in chunk:
+            try:
+                pixels = _load(items[i], kind, video, request.max_pixels)
+                x = pp.apply(pixels)
+            except (CnnvizError, OSError, ValueError, MemoryError) as exc:
+                bad.append((items[i], _reason(exc)))
+                continue
+            groups.setdefault(tuple(x.shape), []).append((i, x))
+        return groups, bad
+
+    def chunk_at(p: int) -> range:
+        return range(p, min(p + bs, len(items)))
+
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode")
+    try:
+        pos = start
+        upcoming = prefetch.submit(load_chunk, chunk_at(pos)) if pos < len(items) else None
+        while pos < len(items):
+            if state.cancelled:
+                save(pos)
+                state.check()
+            chunk = chunk_at(pos)
+            groups, bad = upcoming.result()
+            upcoming = prefetch.submit(load_chunk, chunk_at(chunk.stop)) if chunk.stop < len(items) else None
+            skipped.extend(bad)
+            for shape, members in groups.items():
+                try:
+                    result = recorder.run(torch.cat([x for _, x in members]))
+                except CnnvizError as exc:
+                    if "no layer named" in str(exc):
+                        raise
+                    if len(members) == 1:
+                        skipped.append((items[members[0][0]], _reason(exc)))
+                        continue
+                    # one bad image must not cost the others: run them one by one
+                    for member in members:
+                        try:
+                            one = recorder.run(member[1])
+                        except CnnvizError as exc1:
+                            skipped.append((items[member[0]], _reason(exc1)))
+                            continue
+                        processed += take([member], shape, one)
+                    continue
+                processed += take(members, shape, result)
+            pos = chunk.stop
+            batches += 1
+            done = pos - resumed_from
+            elapsed = time.perf_counter() - t0
+            eta = elapsed * (len(items) - pos) / max(done, 1)
+            state.set_progress(pos / len(items), f"{pos}/{len(items)} items, {len(skipped)} skipped, ETA {eta:.0f} s")
+            if cache and batches % checkpoint_every == 0:
+                save(pos)
+    finally:
+        prefetch.shutdown(wait=True, cancel_futures=True)  # the decoder is done before the video closes
+        recorder.close()
+        if video is not None:
+            video.close()
+    if processed == 0:
+        raise DatasetExamplesError(f"none of the {len(items)} files could be used ({skipped[0][1] if skipped else ''})",
+                                   "give a folder with images the model can read")
+    final = snapshot()
+    if cache:
+        layers = final
+        save(len(items))
+    return SweepResult(items, final, skipped, processed, input_size, cached=False, resumed_from=resumed_from, key=key)
+
+
+def crop_of(result: SweepResult, layer: str, channel: int, rank: int, preprocessing, *, pad_to_square: bool = True
+            ) -> np.ndarray | None:
+    """The receptive-field crop of one entry as ``(h, w, C)`` float32 in [0, 1] from the
+    preprocessed input (mean/std undone), or ``None`` for an empty slot."""
+    ex = result.layers[layer]
+    i = int(ex.items[channel, rank])
+    if i < 0:
+        return None
+    x = item_input(result.items[i], preprocessing)
+    y0, x0, y1, x1 = (int(v) for v in ex.boxes[channel, rank])
+    if y0 < 0:
+        y0, x0, y1, x1 = 0, 0, x.shape[0], x.shape[1]
+    return x[y0:y1, x0:x1]
+
+
+def item_input(item: str, preprocessing) -> np.ndarray:
+    """An item as the model sees it, ``(H, W, C)`` float32 in [0, 1] (mean/std undone)."""
+    if "#frame=" in item and not Path(item).exists():
+        reader = _VideoReader(item.split("#frame=")[0])
+        try:
+            pixels = reader.frame(int(item.rsplit("#frame=", 1)[1]))
+        finally:
+            reader.close()
+    else:
+        from cnnviz.core.images import load_image
+
+        pixels = load_image(item).pixels
+    t = preprocessing.apply(pixels)[0]
+    mean = torch.tensor(preprocessing.mean).view(-1, 1, 1)
+    std = torch.tensor(preprocessing.std).view(-1, 1, 1)
+    t = (t * std + mean).clamp(0, 1)
+    if preprocessing.color == "bgr":
+        t = t.flip(0)
+    return t.permute(1, 2, 0).numpy()

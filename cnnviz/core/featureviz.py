@@ -1,0 +1,712 @@
+"""Feature visualization: the image a channel, a unit or a class answers to most.
+
+Activation maximization with the recipe that makes the images readable (Olah et al.,
+"Feature Visualization", Distill 2017; the Lucid/Lucent libraries):
+
+* the image is not optimized pixel by pixel but through a **Fourier parameterization**: a
+  spectrum whose coefficients are scaled by ``1 / frequency`` (low frequencies dominate, so
+  the gradient does not fill the image with high-frequency noise), turned into pixels with an
+  inverse real FFT;
+* colours live in a **decorrelated colour space** (Lucid's square root of the ImageNet colour
+  covariance), squashed into ``[0, 1]`` by a sigmoid; one-channel (gray) models get one
+  channel, without the colour step;
+* every step sees the image through a **random jitter, scale and rotation** (one affine
+  resampling per image), so only patterns robust to small transformations survive;
+* the optimizer (Adam or SGD), learning rate and step count are the user's; an optional
+  **diversity** term (Lucid's: minus the cosine similarity of the images' Gram matrices at
+  the layer) pushes a batch of images for one target apart.
+
+**All channels of a layer at once**: one optimization over a batch of C images, image ``i``
+maximizing channel ``i`` (split into chunks of ``settings.chunk`` channels to bound memory).
+Adam and the losses are per image, so image ``i`` of the batch follows the same path as a
+run for channel ``i`` alone would, up to floating-point order.
+
+The final value of each image is the target's activation on the untransformed image the user
+sees (quantized to 8 bits, as shown and saved), measured after the optimization.
+
+Long work follows ``run(request, state)``: progress, the current activation value and partial
+images go to a :class:`cnnviz.core.taskstate.TaskState`, which also cancels. Results are cached
+on disk (:mod:`cnnviz.core.vizcache`) per model weights + layer + target + settings; a
+cancelled run writes nothing.
+
+Layouts: the objective reads the layer's output through ``to_maps`` (default: ``(N, C, H, W)``
+maps and ``(N, C)`` vectors as they are), so a layout adapter for channels-last or token
+outputs (``cnnviz.core.layouts.to_maps``) plugs in without changing the optimization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.taskstate import TaskState
+
+__all__ = [
+    "FeatureVizError",
+    "FeatureVizPartial",
+    "FeatureVizRequest",
+    "FeatureVizResult",
+    "FeatureVizSettings",
+    "Objective",
+    "default_size",
+    "per_item_adapter",
+    "layer_channels",
+    "run",
+]
+
+#: Lucid's colour decorrelation: the square root of ImageNet's colour covariance (from its SVD).
+COLOR_CORRELATION_SVD_SQRT = np.asarray(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
+_COLOR = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
+
+OPTIMIZERS = ("adam", "sgd")
+MAX_SIDE = 1024
+
+
+class FeatureVizError(CnnvizError):
+    """A feature visualization that cannot run (bad target, diverged optimization...)."""
+
+
+@dataclass(frozen=True)
+class FeatureVizSettings:
+    """How the image is optimized. Every field goes into the cache key.
+
+    Attributes
+    ----------
+    steps, lr, optimizer:
+        Number of optimization steps, learning rate, ``"adam"`` or ``"sgd"``.
+    size:
+        ``(H, W)`` of the image, ``None``: the model's input size (:func:`default_size`).
+    batch:
+        Images per target (more than one makes sense with ``diversity``).
+    diversity:
+        Weight of the diversity term (0: off).
+    fourier, decorrelate, transforms:
+        The three parts of the recipe; switch one off to see what it does.
+    jitter:
+        Largest random shift in pixels; ``None``: 4 % of the image side (8 px at 224).
+    seed:
+        Seeds the initial image and the random transformations: same seed, same image.
+    chunk:
+        At most this many images are optimized at once (all channels of a wide layer are
+        split into chunks; each chunk is one batched optimization).
+    """
+
+    steps: int = 128
+    lr: float = 0.1
+    optimizer: str = "adam"
+    size: tuple[int, int] | None = None
+    batch: int = 1
+    diversity: float = 0.0
+    fourier: bool = True
+    decorrelate: bool = True
+    transforms: bool = True
+    jitter: int | None = None
+    seed: int = 0
+    chunk: int = 64
+
+    def __post_init__(self) -> None:
+        if int(self.steps) < 1:
+            raise FeatureVizError(f"steps must be at least 1, got {self.steps}", "use e.g. 128 steps")
+        if not (math.isfinite(float(self.lr)) and float(self.lr) > 0):
+            raise FeatureVizError(f"the learning rate must be a positive number, got {self.lr}", "use e.g. 0.05")
+        if self.optimizer not in OPTIMIZERS:
+            raise FeatureVizError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+        if int(self.batch) < 1:
+            raise FeatureVizError(f"batch must be at least 1, got {self.batch}", "use 1, or more with diversity")
+        if int(self.chunk) < 1:
+            raise FeatureVizError(f"chunk must be at least 1, got {self.chunk}", "use e.g. 64")
+        if not (math.isfinite(float(self.diversity)) and float(self.diversity) >= 0):
+            raise FeatureVizError(f"diversity must be 0 or more, got {self.diversity}", "use e.g. 0 or 1e2")
+        if self.size is not None:
+            h, w = (int(v) for v in self.size)
+            if not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):
+                raise FeatureVizError(f"image size {h}x{w} is out of range",
+                                      f"use a size from 4 to {MAX_SIDE} pixels per side")
+            object.__setattr__(self, "size", (h, w))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["size"] = list(self.size) if self.size is not None else None
+        return d
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What to maximize.
+
+    ``kind`` is ``"channel"`` (the mean of channel ``channel`` of ``layer`` over its map),
+    ``"unit"`` (channel ``channel`` at map position ``unit``), ``"class"`` (the model's output
+    score ``channel``, before softmax; ``layer`` is ``None``) or ``"all"`` (every channel of
+    ``layer``, one image each).
+    """
+
+    kind: str
+    layer: str | None
+    channel: int | None = None
+    unit: tuple[int, int] | None = None
+
+    @staticmethod
+    def channel_of(layer: str, channel: int) -> Objective:
+        return Objective("channel", layer, int(channel))
+
+    @staticmethod
+    def unit_of(layer: str, channel: int, y: int, x: int) -> Objective:
+        return Objective("unit", layer, int(channel), (int(y), int(x)))
+
+    @staticmethod
+    def output_class(cls: int) -> Objective:
+        return Objective("class", None, int(cls))
+
+    @staticmethod
+    def all_channels(layer: str) -> Objective:
+        return Objective("all", layer)
+
+    def describe(self) -> str:
+        if self.kind == "class":
+            return f"class {self.channel}"
+        if self.kind == "all":
+            return f"every channel of {self.layer}"
+        if self.kind == "unit":
+            return f"{self.layer} channel {self.channel} at {self.unit}"
+        return f"{self.layer} channel {self.channel}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "layer": self.layer, "channel": self.channel,
+                "unit": list(self.unit) if self.unit is not None else None}
+
+
+@dataclass(frozen=True)
+class FeatureVizRequest:
+    objective: Objective
+    settings: FeatureVizSettings = field(default_factory=FeatureVizSettings)
+
+
+@dataclass
+class FeatureVizPartial:
+    """What the optimization looks like now (for a live view)."""
+
+    step: int
+    steps: int
+    images: np.ndarray  # (N, H, W, C) float32 in [0, 1], RGB or gray (C = 1)
+    values: np.ndarray  # (N,) current activation per image (on the transformed image)
+    channels: np.ndarray  # (N,) the channel (or class) each image maximizes
+
+
+@dataclass
+class FeatureVizResult:
+    """The optimized images and how strongly each excites its target.
+
+    Attributes
+    ----------
+    images:
+        ``(N, H, W, C)`` float32 in ``[0, 1]`` (8-bit steps), RGB (``C = 3``) or gray
+        (``C = 1``); for ``"all"`` one per channel (``N = channels * batch``).
+    values:
+        ``(N,)`` the target activation on each image as it is (no transformation).
+    channels:
+        ``(N,)`` which channel (or class) each image maximizes.
+    history:
+        ``(steps,)`` the mean target activation during the optimization (transformed images).
+    cached:
+        True when the result came from the cache.
+    """
+
+    objective: Objective
+    settings: FeatureVizSettings
+    images: np.ndarray
+    values: np.ndarray
+    channels: np.ndarray
+    history: np.ndarray
+    cached: bool = False
+    key: str = ""
+
+    def images_uint8(self) -> np.ndarray:
+        return np.clip(np.rint(self.images * 255.0), 0, 255).astype(np.uint8)
+
+    def for_channel(self, channel: int) -> np.ndarray:
+        """The image(s) of one channel, ``(batch, H, W, C)``."""
+        return self.images[self.channels == int(channel)]
+
+
+# --------------------------------------------------------------------------- model plumbing
+
+
+def _identity_maps(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() in (2, 4):
+        return t
+    raise FeatureVizError(
+        f"a layer output of shape {tuple(t.shape[1:])} is neither (C, H, W) maps nor a (C,) vector",
+        "choose a convolutional or linear layer (channels-last and token layouts need a layout adapter)")
+
+
+def per_item_adapter(to_maps_item: Callable[[torch.Tensor, int], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A batch layout adapter from a per-item one: ``to_maps_item(tensor, item)`` gives the
+    ``(C, H, W)`` maps of item ``item`` of a batched layer output (the signature of
+    ``cnnviz.core.layouts.to_maps(tensor, layout, item)`` with the layout bound), differentiable
+    (views, permutes, reshapes). Use as ``run(..., to_maps=per_item_adapter(lambda t, i:
+    layouts.to_maps(t, layout, i)))``."""
+
+    def to_maps(t: torch.Tensor) -> torch.Tensor:
+        return torch.stack([to_maps_item(t, i) for i in range(t.shape[0])])
+
+    return to_maps
+
+
+def _input_spec(model: Any, preprocessing=None) -> tuple[int, str, torch.Tensor, torch.Tensor]:
+    """``(channels, colour order, mean, std)`` of the model input."""
+    from cnnviz.core.models import default_preprocessing
+
+    pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
+    in_ch = getattr(model, "input_channels", None)
+    if pp is None:
+        if in_ch is None:
+            from cnnviz.core.capture import module_of
+            from cnnviz.core.models import input_channels
+
+            in_ch = input_channels(module_of(model))
+        pp = default_preprocessing(in_ch)
+    channels = int(in_ch) if in_ch else pp.channels
+    color = "gray" if channels == 1 else (pp.color if pp.color != "gray" else "rgb")
+    if channels not in (1, 3):
+        raise FeatureVizError(f"the model takes {channels} input channels",
+                              "feature visualization makes gray (1) or colour (3) images")
+
+    def per_channel(values):
+        v = list(values)
+        if len(v) == 1:
+            v = v * channels
+        if len(v) != channels:
+            v = [float(np.mean(v))] * channels
+        return torch.tensor(v, dtype=torch.float32).view(1, channels, 1, 1)
+
+    return channels, color, per_channel(pp.mean), per_channel(pp.std)
+
+
+def default_size(model: Any, preprocessing=None) -> tuple[int, int]:
+    """The input size a model expects: its fixed size, else its preprocessing's crop or resize,
+    else 128x128."""
+    size = getattr(model, "input_size", None)
+    if size:
+        return int(size[0]), int(size[1])
+    pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
+    if pp is not None:
+        for s in (pp.center_crop, pp.resize):
+            if isinstance(s, int):
+                return s, s
+            if s is not None:
+                return int(s[0]), int(s[1])
+    return 128, 128
+
+
+def layer_channels(model: Any, layer: str | None, size: tuple[int, int] | None = None,
+                   preprocessing=None, to_maps: Callable | None = None) -> tuple[int, tuple[int, ...]]:
+    """``(channels, map shape without batch)`` of ``layer`` (``None``: the model output)."""
+    from cnnviz.core.explain import _Eval, _logits, _Runner
+
+    runner = _Runner(model)
+    channels, *_ = _input_spec(model, preprocessing)
+    h, w = size or default_size(model, preprocessing)
+    device = _device_of(runner.module)
+    x = torch.zeros(1, channels, h, w, device=device, dtype=_dtype_of(runner.module))
+    with _Eval(runner.module), torch.no_grad():
+        if layer is None:
+            t = _logits(runner.module(x))
+        else:
+            _, act = runner.forward_tap(x, layer, stop=not runner.script)
+            t = (to_maps or _identity_maps)(act)
+    return int(t.shape[1]), tuple(t.shape[1:])
+
+
+def _device_of(module) -> torch.device:
+    from cnnviz.core.capture import _model_device_dtype
+
+    return _model_device_dtype(module)[0]
+
+
+def _dtype_of(module) -> torch.dtype:
+    from cnnviz.core.capture import _model_device_dtype
+
+    return _model_device_dtype(module)[1] or torch.float32
+
+
+# --------------------------------------------------------------------------- parameterization
+
+
+class ImageParam:
+    """A batch of images as trainable parameters (Fourier or pixels, decorrelated colour or not).
+
+    ``images()`` gives ``(N, C, H, W)`` in ``[0, 1]`` (C = 3 RGB, or 1 gray).
+    """
+
+    def __init__(self, n: int, channels: int, hw: tuple[int, int], *, fourier: bool, decorrelate: bool,
+                 generator: torch.Generator, device: torch.device, sd: float = 0.01, decay_power: float = 1.0):
+        h, w = hw
+        self.n, self.channels, self.hw = n, channels, hw
+        self.fourier = fourier
+        self.decorrelate = decorrelate and channels == 3
+        if fourier:
+            fy = np.fft.fftfreq(h)[:, None]
+            fx = np.fft.rfftfreq(w)[None, :]
+            freqs = np.sqrt(fx * fx + fy * fy)
+            scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
+            self.scale = torch.tensor(scale, dtype=torch.float32, device=device)[None, None, :, :, None]
+            init = torch.randn((n, channels, *freqs.shape, 2), generator=generator) * sd
+        else:
+            init = torch.randn((n, channels, h, w), generator=generator) * sd
+        self.param = init.to(device).requires_grad_(True)
+        self.color = torch.tensor(_COLOR, device=device)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.param]
+
+    def images(self) -> torch.Tensor:
+        h, w = self.hw
+        if self.fourier:
+            spectrum = torch.view_as_complex((self.scale * self.param).contiguous())
+            t = torch.fft.irfftn(spectrum, s=(h, w), norm="ortho") / 4.0
+        else:
+            t = self.param
+        if self.decorrelate:
+            t = torch.einsum("nchw,dc->ndhw", t, self.color)
+        return torch.sigmoid(t)
+
+
+def _random_affine(n: int, hw: tuple[int, int], jitter: int, generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """``(n, 2, 3)`` affine matrices: a scale in [0.9, 1.1], a rotation in [-10, 10] degrees and
+    a shift of up to ``jitter`` pixels (Lucid's standard transformations), per image."""
+    h, w = hw
+    scales = torch.tensor([1 + (i - 5) / 50 for i in range(11)])
+    s = scales[torch.randint(0, 11, (n,), generator=generator)]
+    angle = torch.randint(-10, 11, (n,), generator=generator).float() * math.pi / 180
+    shift = torch.randint(-jitter, jitter + 1, (n, 2), generator=generator).float()
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
+    theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
+    theta[:, 0, 2] = 2 * shift[:, 1] / w
+    theta[:, 1, 2] = 2 * shift[:, 0] / h
+    return theta.to(device)
+
+
+def _transform(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """Resample ``images`` through ``theta``; what comes in from outside the image is gray 0.5
+    (Lucid pads with 0.5 before it jitters)."""
+    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
+
+
+def _diversity(act: torch.Tensor, groups: int) -> torch.Tensor:
+    """Lucid's diversity: the mean cosine similarity of the Gram matrices of images of the same
+    target (``act`` is ``(groups * b, C, ...)``, consecutive images share a target)."""
+    n = act.shape[0]
+    b = n // groups
+    if b < 2:
+        return act.new_zeros(())
+    flat = act.reshape(n, act.shape[1], -1)
+    gram = torch.bmm(flat, flat.transpose(1, 2)).reshape(groups, b, -1)
+    gram = F.normalize(gram, dim=-1)
+    sim = torch.bmm(gram, gram.transpose(1, 2))
+    off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(-1)
+    return off.sum() / (groups * b * (b - 1))
+
+
+# --------------------------------------------------------------------------- redirected ReLU
+
+
+class _RedirectedReLUGrad(torch.autograd.Function):
+    """Lucid's redirected ReLU gradient: ``y = relu(x)`` forward; backward, an image whose
+    gradient through this ReLU is zero everywhere (every unit off: the start from a gray image
+    often is) gets the gradient anyway where it pushes ``x`` up, so a channel that starts dead
+    can come alive. Used only for the first steps."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        ctx.save_for_backward(x)
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        relu_grad = torch.where(x < 0, torch.zeros_like(grad), grad)
+        redirected = torch.where((x < 0) & (grad > 0), torch.zeros_like(grad), grad)
+        alive = relu_grad.reshape(relu_grad.shape[0], -1).norm(dim=1) > 0
+        alive = alive.view(-1, *([1] * (grad.dim() - 1)))
+        return torch.where(alive, relu_grad, redirected), None
+
+
+class _RedirectedReLUs:
+    """While entered, every ``nn.ReLU`` module of an eager model uses the redirected gradient
+    (an in-place ReLU works on a copy of its input, so the pre-activation stays readable)."""
+
+    def __init__(self, module: torch.nn.Module, active: bool):
+        self.module, self.active, self.handles = module, active, []
+
+    def __enter__(self):
+        if not self.active or isinstance(self.module, torch.jit.ScriptModule):
+            return self
+        saved: dict[int, torch.Tensor] = {}
+
+        def pre(mod, args):
+            if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
+                saved[id(mod)] = args[0]
+                return (args[0].clone(), *args[1:])
+            return None
+
+        def post(mod, _args, out):
+            x = saved.pop(id(mod), None)
+            if x is None or not isinstance(out, torch.Tensor) or out.shape != x.shape:
+                return None
+            return _RedirectedReLUGrad.apply(x, out)
+
+        for m in self.module.modules():
+            if isinstance(m, torch.nn.ReLU):
+                self.handles.append(m.register_forward_pre_hook(pre))
+                self.handles.append(m.register_forward_hook(post))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+# --------------------------------------------------------------------------- the objective
+
+
+class _Target:
+    """Reads the objective's value per image from a forward pass of the model."""
+
+    def __init__(self, model, objective: Objective, to_maps: Callable | None):
+        from cnnviz.core.explain import _Runner
+
+        self.runner = _Runner(model)
+        self.objective = objective
+        self.to_maps = to_maps or _identity_maps
+        self.stop = objective.kind != "class" and not self.runner.script
+        self._tap: str | None = objective.layer
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(maps, output)``: the layer's maps (or the class scores) for ``x``."""
+        from cnnviz.core.explain import _logits
+
+        if self.objective.kind == "class":
+            return _logits(self.runner.module(x)), None
+        _, act = self.runner.forward_tap(x, self._tap, stop=self.stop)
+        return self.to_maps(act), act
+
+    @staticmethod
+    def values(maps: torch.Tensor, channels: torch.Tensor, unit: tuple[int, int] | None) -> torch.Tensor:
+        """Per image ``i``, the activation of channel ``channels[i]`` (mean over its map, or
+        at ``unit``)."""
+        idx = torch.arange(maps.shape[0], device=maps.device)
+        sel = maps[idx, channels.to(maps.device)]
+        if sel.dim() == 1:
+            return sel.float()
+        if unit is not None:
+            return sel[:, unit[0], unit[1]].float()
+        return sel.flatten(1).float().mean(1)
+
+
+def _check_target(maps: torch.Tensor, objective: Objective) -> int:
+    channels = int(maps.shape[1])
+    what = "classes" if objective.kind == "class" else "channels"
+    where = "the model" if objective.kind == "class" else f"layer {objective.layer!r}"
+    if objective.kind != "all" and not 0 <= int(objective.channel) < channels:
+        raise FeatureVizError(f"{where} has {channels} {what}; there is no {what[:-1] if what != 'classes' else 'class'} "
+                              f"{objective.channel}", f"choose one from 0 to {channels - 1}")
+    if objective.kind == "unit":
+        if maps.dim() != 4:
+            raise FeatureVizError(f"layer {objective.layer!r} has no spatial map (shape {tuple(maps.shape[1:])})",
+                                  "pick a channel instead of a unit, or a convolutional layer")
+        h, w = maps.shape[-2:]
+        y, x = objective.unit
+        if not (0 <= y < h and 0 <= x < w):
+            raise FeatureVizError(f"unit ({y}, {x}) is outside layer {objective.layer!r}'s {h}x{w} map",
+                                  f"choose y from 0 to {h - 1} and x from 0 to {w - 1}")
+    return channels
+
+
+# --------------------------------------------------------------------------- run
+
+
+def cache_key(model: Any, request: FeatureVizRequest, size: tuple[int, int], preprocessing=None,
+              objective: Objective | None = None) -> str:
+    from cnnviz.core.vizcache import entry_key, model_fingerprint
+
+    channels, color, mean, std = _input_spec(model, preprocessing)
+    settings = dataclasses.replace(request.settings, size=size)
+    return entry_key(v=1, model=model_fingerprint(model), objective=(objective or request.objective).to_dict(),
+                     settings=settings.to_dict(), input=[channels, color, mean.flatten().tolist(),
+                                                         std.flatten().tolist()])
+
+
+def _from_cache(model, request, size, preprocessing, cache_folder) -> FeatureVizResult | None:
+    from cnnviz.core.vizcache import read_entry
+
+    obj = request.objective
+    key = cache_key(model, request, size, preprocessing)
+    hit = read_entry("featviz", key, cache_folder)
+    sliced = None
+    if hit is None and obj.kind == "channel":
+        # a run over every channel of the layer with the same settings has this channel too
+        all_key = cache_key(model, request, size, preprocessing, Objective.all_channels(obj.layer))
+        hit = read_entry("featviz", all_key, cache_folder)
+        sliced = obj.channel
+    if hit is None:
+        return None
+    arrays, _meta = hit
+    try:
+        images = arrays["images"].astype(np.float32) / 255.0
+        values, channels, history = arrays["values"], arrays["channels"], arrays["history"]
+    except KeyError:
+        return None
+    if sliced is not None:
+        keep = channels == sliced
+        if not keep.any():
+            return None
+        images, values, channels = images[keep], values[keep], channels[keep]
+    return FeatureVizResult(obj, request.settings, images, values.astype(np.float32), channels.astype(np.int64),
+                            history.astype(np.float32), cached=True, key=key)
+
+
+def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, *,
+        preprocessing=None, to_maps: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cache: bool = True, cache_folder=None, preview_every: int | None = None) -> FeatureVizResult:
+    """Optimize images that maximize ``request.objective`` (see the module docstring).
+
+    Parameters
+    ----------
+    model:
+        A ``LoadedModel`` (its preprocessing's mean/std and colour order are applied to the
+        image) or an ``nn.Module`` (``preprocessing`` then, or identity).
+    state:
+        Receives progress with the current activation value in the status line, and a
+        :class:`FeatureVizPartial` every ``preview_every`` steps (default: 16 previews per
+        chunk); cancelling it raises :class:`cnnviz.core.taskstate.Cancelled` and caches nothing.
+    to_maps:
+        Layout adapter from the layer's output to ``(N, C, H, W)`` or ``(N, C)``.
+    cache, cache_folder:
+        Read/write the on-disk cache (folder default :func:`cnnviz.core.vizcache.cache_dir`).
+
+    Raises
+    ------
+    FeatureVizError
+        A channel, class or unit out of range, a layer the objective cannot read, or an
+        optimization that produced NaN or infinity.
+    """
+    from cnnviz.core.explain import _Eval
+    from cnnviz.core.vizcache import write_entry
+
+    state = state or TaskState()
+    obj, st = request.objective, request.settings
+    if obj.kind not in ("channel", "unit", "class", "all"):
+        raise FeatureVizError(f"unknown objective {obj.kind!r}", "use channel, unit, class or all")
+    size = st.size or default_size(model, preprocessing)
+    if cache:
+        hit = _from_cache(model, request, size, preprocessing, cache_folder)
+        if hit is not None:
+            state.set_progress(1.0, "from the cache")
+            return hit
+
+    channels_in, color, mean, std = _input_spec(model, preprocessing)
+    target = _Target(model, obj, to_maps)
+    module = target.runner.module
+    device, dtype = _device_of(module), _dtype_of(module)
+    mean, std = mean.to(device, dtype), std.to(device, dtype)
+
+    def to_input(img01: torch.Tensor) -> torch.Tensor:
+        x = img01
+        if color == "bgr":
+            x = x.flip(1)
+        return ((x.to(dtype) - mean) / std)
+
+    with _Eval(module):
+        # probe: the target's shape, and the request checked against it
+        with torch.no_grad():
+            maps, _ = target.forward(to_input(torch.full((1, channels_in, *size), 0.5, device=device)))
+        n_channels = _check_target(maps, obj)
+        if obj.kind == "all":
+            targets = np.repeat(np.arange(n_channels), st.batch)
+        else:
+            targets = np.full(st.batch, int(obj.channel))
+        chunk = max(st.chunk, st.batch)
+        chunk -= chunk % st.batch
+        jitter = st.jitter if st.jitter is not None else max(1, round(0.04 * max(size)))
+        every = preview_every or max(1, st.steps // 16)
+        redirect_steps = min(16, st.steps // 2)
+        images_out, values_out = [], []
+        history = np.zeros(st.steps, dtype=np.float64)
+        n_chunks = math.ceil(len(targets) / chunk)
+        for ci in range(n_chunks):
+            tgt_np = targets[ci * chunk:(ci + 1) * chunk]
+            tgt = torch.as_tensor(tgt_np, device=device)
+            n = len(tgt_np)
+            gen = torch.Generator().manual_seed(int(st.seed) * 1_000_003 + ci)
+            param = ImageParam(n, channels_in, size, fourier=st.fourier, decorrelate=st.decorrelate,
+                               generator=gen, device=device)
+            opt = (torch.optim.Adam(param.parameters(), lr=st.lr) if st.optimizer == "adam"
+                   else torch.optim.SGD(param.parameters(), lr=st.lr, momentum=0.9))
+            for step in range(st.steps):
+                state.check()
+                img = param.images()
+                if st.transforms:
+                    img = _transform(img, _random_affine(n, size, jitter, gen, device))
+                with _RedirectedReLUs(module, step < redirect_steps):
+                    maps, _ = target.forward(to_input(img))
+                vals = target.values(maps, tgt, obj.unit)
+                loss = -vals.sum()
+                if st.diversity > 0 and st.batch > 1:
+                    loss = loss + st.diversity * _diversity(maps.float(), n // st.batch) * n
+                if not torch.isfinite(loss):
+                    raise FeatureVizError(
+                        f"the optimization produced NaN or infinity at step {step + 1} ({obj.describe()})",
+                        "lower the learning rate, use fewer steps, or check the model for NaN weights")
+                opt.zero_grad(set_to_none=True)
+                (grad,) = torch.autograd.grad(loss, param.param)
+                if not bool(torch.isfinite(grad).all()):
+                    raise FeatureVizError(
+                        f"the optimization produced NaN or infinity at step {step + 1} ({obj.describe()}): "
+                        "in the gradient", "check the model for NaN or infinite weights, or lower the learning rate")
+                param.param.grad = grad
+                opt.step()
+                mean_val = float(vals.detach().mean())
+                history[step] += mean_val * n / len(targets)
+                done = (ci * st.steps + step + 1) / (n_chunks * st.steps)
+                state.set_progress(done, f"step {step + 1}/{st.steps}: activation {mean_val:.4g}")
+                if (step + 1) % every == 0 or step + 1 == st.steps:
+                    with torch.no_grad():
+                        preview = param.images().permute(0, 2, 3, 1).float().cpu().numpy()
+                    state.set_partial_result(FeatureVizPartial(
+                        step + 1, st.steps, preview, vals.detach().float().cpu().numpy(), tgt_np.copy()))
+            with torch.no_grad():
+                final = torch.round(param.images().float() * 255.0) / 255.0
+                maps, _ = target.forward(to_input(final))
+                vals = target.values(maps, tgt, obj.unit)
+            if not bool(torch.isfinite(vals).all()):
+                raise FeatureVizError(f"the optimized image gives NaN or infinity ({obj.describe()})",
+                                      "lower the learning rate, or check the model for NaN weights")
+            images_out.append(final.permute(0, 2, 3, 1).cpu().numpy())
+            values_out.append(vals.cpu().numpy())
+    state.check()
+    images = np.concatenate(images_out).astype(np.float32)
+    values = np.concatenate(values_out).astype(np.float32)
+    key = cache_key(model, request, size, preprocessing)
+    result = FeatureVizResult(obj, st, images, values, targets.astype(np.int64), history.astype(np.float32),
+                              cached=False, key=key)
+    if cache:
+        try:
+            write_entry("featviz", key, {"images": result.images_uint8(), "values": values,
+                                         "channels": result.channels, "history": result.history},
+                        {"objective": obj.to_dict(), "settings": st.to_dict(), "size": list(size)}, cache_folder)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+    return result

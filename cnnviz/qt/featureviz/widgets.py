@@ -1,0 +1,123 @@
+"""Small picture widgets for the "What a channel looks for" window (numpy in, pixels out)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QImage, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """float [0, 1] or uint8, ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` → ``(H, W, 3)`` uint8."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(np.nan_to_num(a.astype(np.float32)) * 255.0), 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a[:, :, :3])
+
+
+def to_qimage(img: np.ndarray) -> QImage:
+    """An independent QImage (copied: the array may change or go away afterwards)."""
+    a = to_uint8(img)
+    h, w = a.shape[:2]
+    return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888).copy()
+
+
+class TileGrid(QWidget):
+    """Images in a near-square grid, each scaled (nearest) to fit its cell; a click selects a
+    tile (``tileClicked(index)``) and the selected one is framed. ``captions`` are drawn under
+    each tile when given."""
+
+    tileClicked = Signal(int)
+
+    def __init__(self, parent=None, placeholder: str = ""):
+        super().__init__(parent)
+        self._images: list[QImage] = []
+        self._captions: list[str] = []
+        self._selected = -1
+        self._cols: int | None = None
+        self.placeholder = placeholder
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(160, 160)
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(360, 360)
+
+    def set_images(self, images, captions: list[str] | None = None, cols: int | None = None) -> None:
+        self._images = [to_qimage(im) for im in images]
+        self._captions = list(captions or [])
+        self._cols = cols
+        self.update()
+
+    def count(self) -> int:
+        return len(self._images)
+
+    def image(self, i: int) -> QImage:
+        return self._images[i]
+
+    def set_selected(self, i: int) -> None:
+        self._selected = i
+        self.update()
+
+    def _layout(self) -> tuple[int, int, int]:
+        n = max(1, len(self._images))
+        cols = self._cols or max(1, math.ceil(math.sqrt(n * self.width() / max(1, self.height()))))
+        cols = min(cols, n)
+        rows = math.ceil(n / cols)
+        cell = max(4, min(self.width() // cols, self.height() // rows))
+        return cols, rows, cell
+
+    def tile_rect(self, i: int) -> QRect:
+        cols, _rows, cell = self._layout()
+        r, c = divmod(i, cols)
+        return QRect(c * cell, r * cell, cell, cell)
+
+    def paintEvent(self, _ev) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(45, 45, 45))
+        if not self._images:
+            p.setPen(QColor(190, 190, 190))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
+            p.end()
+            return
+        cap_h = 14 if self._captions else 0
+        for i, img in enumerate(self._images):
+            rect = self.tile_rect(i).adjusted(2, 2, -2, -2 - cap_h)
+            if rect.width() <= 0 or rect.height() <= 0:
+                continue
+            scaled = img.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+            x = rect.x() + (rect.width() - scaled.width()) // 2
+            y = rect.y() + (rect.height() - scaled.height()) // 2
+            p.drawImage(x, y, scaled)
+            if i < len(self._captions) and self._captions[i]:
+                p.setPen(QColor(220, 220, 220))
+                p.drawText(QRect(rect.x(), rect.bottom(), rect.width(), cap_h), Qt.AlignmentFlag.AlignCenter,
+                           self._captions[i])
+            if i == self._selected:
+                p.setPen(QPen(QColor(255, 200, 0), 2))
+                p.drawRect(self.tile_rect(i).adjusted(1, 1, -1, -1))
+        p.end()
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802
+        cols, rows, cell = self._layout()
+        c, r = int(ev.position().x()) // cell, int(ev.position().y()) // cell
+        i = r * cols + c
+        if 0 <= c < cols and 0 <= i < len(self._images):
+            self.set_selected(i)
+            self.tileClicked.emit(i)
+
+
+class Picture(TileGrid):
+    """One image, scaled to fit."""
+
+    def set_image(self, img: np.ndarray | None, caption: str = "") -> None:
+        if img is None:
+            self.set_images([])
+        else:
+            self.set_images([img], [caption] if caption else None, cols=1)

@@ -1,0 +1,778 @@
+"""The kernel playground window: paint a kernel, watch the edges appear.
+
+Data walks one way: **picture → frozen request → worker → result → views**. Every kernel
+edit, parameter change or new picture makes a new :class:`~cnnviz.core.conv.PipelineRequest`;
+the one :class:`~cnnviz.qt.workers.LatestRequestWorker` computes it off the GUI thread with
+:func:`cnnviz.core.playground.compute_playground` (a pure core function tests call without a window)
+and the views only ever paint what came back. Never more than one computation waits: a
+kernel drag that fires dozens of edits a second replaces the waiting request.
+
+Headless API (tests and ``cnnviz bench --gui``)
+-----------------------------------------------
+``MainWindow.worker``            the worker, with counters ``submitted/completed/dropped/max_pending``
+``MainWindow.resultShown(int)``  emitted after the views painted the result of that request id
+``open_image(path)``, ``open_sample(name)``, ``paste_from_clipboard()``, ``set_frame(pixels)``
+``current_result()``, ``current_request()``, ``current_image()``, ``displayed_array(stage)``
+``explain_pixel(stage, y, x, kernel=0)``, ``last_explanation``, ``status_text()``
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QByteArray, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QScrollArea, QSplitter, QToolButton, QVBoxLayout, QWidget)
+
+from cnnviz.core.conv import PipelineRequest, PipelineResult, shutdown_band_pool
+from cnnviz.core.dotproduct import ConvPixelExplanation, PoolPixelExplanation
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.kernels import Kernel, preset
+from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput, PlaygroundState
+
+from .. import app as qtapp
+from ..fault_dialog import FaultDialog
+from ..settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
+from ..workers import LatestRequestWorker
+from .animate_panel import AnimatePanel
+from .explain_panel import ExplainPanel
+from .explaining import Explaining
+from .kernel_bank import KernelBank
+from .kernel_editor import KernelEditor
+from .learn_panel import install_learn_panel
+from .live_actions import install_live_sources
+from .messages import MessagesAndExport
+from .params_panel import ParamsPanel
+from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
+from .views import MAGNITUDE, MOSAIC, OutputViews
+from .weight_sharing import WeightSharingPanel
+
+DEFAULT_SAMPLE = "photo"
+DEFAULT_PRESET = "sobel-x"
+
+
+class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
+    """The kernel playground.
+
+    Parameters
+    ----------
+    image:
+        A picture to open instead of the last one (or the photo sample on the first run).
+    settings_file:
+        Where settings are read and written (default: ``settings_path()``).
+    load_settings_file:
+        False starts from defaults without reading the file (it is still written on close).
+
+    Signals
+    -------
+    resultShown(int request_id)
+        The views now show the result of that request.
+    imageChanged()
+        A new picture was loaded (file, sample, paste, drop or frame).
+    """
+
+    resultShown = Signal(int)
+    imageChanged = Signal()
+
+    def __init__(self, image: str | None = None, *, settings_file: str | Path | None = None,
+                 load_settings_file: bool = True, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("playground")
+        self.setWindowTitle("cnnviz — kernel playground")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self._settings_file = Path(settings_file) if settings_file is not None else settings_path()
+        settings, settings_msg = load_settings(self._settings_file) if load_settings_file else (Settings(), None)
+        self.settings: Settings = settings
+        self._closing = False
+        self._image: np.ndarray | None = None
+        self._image_key = 0
+        self._image_label = ""
+        self._image_path: str | None = None
+        self._image_source = ""          # "file", "sample:<name>", "clipboard", "drop", "frame"
+        # what the user chose: the one copy (the bank, editor and views show it)
+        self.state = PlaygroundState(params=PlaygroundParams())
+        self._device = "cpu"
+        self._output: PlaygroundOutput | None = None
+        self._pinned: tuple[str, int, int, int] | None = None
+        self._hovered: tuple[str, int, int, int] | None = None
+        self.last_explanation: ConvPixelExplanation | PoolPixelExplanation | None = None
+        self.last_message = ""
+        self._transient_error = ""
+        self._dialogs: list[QWidget] = []
+        self._shown_at: dict[int, float] = {}
+        self._about_box: QMessageBox | None = None
+        self._faults = FaultDialog(self)
+        self._editing = False          # an editor edit is being written to the bank
+        self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
+        self._about_probe_running = False
+
+        self.worker = LatestRequestWorker(PlaygroundComputer(), self, name="cnnviz-playground")
+        self.worker.resultReady.connect(self._on_result)
+        self.worker.errorRaised.connect(self._on_worker_error)
+        self._submit_timer = QTimer(self)
+        self._submit_timer.setSingleShot(True)
+        self._submit_timer.setInterval(0)
+        self._submit_timer.timeout.connect(self._submit)
+
+        self._build_widgets()
+        self._build_docks()
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_statusbar()
+        self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
+        install_learn_panel(self)  # the Learn dock: one button per lesson
+        self.resize(1560, 980)
+        self._default_state = self.saveState()
+
+        theme = self.settings.theme
+        self.apply_theme(theme, save=False)
+        app = QGuiApplication.instance()
+        if app is not None:
+            try:
+                app.styleHints().colorSchemeChanged.connect(self._on_system_scheme)
+            except AttributeError:  # Qt < 6.5
+                pass
+
+        self._restore_from_settings()
+        opened = False
+        if image is not None:
+            opened = self.open_image(image)
+        elif self.settings.last_image:
+            last = self.settings.last_image
+            if last.startswith("sample:"):
+                opened = self.open_sample(last.split(":", 1)[1], quiet=True)
+            elif Path(last).is_file():
+                opened = self.open_image(last, quiet=True)
+        if not opened:
+            self.open_sample(DEFAULT_SAMPLE, quiet=True)
+        if settings_msg:
+            self.show_message(settings_msg, error=True)
+
+    # ===================================================================================
+    # construction
+    # ===================================================================================
+    def _build_widgets(self) -> None:
+        self.outputs = OutputViews()
+        self.outputs.pixelHovered.connect(lambda s, k, y, x: self._on_pointer(s, k, y, x, clicked=False))
+        self.outputs.pixelClicked.connect(lambda s, k, y, x: self._on_pointer(s, k, y, x, clicked=True))
+        self.outputs.pointerLeft.connect(self._on_pointer_left)
+        self.outputs.inputHovered.connect(self._on_input_hovered)
+        self.outputs.displayChanged.connect(self._on_display_changed)
+
+        self.params_panel = ParamsPanel()
+        self.params_panel.paramsChanged.connect(self._on_params)
+        self.params_panel.paramsInvalid.connect(lambda err: self.show_error(err, "Parameters", transient=True))
+
+        self.kernel_editor = KernelEditor()
+        self.kernel_bank = KernelBank()
+        self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
+        self.kernel_editor.bankRequested.connect(self._on_bank_requested)
+        self.kernel_bank.bankChanged.connect(self._on_bank_changed)
+
+        self.explain_panel = ExplainPanel()
+        self.animate_panel = AnimatePanel()
+        self.weight_panel = WeightSharingPanel()
+        self.source_panel = self._build_source_panel()
+
+    def _build_source_panel(self) -> QWidget:
+        w = QWidget()
+        w.setObjectName("source")
+        lay = QVBoxLayout(w)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(4)
+        self.source_label = QLabel("")
+        self.source_label.setObjectName("source-label")
+        self.source_label.setWordWrap(True)
+        self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.source_label)
+        row = QHBoxLayout()
+        row.setSpacing(3)
+        open_b = QPushButton("Open…")
+        open_b.setToolTip("Open an image file (or drop one on the window, or paste with Ctrl+V)")
+        open_b.clicked.connect(self.open_image_dialog)
+        paste_b = QPushButton("Paste")
+        paste_b.setToolTip("Use the image (or image file) on the clipboard")
+        paste_b.clicked.connect(self.paste_from_clipboard)
+        row.addWidget(open_b)
+        row.addWidget(paste_b)
+        lay.addLayout(row)
+        row2 = QHBoxLayout()
+        row2.addWidget(QLabel("Sample"))
+        self.sample_box = QComboBox()
+        self.sample_box.setObjectName("samples")
+        self.sample_box.setToolTip("Open one of the bundled pictures: a photo, a test pattern with edges in every "
+                                   "direction, or a handwritten digit the demo model knows.")
+        self.sample_box.addItem("—", "")
+        for key, title in SAMPLES.items():
+            self.sample_box.addItem(title, key)
+        self.sample_box.activated.connect(self._on_sample_box)
+        row2.addWidget(self.sample_box, 1)
+        lay.addLayout(row2)
+        hint = QLabel("Drop an image file here or paste one (Ctrl+V).")
+        hint.setWordWrap(True)
+        hint.setStyleSheet("color: palette(mid);")
+        lay.addWidget(hint)
+        lay.addStretch(1)
+        return w
+
+    def _dock(self, title: str, name: str, widget: QWidget, scroll: bool = False,
+              horizontal: bool = True) -> QDockWidget:
+        d = QDockWidget(title, self)
+        d.setObjectName(f"dock-{name}")
+        if scroll:
+            area = QScrollArea()
+            area.setWidgetResizable(True)
+            area.setFrameShape(QScrollArea.Shape.NoFrame)
+            area.setWidget(widget)
+            if horizontal is False:
+                area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+                area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 4)
+            d.setWidget(area)
+        else:
+            d.setWidget(widget)
+        d.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                      | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        return d
+
+    def _build_docks(self) -> None:
+        kernel_box = QSplitter(Qt.Orientation.Vertical)
+        kernel_box.setObjectName("kernel-splitter")
+        kernel_box.addWidget(self.kernel_bank)
+        kernel_box.addWidget(self.kernel_editor)
+        kernel_box.setStretchFactor(0, 1)
+        kernel_box.setStretchFactor(1, 3)
+        kernel_box.setChildrenCollapsible(False)
+        kernel_box.setSizes([190, 560])
+        self.dock_source = self._dock("Source", "source", self.source_panel)
+        self.dock_kernel = self._dock("Kernel", "kernel", kernel_box)
+        self.dock_params = self._dock("Parameters", "params", self.params_panel, scroll=True, horizontal=False)
+        self.dock_outputs = self._dock("Outputs", "outputs", self.outputs)
+        self.dock_explain = self._dock("Explain", "explain", self.explain_panel, scroll=True)
+        self.dock_animate = self._dock("Animate", "animate", self.animate_panel)
+        self.dock_weights = self._dock("Weight sharing", "weights", self.weight_panel, scroll=True)
+        self.docks = [self.dock_source, self.dock_kernel, self.dock_params, self.dock_outputs, self.dock_explain,
+                      self.dock_animate, self.dock_weights]
+
+        # The outputs are a dock too (float them onto a second screen); the central widget
+        # is an empty placeholder that takes no room.
+        central = QWidget()
+        central.setMaximumSize(0, 0)
+        self.setCentralWidget(central)
+        central.hide()
+        L, R = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.setCorner(Qt.Corner.BottomLeftCorner, L)
+        self.setCorner(Qt.Corner.BottomRightCorner, R)
+        self.addDockWidget(L, self.dock_source)
+        self.splitDockWidget(self.dock_source, self.dock_kernel, Qt.Orientation.Vertical)
+        self.addDockWidget(R, self.dock_outputs)
+        self.splitDockWidget(self.dock_outputs, self.dock_params, Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.dock_outputs, self.dock_explain, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.dock_explain, self.dock_animate)
+        self.tabifyDockWidget(self.dock_animate, self.dock_weights)
+        self.dock_explain.raise_()
+        self.resizeDocks([self.dock_source, self.dock_kernel], [150, 700], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock_source, self.dock_outputs, self.dock_params], [330, 930, 290],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_outputs, self.dock_explain], [640, 300], Qt.Orientation.Vertical)
+        self.dock_animate.visibilityChanged.connect(self._on_animate_visible)
+
+    def _action(self, text: str, slot, shortcut: Any = None, tip: str = "", name: str = "") -> QAction:
+        a = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                a.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                a.setShortcut(QKeySequence(shortcut))
+        if tip:
+            a.setToolTip(tip)
+            a.setStatusTip(tip)
+        if name:
+            a.setObjectName(name)
+        a.triggered.connect(lambda _=False: slot())
+        return a
+
+    def _build_actions(self) -> None:
+        self.act_open = self._action("&Open image…", self.open_image_dialog, QKeySequence.StandardKey.Open,
+                                     "Open an image file", "open")
+        self.act_paste = self._action("&Paste image", self.paste_from_clipboard, QKeySequence.StandardKey.Paste,
+                                      "Use the image or image file on the clipboard", "paste")
+        self.act_save_pngs = self._action("Save outputs as &PNGs…", self.save_pngs_dialog, "Ctrl+S",
+                                          "Save each view as a PNG, coloured as shown", "save-pngs")
+        self.act_save_npz = self._action("Save all outputs as .&npz…", self.save_npz_dialog, "Ctrl+Shift+S",
+                                         "Save every stage's numbers (float32) in one .npz file", "save-npz")
+        self.act_copy = self._action("&Copy output image", self.copy_to_clipboard, QKeySequence.StandardKey.Copy,
+                                     "Copy the convolution view, coloured as shown", "copy")
+        self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit, "Quit cnnviz", "quit")
+        self.act_undo = self.kernel_editor.undoAction()
+        self.act_redo = self.kernel_editor.redoAction()
+        self.act_link = QAction("&Linked zoom", self)
+        self.act_link.setObjectName("link-zoom")
+        self.act_link.setCheckable(True)
+        self.act_link.setChecked(self.outputs.is_linked())
+        self.act_link.setShortcut(QKeySequence("Ctrl+L"))
+        self.act_link.setToolTip("Zoom and pan all views together")
+        self.act_link.toggled.connect(self.outputs.set_linked)
+        self.outputs.link_box.toggled.connect(self.act_link.setChecked)
+        self.act_fit = self._action("&Fit views", self.outputs.fit, "Ctrl+0", "Zoom every view to the whole image",
+                                    "fit")
+        self.act_reset_layout = self._action("&Reset layout", self.reset_layout, None,
+                                             "Put every panel back where it started", "reset-layout")
+        self.act_zoom_explained = self._action("&Zoom to explained pixel", self.zoom_to_explained, "Ctrl+E",
+                                               "Zoom every view onto the window of the explained pixel", "zoom-explained")
+        self.act_unpin = self._action("Unpin explained pixel", self.unpin, "Esc", "Follow the pointer again", "unpin")
+        self.act_shortcuts = self._action("&Shortcuts and gestures", self.show_shortcuts, QKeySequence.StandardKey.HelpContents,
+                                          "Keyboard shortcuts and the kernel editor's mouse gestures", "shortcuts")
+        self.act_about = self._action("&About cnnviz", self.show_about, None, "Versions and credits", "about")
+        self.act_inspector = self._action("Model &inspector", self.open_inspector, "Ctrl+M",
+                                          "Open a trained model and see every layer's activations, weights, "
+                                          "predictions and where it looked (opens on the demo digit model)",
+                                          "inspector")
+        self.act_inspect_image = self._action("Inspect this &image with the model", self.inspect_current_image,
+                                              "Ctrl+Shift+M", "Feed the playground's current image to the model "
+                                              "inspector", "inspect-image")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for key, text in (("system", "Follow &system"), ("light", "&Light"), ("dark", "&Dark")):
+            a = QAction(text, self)
+            a.setCheckable(True)
+            a.setObjectName(f"theme-{key}")
+            a.triggered.connect(lambda _=False, k=key: self.apply_theme(k))
+            self.theme_group.addAction(a)
+            self.theme_actions[key] = a
+
+    def _build_menus(self) -> None:
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        m.addAction(self.act_open)
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self._fill_recent_menu()
+        m.addAction(self.act_paste)
+        self.samples_menu = m.addMenu("&Samples")
+        for key, title in SAMPLES.items():
+            a = self.samples_menu.addAction(title)
+            a.setObjectName(f"sample-{key}")
+            a.triggered.connect(lambda _=False, k=key: self.open_sample(k))
+        m.addSeparator()
+        m.addAction(self.act_save_pngs)
+        m.addAction(self.act_save_npz)
+        m.addAction(self.act_copy)
+        m.addSeparator()
+        m.addAction(self.act_quit)
+
+        e = mb.addMenu("&Edit")
+        e.addAction(self.act_undo)
+        e.addAction(self.act_redo)
+        e.addSeparator()
+        e.addAction(self.act_copy)
+        e.addAction(self.act_paste)
+
+        v = mb.addMenu("&View")
+        panels = self.panels_menu = v.addMenu("&Panels")
+        for d in self.docks:
+            panels.addAction(d.toggleViewAction())
+        theme = v.addMenu("&Theme")
+        for a in self.theme_actions.values():
+            theme.addAction(a)
+        v.addSeparator()
+        v.addAction(self.act_link)
+        v.addAction(self.act_fit)
+        v.addAction(self.act_zoom_explained)
+        v.addAction(self.act_unpin)
+        v.addSeparator()
+        v.addAction(self.act_reset_layout)
+
+        mm = mb.addMenu("&Model")
+        mm.addAction(self.act_inspector)
+        mm.addAction(self.act_inspect_image)
+        from ..train import add_train_action  # noqa: PLC0415 - the Train window (torch loads when a run starts)
+        self.act_train = add_train_action(self, mm, playground=self)
+
+        h = mb.addMenu("&Help")
+        h.addAction(self.act_shortcuts)
+        h.addAction(self.act_about)
+
+    def _build_toolbar(self) -> None:
+        tb = self.addToolBar("Main")
+        tb.setObjectName("toolbar-main")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.addAction(self.act_open)
+        tb.addAction(self.act_paste)
+        sb = QToolButton()
+        sb.setText("Samples")
+        sb.setObjectName("samples-button")
+        sb.setToolTip("Open a bundled picture: a photo, an edge test pattern or a handwritten digit.")
+        sb.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        sb.setMenu(self.samples_menu)
+        tb.addWidget(sb)
+        tb.addSeparator()
+        tb.addAction(self.act_undo)
+        tb.addAction(self.act_redo)
+        tb.addSeparator()
+        tb.addAction(self.act_save_pngs)
+        tb.addAction(self.act_copy)
+        tb.addSeparator()
+        tb.addAction(self.act_link)
+        tb.addAction(self.act_fit)
+        tb.addSeparator()
+        tb.addAction(self.act_inspector)
+        self.toolbar = tb
+
+    def _build_statusbar(self) -> None:
+        sb = self.statusBar()
+        self.status_image = QLabel("")
+        self.status_image.setObjectName("status-image")
+        self.status_shapes = QLabel("")
+        self.status_shapes.setObjectName("status-shapes")
+        self.status_time = QLabel("")
+        self.status_time.setObjectName("status-time")
+        self.status_device = QLabel("device: CPU")
+        self.status_device.setObjectName("status-device")
+        for w in (self.status_image, self.status_shapes, self.status_time, self.status_device):
+            w.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            sb.addPermanentWidget(w)
+
+    # ===================================================================================
+    # settings
+    # ===================================================================================
+    def _restore_from_settings(self) -> None:
+        s = self.settings
+        kernels: list[Kernel] = []
+        try:
+            kernels = s.kernel_bank()
+        except CnnvizError as err:
+            self.show_error(err, "Saved kernels")
+        if not kernels:
+            kernels = [preset(DEFAULT_PRESET).kernel]
+        sel = min(max(s.selected_kernel, 0), len(kernels) - 1)
+        pair = s.magnitude_pair
+        if pair is not None and not (0 <= pair[0] < len(kernels) and 0 <= pair[1] < len(kernels) and pair[0] != pair[1]):
+            pair = None
+        self.state.set_params(s.params)
+        self.params_panel.set_params(s.params)
+        shown = self.params_panel.raw_params()
+        if self.params_panel.error() is None and shown != s.params:
+            # The controls clamp what a hand-edited file asks (padding 10⁹ becomes the spin
+            # box's maximum): compute exactly what the panel shows, and say so.
+            self.params_panel.set_params(shown)
+            self.state.set_params(shown)
+            clamped = [f for f, v in shown.to_dict().items()
+                       if not isinstance(v, float) and v != s.params.to_dict()[f]]
+            if clamped:
+                self.show_message(f"Saved parameters out of range ({', '.join(clamped)}) were set to the nearest "
+                                  "allowed values", error=True)
+        if self.params_panel.error() is not None:
+            err = self.params_panel.error()
+            self.state.set_params(PlaygroundParams())
+            self.params_panel.set_params(self.state.params)
+            self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
+                              "parameters", error=True)
+        self.outputs.set_colormap_choice(s.colormap)
+        self.outputs.set_levels_mode(s.levels_mode)
+        self.outputs.set_linked(s.linked_zoom)
+        self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_changed: state, editor, views
+        if s.window_geometry:
+            self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
+        if s.window_state:
+            self.restoreState(QByteArray(Settings.decode_bytes(s.window_state)))
+
+    def collect_settings(self) -> Settings:
+        """The settings object as the window stands now."""
+        s = self.settings
+        st = self.state
+        s.set_kernel_bank(st.kernels, st.selected, st.magnitude_pair)
+        s.params = st.params
+        s.window_geometry = Settings.encode_bytes(bytes(self.saveGeometry().data()))
+        s.window_state = Settings.encode_bytes(bytes(self.saveState().data()))
+        s.linked_zoom = self.outputs.is_linked()
+        s.colormap = self.outputs.colormap_choice()
+        s.levels_mode = self.outputs.levels_mode()
+        if self._image_source.startswith("sample:"):
+            s.last_image = self._image_source
+        elif self._image_source == "file" and self._image_path:
+            s.last_image = self._image_path
+        return s
+
+    def save_settings(self) -> Path | None:
+        try:
+            return save_settings(self.collect_settings(), self._settings_file)
+        except OSError as exc:
+            self.show_message(f"Could not save settings to {self._settings_file}: {exc.strerror or exc}; "
+                              "check that the folder is writable", error=True)
+            return None
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_state)
+        for d in self.docks:
+            d.setFloating(False)
+            d.show()
+        self.dock_explain.raise_()
+
+    # ===================================================================================
+    # theme
+    # ===================================================================================
+    def apply_theme(self, theme: str, save: bool = True) -> str:
+        """Apply 'system', 'light' or 'dark'; ``save`` remembers it in the settings.
+        Returns the resolved 'light' or 'dark'."""
+        theme = theme if theme in qtapp.THEMES else "system"
+        resolved = qtapp.apply_theme(theme)
+        self._theme = theme
+        if save:
+            self.settings.theme = theme
+        self.theme_actions[theme].setChecked(True)
+        self.outputs.set_dark(resolved == "dark")
+        return resolved
+
+    def _on_system_scheme(self, *_):
+        if getattr(self, "_theme", "system") == "system":
+            self.apply_theme("system", save=False)
+
+    # ===================================================================================
+    # kernels and parameters
+    # ===================================================================================
+    def _on_editor_kernel(self, k: Kernel) -> None:
+        # the editor changed the selected kernel: the bank applies its rules (a new size
+        # resizes the others) and reports the bank; the editor already shows the kernel
+        self._editing = True
+        try:
+            self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
+        finally:
+            self._editing = False
+
+    def _on_bank_requested(self, kernels) -> None:
+        self.kernel_bank.setBank(tuple(kernels), 0)
+
+    def _on_bank_changed(self, payload) -> None:
+        kernels, selected, pair = payload
+        change = self.state.set_bank(kernels, selected, pair)
+        st = self.state
+        if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
+            # another kernel was selected (or the bank replaced): its own undo history starts
+            # now. Signals blocked: the editor shows the state, it does not report it back.
+            with QSignalBlocker(self.kernel_editor):
+                self.kernel_editor.setKernel(st.selected_kernel, undoable=False)
+        if change.selection_moved or change.names_changed:
+            shown = self.outputs.selection()
+            self.outputs.set_bank([k.name for k in st.kernels], st.selected, pair)
+            if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
+                keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
+                self.outputs.set_selection(keep)
+        self._schedule()
+
+    def set_kernels(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> None:
+        """Replace the bank (as a preset or a file would)."""
+        self.kernel_bank.setBank(tuple(kernels), selected, magnitude_pair)
+
+    def kernels(self) -> tuple[Kernel, ...]:
+        return self.state.kernels
+
+    def _on_params(self, params: PlaygroundParams) -> None:
+        self.state.set_params(params)
+        self._schedule()
+
+    def set_params(self, params: PlaygroundParams) -> None:
+        """Set every parameter (as the panel would); invalid ones are reported and ignored."""
+        self.params_panel.set_params(params)
+        err = self.params_panel.error()
+        if err is not None:
+            self.show_error(err, "Parameters")
+            return
+        self._on_params(params)
+
+    def params(self) -> PlaygroundParams:
+        return self.state.params
+
+    # ===================================================================================
+    # computing
+    # ===================================================================================
+    def _schedule(self) -> None:
+        # Coalesce the bursts one user action can cause (a bank change emits several
+        # signals) into one request; the worker itself keeps at most one pending.
+        if not self._closing and not self._submit_timer.isActive():
+            self._submit_timer.start()
+
+    def build_request(self) -> PipelineRequest:
+        return self.state.to_request()
+
+    def _submit(self) -> int | None:
+        if self._closing or self._image is None or not self.state.kernels:
+            return None
+        try:
+            request = self.build_request()
+        except CnnvizError as err:
+            self.show_error(err, "Settings")
+            return None
+        self.state.display = self.outputs.display_settings()   # the view controls, frozen
+        job = PlaygroundJob(self._image, self._image_key, request, self._device, self.state.display)
+        rid = self.worker.submit(job)
+        self._shown_at[rid] = time.perf_counter()
+        if len(self._shown_at) > 256:
+            for k in sorted(self._shown_at)[:-64]:
+                del self._shown_at[k]
+        return rid
+
+    def submit_now(self) -> int | None:
+        """Submit the current state at once (skips the coalescing timer); returns the id."""
+        self._submit_timer.stop()
+        return self._submit()
+
+    def _on_result(self, rid: int, out: PlaygroundOutput) -> None:
+        if self._closing:
+            return
+        prev = self._output
+        self._output = out
+        res, req = out.result, out.job.request
+        self.outputs.show_result(res, req, out.stats, out.display)
+        if self._transient_error and self.statusBar().currentMessage() == self._transient_error:
+            # the computation works again: the message about why it failed is now stale
+            self.statusBar().clearMessage()
+        self._transient_error = ""
+        self._update_status(out)
+        self._update_side_panels(out, prev)
+        self._refresh_explanation()
+        self._shown_at.pop(rid, None)
+        self.resultShown.emit(rid)
+
+    def _on_worker_error(self, rid: int, exc: BaseException) -> None:
+        if isinstance(exc, CnnvizError):
+            self.show_error(exc, "Cannot compute", transient=True)
+        else:
+            details = getattr(exc, "cnnviz_traceback", "") or repr(exc)
+            # the worker has logged it with its traceback (cnnviz.worker)
+            self.report_exception(f"{type(exc).__name__}: {exc}", details)
+
+    def _update_status(self, out: PlaygroundOutput) -> None:
+        res = out.result
+        shapes = f"conv {'×'.join(map(str, res.conv.shape))}"
+        if res.pool is not None:
+            shapes += f" → pool {'×'.join(map(str, res.pool.shape))}"
+        self.status_shapes.setText(shapes)
+        self.status_time.setText(f"compute {res.timings_ms.get('total', 0.0):.1f} ms")
+        self.status_device.setText(f"device: {res.device.upper() if res.device == 'cpu' else res.device}")
+
+    def _update_side_panels(self, out: PlaygroundOutput, prev: PlaygroundOutput | None) -> None:
+        res, req = out.result, out.job.request
+        in_ch = 3 if req.conv.channels == "full" else 1
+        n = len(req.kernels) * (3 if req.conv.channels == "each" else 1)
+        try:
+            self.weight_panel.update_for(res.input.shape[:2], res.conv_shape.out_hw, req.kernels[0].size, in_ch, n)
+        except CnnvizError as err:
+            self.show_error(err, "Weight sharing")
+        if self.dock_animate.isVisible() and not self.dock_animate.visibleRegion().isEmpty():
+            self._feed_animation(out, prev)
+
+    def _feed_animation(self, out: PlaygroundOutput | None, prev: PlaygroundOutput | None = None) -> None:
+        if out is None:
+            return
+        req = out.job.request
+        k = req.kernels[min(self.state.selected, len(req.kernels) - 1)]
+        if (prev is not None and prev.job.image_key == out.job.image_key and prev.job.request.conv == req.conv
+                and getattr(self, "_animated_kernel", None) == k):
+            return
+        self._animated_kernel = k
+        try:
+            self.animate_panel.set_input(out.result.input, k, req.conv)
+        except CnnvizError as err:
+            self.show_error(err, "Animate")
+
+    def _on_animate_visible(self, visible: bool) -> None:
+        if visible:
+            self._animated_kernel = None
+            self._feed_animation(self._output)
+
+    # ===================================================================================
+    # headless API
+    # ===================================================================================
+    def histograms_visible(self) -> bool:
+        """Whether the views show their histograms (the user's choice)."""
+        return self.outputs.hist_box.isChecked()
+
+    def set_histograms_visible(self, visible: bool) -> None:
+        self.outputs.set_histograms_visible(visible)
+
+    def current_result(self) -> PipelineResult | None:
+        """The last PipelineResult the views show (None before the first)."""
+        return self._output.result if self._output is not None else None
+
+    def current_request(self) -> PipelineRequest | None:
+        return self._output.job.request if self._output is not None else None
+
+    def displayed_array(self, stage: str) -> np.ndarray | None:
+        """The array a view shows now: "input", "conv", "activation", "pool" or "magnitude"."""
+        return self.outputs.displayed_array(stage)
+
+    def status_text(self) -> str:
+        """The status bar's current message (errors and notes)."""
+        return self.statusBar().currentMessage()
+
+
+    # ===================================================================================
+    # closing
+    # ===================================================================================
+    def add_panel_dock(self, dock: QDockWidget) -> None:
+        """Register a dock added after start-up (live sources, Learn): saved in the layout and
+        toggled from View ▸ Panels like the built-in ones."""
+        self.docks.append(dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
+
+    # ------------------------------------------------------------------ model inspector
+    def open_inspector(self) -> None:
+        """Show the model inspector window (created on first use; torch loads in its worker)."""
+        insp = getattr(self, "inspector", None)
+        if insp is None:
+            from ..inspector import InspectorWindow  # noqa: PLC0415 - the playground starts without it
+
+            insp = InspectorWindow()
+            insp.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
+            self.inspector = insp
+        insp.show()
+        insp.raise_()
+        insp.activateWindow()
+
+    def inspect_current_image(self) -> None:
+        """Open the inspector on the playground's current image (the model resizes it)."""
+        self.open_inspector()
+        img = self.current_image()
+        if img is not None:
+            self.inspector.set_image(img, label="playground image")
+
+    def shutdown(self) -> None:
+        """Stop timers and the worker thread (idempotent)."""
+        live = getattr(self, "live", None)
+        if live is not None:
+            live.shutdown()
+        insp = getattr(self, "inspector", None)
+        if insp is not None:
+            try:
+                insp.shutdown()
+                insp.close()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                pass
+        self._closing = True
+        self._submit_timer.stop()
+        box = self.fault_dialog()
+        if box is not None:
+            box.close()
+        self.statusBar().clearMessage()  # stops the status bar's message timer
+        stop = getattr(self.animate_panel, "stop", None)
+        if callable(stop):
+            try:
+                stop()
+            except Exception:  # noqa: BLE001 - closing must not fail
+                pass
+        # a playground computation takes milliseconds; one that does not finish in a second
+        # is abandoned (the daemon worker ends with the process) so closing never hangs
+        self.worker.shutdown(1000)
+        shutdown_band_pool(timeout=1.0)  # the threads a frame's row chunks ran on
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if not self._closing:
+            self.save_settings()
+        self.shutdown()
+        super().closeEvent(event)

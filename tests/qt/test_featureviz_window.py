@@ -1,0 +1,238 @@
+"""The "What a channel looks for" window on the demo model: live feature visualization,
+cancel, dataset examples, guided backprop beside Grad-CAM, adversarial chart; no thread or
+timer left running."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from cnnviz.core.images import save_png
+from cnnviz.core.resources import resources_dir
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    from cnnviz.qt.featureviz.window import FeatureVizWindow
+
+    threads = threading.active_count()
+    w = FeatureVizWindow(layer="relu2")
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: w.probe is not None and w.state.layer == "relu2", timeout=30_000)
+    yield w
+    w.close()
+    assert not [t for t in w.findChildren(QTimer) if t.isActive()]
+    qtbot.waitUntil(lambda: threading.active_count() <= threads, timeout=10_000)
+
+
+def test_featviz_grid_beside_activations_live_and_cached(window, qtbot, tmp_path):
+    w = window
+    assert w.act_grid.count() == 8 and w.viz_grid.count() == 0
+    w.steps_spin.setValue(20)
+    partials = []
+    w.runner.partial.connect(lambda tid, p: partials.append(p.step))
+    w.viz_all_button.click()
+    qtbot.waitUntil(lambda: "relu2" in w.state.featviz, timeout=60_000)
+    assert w.viz_grid.count() == 8 and partials and partials[-1] <= 20
+    assert "activation up to" in w.value_label.text()
+    # a click on a tile selects that channel everywhere
+    rect = w.viz_grid.tile_rect(5)
+    qtbot.mouseClick(w.viz_grid, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton,
+                     pos=rect.center())
+    assert w.state.channel == 5 and w.channel_spin.value() == 5 and w.act_grid._selected == 5
+    assert w.channel_viz.count() == 1
+    # the same settings again: from the cache
+    w.viz_all_button.click()
+    qtbot.waitUntil(lambda: "(cached)" in w.value_label.text(), timeout=30_000)
+    w.grab().save(str(tmp_path / "featviz.png"))
+
+
+def test_cancel_leaves_no_cache_entry_and_window_keeps_working(window, qtbot, tmp_path):
+    w = window
+    w.steps_spin.setValue(4000)
+    w.viz_all_button.click()
+    qtbot.waitUntil(lambda: w.progress.value() > 0, timeout=30_000)
+    assert w.cancel_button.isEnabled()
+    w.cancel_button.click()
+    qtbot.waitUntil(lambda: not w.runner.is_busy(), timeout=30_000)
+    assert "cancelled" in w.statusBar().currentMessage()
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+    assert "relu2" not in w.state.featviz
+
+
+def test_dataset_examples_tab(window, qtbot, tmp_path):
+    w = window
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in (resources_dir() / "samples").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    save_png(folder / "noise.png", np.random.default_rng(0).integers(0, 256, (30, 30, 3), dtype=np.uint8))
+    (folder / "junk.png").write_bytes(b"not a png")
+    w.tabs.setCurrentIndex(1)
+    w.folder_edit.setText(str(folder))
+    w.k_spin.setValue(3)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=60_000)
+    assert "5 images swept, 1 skipped" in w.sweep_label.text()
+    assert "junk.png" in w.skipped_text.toPlainText()
+    assert w.top_grid.count() == 3
+    w.channel_spin.setValue(2)
+    assert w.top_grid.count() == 3
+
+
+def test_unit_view_and_adversarial(window, qtbot, tmp_path):
+    w = window
+    w.tabs.setCurrentIndex(2)
+    w.unit_button.click()
+    qtbot.waitUntil(lambda: w.guided_view.count() == 1 and w.cam_view.count() == 1, timeout=30_000)
+    assert "unit" in w.unit_label.text()
+    w.tabs.setCurrentIndex(3)
+    w.attack_button.click()
+    qtbot.waitUntil(lambda: getattr(w, "divergence", None) is not None, timeout=60_000)
+    assert len(w.divergence) >= 10 and w.divergence_bars is not None
+    assert "→" in w.attack_label.text() and w.adv_view.count() == 1
+    w.grab().save(str(tmp_path / "adversarial.png"))
+
+
+def test_lesson_tabs_exist(window):
+    from cnnviz.core.lessons import lesson
+    from cnnviz.qt.featureviz.window import TAB_KEYS
+
+    for key in ("what-a-channel-looks-for", "a-change-you-cannot-see"):
+        tab = lesson(key).inspector["featureviz"]
+        window.show_tab(tab)
+        assert TAB_KEYS[window.tabs.currentIndex()] == tab
+
+
+def test_bad_folder_is_a_message(window, qtbot, tmp_path):
+    w = window
+    w.folder_edit.setText(str(tmp_path / "missing"))
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: "does not exist" in w.statusBar().currentMessage(), timeout=30_000)
+    assert w.isVisible()
+
+
+def test_opened_from_the_inspector_on_a_copy_of_its_model(qtbot, config_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    from cnnviz.qt.inspector.window import InspectorWindow
+
+    insp = InspectorWindow()
+    qtbot.addWidget(insp)
+    insp.show()
+    qtbot.waitUntil(lambda: insp.current_capture() is not None, timeout=30_000)
+    insp.select_layer("conv3")
+    insp.act_featviz.trigger()
+    w = insp._featviz_window
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.probe is not None, timeout=30_000)
+    assert w.state.layer == "conv3" and w.layer_box.currentText() == "conv3"
+    assert w.model is not insp.current_model() and w.model.module is not insp.current_model().module
+    np.testing.assert_array_equal(w.pixels, insp.current_input())
+    # a top image opens in the inspector on that layer, channel and unit
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in (resources_dir() / "samples").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    w.folder_edit.setText(str(folder))
+    w.channel_spin.setValue(4)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=30_000)
+    best = w.state.sweep.entries("conv3", 4)[0]
+    qtbot.mouseClick(w.top_grid, __import__("PySide6.QtCore", fromlist=["Qt"]).Qt.MouseButton.LeftButton,
+                     pos=w.top_grid.tile_rect(0).center())
+    from cnnviz.core.images import load_image
+
+    np.testing.assert_array_equal(insp.current_input(), load_image(best["item"]).pixels)
+    assert insp.selected_layer() == "conv3" and insp.selected_channel() == 4
+    w.close()
+    insp.close()
+    assert not w.runner.is_busy()
+
+
+def test_task_runner_one_at_a_time_latest_wins(qtbot):
+    import time
+
+    from cnnviz.qt.featureviz.tasks import TaskRunner
+
+    r = TaskRunner(name="test-runner", poll_ms=10)
+    running, most = [0], [0]
+    lock = threading.Lock()
+    done, cancelled = [], []
+    r.finished.connect(lambda tid, v: done.append((tid, v)))
+    r.cancelled.connect(cancelled.append)
+
+    def job(value, loops):
+        def fn(state):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+            try:
+                for _ in range(loops):
+                    state.check()
+                    state.set_progress(0.5, "working")
+                    time.sleep(0.005)
+                return value
+            finally:
+                with lock:
+                    running[0] -= 1
+        return fn
+
+    first = r.start(job("first", 10_000))
+    second = r.start(job("second", 10_000))
+    third = r.start(job("third", 3))  # replaces the pending second: it never runs
+    qtbot.waitUntil(lambda: bool(done), timeout=10_000)
+    assert done == [(third, "third")] and most[0] == 1
+    assert first < second < third and cancelled == []
+    r.start(job("long", 100_000))
+    qtbot.waitUntil(lambda: r.state is not None and r.state.progress > 0, timeout=10_000)
+    r.cancel()
+    qtbot.waitUntil(lambda: not r.is_busy(), timeout=10_000)
+    assert len(cancelled) == 1
+    assert r.shutdown(1000) and not r._timer.isActive()
+
+
+@pytest.mark.parametrize("key, tab, layer_kind", [("what-a-channel-looks-for", "featviz", "first"),
+                                                  ("a-change-you-cannot-see", "adversarial", "last")])
+def test_lessons_open_the_window_on_their_tab(qtbot, window_main, key, tab, layer_kind, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    from PySide6.QtCore import Qt
+
+    from cnnviz.qt.featureviz.window import TAB_KEYS
+
+    w = window_main
+    qtbot.mouseClick(w.learn_panel.buttons[key], Qt.MouseButton.LeftButton)
+    insp = w.inspector
+    qtbot.waitUntil(lambda: w.learn_panel._pending_inspector is None and insp.current_capture() is not None,
+                    timeout=60_000)
+    fvw = insp._featviz_window
+    qtbot.addWidget(fvw)
+    qtbot.waitUntil(lambda: fvw.probe is not None, timeout=30_000)
+    assert TAB_KEYS[fvw.tabs.currentIndex()] == tab
+    convs = [la.name for la in insp.current_capture().layers if "Conv" in la.type]
+    assert fvw.state.layer == (convs[0] if layer_kind == "first" else convs[-1])
+    fvw.close()
+
+
+@pytest.fixture
+def window_main(make_window):
+    return make_window()
+
+
+def test_vector_layer_sweeps_whole_images(window, qtbot, tmp_path):
+    w = window
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for p in (resources_dir() / "samples").glob("*.png"):
+        (folder / p.name).write_bytes(p.read_bytes())
+    w.layer_box.setCurrentText("fc1")
+    assert w.state.layer == "fc1" and w.act_grid.count() == 64
+    w.folder_edit.setText(str(folder))
+    w.k_spin.setValue(2)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=60_000)
+    assert w.top_grid.count() == 2 and (w.state.sweep.layers["fc1"].boxes == -1).all()
