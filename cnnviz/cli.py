@@ -31,7 +31,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--self-test", action="store_true",
                    help="run the kernel pipeline and the demo model headless, render one frame, and exit")
     sub = p.add_subparsers(dest="command", parser_class=OneLineParser)
-    from .commands import bench, convolve
+    from .commands import bench, convolve, evaluate, train
     from .commands import inspect as inspect_cmd
 
     convolve.add_parser(sub)
@@ -41,6 +41,8 @@ def build_parser() -> OneLineParser:
     for command in (visualize, top_images, adversarial):
         command.add_parser(sub)
     bench.add_parser(sub)
+    train.add_parser(sub)
+    evaluate.add_parser(sub)
     g = sub.add_parser("gui", help="open the window (the default with no arguments)")
     g.add_argument("image", nargs="?", help="image to open")
     g.add_argument("--inspector", action="store_true", help="open the model inspector")

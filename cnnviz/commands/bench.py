@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
     what.add_argument("--featviz", action="store_true",
                       help="top-images sweep vs plain forward; feature-visualization step vs forward+backward")
     what.add_argument("--soak", action="store_true", help="long run: memory growth, threads, hooks")
+    what.add_argument("--train", action="store_true", help="training throughput with the Train window watching vs not")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions per case")
@@ -48,6 +49,8 @@ def run(args) -> int:
         from ..bench.featviz import run_featviz_bench as fn
     elif args.soak:
         from ..bench.soak import run_soak_bench as fn
+    elif args.train:
+        from ..bench.train import run_train_bench as fn
     else:
         from ..bench.conv import run_conv_bench as fn
     kwargs = {"device": args.device}

@@ -102,6 +102,14 @@ LESSONS: tuple[Lesson, ...] = (
            "The weighted sum is overlaid on the input: warm colours mark where the evidence for the class was.",
            target="inspector", inspector={"view": "cam"},
            expect="a heatmap over the digit's strokes"),
+    Lesson("filters-learn-themselves", "Filters learn themselves",
+           "Nobody designs the first layer of a trained CNN: training starts from random weights and nudges "
+           "them, step by step, towards fewer mistakes. Open Model ▸ Train a CNN…, train SimpleCNN on the "
+           "digits and watch its 32 first-layer kernels turn from noise into edge and blob detectors. Then "
+           "press 'Send kernels to the playground': the learned filters join these hand-made Sobel kernels "
+           "on the same image.",
+           kernels=("sobel-x", "sobel-y"), conv={"padding": 1}, panel="train",
+           expect="learned kernels next to Sobel x and y in the bank, some answering to edges like them"),
     Lesson("what-a-channel-looks-for", "What a channel looks for, layer by layer",
            "Open Model ▸ What a channel looks for… and press Visualize every channel: each picture is an input "
            "optimized until it excites one channel as much as it can. The first convolution's channels ask for "

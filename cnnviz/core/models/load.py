@@ -43,6 +43,13 @@ def _export_input_shape(ep) -> tuple[int, ...] | None:
     return None
 
 
+def _train_checkpoint(path: Path):
+    """:func:`cnnviz.core.train_models.load_checkpoint` when ``path`` is a training run or checkpoint."""
+    from cnnviz.core import train_models
+
+    return train_models.load_checkpoint if train_models.find_checkpoint(path) is not None else None
+
+
 def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
     det = _detect(path)
     if det.format in ("state_dict", "safetensors"):
@@ -173,6 +180,8 @@ def load_model(
                 raise ModelLoadError(f"{py} does not exist", "check the path of the Python file")
             loaded = _load_python(py, m.group("cls"), weights=weights, ctor_kwargs=ctor_kwargs,
                                   trust=trust, trust_store=trust_store)
+        elif path.exists() and _train_checkpoint(path) is not None:  # `cnnviz train`: weights only
+            loaded = _train_checkpoint(path)(path, trust=trust, trust_store=trust_store)
         elif path.exists():
             from cnnviz.core.onnx_model import load_onnx, looks_like_onnx
 

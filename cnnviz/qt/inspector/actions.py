@@ -61,6 +61,8 @@ def build_menus(w: InspectorWindow) -> None:
     w.recent_menu = m.addMenu("Open &recent")
     w.recent_menu.aboutToShow.connect(lambda: _fill_recent_menu(w))
     m.addAction(w.act_demo)
+    from cnnviz.qt.train import add_train_action  # noqa: PLC0415
+    w.act_train = add_train_action(w, m, inspector=w)
     m.addSeparator()
     m.addAction(w.act_labels)
     m.addSeparator()

@@ -391,6 +391,8 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         mm = mb.addMenu("&Model")
         mm.addAction(self.act_inspector)
         mm.addAction(self.act_inspect_image)
+        from ..train import add_train_action  # noqa: PLC0415 - the Train window (torch loads when a run starts)
+        self.act_train = add_train_action(self, mm, playground=self)
 
         h = mb.addMenu("&Help")
         h.addAction(self.act_shortcuts)

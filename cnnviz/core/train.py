@@ -1,0 +1,640 @@
+"""Train a CNN and watch it learn: the loop, its snapshots and what it leaves on disk.
+
+Follows Orange3's long-task pattern: :func:`run` takes a frozen :class:`TrainRequest` and a
+:class:`TaskState` through which it reports status, progress and partial results
+(:class:`Snapshot` every few steps, :class:`EpochReport` after each epoch) and learns that the
+user paused or stopped it. The loop never waits for a view: it appends to the state's
+histories and hands over the latest snapshot; a window (or the CLI's progress bar) reads it
+when it likes.
+
+A run folder holds::
+
+    checkpoints/epoch-001.safetensors + epoch-001.json   (one pair per epoch, atomic writes)
+    metrics.csv                                           (one row per epoch)
+    kernels.npz                                           (the first conv layer at every snapshot)
+    run.json                                              (the request, skipped files, notes)
+
+Every file is written to a temporary name and renamed over the old one, so a crash, a stop or
+a full disk never leaves a half-written file, and the last good checkpoint survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnviz.core.errors import CnnvizError, SpecError
+from cnnviz.core.train_data import DataSpec, TrainData, augment_batch, load_data
+from cnnviz.core.train_models import ModelSpec, build_model, check_spec, checkpoint_meta, first_conv, model_constraints
+
+__all__ = ["DataSpec", "EpochReport", "EvalResult", "ModelSpec", "Snapshot", "TaskState", "TrainRequest",
+           "TrainResult", "TrainSettings", "evaluate_arrays", "export_movie", "load_movie", "run"]
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+N_WRONG = 12
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    seed: int = 0
+    device: str = "auto"
+    snapshot_every: int = 0  # steps between snapshots; 0: about 25 per epoch
+
+    def check(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise SpecError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise SpecError(f"learning rate {self.lr} must be a positive number", "try 0.001")
+        if self.batch_size < 1:
+            raise SpecError(f"batch size {self.batch_size} must be at least 1", "try 64")
+        if self.epochs < 1:
+            raise SpecError(f"epochs {self.epochs} must be at least 1", "try 10")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise SpecError(f"weight decay {self.weight_decay} must be 0 or more", "try 0 or 1e-4")
+        if not (0 <= self.momentum < 1):
+            raise SpecError(f"momentum {self.momentum} must be in [0, 1)", "try 0.9")
+        if self.snapshot_every < 0:
+            raise SpecError("snapshot interval must be 0 (auto) or more", "use 0")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    model: ModelSpec = field(default_factory=ModelSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    out_dir: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Snapshot:
+    """The network every few steps: enough for the live views, cheap to make."""
+
+    step: int
+    epoch: float            # fractional: 1.5 is half-way through the second epoch
+    train_loss: float       # mean since the previous snapshot
+    train_accuracy: float
+    kernels: np.ndarray     # first conv layer's weights (O, I, kh, kw), a copy
+    probe_index: int        # which validation image the feature maps are of
+    probe_maps: np.ndarray | None  # that image through the first conv layer (C, H, W)
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    step: int
+    metrics: dict[str, float]
+    confusion: np.ndarray                 # (K, K): rows true class, columns predicted
+    wrong: list[tuple[int, int, int, float]]  # (val index, true, predicted, confidence), most confident first
+    checkpoint: str | None
+    message: str = ""
+
+
+@dataclass
+class TrainResult:
+    status: str                  # finished | stopped | nan | write_failed
+    message: str
+    epochs_done: int
+    steps: int
+    metrics: list[dict[str, float]]
+    checkpoint: str | None       # the last good checkpoint's JSON
+    out_dir: str | None
+    skipped: list[tuple[str, str]]
+    notes: list[str]
+    labels: list[str]
+    model: Any = field(default=None, repr=False)  # the trained module, eval mode
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.metrics[-1] if self.metrics else {}
+
+
+class TaskState:
+    """What the loop and whoever watches it share (Orange3's ``TaskState``, plus pause).
+
+    The loop calls :meth:`set_status`, :meth:`set_progress_value` and
+    :meth:`set_partial_result`; each stores the value and calls the matching callback, which
+    must return at once (a Qt signal emit, a progress-bar print). The watcher calls
+    :meth:`pause`, :meth:`resume`, :meth:`request_interruption` and may set
+    :attr:`probe_index`. Histories (:attr:`curve`, :attr:`frames`) only grow, so a view can
+    read them whole at any time.
+    """
+
+    def __init__(self, on_status: Callable[[str], None] | None = None,
+                 on_progress: Callable[[float], None] | None = None,
+                 on_partial: Callable[[Any], None] | None = None):
+        self.on_status, self.on_progress, self.on_partial = on_status, on_progress, on_partial
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.status = ""
+        self.progress = 0.0
+        self.latest: Snapshot | None = None
+        self.epochs: list[EpochReport] = []
+        self.curve: list[tuple[float, float, float]] = []   # (epoch, train loss, train accuracy)
+        self.frames: list[np.ndarray] = []                  # kernel movie so far
+        self.frame_steps: list[int] = []
+        self.probe_index = 0
+        self.data: TrainData | None = None
+
+    # -- the loop's side --------------------------------------------------------------------
+    def set_status(self, text: str) -> None:
+        self.status = text
+        if self.on_status is not None:
+            self.on_status(text)
+
+    def set_progress_value(self, percent: float) -> None:
+        self.progress = float(percent)
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def set_partial_result(self, value: Any) -> None:
+        if isinstance(value, Snapshot):
+            self.latest = value
+        elif isinstance(value, EpochReport):
+            self.epochs.append(value)
+        if self.on_partial is not None:
+            self.on_partial(value)
+
+    def is_interruption_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_while_paused(self) -> None:
+        while not self._running.wait(0.05):
+            if self._stop.is_set():
+                return
+
+    # -- the watcher's side -----------------------------------------------------------------
+    def request_interruption(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic files
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_all(fh, data: bytes, path: Path) -> None:
+    """Write every byte meant for ``path`` (tests replace this to simulate a full disk)."""
+    fh.write(data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync it and
+    rename it over ``path``: readers see the old file or the new one, never a half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write_all(fh, data, path)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+class RunWriter:
+    """Writes a run folder; every write is atomic."""
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.root = Path(out_dir)
+        self.ckpt = self.root / "checkpoints"
+        if self.root.exists() and not self.root.is_dir():
+            raise SpecError(f"the run folder {self.root} is a file", "choose a folder for the run")
+        if (self.root / "metrics.csv").exists() or any(self.ckpt.glob("epoch-*.json")):
+            # a second run would mix its checkpoints with the first one's: never overwrite a run
+            raise SpecError(f"{self.root} already holds a training run",
+                            "choose a new run folder (or delete the old run)")
+        try:
+            self.ckpt.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(f"cannot create the run folder {self.root} ({exc.strerror or exc})",
+                            "choose a folder you can write to") from exc
+        self.last_good: str | None = None
+
+    def run_info(self, info: dict) -> None:
+        atomic_write_bytes(self.root / "run.json", json.dumps(info, indent=1, default=str).encode())
+
+    def checkpoint(self, epoch: int, state_dict: dict, meta: dict) -> str:
+        from safetensors.torch import save
+
+        stem = f"epoch-{epoch:03d}"
+        weights = self.ckpt / f"{stem}.safetensors"
+        sd = {k: v.detach().to("cpu").contiguous() for k, v in state_dict.items()}
+        meta = dict(meta, weights=weights.name)
+        try:
+            atomic_write_bytes(weights, save(sd))
+            # the JSON last: a checkpoint counts only once both files are whole
+            atomic_write_bytes(weights.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if not weights.with_suffix(".json").exists():
+                    weights.unlink()
+            raise
+        self.last_good = str(weights.with_suffix(".json"))
+        return self.last_good
+
+    def metrics(self, rows: list[dict]) -> None:
+        if not rows:
+            return
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+        atomic_write_bytes(self.root / "metrics.csv", buf.getvalue().encode())
+
+    def movie(self, frames: list[np.ndarray], steps: list[int], layer: str, steps_per_epoch: int) -> None:
+        if not frames:
+            return
+        atomic_write_bytes(self.root / "kernels.npz", _npz_bytes(
+            frames=np.stack(frames).astype(np.float32), steps=np.asarray(steps, np.int64),
+            epochs=np.asarray(steps, np.float64) / max(1, steps_per_epoch), layer=np.array(layer)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation (the loop's and `cnnviz evaluate`'s)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+
+    def most_confident_wrong(self, y: np.ndarray, n: int = N_WRONG) -> list[tuple[int, int, int, float]]:
+        wrong = np.flatnonzero(self.predicted != y)
+        order = wrong[np.argsort(-self.confidence[wrong], kind="stable")][:n]
+        return [(int(i), int(y[i]), int(self.predicted[i]), float(self.confidence[i])) for i in order]
+
+
+def evaluate_arrays(model, x: np.ndarray, y: np.ndarray, n_classes: int, *, device: str = "cpu",
+                    batch_size: int = 256) -> EvalResult:
+    """Loss, accuracy and confusion matrix of ``model`` on preprocessed ``x`` (eval mode;
+    the model's mode is restored)."""
+    import torch
+    import torch.nn.functional as F
+
+    was = model.training
+    model.eval()
+    total, preds, confs = 0.0, [], []
+    try:
+        with torch.no_grad():
+            for i in range(0, len(x), batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).to(device)
+                yb = torch.from_numpy(np.ascontiguousarray(y[i:i + batch_size])).to(device)
+                logits = model(xb).float()
+                total += float(F.cross_entropy(logits, yb, reduction="sum"))
+                p = logits.softmax(1)
+                c, k = p.max(1)
+                preds.append(k.cpu().numpy())
+                confs.append(c.cpu().numpy())
+    finally:
+        model.train(was)
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    conf = np.concatenate(confs) if confs else np.zeros(0, np.float32)
+    n = max(1, len(y))
+    cm = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+    return EvalResult(total / n, float((pred == y).mean()) if len(y) else float("nan"), cm, pred, conf)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _optimizer(params, s: TrainSettings):
+    import torch
+
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay)
+    if s.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+    return torch.optim.Adam(params, lr=s.lr, weight_decay=s.weight_decay)
+
+
+def _probe(conv, data: TrainData, index: int, device) -> tuple[int, np.ndarray | None]:
+    import torch
+
+    if conv is None or len(data.y_val) == 0:
+        return index, None
+    index = int(min(max(0, index), len(data.y_val) - 1))
+    with torch.no_grad():
+        x = torch.from_numpy(data.x_val[index:index + 1]).to(device)
+        return index, conv(x)[0].float().cpu().numpy()
+
+
+def _nan_message(step: int, epoch: int, batch: int, lr: float) -> str:
+    return (f"the loss became NaN at step {step} (epoch {epoch}, batch {batch}): the weights blew up; "
+            f"lower the learning rate (e.g. {lr / 10:g}) and train again")
+
+
+def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=None) -> TrainResult:
+    """Train ``request.model`` on ``request.data``; see the module docstring.
+
+    Raises :class:`CnnvizError` for bad input (before anything is written); problems during
+    training (NaN loss, a failed write, a stop) end the run with a :class:`TrainResult` whose
+    ``status`` and ``message`` say what happened and which checkpoint is the last good one.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from cnnviz.core.devices import check_torch_device
+
+    state = state or TaskState()
+    s = request.settings
+    s.check()
+    check_spec(request.model)
+    device = check_torch_device(s.device)
+    state.set_status("Reading the data…")
+
+    def data_progress(done: int, total: int) -> None:
+        state.set_status(f"Reading images {done} / {total}…")
+
+    data = load_data(request.data, model_constraints(request.model), progress=data_progress,
+                     cancelled=state.is_interruption_requested)
+    state.data = data
+    if len(data.y_train) == 0:
+        raise SpecError("there are no training images", "add images to the class folders")
+    torch.manual_seed(s.seed)
+    np.random.seed(s.seed % 2**32)
+    gen = torch.Generator().manual_seed(s.seed)
+    state.set_status("Building the model…")
+    model = build_model(request.model, data.channels, len(data.labels), data.size, trust_store=trust_store)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise SpecError("every parameter is frozen: nothing would learn", "freeze less of the model")
+    opt = _optimizer(params, s)
+    writer = RunWriter(request.out_dir) if request.out_dir else None
+    if writer is not None:
+        writer.run_info({"request": request.to_dict(), "labels": data.labels, "preprocessing": data.preprocessing,
+                         "data": data.summary(), "skipped": data.skipped, "notes": data.notes,
+                         "device": device, "torch": torch.__version__})
+    conv_name, conv = first_conv(model)
+
+    def weights_now() -> np.ndarray:
+        return conv.weight.detach().float().cpu().numpy().copy() if conv is not None else np.zeros((0, 0, 0, 0))
+
+    x_all = torch.from_numpy(data.x_train)
+    y_all = torch.from_numpy(data.y_train)
+    if device != "cpu" and x_all.numel() * 4 < 2**30:
+        x_all, y_all = x_all.to(device), y_all.to(device)
+    n = len(y_all)
+    bs = min(s.batch_size, n)
+    steps_per_epoch = n // bs + (1 if n % bs > 1 else 0)   # a last batch of 1 would break BatchNorm
+    snap_every = s.snapshot_every or max(1, steps_per_epoch // 25)
+    total_steps = steps_per_epoch * s.epochs
+    flip = request.data.augment and data.source != "digits"
+    k = len(data.labels)
+
+    def snapshot(step: int, loss_sum: float, correct: int, seen: int) -> None:
+        idx, maps = _probe(conv, data, state.probe_index, device)
+        w = weights_now()
+        state.frames.append(w)
+        state.frame_steps.append(step)
+        ep = step / steps_per_epoch
+        loss = loss_sum / max(1, seen)
+        acc = correct / max(1, seen)
+        if seen:
+            state.curve.append((ep, loss, acc))
+        state.set_partial_result(Snapshot(step, ep, loss, acc, w, idx, maps))
+
+    rows: list[dict[str, float]] = []
+    status, message = "finished", ""
+    step = 0
+    epochs_done = 0
+    snapshot(0, 0.0, 0, 0)  # frame 0: the initial weights
+    t0 = time.perf_counter()
+    try:
+        for epoch in range(1, s.epochs + 1):
+            model.train()
+            perm = torch.randperm(n, generator=gen)
+            if device != "cpu" and x_all.device.type != "cpu":
+                perm = perm.to(device)
+            run_loss, run_correct, run_seen = 0.0, 0, 0
+            ep_loss, ep_correct, ep_seen = 0.0, 0, 0
+            for b in range(steps_per_epoch):
+                state.wait_while_paused()
+                if state.is_interruption_requested():
+                    status = "stopped"
+                    break
+                idx = perm[b * bs:(b + 1) * bs] if b < steps_per_epoch - 1 else perm[b * bs:]
+                xb, yb = x_all[idx], y_all[idx]
+                if request.data.augment:
+                    xb = augment_batch(xb, gen, flip=flip)
+                xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
+                lv = float(loss.detach())
+                if not math.isfinite(lv):
+                    status, message = "nan", _nan_message(step + 1, epoch, b + 1, s.lr)
+                    break
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                with torch.no_grad():
+                    c = int((logits.argmax(1) == yb).sum())
+                nb = len(yb)
+                run_loss += lv * nb
+                run_correct += c
+                run_seen += nb
+                ep_loss += lv * nb
+                ep_correct += c
+                ep_seen += nb
+                if step % snap_every == 0 or b == steps_per_epoch - 1:
+                    snapshot(step, run_loss, run_correct, run_seen)
+                    run_loss, run_correct, run_seen = 0.0, 0, 0
+                    state.set_progress_value(100.0 * step / total_steps)
+                    state.set_status(f"epoch {epoch}/{s.epochs}, step {step}/{total_steps}, "
+                                     f"loss {ep_loss / max(1, ep_seen):.4f}")
+            if status != "finished":
+                break
+            ev = evaluate_arrays(model, data.x_val, data.y_val, k, device=device)
+            if not math.isfinite(ev.loss) and len(data.y_val):
+                status, message = "nan", _nan_message(step, epoch, steps_per_epoch, s.lr)
+                break
+            row = {"epoch": epoch, "step": step, "train_loss": ep_loss / max(1, ep_seen),
+                   "train_accuracy": ep_correct / max(1, ep_seen), "val_loss": float(ev.loss),
+                   "val_accuracy": float(ev.accuracy), "seconds": time.perf_counter() - t0, "lr": s.lr}
+            rows.append(row)
+            epochs_done = epoch
+            ckpt, msg = None, ""
+            if writer is not None:
+                meta = checkpoint_meta(request.model, in_channels=data.channels, n_classes=k, size=data.size,
+                                       labels=data.labels, preprocessing=data.preprocessing, epoch=epoch,
+                                       step=step, metrics=row, weights_file="",
+                                       data={"source": str(request.data.source),
+                                             "split_seed": int(request.data.split_seed),
+                                             "val_fraction": float(request.data.val_fraction)})
+                try:
+                    ckpt = writer.checkpoint(epoch, model.state_dict(), meta)
+                    writer.metrics(rows)
+                    writer.movie(state.frames, state.frame_steps, conv_name or "", steps_per_epoch)
+                except OSError as exc:
+                    keep = (f"the last good checkpoint is {Path(writer.last_good).name}" if writer.last_good
+                            else "no checkpoint was saved")
+                    status = "write_failed"
+                    message = (f"could not write epoch {epoch}'s checkpoint ({exc.strerror or exc}); {keep}; "
+                               "free some disk space (or choose another folder) and train again")
+                    msg = message
+            state.set_partial_result(EpochReport(epoch, step, row, ev.confusion, ev.most_confident_wrong(data.y_val),
+                                                 ckpt, msg))
+            if status != "finished":
+                break
+    finally:
+        model.eval()
+    if status == "stopped":
+        message = f"stopped by the user after {epochs_done} complete epoch(s), at step {step}"
+    if writer is not None and status in ("stopped", "nan"):
+        with contextlib.suppress(OSError):
+            if status == "stopped":
+                writer.movie(state.frames, state.frame_steps, conv_name or "", steps_per_epoch)
+    if status == "finished":
+        message = (f"finished {epochs_done} epoch(s): validation accuracy {rows[-1]['val_accuracy']:.2%}"
+                   if rows else "finished")
+    if writer is not None and writer.last_good and status != "finished":
+        message += f" (last good checkpoint: {Path(writer.last_good).name})" if "last good" not in message else ""
+    state.set_status(message)
+    return TrainResult(status, message, epochs_done, step, rows, writer.last_good if writer else None,
+                       str(writer.root) if writer else None, data.skipped, data.notes, data.labels, model)
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel movie
+# ---------------------------------------------------------------------------------------------
+
+
+def load_movie(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    p = Path(path)
+    if p.is_dir():
+        p = p / "kernels.npz"
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise CnnvizError(f"cannot read the kernel movie {p} ({exc})", "give a run folder's kernels.npz") from exc
+
+
+def movie_frame_image(frame: np.ndarray, *, scale: int = 12, levels: float | None = None) -> np.ndarray:
+    """One frame ``(O, I, kh, kw)`` as an RGB uint8 grid: grey 128 is 0, symmetric levels
+    (``levels``: the absolute value shown as white; default the frame's own maximum). A
+    3-input-channel layer shows colour filters; otherwise the mean over input channels."""
+    w = np.asarray(frame, np.float32)
+    o, i, kh, kw = w.shape
+    lv = float(levels) if levels else float(np.abs(w).max() or 1.0)
+    color = i == 3
+    tiles = w.transpose(0, 2, 3, 1) if color else w.mean(axis=1)[..., None].repeat(3, axis=3)
+    u8 = np.clip(tiles / lv * 127.5 + 127.5, 0, 255).astype(np.uint8)
+    cols = int(math.ceil(math.sqrt(o)))
+    rows = int(math.ceil(o / cols))
+    pad = max(1, scale // 4)  # a visible gap between the tiles
+    th, tw = kh * scale, kw * scale
+    img = np.empty((rows * (th + pad) + pad, cols * (tw + pad) + pad, 3), np.uint8)
+    img[:] = (60, 90, 140)  # the gaps: a blue grey no filter weight maps to
+    for c in range(o):
+        r, q = divmod(c, cols)
+        tile = u8[c].repeat(scale, 0).repeat(scale, 1)
+        img[pad + r * (th + pad):pad + r * (th + pad) + th, pad + q * (tw + pad):pad + q * (tw + pad) + tw] = tile
+    return img
+
+
+def tile_maps(maps: np.ndarray, *, scale: int = 2, max_maps: int = 64) -> np.ndarray:
+    """Feature maps ``(C, H, W)`` as one RGB uint8 grid, each map on its own symmetric levels
+    (grey 128 is 0, white the map's largest positive value, black its most negative)."""
+    m = np.asarray(maps, np.float32)[:max_maps]
+    lv = np.abs(m).reshape(len(m), -1).max(axis=1)
+    lv[lv == 0] = 1.0
+    w = (m / lv[:, None, None])[:, None]  # (C, 1, H, W): the movie tiler's layout
+    return movie_frame_image(w, scale=scale, levels=1.0)
+
+
+def export_movie(movie: str | os.PathLike, out: str | os.PathLike, *, fps: int = 8, scale: int = 12) -> Path:
+    """The kernel movie as an animated GIF (Pillow) or MP4 (OpenCV), one grid per snapshot,
+    all frames on the same levels so the filters' growth shows."""
+    data = load_movie(movie)
+    frames = data["frames"]
+    if len(frames) == 0:
+        raise CnnvizError("the kernel movie has no frames", "train for at least one step")
+    lv = float(np.abs(frames).max() or 1.0)
+    images = [movie_frame_image(f, scale=scale, levels=lv) for f in frames]
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".gif":
+        from PIL import Image
+
+        pil = [Image.fromarray(im) for im in images]
+        buf = io.BytesIO()
+        pil[0].save(buf, format="GIF", save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+        atomic_write_bytes(out, buf.getvalue())
+    elif suffix == ".mp4":
+        import cv2
+
+        h, w = images[0].shape[:2]
+        h2, w2 = h + h % 2, w + w % 2
+        fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=out.parent)
+        os.close(fd)
+        try:
+            vw = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w2, h2))
+            if not vw.isOpened():
+                raise CnnvizError("OpenCV cannot write MP4 here", "export a GIF instead")
+            for im in images:
+                frame = np.zeros((h2, w2, 3), np.uint8)
+                frame[:h, :w] = im[:, :, ::-1]
+                vw.write(frame)
+            vw.release()
+            os.replace(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    else:
+        raise CnnvizError(f"cannot export the movie as {suffix or 'a file without an extension'}",
+                          "name the file .gif or .mp4")
+    return out
