@@ -12,6 +12,12 @@ The three are interleaved (A B C A B C ...) and medians reported, so a noisy mac
 tilt the ratios: ``ratio_hooked`` = hooked / forward (target <= 1.15) and ``ratio_mosaic`` =
 mosaic / forward (target <= 0.5).
 
+Today's models (``capture`` cases, each measured side by side in one interleaved run,
+medians): module-output capture vs the plain forward on resnet50, swin_t and vit_b_16
+(target <= 1.15), every-op capture on resnet50 (target <= 1.5), and an ONNX export of
+resnet50: every node captured through onnxruntime vs a plain onnxruntime run of the same
+file (target <= 1.5). The plain forward runs on its own copy of the model (no hooks).
+
 On a CUDA device also resnet50 on a 1280x720 frame resized and cropped per its torchvision
 transforms on the GPU: frames per second for upload + preprocessing + capture of every layer
 + render of one selected layer to host uint8 (target >= 60).
@@ -30,6 +36,8 @@ from ..core.capture import Recorder
 from ..core.mosaic import mosaic_many, mosaic_tensor
 
 TARGET_RATIO_HOOKED = 1.15
+TARGET_RATIO_EVERY_OP = 1.5
+TARGET_RATIO_ONNX = 1.5
 TARGET_RATIO_MOSAIC = 0.5
 TARGET_FPS = 60.0
 
@@ -145,10 +153,99 @@ def resnet50_live_case(device: str, frames: int = 120) -> dict:
             "fps": fps, "ms_per_frame": 1000.0 * elapsed / frames, "ok_fps": fps >= TARGET_FPS}
 
 
-def run_model_bench(device: str = "cpu", json: bool = False, repeats: int | None = None) -> dict:
+def _interleaved(fns: dict, device: str, repeats: int) -> dict[str, float]:
+    """Median milliseconds of each function, run A B C A B C ... after one warm-up each."""
+    for f in fns.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            times[k].append(_timed(f, device))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def capture_case(name: str, device: str, repeats: int, *, every_op: bool = False, model=None, x=None) -> dict:
+    """``name`` (a torchvision builder, or ``model`` given): the plain forward (its own copy,
+    no hooks), every module output captured, and with ``every_op`` every op too."""
+    import copy
+
+    if model is None:
+        import torchvision
+
+        torch.manual_seed(0)
+        model = torchvision.models.get_model(name, weights=None).eval().to(device)
+    if x is None:
+        x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(device)
+    plain = copy.deepcopy(model)
+    rec = Recorder(model)
+    ops_model = copy.deepcopy(model) if every_op else None
+    rec_ops = Recorder(ops_model, every_op=True) if every_op else None
+    try:
+        n_layers = len(rec.run(x).layers)
+
+        def forward():
+            with torch.inference_mode():
+                plain(x)
+
+        fns = {"forward": forward, "hooked": lambda: rec.run(x)}
+        if rec_ops is not None:
+            n_ops = len(rec_ops.run(x).layers)
+            fns["every_op"] = lambda: rec_ops.run(x)
+        ms = _interleaved(fns, device, repeats)
+    finally:
+        rec.close()
+        if rec_ops is not None:
+            rec_ops.close()
+    out = {"case": f"{name} 224x224 capture", "layers": n_layers, "forward_ms": ms["forward"],
+           "hooked_ms": ms["hooked"], "ratio_hooked": ms["hooked"] / ms["forward"],
+           "ok_hooked": ms["hooked"] / ms["forward"] <= TARGET_RATIO_HOOKED}
+    if rec_ops is not None:
+        out.update({"every_op_layers": n_ops, "every_op_ms": ms["every_op"],
+                    "ratio_every_op": ms["every_op"] / ms["forward"],
+                    "ok_every_op": ms["every_op"] / ms["forward"] <= TARGET_RATIO_EVERY_OP})
+    return out
+
+
+def onnx_case(name: str, device: str, repeats: int, *, model=None, x=None) -> dict:
+    """An ONNX export of ``name``: every node captured (:class:`OnnxRecorder`) vs a plain
+    onnxruntime session of the same file."""
+    import tempfile
+    import warnings
+    from pathlib import Path
+
+    from ..core.onnx_model import OnnxRecorder, load_onnx
+
+    if model is None:
+        import torchvision
+
+        torch.manual_seed(0)
+        model = torchvision.models.get_model(name, weights=None).eval()
+    if x is None:
+        x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{name}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.cpu(), (x.cpu(),), str(path), dynamo=False, input_names=["input"])
+        loaded = load_onnx(path, device=device)
+    plain = loaded.session()
+    rec = OnnxRecorder(loaded)
+    arr = x.cpu().numpy()
+    n_layers = len(rec.run(arr).layers)
+    ms = _interleaved({"plain": lambda: plain.run(None, {loaded.input_name: arr}),
+                       "captured": lambda: rec.run(arr)}, "cpu", repeats)
+    rec.close()
+    return {"case": f"{name} 224x224 ONNX ({loaded.providers[0]})", "layers": n_layers,
+            "plain_ms": ms["plain"], "captured_ms": ms["captured"], "ratio_onnx": ms["captured"] / ms["plain"],
+            "ok_onnx": ms["captured"] / ms["plain"] <= TARGET_RATIO_ONNX}
+
+
+def run_model_bench(device: str = "cpu", json: bool = False, repeats: int | None = None,
+                    modern: bool = True) -> dict:
     """Run the model benchmark on ``device``; returns ``{"cases": [...], ...}`` for printing.
 
-    ``json`` is accepted for symmetry with the command line (the caller prints).
+    ``json`` is accepted for symmetry with the command line (the caller prints). ``modern``
+    adds the ``capture`` cases (resnet50 with every op, swin_t, vit_b_16, ONNX resnet50).
     """
     device = str(device)
     if repeats is None:
@@ -163,6 +260,14 @@ def run_model_bench(device: str = "cpu", json: bool = False, repeats: int | None
         "targets": {"ratio_hooked": TARGET_RATIO_HOOKED, "ratio_mosaic": TARGET_RATIO_MOSAIC,
                     "live_fps": TARGET_FPS},
     }
+    if modern:
+        result["capture"] = [
+            capture_case("resnet50", device, repeats, every_op=True),
+            capture_case("swin_t", device, repeats),
+            capture_case("vit_b_16", device, repeats),
+            onnx_case("resnet50", device, repeats),
+        ]
+        result["targets"].update({"ratio_every_op": TARGET_RATIO_EVERY_OP, "ratio_onnx": TARGET_RATIO_ONNX})
     if device.startswith("cuda"):
         result["live_resnet50"] = resnet50_live_case(device)
     return result

@@ -2,17 +2,24 @@
 
     cnnviz inspect MODEL [IMAGE] [--weights FILE] [--trust] [--input-size H,W]
                    [--mean m,m,m] [--std s,s,s] [--color rgb|bgr|gray]
-                   [--device auto|cpu|cuda|mps] [--topk K] [--labels FILE] --out DIR
+                   [--device auto|cpu|cuda|mps] [--topk K] [--labels FILE]
+                   [--layout LAYER=KIND ...] [--every-op] [--output NAME|INDEX]
+                   [--score-threshold S] --out DIR
 
 Writes
 
 - ``DIR/activations.npz``: one float32 array per layer, key = qualified layer name
   (``layer1.0.conv1``), batch dimension dropped;
 - ``DIR/summary.json``: the model, input and preprocessing; the layers in execution order
-  (name, type, shape, params, min/max/mean/std, fraction of zeros, mosaic file); the top-k
-  predictions with class names;
-- ``DIR/layers/<name>.png``: every layer as a mosaic of its channels (per-channel levels;
-  viridis, or a blue-white-red diverging map for layers with negative values).
+  (name, type, shape, params, min/max/mean/std, fraction of zeros, mosaic file, the layer's
+  ``layout`` with how it was decided, and the ``map_shape`` [C, H, W] its mosaic shows); the
+  top-k predictions with class names; the ``task`` the prediction output was read as
+  (classification, segmentation class map with legend, detection boxes/labels/scores);
+- ``DIR/layers/<name>.png``: every layer as a mosaic of its ``(C, H, W)`` maps
+  (:mod:`cnnviz.core.layouts`: channels-last and token layers are shown as maps too;
+  per-channel levels; viridis, or a blue-white-red diverging map for negative values);
+- ``DIR/prediction.png``: for segmentation the class map over the input, for detection the
+  boxes drawn on it.
 
 Bad input prints one line on stderr and exits with code 2. Also runnable on its own:
 ``python -m cnnviz.commands.inspect ...``.
@@ -55,6 +62,23 @@ def _size_arg(text: str) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"input size '{text}' is not H,W (two positive integers)")
     return int(parts[0]), int(parts[1])
+
+
+def _layout_arg(text: str) -> tuple[str, str]:
+    layer, sep, kind = text.rpartition("=")
+    if not sep or not layer.strip() or not kind.strip():
+        raise argparse.ArgumentTypeError(f"layout '{text}' is not LAYER=KIND (e.g. features.1.0=NHWC)")
+    return layer.strip(), kind.strip()
+
+
+def _fraction_arg(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"score threshold {text} is not between 0 and 1")
+    return v
 
 
 def _positive_int(text: str) -> int:
@@ -103,7 +127,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda or mps")
     p.add_argument("--topk", type=_positive_int, default=5, metavar="K", help="predictions to report (default 5)")
     p.add_argument("--labels", metavar="FILE", help="class names: one per line or a JSON list/dict")
-    p.add_argument("--model-args", metavar="JSON", help="constructor arguments for file.py:Class, as a JSON object")
+    p.add_argument("--model-args", metavar="JSON",
+                   help="constructor arguments for file.py:Class or a torchvision builder, as a JSON object "
+                        "(e.g. '{\"aux_logits\": false}')")
+    p.add_argument("--layout", action="append", type=_layout_arg, default=[], metavar="LAYER=KIND",
+                   help="show LAYER with this layout instead of the one decided: NCHW, NHWC, tokens, "
+                        "tokens:HxW+P, sequence, vector or nonbatch (repeatable)")
+    p.add_argument("--every-op", action="store_true",
+                   help="also capture every tensor op inside the forward (residual adds, concatenations, "
+                        "matmuls, softmax), named <module>:<op>")
+    p.add_argument("--output", metavar="NAME|INDEX",
+                   help="which output of a multi-output model is the prediction (a name or an index)")
+    p.add_argument("--score-threshold", type=_fraction_arg, default=0.5, metavar="S",
+                   help="detections: draw and list boxes scoring at least S (default 0.5)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write into (created if needed)")
 
 
@@ -125,6 +161,8 @@ def run(args) -> int:
     import torch
 
     from ..core.capture import capture, topk
+    from ..core.layouts import prefix_tokens
+    from ..core.tasks import interpret
     from ..core.images import load_image
     from ..core.models import load_labels
     from ..core.mosaic import mosaic_many
@@ -154,7 +192,9 @@ def run(args) -> int:
     image_path = Path(args.image) if args.image else default_image(loaded.kind)
     pixels = load_image(image_path).pixels
     x = pp.apply(pixels)
-    result = capture(loaded, x)
+    result = capture(loaded, x, every_op=args.every_op, layouts=dict(args.layout) or None)
+    task = interpret(result.raw_output, output=args.output, labels=labels, topk=args.topk,
+                     score_threshold=args.score_threshold)
     if result.fell_back_to_cpu and result.message:
         print(f"cnnviz: warning: {result.message}", file=sys.stderr)
 
@@ -168,9 +208,12 @@ def run(args) -> int:
     layers = []
     nonfinite: list[str] = []
     used_files: set[str] = set()
-    mosaics = mosaic_many([act.first for act in result.layers], mode="channel")
+    mosaics = mosaic_many([act.maps for act in result.layers], mode="channel")
     for act, m in zip(result.layers, mosaics):
         t = act.first.detach()
+        prefix = prefix_tokens(act.tensor, act.layout)
+        if prefix is not None:
+            arrays[f"prefix_tokens/{act.name}"] = prefix.detach().float().cpu().numpy()
         tf = t.float()
         finite = torch.isfinite(tf)
         vals = tf[finite] if not bool(finite.all()) else tf
@@ -185,23 +228,36 @@ def run(args) -> int:
         if stats["nonfinite"] > 0:
             nonfinite.append(act.name)
         arrays[act.name] = tf.cpu().numpy().astype(np.float32, copy=False)
-        rgb = lut("diverging" if m.signed else "viridis")[m.image]
         fname = _file_name(act.name)
         while fname.lower() in used_files:  # case-insensitive file systems
             fname += "_"
         used_files.add(fname.lower())
-        _write_png(out_dir / "layers" / f"{fname}.png", rgb)
-        layers.append({"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
-                       "params": act.params, **stats, "png": f"layers/{fname}.png"})
+        png = None
+        if m.image.size:  # an empty tensor (no boxes detected) has nothing to draw
+            _write_png(out_dir / "layers" / f"{fname}.png", lut("diverging" if m.signed else "viridis")[m.image])
+            png = f"layers/{fname}.png"
+        entry = {"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
+                 "params": act.params, **stats, "png": png,
+                 "layout": act.layout.to_dict(), "map_shape": list(act.map_shape)}
+        if act.kind != "module":
+            entry["kind"] = act.kind
+        if act.layout.kind == "nonbatch":
+            entry["shape"] = list(act.tensor.shape)  # kept whole: no batch dimension to drop
+        layers.append(entry)
 
     _write_npz(out_dir / "activations.npz", arrays)
-    preds = topk(result.output, labels, args.topk) if result.output is not None else []
+    prediction_png = _write_prediction(out_dir, task, x, pp)
+    chosen = _chosen_tensor(result, task, args.output)
+    if task.task in ("detection", "keypoints", "segmentation"):
+        preds = []  # the task section says what the output means; no per-image "classes"
+    else:
+        preds = topk(chosen, labels, args.topk) if chosen is not None else []
     warnings = []
     if nonfinite:
         verb = "holds" if len(nonfinite) == 1 else "hold"
         warnings.append(f"{_count(len(nonfinite), 'layer')} {verb} NaN or infinite values (first: {nonfinite[0]}); "
                         "check the weights and the preprocessing (a std near 0 overflows)")
-    n_classes = _classes(result.output)
+    n_classes = _classes(chosen)
     if args.labels and n_classes is not None and len(labels) != n_classes:
         warnings.append(f"the labels file has {_count(len(labels), 'name')} but the model outputs "
                         f"{_count(n_classes, 'class', 'classes')}; names are matched by index")
@@ -217,13 +273,14 @@ def run(args) -> int:
         "device": result.device,
         "fell_back_to_cpu": result.fell_back_to_cpu,
         "message": result.message,
-        "output_shape": list(result.output.shape) if result.output is not None else None,
+        "output_shape": list(chosen.shape) if chosen is not None else None,
         "layers": layers,
         "predictions": [{"rank": r + 1, "index": i, "name": n, "prob": p if math.isfinite(p) else None}
                         for r, (i, n, p) in enumerate(preds)],
+        "task": {**task.to_dict(), "png": prediction_png},
         "warnings": warnings,
     }
-    stale = _pngs_of_an_earlier_run(out_dir) - {layer["png"] for layer in layers}
+    stale = _pngs_of_an_earlier_run(out_dir) - {layer["png"] for layer in layers if layer["png"]}
     _write_json(out_dir / "summary.json", summary)
     for rel in stale:  # the earlier run's mosaics that this run did not overwrite
         (out_dir / rel).unlink(missing_ok=True)
@@ -232,11 +289,46 @@ def run(args) -> int:
           f"from {image_path}")
     for r, (i, n, p) in enumerate(preds):
         print(f"  {r + 1}. {n} ({i})  {p:.3f}")
+    if task.task in ("detection", "keypoints"):
+        print(f"  {task.task} (output {task.output_name!r}): {_count(len(task.detections), 'box', 'boxes')} "
+              f"scoring >= {task.score_threshold:g} ({task.below_threshold} below)")
+        for d in task.detections[:10]:
+            print(f"    {d['name']} ({d['label']})  {d['score']:.3f}  box {[round(v, 1) for v in d['box']]}")
+    elif task.task == "segmentation":
+        shown = ", ".join(f"{e['name']} {e['fraction']:.0%}" for e in task.legend[:5])
+        print(f"  segmentation (output {task.output_name!r}): class map {list(task.class_map.shape)}: {shown}")
     for w in warnings:
         print(f"cnnviz: warning: {one_line(w)}", file=sys.stderr)
-    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and {_count(len(layers), 'mosaic')} "
+    print(f"wrote {out_dir / 'activations.npz'}, {out_dir / 'summary.json'} and "
+          f"{_count(sum(1 for layer in layers if layer['png']), 'mosaic')} "
           f"in {out_dir / 'layers'}")
     return 0
+
+
+def _chosen_tensor(result, task, choice):
+    """The tensor the top-k come from: the chosen output when it is a tensor."""
+    from ..core.tasks import select_output
+
+    _, value = select_output(result.raw_output, choice)
+    if hasattr(value, "shape") and hasattr(value, "dim"):
+        return value.detach()
+    return result.output if choice is None and task.task not in ("detection", "keypoints") else None
+
+
+def _write_prediction(out_dir: Path, task, x, pp) -> str | None:
+    """prediction.png: the class map over the input, or the boxes drawn on it."""
+    from ..core.tasks import draw_detections, input_to_rgb, overlay_class_map
+
+    if task.class_map is None and task.task not in ("detection", "keypoints"):
+        (out_dir / "prediction.png").unlink(missing_ok=True)
+        return None
+    img = input_to_rgb(x, pp.mean, pp.std, pp.color)
+    if task.class_map is not None:
+        img = overlay_class_map(img, task.class_map)
+    if task.detections:
+        img = draw_detections(img, task.detections)
+    _write_png(out_dir / "prediction.png", img)
+    return "prediction.png"
 
 
 def _pngs_of_an_earlier_run(out_dir: Path) -> set[str]:

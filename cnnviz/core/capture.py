@@ -49,12 +49,13 @@ the model to the CPU (float32) and runs the frame again, saying so in the result
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,7 @@ import torch
 from torch import nn
 
 from cnnviz.core.errors import CnnvizError
+from cnnviz.core.layouts import Layout, LayoutDecider, count_prefix_tokens, map_shape, parse_layout, to_maps
 
 __all__ = [
     "CaptureError",
@@ -72,6 +74,7 @@ __all__ = [
     "capture",
     "keep_freed_memory",
     "layer_to_host_uint8",
+    "make_recorder",
     "module_of",
     "topk",
 ]
@@ -101,6 +104,12 @@ class LayerActivation:
         dimension kept, on the model's device.
     index:
         Position in :attr:`CaptureResult.layers` (execution order).
+    layout:
+        What the tensor's axes mean (:mod:`cnnviz.core.layouts`), decided once per input
+        shape; every view draws :attr:`maps`.
+    kind:
+        ``"module"`` (a module's output) or ``"op"`` (a tensor op inside the forward, with
+        ``every_op``; then ``type`` is the op, ``add``, ``cat``, ``softmax``).
     """
 
     name: str
@@ -109,11 +118,31 @@ class LayerActivation:
     params: int
     tensor: torch.Tensor
     index: int
+    layout: Layout | None = None
+    kind: str = "module"
 
     @property
     def first(self) -> torch.Tensor:
-        """The output for the first item of the batch (shape :attr:`shape`)."""
+        """The output for the first item of the batch (shape :attr:`shape`); a ``nonbatch``
+        tensor (boxes, RoIs) whole."""
+        if self.layout is not None and self.layout.kind == "nonbatch":
+            return self.tensor
         return self.tensor[0] if self.tensor.dim() > 0 else self.tensor
+
+    @property
+    def maps(self) -> torch.Tensor:
+        """The ``(C, H, W)`` maps this layer is shown as (:func:`cnnviz.core.layouts.to_maps`)."""
+        return to_maps(self.tensor, self._layout())
+
+    @property
+    def map_shape(self) -> tuple[int, int, int]:
+        return map_shape(tuple(self.tensor.shape), self._layout())
+
+    def _layout(self) -> Layout:
+        if self.layout is None:  # made by hand, not by a Recorder: decide from the shape alone
+            self.layout = LayoutDecider(self.tensor.shape[:1] or (1,)).decide(
+                self.name, self.type, tuple(self.tensor.shape))
+        return self.layout
 
 
 @dataclass
@@ -376,9 +405,53 @@ class _HookSet:
         self.handles = []
 
 
+# Torch functions that are not ops on the data (attribute access, bookkeeping).
+_NOT_OPS = frozenset({"__get__", "__set__", "detach", "requires_grad_", "__format__", "__repr__",
+                      "__bool__", "__len__", "__iter__", "__contains__", "is_floating_point"})
+
+
+def _op_label(func) -> str:
+    name = getattr(func, "__name__", None) or str(func)
+    return name.strip("_") or name
+
+
+class _OpMode(torch.overrides.TorchFunctionMode):
+    """Records every tensor op the forward runs outside leaf modules (inside a leaf the op is
+    the module's output, recorded by its hook), named ``<module path>:<op>`` after the
+    innermost module running, detached and cloned."""
+
+    def __init__(self, backend: _EagerBackend):
+        super().__init__()
+        self.backend = backend
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        b = self.backend
+        if b.leaf_depth or b.in_hook or not b.hooks.active:
+            return out
+        label = _op_label(func)
+        if label in _NOT_OPS:
+            return out
+        if isinstance(out, torch.Tensor):
+            tensors = [("", out)]
+        elif isinstance(out, (tuple, list)):
+            tensors = _flatten_output("", out)
+        else:
+            return out
+        if not tensors:
+            return out
+        path = b.stack[-1] if b.stack else ""
+        name = _call_name(b.op_counts, f"{path}:{label}")
+        for suffix, t in tensors:
+            if t.is_floating_point() or t.dtype in (torch.bool, torch.int64, torch.int32, torch.uint8):
+                b.op_names.add(name + suffix)
+                b.records.append((name + suffix, label, 0, t.detach().clone()))
+        return out
+
+
 class _EagerBackend:
     def __init__(self, module: nn.Module, layers: set[str] | None, clone: str,
-                 types: dict[str, str] | None = None):
+                 types: dict[str, str] | None = None, every_op: bool = False):
         self.module = module
         self.clone = clone
         self.records: list[tuple[str, str, int, torch.Tensor]] = []
@@ -388,8 +461,50 @@ class _EagerBackend:
         self._current: frozenset[str] = frozenset()
         only = None if layers is None else {_base_name(n) for n in layers}
         self.hooks = _HookSet(module, self._on_output, types=types, only=only)
+        self.every_op = every_op
+        self.op_names: set[str] = set()
+        self.op_counts: dict[str, int] = {}
+        self.stack: list[str] = []
+        self.leaf_depth = 0
+        self.in_hook = False
+        self._stack_handles: list[Any] = []
+        if every_op:
+            try:
+                self._track_modules()
+            except BaseException:
+                self.close()
+                raise
+
+    def _track_modules(self) -> None:
+        """Pre/post hooks keeping the stack of running modules (for naming ops)."""
+        for name, mod in self.module.named_modules():
+            if not name:
+                continue
+            leaf = next(iter(mod.children()), None) is None
+
+            def pre(_m, _a, name=name, leaf=leaf):
+                self.stack.append(name)
+                self.leaf_depth += leaf
+
+            def post(_m, _a, _o, leaf=leaf):
+                if self.stack:
+                    self.stack.pop()
+                self.leaf_depth -= leaf
+
+            self._stack_handles.append(mod.register_forward_pre_hook(pre))
+            self._stack_handles.append(mod.register_forward_hook(post, always_call=True))
 
     def _on_output(self, name: str, mtype: str, params: int, t: torch.Tensor) -> None:
+        if self.every_op:
+            self.in_hook = True
+            try:
+                self._record(name, mtype, params, t)
+            finally:
+                self.in_hook = False
+        else:
+            self._record(name, mtype, params, t)
+
+    def _record(self, name: str, mtype: str, params: int, t: torch.Tensor) -> None:
         if self._learning:
             self._versions[name] = (t, t._version)
             self.records.append((name, mtype, params, t.detach().clone()))
@@ -403,8 +518,13 @@ class _EagerBackend:
         learn = self.clone == "auto" and key not in self._needs_clone
         self.records = []
         self.hooks.reset()
+        self.op_names = set()
+        self.op_counts = {}
+        self.stack = []
+        self.leaf_depth = 0
         self.hooks.active = True
         self._learning = learn
+        mode = _OpMode(self) if self.every_op else contextlib.nullcontext()
         try:
             if learn:
                 # Not in inference mode (even if the caller is): inference tensors have no
@@ -413,12 +533,13 @@ class _EagerBackend:
                 with torch.inference_mode(False), torch.no_grad():
                     if x.is_inference():
                         x = x.clone()
-                    out = self.module(x)
+                    with mode:
+                        out = self.module(x)
                 self._needs_clone[key] = frozenset(
                     n for n, (t, v) in self._versions.items() if t._version != v)
             else:
                 self._current = self._needs_clone.get(key, frozenset())
-                with torch.inference_mode():
+                with torch.inference_mode(), mode:
                     out = self.module(x)
             return out, self.records
         finally:
@@ -430,6 +551,9 @@ class _EagerBackend:
 
     def close(self) -> None:
         self.hooks.remove()
+        for h in self._stack_handles:
+            h.remove()
+        self._stack_handles = []
 
 
 def _base_name(name: str) -> str:
@@ -649,9 +773,19 @@ class Recorder:
     clone:
         ``"auto"`` (clone only outputs the forward later modifies in place; see the module
         docstring) or ``"always"``.
+    every_op:
+        Also record every tensor op the forward runs outside leaf modules (residual adds,
+        concatenations, matmuls and softmax in attention written in Python, reshapes), named
+        ``<module path>:<op>`` (``layer1.0:iadd``), in execution order, cloned. Eager and
+        torch.export models; the default (module outputs only) costs nothing extra.
+    layouts:
+        The user's layouts for some layers, ``{name: "NHWC" | "tokens:14x14+1" | ...}``
+        (:func:`cnnviz.core.layouts.parse_layout`); every other layer's is decided from the
+        model and the shapes.
     """
 
-    def __init__(self, model: Any, layers: str | Sequence[str] = "all", *, clone: str = "auto"):
+    def __init__(self, model: Any, layers: str | Sequence[str] = "all", *, clone: str = "auto",
+                 every_op: bool = False, layouts: Mapping[str, str] | None = None):
         if clone not in ("auto", "always"):
             raise ValueError("clone must be 'auto' or 'always'")
         module, kind, ep, in_ch = _unwrap(model)
@@ -661,12 +795,21 @@ class Recorder:
         self.kind = kind
         self.input_channels = in_ch
         self.layers = None if layers == "all" else set(layers)
+        self.every_op = bool(every_op)
+        self.layout_overrides = dict(layouts or {})
         self._clone = clone
         self._ep = ep
         self._backend = self._make_backend()
+        runnable = self.runnable
+        self._modules = dict(runnable.named_modules())
+        self._prefix = count_prefix_tokens(list(runnable.named_parameters()))
+        self._layout_cache: dict[tuple, list[Layout]] = {}
 
     def _make_backend(self):
         if isinstance(self.module, torch.jit.ScriptModule):
+            if self.every_op:
+                raise CaptureError("every-op capture cannot see inside a TorchScript model",
+                                   "capture module outputs only, or give the eager model or a .pt2 export")
             return _ScriptBackend(self.module, self.layers)
         if self.kind == "export" or self._ep is not None:
             if self._ep is None:
@@ -674,8 +817,34 @@ class Recorder:
                                    "load it with cnnviz.core.models.load_model")
             device, _ = _model_device_dtype(self.module)
             self._hooked = _unflatten(self._ep, device)
-            return _EagerBackend(self._hooked, self.layers, self._clone, types=_export_types(self._ep))
-        return _EagerBackend(self.module, self.layers, self._clone)
+            return _EagerBackend(self._hooked, self.layers, self._clone, types=_export_types(self._ep),
+                                 every_op=self.every_op)
+        return _EagerBackend(self.module, self.layers, self._clone, every_op=self.every_op)
+
+    def _assign_layouts(self, layers: list[LayerActivation], x_shape: tuple[int, ...]) -> None:
+        """Decide each layer's layout once per input shape and set of layers (cached)."""
+        key = (x_shape, tuple((a.name, tuple(a.tensor.shape)) for a in layers))
+        cached = self._layout_cache.get(key)
+        if cached is None:
+            decider = LayoutDecider(x_shape, *self._prefix)
+            cached = []
+            for a in layers:
+                module = self._modules.get(_base_name(a.name)) if a.kind == "module" else None
+                cached.append(decider.decide(a.name, a.type, tuple(a.tensor.shape), module))
+            if self.layout_overrides:
+                by_name = {a.name: i for i, a in enumerate(layers)}
+                for name, text in self.layout_overrides.items():
+                    idx = [by_name[name]] if name in by_name else [
+                        i for i, a in enumerate(layers) if _base_name(a.name) == name]
+                    if not idx:
+                        raise CaptureError(f"the model has no layer named {name!r} (in a layout override)",
+                                           "choose layer names from the model's layer list")
+                    for i in idx:
+                        cached[i] = parse_layout(text, tuple(layers[i].tensor.shape), layer=layers[i].name,
+                                                 batch=x_shape[0] if x_shape else 1)
+            self._layout_cache = {key: cached}
+        for a, layout in zip(layers, cached):
+            a.layout = layout
 
     @property
     def runnable(self) -> nn.Module:
@@ -711,11 +880,14 @@ class Recorder:
         finally:
             _restore_flags(flags)
         layers = []
+        op_names = getattr(self._backend, "op_names", ())
         for name, mtype, params, t in records:
             if self.layers is not None and name not in self.layers and _base_name(name) not in self.layers:
                 continue
             layers.append(LayerActivation(name=name, type=mtype, shape=tuple(t.shape[1:]),
-                                          params=params, tensor=t, index=len(layers)))
+                                          params=params, tensor=t, index=len(layers),
+                                          kind="op" if name in op_names else "module"))
+        self._assign_layouts(layers, tuple(x.shape))
         if self.layers is not None:
             found = {a.name for a in layers} | {_base_name(a.name) for a in layers}
             missing = sorted(self.layers - found)
@@ -768,14 +940,32 @@ class Recorder:
             pass
 
 
+def make_recorder(model: Any, layers: str | Sequence[str] = "all", *, clone: str = "auto",
+                  every_op: bool = False, layouts: Mapping[str, str] | None = None):
+    """A :class:`Recorder`, or for an ONNX model (``kind == "onnx"``) an
+    :class:`cnnviz.core.onnx_model.OnnxRecorder` (every node is a layer already)."""
+    if getattr(model, "kind", None) == "onnx":
+        from cnnviz.core.onnx_model import OnnxRecorder
+
+        return OnnxRecorder(model, layouts=layouts)
+    return Recorder(model, layers, clone=clone, every_op=every_op, layouts=layouts)
+
+
 def capture(model: Any, x: torch.Tensor, *, layers: str | Sequence[str] = "all",
-            clone: str = "always") -> CaptureResult:
+            clone: str = "always", every_op: bool = False,
+            layouts: Mapping[str, str] | None = None) -> CaptureResult:
     """Run ``model`` on ``x`` once and record every layer's output (see :class:`Recorder`).
 
     All hooks are removed before this returns, whatever happens. A one-off capture clones
     every output (``clone="always"``): learning which outputs need it would cost a pass.
+    An ONNX model (``kind == "onnx"``) is run through :mod:`cnnviz.core.onnx_model`.
     """
-    with Recorder(model, layers, clone=clone) as rec:
+    if getattr(model, "kind", None) == "onnx":
+        from cnnviz.core.onnx_model import OnnxRecorder
+
+        with OnnxRecorder(model, layouts=layouts) as rec:
+            return rec.run(x)
+    with Recorder(model, layers, clone=clone, every_op=every_op, layouts=layouts) as rec:
         return rec.run(x)
 
 

@@ -30,6 +30,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from cnnviz.core.layouts import Layout, to_maps
 from cnnviz.core.capture import (
     CaptureError,
     _base_name,
@@ -190,8 +191,46 @@ class _Eval:
 # --------------------------------------------------------------------------- Grad-CAM
 
 
+def _attention_type(type_name: str) -> bool:
+    return "attention" in type_name.lower()
+
+
+def _cam_layer_of(layers, module: nn.Module | None) -> str | None:
+    """A transformer with a class token: the input of its last attention (the last block's
+    first LayerNorm in torchvision's and timm's ViTs, as pytorch-grad-cam uses): after that
+    attention only the class token reaches the head, so later patch tokens get no gradient."""
+    if module is None or not any(a.layout is not None and a.layout.kind == "tokens" and a.layout.n_prefix_tokens
+                                 for a in layers):
+        return None
+    paths = [n for n, m in module.named_modules() if n and _attention_type(type(m).__name__)]
+
+    def inside(name: str) -> bool:
+        return any(name == p or name.startswith((p + ".", p + "[", p + "#", p + ":")) for p in paths)
+
+    attn = [i for i, a in enumerate(layers) if inside(a.name)]
+    if not attn:
+        return None
+    start = attn[-1]
+    while start > 0 and inside(layers[start - 1].name):
+        start -= 1
+    before = [a for a in layers[:start] if a.layout is not None and a.layout.kind == "tokens"]
+    return before[-1].name if before else None
+
+
+def _spatial(a) -> bool:
+    """A layer Grad-CAM can use: maps on a grid (NCHW, channels-last or tokens) larger than 1x1."""
+    if a.layout is None or a.layout.kind not in ("NCHW", "NHWC", "tokens") or a.tensor.dim() > 4:
+        return False
+    c, h, w = a.map_shape
+    return h * w > 1
+
+
 def last_conv_layer(model: Any, x: torch.Tensor) -> str:
     """The default Grad-CAM layer: the last spatial map of the last convolution block.
+
+    For a transformer with a class token (ViT) the input of its last attention (see
+    :func:`_cam_layer_of`); channels-last (Swin, ConvNeXt) and token maps count as spatial
+    maps (their layouts, :mod:`cnnviz.core.layouts`).
 
     That is the last layer (in execution order) at or after the last convolution whose
     output is a ``(C, H, W)`` map larger than 1×1 — the block's activated (or pooled)
@@ -200,11 +239,21 @@ def last_conv_layer(model: Any, x: torch.Tensor) -> str:
     output would let negative responses with negative weights light up the padding.
     Falls back to the last layer with a spatial map.
     """
-    result = capture(model, x)
-    spatial = [a for a in result.layers if len(a.shape) == 3]
-    convs = [i for i, a in enumerate(result.layers) if "conv" in a.type.lower() and len(a.shape) == 3]
+    return _default_cam_layer(capture(model, x), model)
+
+
+def _default_cam_layer(result, model: Any = None) -> str:
+    try:
+        module = _Runner(model).module if model is not None else None
+    except (TypeError, CaptureError):
+        module = None
+    vit = _cam_layer_of(result.layers, module)
+    if vit is not None:
+        return vit
+    spatial = [a for a in result.layers if _spatial(a)]
+    convs = [i for i, a in enumerate(result.layers) if "conv" in a.type.lower() and _spatial(a)]
     if convs:
-        after = [a for a in result.layers[convs[-1]:] if len(a.shape) == 3 and a.shape[1] * a.shape[2] > 1]
+        after = [a for a in result.layers[convs[-1]:] if _spatial(a)]
         if after:
             return after[-1].name
         return result.layers[convs[-1]].name
@@ -223,23 +272,29 @@ def grad_cam(model: Any, x: torch.Tensor, target_class: int | None = None,
     :func:`last_conv_layer`). Only the first item of a batch is explained.
     """
     runner = _Runner(model)
+    captured = capture(model, x)  # the layouts (and the default layer) with the whole model in view
     if layer is None:
-        layer = last_conv_layer(model, x)
+        layer = _default_cam_layer(captured, model)
+    layout = captured.layer(layer).layout if layer in captured else None  # unknown: forward_tap says so
     with _Eval(runner.module):
         xg = runner.prepare(x)
         out, act = runner.forward_tap(xg, layer)
         logits = _logits(out)
-        if act.dim() != 4:
-            raise CaptureError(f"layer {layer!r} has output shape {tuple(act.shape[1:])}, not a (C, H, W) map",
-                               "choose a convolutional layer for Grad-CAM")
+        if layout is None and act.dim() == 4:
+            layout = Layout("NCHW", "a 4-D output", "shape")
+        if layout is None or layout.kind not in ("NCHW", "NHWC", "tokens") or act.dim() not in (3, 4):
+            raise CaptureError(f"layer {layer!r} has output shape {tuple(act.shape[1:])}, not a (C, H, W) map "
+                               "(channels first, channels last or tokens on a grid)",
+                               "choose a convolutional, channels-last or token layer for Grad-CAM")
         cls = int(logits[0].argmax()) if target_class is None else int(target_class)
         if not 0 <= cls < logits.shape[-1]:
             raise CaptureError(f"class {cls} does not exist: the model has {logits.shape[-1]} classes",
                                f"choose a class from 0 to {logits.shape[-1] - 1}")
         (grad,) = torch.autograd.grad(logits[0, cls], act)
     with torch.no_grad():
-        a = act[0].float()
-        weights = grad[0].float().mean(dim=(1, 2))
+        # tokens and channels-last layers as (C, H, W) maps on their grid (layouts.to_maps)
+        a = to_maps(act, layout).float()
+        weights = to_maps(grad, layout).float().mean(dim=(1, 2))
         cam = torch.relu((weights[:, None, None] * a).sum(0))
         cam = F.interpolate(cam[None, None], size=tuple(xg.shape[-2:]), mode="bilinear",
                             align_corners=False)[0, 0].clamp_(min=0)
@@ -281,11 +336,18 @@ class ReceptiveField(NamedTuple):
     A unit at ``(i, j)`` sees the input box centred at ``start + (i, j) * jump`` (in input
     pixel coordinates, pixel ``p`` centred at ``p``), ``size`` pixels wide, before clipping
     to the image (padding lies outside it).
+
+    ``scope`` says what kind of field it is: ``"local"`` (convolutions, pooling, patch
+    embeddings, per-token / per-pixel layers), ``"window"`` (Swin's windowed attention: the
+    box bounds the attention window around the unit, which is smaller and shifts), or
+    ``"global"`` (after global attention every unit sees the whole input: ``size`` is the
+    input's, ``jump`` 0).
     """
 
     size: tuple[int, int]
     jump: tuple[int, int]
     start: tuple[float, float]
+    scope: str = "local"
 
 
 _Geo = tuple  # (size_y, size_x, jump_y, jump_x, start_y, start_x)
@@ -331,10 +393,24 @@ def _union(geos: list[_Geo]) -> _Geo | None:
     return (res[0][0], res[1][0], geos[0][2], geos[0][3], res[0][1], res[1][1])
 
 
+_ATTENTION_OPS = {"multi_head_attention_forward", "scaled_dot_product_attention", "native_multi_head_attention"}
+_SCOPES = ("local", "window", "global")
+
+
+def _norm_dim(d: int, n: int) -> int:
+    return d + n if d < 0 else d
+
+
 class _GeometryTracker(TorchFunctionMode):
-    """Follows every torch call of a forward pass and gives each 4-D tensor derived from the
-    input its receptive-field geometry (or ``None`` where it depends on the whole input or
-    cannot be worked out: adaptive pooling, linear layers, resampling...)."""
+    """Follows every torch call of a forward pass and gives each tensor derived from the
+    input its receptive-field geometry, where its spatial axes are, and its scope.
+
+    Spatial axes (``hw``) are a pair of dims (``(2, 3)`` channels first, ``(1, 2)`` channels
+    last, moved by ``permute``/``transpose``) or ``("flat", dim, offset)`` for tokens: an
+    ``H x W`` grid flattened into one dim after ``offset`` prefix (class) tokens. Geometry is
+    ``None`` where it depends on the whole input or cannot be worked out (adaptive pooling,
+    linear layers across space, resampling...); global attention gives scope ``"global"``.
+    """
 
     _CONV = {"conv2d", "convolution", "conv2d_forward"}
     _MAXPOOL = {"max_pool2d", "max_pool2d_with_indices"}
@@ -342,13 +418,22 @@ class _GeometryTracker(TorchFunctionMode):
 
     def __init__(self, x: torch.Tensor):
         super().__init__()
-        self.geo: dict[int, tuple[torch.Tensor, _Geo | None]] = {id(x): (x, _IDENTITY)}
+        self.input_hw = tuple(int(v) for v in x.shape[-2:])
+        self.attention: list = []  # the fields of the attention modules running (innermost last)
+        self.geo: dict[int, tuple] = {id(x): (x, _IDENTITY, (2, 3), "local")}
 
     def lookup(self, t: torch.Tensor) -> tuple[bool, _Geo | None]:
+        known, g, _hw, _scope = self.lookup_full(t)
+        return known, g
+
+    def lookup_full(self, t: torch.Tensor) -> tuple[bool, _Geo | None, Any, str]:
         entry = self.geo.get(id(t))
         if entry is None or entry[0] is not t:
-            return False, None
-        return True, entry[1]
+            return False, None, None, "local"
+        return True, entry[1], entry[2], entry[3]
+
+    def set(self, t: torch.Tensor, geo, hw, scope: str) -> None:
+        self.geo[id(t)] = (t, geo, hw, scope)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -366,23 +451,42 @@ class _GeometryTracker(TorchFunctionMode):
         ins = []
         for t in tree_flatten((args, kwargs))[0]:
             if isinstance(t, torch.Tensor):
-                known, g = self.lookup(t)
+                known, g, hw, scope = self.lookup_full(t)
                 if known:
-                    ins.append((t, g))
+                    ins.append((t, g, hw, scope))
         if not ins:
             return  # built from constants / parameters only
-        name = _op_name(func)
-        geo = self._geometry(name, args, kwargs, ins, outs[0])
+        name = _op_name(func).strip("_")
+        res = self._geometry(name, args, kwargs, ins, outs[0])
+        geo, hw, scope = res if res is not None else (None, None, "local")
         for t in outs:
-            self.geo[id(t)] = (t, geo if t.dim() == 4 else None)
+            same = t.shape == outs[0].shape
+            self.set(t, geo if same else None, hw if same else None, scope if same else "local")
 
-    def _geometry(self, name, args, kwargs, ins, out) -> _Geo | None:
-        if "transpose" in name or out.dim() != 4:
+    # -- spatial axes
+    @staticmethod
+    def _hw_sizes(t: torch.Tensor, hw) -> tuple | None:
+        if hw is None:
             return None
+        if hw[0] == "flat":
+            return ("flat", t.shape[hw[1]] if hw[1] < t.dim() else None, hw[2])
+        a, b = hw
+        if max(a, b) >= t.dim():
+            return None
+        return (t.shape[a], t.shape[b])
+
+    def _geometry(self, name, args, kwargs, ins, out):
+        """``(geo, hw, scope)`` of ``out``, or ``None`` (not local geometry)."""
+        first = _arg(args, kwargs, 0, "input")
+        known, g0, hw0, sc0 = (self.lookup_full(first) if isinstance(first, torch.Tensor)
+                               else (False, None, None, "local"))
+        if any(sc == "global" for *_, sc in ins):
+            return (None, None, "global")
+        if name in _ATTENTION_OPS or (name in ("matmul", "bmm", "baddbmm", "softmax")
+                                      and any(hw is not None and hw[0] == "flat" for _, _, hw, _ in ins)):
+            return (None, None, "global")
         if name in self._CONV or name in self._MAXPOOL or name in self._AVGPOOL:
-            x = _arg(args, kwargs, 0, "input")
-            known, g = self.lookup(x) if isinstance(x, torch.Tensor) else (False, None)
-            if not known or g is None:
+            if not known or g0 is None or hw0 != (2, 3) or out.dim() != 4:
                 return None
             if name in self._CONV:
                 w = _arg(args, kwargs, 1, "weight")
@@ -404,23 +508,146 @@ class _GeometryTracker(TorchFunctionMode):
                 s = k if stride is None or (isinstance(stride, (list, tuple)) and not stride) else _pair(stride)
                 p = _pair(_arg(args, kwargs, 3, "padding", 0))
                 d = _pair(_arg(args, kwargs, 4, "dilation", 1)) if name in self._MAXPOOL else (1, 1)
-            return _apply_window(g, k, s, p, d)
-        # Anything else keeps the geometry when it keeps the spatial size (elementwise ops,
-        # batch norm, concatenation along channels, residual adds: the union of the inputs).
-        geos = []
-        for t, g in ins:
-            if t.dim() != 4 or g is None:
+            return (_apply_window(g0, k, s, p, d), (2, 3), sc0)
+        if name == "cat":
+            tensors = list(_arg(args, kwargs, 0, "tensors"))
+            dim = int(_arg(args, kwargs, 1, "dim", 0))
+            dim = _norm_dim(dim, out.dim())
+            known_ts = [(i, t) for i, t in enumerate(tensors) if self.lookup_full(t)[0]]
+            if len(known_ts) == 1:
+                i, t = known_ts[0]
+                _, g, hw, sc = self.lookup_full(t)
+                if g is not None and hw is not None and hw[0] == "flat" and hw[1] == dim:
+                    before = sum(int(tt.shape[dim]) for tt in tensors[:i])
+                    return (g, ("flat", dim, hw[2] + before), sc)  # class token(s) put before the grid
+            return self._generic(ins, out)
+        if not known or g0 is None or hw0 is None:
+            return self._generic(ins, out)
+        n = first.dim()
+        if name == "permute":
+            dims = [a for a in args[1:]] if len(args) > 1 else list(kwargs.get("dims", ()))
+            if len(dims) == 1 and isinstance(dims[0], (list, tuple)):
+                dims = list(dims[0])
+            dims = [_norm_dim(int(v), n) for v in dims]
+            if hw0[0] == "flat":
+                return (g0, ("flat", dims.index(hw0[1]), hw0[2]), sc0)
+            return (g0, (dims.index(hw0[0]), dims.index(hw0[1])), sc0)
+        if name in ("transpose", "swapaxes", "swapdims"):
+            d0 = _norm_dim(int(_arg(args, kwargs, 1, "dim0")), n)
+            d1 = _norm_dim(int(_arg(args, kwargs, 2, "dim1")), n)
+
+            def move(d):
+                return d1 if d == d0 else d0 if d == d1 else d
+            if hw0[0] == "flat":
+                return (g0, ("flat", move(hw0[1]), hw0[2]), sc0)
+            return (g0, (move(hw0[0]), move(hw0[1])), sc0)
+        if name in ("flatten", "reshape", "view"):
+            if tuple(out.shape) == tuple(first.shape):
+                return (g0, hw0, sc0)
+            if (hw0 == (2, 3) and n == 4 and out.dim() == 3 and tuple(out.shape[:2]) == tuple(first.shape[:2])
+                    and out.shape[2] == first.shape[2] * first.shape[3]):
+                return (g0, ("flat", 2, 0), sc0)  # (N, C, H*W): the grid flattened, row-major
+            return None
+        if name == "getitem":
+            return self._getitem(args[1] if len(args) > 1 else None, g0, hw0, sc0, first, out)
+        return self._generic(ins, out)
+
+    def _getitem(self, index, g, hw, sc, t, out):
+        """Strided slices along the spatial axes (Swin's patch merging takes x[..., 0::2, 1::2, :])."""
+        if hw[0] == "flat":
+            return None
+        idx = index if isinstance(index, tuple) else (index,)
+        if any(not isinstance(i, slice) and i is not Ellipsis for i in idx) or sum(i is Ellipsis for i in idx) > 1:
+            return None
+        if Ellipsis in idx:
+            e = idx.index(Ellipsis)
+            idx = idx[:e] + (slice(None),) * (t.dim() - len(idx) + 1) + idx[e + 1:]
+        idx = idx + (slice(None),) * (t.dim() - len(idx))
+        geo = list(g)
+        for ax, d in enumerate(hw):
+            sl = idx[d]
+            start, _stop, step = sl.indices(int(t.shape[d]))
+            if step < 1:
                 return None
-            if tuple(t.shape[-2:]) != tuple(out.shape[-2:]):
+            geo[4 + ax] = g[4 + ax] + start * g[2 + ax]
+            geo[2 + ax] = g[2 + ax] * step
+        return (tuple(geo), hw, sc)
+
+    def _generic(self, ins, out):
+        """Ops that keep the spatial axes and their sizes (elementwise ops, norms, linear
+        layers over channels, concatenation along channels, residual adds): the union of
+        the inputs' fields; the widest scope wins."""
+        geos, hw_out, scope = [], None, "local"
+        for t, g, hw, sc in ins:
+            if g is None or hw is None or t.dim() != out.dim():
                 return None
+            if self._hw_sizes(t, hw) != self._hw_sizes(out, hw):
+                return None
+            if hw_out is not None and hw != hw_out:
+                return None
+            hw_out = hw
             geos.append(g)
-        return _union(geos)
+            scope = max(scope, sc, key=_SCOPES.index)
+        u = _union(geos)
+        return (u, hw_out, scope) if u is not None else None
 
 
-def _to_rf(g: _Geo | None) -> ReceptiveField | None:
+def _to_rf(g: _Geo | None, scope: str = "local", input_hw: tuple[int, int] | None = None) -> ReceptiveField | None:
+    if scope == "global" and input_hw is not None:
+        h, w = input_hw
+        return ReceptiveField((int(h), int(w)), (0, 0), ((h - 1) / 2, (w - 1) / 2), "global")
     if g is None:
         return None
-    return ReceptiveField((int(g[0]), int(g[1])), (int(g[2]), int(g[3])), (float(g[4]), float(g[5])))
+    return ReceptiveField((int(g[0]), int(g[1])), (int(g[2]), int(g[3])), (float(g[4]), float(g[5])), scope)
+
+
+_WINDOW_TYPES = ("ShiftedWindowAttention", "ShiftedWindowAttentionV2", "WindowAttention")
+
+
+def _attention_hooks(module: nn.Module, tracker: _GeometryTracker, types: dict[str, str] | None) -> list:
+    """Forward hooks giving attention modules' outputs their scope: Swin's windowed attention
+    bounds a unit's field by the window around it (``2 * window - 1`` tokens: the window
+    holding the unit shifts with it), other attention is global."""
+    handles = []
+    for name, mod in module.named_modules():
+        tname = (types or {}).get(name) or type(mod).__name__
+        if "attention" not in tname.lower():
+            continue
+        window = getattr(mod, "window_size", None) if tname in _WINDOW_TYPES else None
+
+        def field(inp, window=window):
+            """(geo, hw, scope) of the attention's output for its input, or None."""
+            x = next((t for t in tree_flatten(inp)[0] if isinstance(t, torch.Tensor)), None)
+            if x is None:
+                return None, None
+            known, g, hw, sc = tracker.lookup_full(x)
+            if not known:
+                return x, None
+            if window is not None:
+                if g is not None and hw is not None and hw[0] != "flat" and sc != "global":
+                    ws = _pair(window)
+                    k = tuple(2 * w - 1 for w in ws)
+                    return x, (_apply_window(g, k, (1, 1), tuple(w - 1 for w in ws), (1, 1)), hw, "window")
+                return x, None
+            return x, (None, hw, "global")
+
+        def pre(_m, inp, field=field):
+            tracker.attention.append(field(inp)[1])
+
+        def post(_m, inp, out, field=field):
+            if tracker.attention:
+                tracker.attention.pop()
+            x, f = field(inp)
+            if f is None:
+                return None
+            for t in (tv for tv in tree_flatten(out)[0] if isinstance(tv, torch.Tensor)):
+                if f[2] == "window" or t.shape == x.shape:
+                    tracker.set(t, *f)
+            return None
+
+        handles.append(mod.register_forward_pre_hook(pre))
+        handles.append(mod.register_forward_hook(post))
+    return handles
 
 
 def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, ReceptiveField | None]:
@@ -443,9 +670,14 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
     tracker = _GeometryTracker(x)
 
     def on_output(name, _type, _params, t):
-        known, g = tracker.lookup(t)
-        result[name] = _to_rf(g) if known else None
+        known, g, _hw, scope = tracker.lookup_full(t)
+        if (not known or (g is None and scope == "local")) and tracker.attention and tracker.attention[-1]:
+            # inside attention, where the ops mixing tokens lose track: the attention's own field
+            _, g, _hw, scope = (True, *tracker.attention[-1])
+            known = True
+        result[name] = _to_rf(g, scope, tracker.input_hw) if known else None
 
+    attn = _attention_hooks(runner.module, tracker, runner.types)  # before the recording hooks: they run first
     hooks = _HookSet(runner.module, on_output, types=runner.types)
     flags = _enter_eval(runner.module)
     try:
@@ -455,6 +687,8 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
     finally:
         hooks.active = False
         hooks.remove()
+        for h in attn:
+            h.remove()
         _restore_flags(flags)
     return result
 

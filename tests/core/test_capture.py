@@ -417,7 +417,7 @@ def test_recorder_inside_a_callers_inference_mode():
 def test_model_bench_reports_the_documented_fields():
     from cnnviz.bench.model import run_model_bench
 
-    data = run_model_bench("cpu", repeats=1)
+    data = run_model_bench("cpu", repeats=1, modern=False)
     (case,) = data["cases"]
     assert case["layers"] == 60
     for key in ("forward_ms", "hooked_ms", "mosaic_ms", "ratio_hooked", "ratio_mosaic"):
@@ -453,3 +453,25 @@ def test_recorder_on_compiled_formats_stays_exact_over_many_frames(fmt, tmp_path
             result = rec.run(x)
             for act, (name, want) in zip(result.layers, ref):
                 assert torch.allclose(act.tensor, want, atol=1e-5), name
+
+
+def test_capture_and_onnx_bench_cases_report_their_ratios():
+    """The modern-model cases of ``cnnviz bench --model``, run on a tiny model (the real
+    ones use resnet50, swin_t, vit_b_16): every figure present and the ratio its quotient."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from layoutzoo import TinyCNN
+
+    from cnnviz.bench.model import capture_case, onnx_case
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 16, 16)
+    case = capture_case("tiny", "cpu", 1, every_op=True, model=TinyCNN().eval(), x=x)
+    assert case["layers"] == 6 and case["every_op_layers"] == 7  # + the flatten op
+    assert case["ratio_hooked"] == case["hooked_ms"] / case["forward_ms"]
+    assert case["ratio_every_op"] == case["every_op_ms"] / case["forward_ms"]
+    onnx = onnx_case("tiny", "cpu", 1, model=TinyCNN().eval(), x=x)
+    assert onnx["layers"] == 7 and onnx["ratio_onnx"] == onnx["captured_ms"] / onnx["plain_ms"]
+    assert isinstance(onnx["ok_onnx"], bool)

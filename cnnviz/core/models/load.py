@@ -138,7 +138,8 @@ def load_model(
         The user said they trust the model file (and weights file): code-bearing formats may
         load. Without it, only files whose SHA-256 is in ``trust_store`` may.
     ctor_kwargs:
-        Constructor arguments for ``file.py:Class`` (a dict or a JSON object string).
+        Constructor arguments for ``file.py:Class`` or a torchvision builder (a dict or a JSON
+        object string; ``{"aux_logits": false}`` for googlenet weights without aux heads).
     progress, cancel:
         For a pretrained download: ``progress(done_bytes, total_bytes)`` and a
         ``threading.Event`` or callable that stops it.
@@ -173,6 +174,13 @@ def load_model(
             loaded = _load_python(py, m.group("cls"), weights=weights, ctor_kwargs=ctor_kwargs,
                                   trust=trust, trust_store=trust_store)
         elif path.exists():
+            from cnnviz.core.onnx_model import load_onnx, looks_like_onnx
+
+            if path.is_file() and looks_like_onnx(path):  # no code inside: no trust needed
+                if weights not in (None, "", "random"):
+                    raise ModelLoadError(f"{path.name} is an ONNX model: its weights are inside it",
+                                         "leave out --weights for an ONNX file")
+                return load_onnx(path, device=target_device)
             loaded = _load_model_file(path, weights=weights, trust=trust, trust_store=trust_store)
         else:
             name = _torchvision_name(spec_str)
@@ -185,8 +193,10 @@ def load_model(
                     + (f" (did you mean {', '.join(close)}?)" if close else ""),
                     "give a model file, file.py:Class, demo, or a name such as resnet18",
                 )
+            from cnnviz.core.models.python_file import _ctor_kwargs
+
             loaded = _load_torchvision(name, weights, trust=trust, trust_store=trust_store,
-                                       progress=progress, cancel=cancel)
+                                       progress=progress, cancel=cancel, ctor_kwargs=_ctor_kwargs(ctor_kwargs))
     if target_device != loaded.device:
         loaded = move_model(loaded, target_device, loaded.dtype)
     return loaded
