@@ -555,7 +555,7 @@ class InspectEngine:
         if "cam" in req.views:
             t0 = time.perf_counter()
             try:
-                cam = self._cam(req, x, cam_default, labels)
+                cam = self._cam(req, x, cam_default, labels, task)
             except Exception as exc:  # noqa: BLE001 - one view failing leaves the others
                 errors["cam"] = _error_text(exc)
             timings["cam"] = (time.perf_counter() - t0) * 1e3
@@ -691,6 +691,8 @@ class InspectEngine:
         if tr.task == "classification":
             predictions = [(int(p["index"]), str(p["name"]), float("nan") if p["prob"] is None else float(p["prob"]))
                            for p in tr.predictions]
+        elif tr.task == "segmentation":  # the classes by their share of the pixels
+            predictions = [(int(e["index"]), str(e["name"]), float(e["fraction"])) for e in tr.legend[:req.topk]]
         elif tr.task == "tensor" and hasattr(value, "dim") and value.numel() > 0:
             try:  # as before: scores averaged over the trailing dimensions
                 predictions = topk(value, labels, req.topk)
@@ -811,15 +813,17 @@ class InspectEngine:
                 hist_counts=counts, hist_edges=edges, first=first)
         return self._weights_cache[name]
 
-    def _cam(self, req: InspectRequest, x, default: str | None, labels) -> CamData:
+    def _cam(self, req: InspectRequest, x, default: str | None, labels, task: TaskData | None = None) -> CamData:
         from cnnviz.core.errors import CnnvizError
         from cnnviz.core.explain import grad_cam, predicted_class
 
         layer = req.cam_layer or default
         if layer is None:
             raise CnnvizError("the model has no layer with a spatial map", "Grad-CAM needs a convolutional layer")
-        heat, used = grad_cam(self._model, x, target_class=req.cam_class, layer=layer)
         cls = req.cam_class
+        if cls is None and task is not None and task.task == "segmentation" and task.legend:
+            cls = int(task.legend[0]["index"])  # the class covering most pixels, first in the predictions
+        heat, used = grad_cam(self._model, x, target_class=cls, layer=layer)
         if cls is None:
             out = self._capture.output
             cls = predicted_class(out) if out is not None else 0
