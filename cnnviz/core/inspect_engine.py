@@ -360,6 +360,7 @@ class InspectEngine:
         self._weights_cache: dict[str, WeightsData] = {}
         self._rec_every_op = False
         self._every_op_error: str | None = None
+        self._current_layouts: dict[str, Any] = {}
         self._cam_default: tuple[tuple | None, str | None] = (None, None)
         self.runs = 0  # forward passes actually run (tests: reuse of the capture)
         # export_progress(job_id, done, total, layer name), called on the worker thread
@@ -505,6 +506,7 @@ class InspectEngine:
         if self._every_op_error and req.every_op:
             errors["every_op"] = self._every_op_error
         layouts = self._layouts(cap, req.layouts, errors)
+        self._current_layouts = layouts
         layers = self._layer_infos(cap, x, layouts)
         names = [li.name for li in layers]
         layer = req.layer if req.layer in names else default_layer(layers)
@@ -572,7 +574,7 @@ class InspectEngine:
         export_error = None
         if req.export is not None:
             try:
-                self._export(req.export, cap, layers, layouts)
+                self._export(req.export, cap, layers)
             except Exception as exc:  # noqa: BLE001 - reported in the status bar
                 export_error = _error_text(exc)
 
@@ -852,7 +854,8 @@ class InspectEngine:
         return RFData(layer=layer, channel=channel, unit=(int(y), int(xx)), map_hw=(h, w), size=info.rf_size,
                       jump=info.rf_jump, box=box, erf=np.ascontiguousarray(erf, dtype=np.float32))
 
-    def _export(self, job: ExportJob, cap, layers: list[LayerInfo], layouts: Mapping[str, Any]) -> None:
+    def _export(self, job: ExportJob, cap, layers: list[LayerInfo]) -> None:
+        """Write ``job`` from ``cap``; the maps follow this request's layouts."""
         import torch
 
         from cnnviz.core.layouts import to_maps
@@ -877,7 +880,7 @@ class InspectEngine:
                 rows = []
                 for i, (li, a) in enumerate(zip(layers, cap.layers), 1):
                     tick(i, li.name)
-                    maps = to_maps(a.tensor, layouts[a.name])
+                    maps = to_maps(a.tensor, self._current_layouts.get(a.name) or a._layout())
                     st = _channel_stats(maps)
                     whole = _channel_stats(maps.reshape(1, -1))
                     rows.append([li.index, li.name, li.type, li.shape_text, li.params, li.rf_text,
