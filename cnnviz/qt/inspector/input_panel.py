@@ -82,7 +82,7 @@ class InputPanel(QWidget):
         self.predictions.note = "Loading the model…"
         il.addWidget(self.predictions)
         self.task = TaskPanel()  # the output picker; class map / boxes drawn on the input
-        il.addWidget(self.task, 1)
+        il.addWidget(self.task)
 
         self.live = LiveInput(self)
         self.live.frameArrived.connect(self._on_frame)

@@ -44,6 +44,7 @@ class TaskPanel(QWidget):
         self.task_label.setWordWrap(True)
         lay.addWidget(self.task_label)
         self.image = ImageView(min_size=96)
+        self.image.setMinimumHeight(180)
         self.image.setObjectName("task-image")
         lay.addWidget(self.image, 1)
         thr = QHBoxLayout()
@@ -117,7 +118,8 @@ class TaskPanel(QWidget):
         what = {"classification": "classes (top-k)", "segmentation": "a per-pixel class map",
                 "detection": "boxes, labels and scores", "keypoints": "boxes with keypoints",
                 "tensor": "a tensor (no task recognised)"}.get(task.task, task.task)
-        text = f"Output <b>{html.escape(task.output_name)}</b> read as {what}"
+        text = (f"Output <b>{html.escape(task.output_name)}</b> read as {what}" if len(task.outputs) > 1
+                else f"The output read as {what}")
         if task.task in ("detection", "keypoints"):
             n = len(task.detections)
             text += f": {n} box{'es' if n != 1 else ''} (≥ {task.score_threshold:.2f}; {task.below_threshold} below)"
