@@ -127,7 +127,7 @@ class LayerPanel(QWidget):
             self.prefix_label.setText(f"{p} class/register token{'s' if p > 1 else ''} kept apart from the grid: "
                                       f"{n} values each (min {np.nanmin(prefix):.3g}, max {np.nanmax(prefix):.3g})")
             tiles, _, _ = colorize_maps(prefix[None].astype(np.float32), cmap="auto")
-            self.prefix_view.set_array(np.repeat(tiles[0], 6, axis=0))
+            self.prefix_view.set_array(np.repeat(tiles[0], max(6, tiles.shape[2] // 16), axis=0))
         self.prefix_label.setVisible(prefix is not None)
         self.prefix_view.setVisible(prefix is not None)
         table = ex.table if ex is not None else None
