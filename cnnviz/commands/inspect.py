@@ -135,7 +135,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "tokens:HxW+P, sequence, vector or nonbatch (repeatable)")
     p.add_argument("--every-op", action="store_true",
                    help="also capture every tensor op inside the forward (residual adds, concatenations, "
-                        "matmuls, softmax), named <module>:<op>")
+                        "matmuls, softmax), named <module>:<op> (an ONNX model's every node is captured anyway)")
     p.add_argument("--output", metavar="NAME|INDEX",
                    help="which output of a multi-output model is the prediction (a name or an index)")
     p.add_argument("--score-threshold", type=_fraction_arg, default=0.5, metavar="S",
@@ -261,6 +261,12 @@ def run(args) -> int:
     if args.labels and n_classes is not None and len(labels) != n_classes:
         warnings.append(f"the labels file has {_count(len(labels), 'name')} but the model outputs "
                         f"{_count(n_classes, 'class', 'classes')}; names are matched by index")
+    ambiguous = [layer["name"] for layer in layers if layer["layout"]["how"] == "ambiguous"]
+    if ambiguous:
+        verb = "fits" if len(ambiguous) == 1 else "fit"
+        warnings.append(f"{_count(len(ambiguous), 'layer')} {verb} channels-first and channels-last alike "
+                        f"(first: {ambiguous[0]}) and {'is' if len(ambiguous) == 1 else 'are'} shown channels-first; "
+                        f"if wrong, give --layout {ambiguous[0]}=NHWC")
     if str(getattr(loaded, "weights", "")).lower() == "random":
         warnings.append("the model has random weights (no --weights given): its predictions mean nothing")
     summary = {

@@ -28,6 +28,15 @@ tensor is already recorded under the child's name. A module called twice in one 
 ``layer1.0.relu#2``. A tuple/list output is recorded per tensor as ``name[0]``, ``name[1]``;
 a dict output as ``name.key``.
 
+Layouts and every op
+--------------------
+Each :class:`LayerActivation` carries its :class:`~cnnviz.core.layouts.Layout` (NCHW, NHWC,
+tokens, vector, non-batch...), decided once per input shape from the module and the shapes
+(or the user's override, ``layouts=``); :attr:`LayerActivation.maps` gives the ``(C, H, W)``
+maps every view draws. ``every_op=True`` also records every tensor op outside leaf modules
+(a ``TorchFunctionMode``: residual adds, concatenations, attention matmuls) as
+``<module>:<op>`` layers. ONNX models go through :func:`make_recorder`.
+
 Cloning
 -------
 Activations are detached and independent of the model's later in-place operations: an
@@ -96,7 +105,7 @@ class LayerActivation:
     type:
         The module's class name (``Conv2d``), also for TorchScript and torch.export models.
     shape:
-        Output shape without the batch dimension.
+        Output shape without the batch dimension (a ``nonbatch`` tensor's whole shape).
     params:
         Number of parameters the module owns itself (not its children's).
     tensor:
@@ -406,12 +415,13 @@ class _HookSet:
 
 
 # Torch functions that are not ops on the data (attribute access, bookkeeping).
-_NOT_OPS = frozenset({"__get__", "__set__", "detach", "requires_grad_", "__format__", "__repr__",
-                      "__bool__", "__len__", "__iter__", "__contains__", "is_floating_point"})
+_NOT_OPS = frozenset({"get", "set", "detach", "requires_grad", "format", "repr", "bool", "len", "iter",
+                      "contains", "is_floating_point"})  # as _op_label names them (underscores stripped)
 
 
 def _op_label(func) -> str:
     name = getattr(func, "__name__", None) or str(func)
+    name = name.split(".")[0]  # an aten overload (torch.export programs): "add.Tensor" -> "add"
     return name.strip("_") or name
 
 
@@ -845,6 +855,8 @@ class Recorder:
             self._layout_cache = {key: cached}
         for a, layout in zip(layers, cached):
             a.layout = layout
+            if layout.kind == "nonbatch":  # no batch dimension to drop: the shape is the tensor's
+                a.shape = tuple(a.tensor.shape)
 
     @property
     def runnable(self) -> nn.Module:
@@ -997,8 +1009,9 @@ def topk(logits: torch.Tensor, labels: Sequence[str] | None, k: int = 5) -> list
 
 def layer_to_host_uint8(act: LayerActivation | torch.Tensor, **kwargs) -> np.ndarray:
     """Render one layer as a uint8 mosaic on its device and copy only the uint8 image to the
-    host. ``kwargs`` go to :func:`cnnviz.core.mosaic.mosaic`."""
+    host: a :class:`LayerActivation` as its layout's ``(C, H, W)`` maps (channels-last and
+    token layers as maps). ``kwargs`` go to :func:`cnnviz.core.mosaic.mosaic`."""
     from cnnviz.core.mosaic import mosaic
 
-    t = act.first if isinstance(act, LayerActivation) else act
+    t = act.maps if isinstance(act, LayerActivation) else act
     return mosaic(t, **kwargs).image

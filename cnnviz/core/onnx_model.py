@@ -79,10 +79,10 @@ class OnnxModel:
     output_names: list[str] = field(default_factory=list)
 
     def session(self, capture_all: bool = False):
-        """An onnxruntime session: the plain model, or with every node output exposed."""
+        """An onnxruntime session: the plain model, or with every data node's output exposed."""
         import onnxruntime as ort
 
-        proto = _with_all_outputs(self.proto) if capture_all else self.proto
+        proto = _with_all_outputs(self.proto, data_outputs(self.proto)) if capture_all else self.proto
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         try:
@@ -101,7 +101,22 @@ def _runtime_error(exc: BaseException, source: str) -> ModelLoadError:
                           "check that the file is complete and was exported with a supported opset")
 
 
-def _with_all_outputs(proto):
+_SHAPE_OPS = frozenset({"Shape", "Size"})
+
+
+def data_outputs(proto) -> set[str]:
+    """Node outputs computed from the input's values: the layers. Constants, initializer
+    copies and the shape arithmetic exporters emit (``Shape -> Gather -> Concat`` feeding a
+    ``Reshape``) are left out."""
+    inits = {i.name for i in proto.graph.initializer}
+    data = {i.name for i in proto.graph.input if i.name not in inits}
+    for node in proto.graph.node:
+        if node.op_type not in _SHAPE_OPS and any(i in data for i in node.input if i):
+            data.update(o for o in node.output if o)
+    return data
+
+
+def _with_all_outputs(proto, wanted: set[str] | None = None):
     import onnx
 
     m = onnx.ModelProto()
@@ -110,7 +125,7 @@ def _with_all_outputs(proto):
     have = {o.name for o in g.output}
     for node in g.node:
         for out in node.output:
-            if out and out not in have:
+            if out and out not in have and (wanted is None or out in wanted):
                 g.output.append(onnx.ValueInfoProto(name=out))
                 have.add(out)
     return m
@@ -189,7 +204,10 @@ class OnnxRecorder:
         self._meta: dict[str, tuple[str, str, dict]] = {}
         self._order: list[str] = []
         counts: dict[str, int] = {}
+        data = data_outputs(model.proto)
         for i, node in enumerate(graph.node):
+            if not any(o in data for o in node.output if o):
+                continue
             base = node.name or f"{node.op_type}_{i}"
             k = counts.get(base, 0) + 1
             counts[base] = k
@@ -202,7 +220,7 @@ class OnnxRecorder:
                     attrs["axis"] = a.i
             if node.op_type in ("MatMul", "Gemm") and len(node.input) > 1 and node.input[1] in inits:
                 attrs["linear"] = len(inits[node.input[1]].dims) == 2
-            outs = [o for o in node.output if o]
+            outs = [o for o in node.output if o and o in data]
             for j, out in enumerate(outs):
                 self._meta[out] = (base if len(outs) == 1 else f"{base}[{j}]", node.op_type, attrs)
                 self._order.append(out)
@@ -269,6 +287,8 @@ class OnnxRecorder:
             self._layout_cache = {key: cached}
         for a, layout in zip(layers, cached):
             a.layout = layout
+            if layout.kind == "nonbatch":  # no batch dimension to drop: the shape is the tensor's
+                a.shape = tuple(a.tensor.shape)
 
     def close(self) -> None:
         self._session = None

@@ -276,3 +276,40 @@ def test_cli_output_and_detections(tmp_path):
     assert (out2 / "prediction.png").is_file()
     by = {layer["name"]: layer for layer in summary["layers"]}
     assert by["anchors"]["shape"] == [256, 4] and by["anchors"]["layout"]["kind"] == "nonbatch"
+
+
+def test_every_op_on_a_torch_export_program_names_ops_as_eager():
+    model, x = _model(ChannelsLastBlock), _x()
+    ep = torch.export.export(model, (x,))
+    got = capture(ep, x, every_op=True)
+    ref = capture(model, x, every_op=True)
+    assert [(a.name, a.kind) for a in got.layers] == [(a.name, a.kind) for a in ref.layers]
+    assert [a.name for a in got.layers if a.kind == "op"] == [":permute", ":add", ":mean"]
+    for a, b in zip(got.layers, ref.layers):
+        assert torch.allclose(a.tensor, b.tensor, atol=1e-6) and a.layout.kind == b.layout.kind, a.name
+
+
+def test_cli_warns_about_ambiguous_layouts(tmp_path):
+    py = tmp_path / "cube.py"
+    py.write_text("import torch\n\n"
+                  "class Mystery(torch.nn.Module):\n"
+                  "    def forward(self, x):\n"
+                  "        return torch.cat([x, x[:, :1]], 1)[:, :, :4, :4]\n\n"
+                  "class Net(torch.nn.Module):\n"
+                  "    def __init__(self):\n"
+                  "        super().__init__()\n"
+                  "        self.cube = Mystery()\n"
+                  "    def forward(self, x):\n"
+                  "        return self.cube(x).flatten(1)\n")
+    out = tmp_path / "o"
+    proc = run_inspect(f"{py}:Net", "--trust", "--input-size", "8,8", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "1 layer fits channels-first and channels-last alike (first: cube)" in proc.stderr
+    assert "--layout cube=NHWC" in proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["layers"][0]["layout"]["how"] == "ambiguous"
+    out2 = tmp_path / "o2"
+    proc = run_inspect(f"{py}:Net", "--trust", "--input-size", "8,8", "--out", str(out2), "--layout", "cube=NHWC")
+    assert proc.returncode == 0 and "alike" not in proc.stderr
+    layer = json.loads((out2 / "summary.json").read_text())["layers"][0]
+    assert layer["layout"]["how"] == "user" and layer["layout"]["kind"] == "NHWC"

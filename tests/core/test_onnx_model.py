@@ -125,3 +125,21 @@ def test_cli_inspects_an_onnx_file(tmp_path, tiny):
     by = {layer["name"]: layer for layer in summary["layers"]}
     assert by["/conv2/Conv"]["map_shape"] == [6, 8, 10] and by["/conv2/Conv"]["layout"]["kind"] == "NCHW"
     assert len(summary["predictions"]) == 3
+
+
+def test_onnx_vit_tokens_get_the_same_layout_and_maps_as_pytorch(tmp_path):
+    from layoutzoo import TinyViT
+
+    torch.manual_seed(0)
+    model = TinyViT().eval()
+    x = torch.rand(1, 3, 32, 48)
+    loaded = load_model(str(_export(model, x, tmp_path / "vit.onnx")))
+    res = capture(loaded, x)
+    assert not any(a.type in ("Constant", "Shape", "Identity") for a in res.layers)  # only data nodes
+    ln = res.layer("/blocks/blocks.0/ln1/LayerNormalization")
+    assert ln.layout.kind == "tokens" and ln.layout.grid == (4, 6) and ln.layout.n_prefix_tokens == 1
+    assert "class_token" in ln.layout.reason
+    ref = capture(model, x).layer("blocks.0.ln1")
+    assert ln.map_shape == ref.map_shape == (8, 4, 6)
+    assert torch.allclose(ln.maps, ref.maps, atol=1e-5)
+    assert torch.allclose(ln.maps, ln.tensor[0, 1:].reshape(4, 6, 8).permute(2, 0, 1))
