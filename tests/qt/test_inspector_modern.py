@@ -192,3 +192,24 @@ def test_onnx_file_opens_without_trust_with_the_same_views(qtbot, window, tmp_pa
     res = wait_for(qtbot, w, lambda r: r.layer == conv.name and r.weights is not None)
     assert w.grid.tile_count() == 4 and res.weights.shape == (4, 3, 3, 3)
     assert len(w.predictions.predictions) == 3
+
+
+def test_exports_follow_the_layouts(qtbot, window, tmp_path):
+    import csv
+
+    from cnnviz.core.images import load_image
+
+    w = window
+    torch.manual_seed(0)
+    open_model(qtbot, w, f"{ZOO}:ChannelsLastBlock")
+    w.select_layer("fc2")
+    res = wait_for(qtbot, w, lambda r: r.layer == "fc2")
+    c, h, wd = res.activation.shape  # 6 maps of 16x24 (the tensor is (1, 16, 24, 6))
+    assert (c, h, wd) == (6, 16, 24)
+    img = load_image(w.export_grid_png(tmp_path / "grid.png"))
+    assert img.pixels.shape[0] >= h and img.pixels.shape[1] >= wd and img.pixels.size >= c * h * wd
+    with qtbot.waitSignal(w.exportFinished, timeout=TIMEOUT):
+        w.export_csv(tmp_path / "stats.csv")
+    rows = {r["name"]: r for r in csv.DictReader((tmp_path / "stats.csv").open())}
+    assert rows["fc2"]["layout"] == "NHWC" and rows["fc2"]["map_shape"] == "6x16x24"
+    assert int(rows["fc2"]["channels"]) == 6 and rows["stem"]["layout"] == "NCHW"
