@@ -45,6 +45,7 @@ class LayerPanel(QWidget):
         self.layout_box = QComboBox()
         self.layout_box.setObjectName("layout-box")
         self.layout_box.setEditable(True)
+        self.layout_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)  # a typed layout is not a new choice
         self.layout_box.addItems(LAYOUT_CHOICES)
         self.layout_box.setToolTip("How this layer's axes are read: auto (the core's decision), NCHW, NHWC "
                                    "(channels last), tokens (or tokens:HxW+P: an HxW patch grid after P class "
