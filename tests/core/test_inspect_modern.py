@@ -216,3 +216,26 @@ def test_onnx_model_same_views(tmp_path):
     np.testing.assert_allclose(res.activation, ref, atol=1e-4)
     assert res.weights is not None and res.weights.shape == tuple(model.conv1.weight.shape)
     assert res.task.task == "classification" and len(res.predictions) == 3
+
+
+class KeypointNet(nn.Module):
+    """torchvision-style keypoint detections: boxes, labels, scores and 2 keypoints each."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        s = torch.sigmoid(self.conv(x).mean((2, 3)))[0]  # 2 scores
+        boxes = torch.tensor([[2.0, 2.0, 20.0, 14.0], [10.0, 4.0, 40.0, 30.0]])
+        kps = torch.tensor([[[5.0, 5.0, 1.0], [15.0, 10.0, 1.0]], [[20.0, 8.0, 1.0], [30.0, 20.0, 1.0]]])
+        return [{"boxes": boxes, "labels": torch.tensor([1, 1]), "scores": s, "keypoints": kps}]
+
+
+def test_keypoints_are_drawn():
+    torch.manual_seed(0)
+    st, eng, lm = setup(KeypointNet())
+    res = run(st, eng, score_threshold=0.0)
+    assert res.task.task == "keypoints" and len(res.task.detections) == 2
+    assert res.task.detections[0]["keypoints"][1][:2] == [15.0, 10.0]
+    assert not np.array_equal(res.task.image, res.input_image)

@@ -211,7 +211,7 @@ class LayerTable(QWidget):
             self.table.setRowCount(len(layers))
             for row, li in enumerate(layers):
                 cells = (str(li.index), li.name, li.type, li.shape_text, _fmt_int(li.params), li.rf_text,
-                         li.map_text + (" (yours)" if li.layout_how == "user" else ""))
+                         li.map_text + {"user": " (yours)", "ambiguous": " ⚠ ambiguous"}.get(li.layout_how, ""))
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
                     if col == 1:
