@@ -41,9 +41,11 @@ from cnnviz.core.inspect_results import (
     ChannelStats,
     ExportJob,
     InspectResult,
+    LayerExtras,
     LayerInfo,
     OverviewRow,
     RFData,
+    TaskData,
     WeightsData,
     default_cam_layer,
     default_layer,
@@ -54,9 +56,14 @@ __all__ = [
     "InspectEngine",
     "InspectRequest",
     "InspectorState",
+    "TABLE_ROWS",
     "as_channel_maps",
     "as_input_pixels",
+    "model_key",
 ]
+
+#: Rows of a non-batch tensor (boxes, anchors) the layer's table shows at most.
+TABLE_ROWS = 500
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +94,16 @@ class InspectRequest:
     topk: int = 5
     overview_channels: int = 8
     export: ExportJob | None = None
+    every_op: bool = False
+    layouts: tuple[tuple[str, str], ...] = ()
+    output: str | None = None
+    score_threshold: float = 0.5
+
+
+def model_key(info: Mapping[str, Any]) -> str:
+    """What remembers per-model choices (the prediction output): the model's kind and file
+    (or name), so that the same model opened again gets them back."""
+    return f"{info.get('kind', '')}:{info.get('source') or info.get('name') or ''}"
 
 
 def as_input_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -138,6 +155,16 @@ class InspectorState:
         Overrides of the model's own (``None``: the model's).
     export:
         An export the engine writes with the next result (kept until a result says done).
+    every_op:
+        Capture every tensor op inside the forward too (not only module outputs).
+    layouts:
+        The user's layout per layer (``{name: "NHWC" | "tokens:14x14+1" | ...}``,
+        :func:`cnnviz.core.layouts.parse_layout`); the others are decided by the core.
+    output, score_threshold:
+        Which model output is the prediction (a name or index; ``None``: the default) and the
+        detection score threshold.
+    outputs_by_model:
+        The output chosen per model (:func:`model_key`): set again when the model is opened again.
     """
 
     token: int = 0
@@ -159,12 +186,20 @@ class InspectorState:
     labels: tuple[str, ...] | None = None
     topk: int = 5
     export: ExportJob | None = None
+    every_op: bool = False
+    layouts: dict[str, str] = field(default_factory=dict)
+    output: str | None = None
+    score_threshold: float = 0.5
+    outputs_by_model: dict[str, str] = field(default_factory=dict)
 
     def set_model(self, model: Any, info: Mapping[str, Any]) -> None:
-        """A new model: a new token, and every choice made for the old model forgotten."""
+        """A new model: a new token, and every choice made for the old model forgotten
+        (except the prediction output chosen for this model before)."""
         self.token += 1
         self.model = model
         self.model_info = dict(info)
+        self.layouts = {}
+        self.output = self.outputs_by_model.get(model_key(info)) if model is not None else None
         self.preprocessing = None
         self.labels = None
         self.layer = None
@@ -193,6 +228,24 @@ class InspectorState:
         self.rf_unit = None
         return True
 
+    def set_output(self, choice: str | int | None) -> None:
+        """The output that is the prediction (``None``/``""``: the default), remembered for
+        this model."""
+        text = None if choice is None or str(choice).strip() == "" else str(choice).strip()
+        self.output = text
+        key = model_key(self.model_info)
+        if text is None:
+            self.outputs_by_model.pop(key, None)
+        else:
+            self.outputs_by_model[key] = text
+
+    def set_layout(self, layer: str, text: str | None) -> None:
+        """The user's layout for ``layer`` (``None``/``""``/``"auto"``: the core decides)."""
+        if text is None or str(text).strip().lower() in ("", "auto"):
+            self.layouts.pop(layer, None)
+        else:
+            self.layouts[layer] = str(text).strip()
+
     def views(self) -> frozenset[str]:
         """The views a request computes: the activation grid (always) and the open tab."""
         return frozenset({"grid", self.view})
@@ -208,7 +261,9 @@ class InspectorState:
             device=self.device, dtype=self.dtype, preprocessing=self.preprocessing, labels=self.labels,
             layer=self.layer, channel=self.channel, views=self.views(), cam_class=self.cam_class,
             cam_layer=self.cam_layer, rf_unit=self.rf_unit, weights_layer=self.weights_layer, topk=self.topk,
-            overview_channels=overview_channels, export=self.export,
+            overview_channels=overview_channels, export=self.export, every_op=self.every_op,
+            layouts=tuple(sorted(self.layouts.items())), output=self.output,
+            score_threshold=float(self.score_threshold),
         )
 
 
@@ -241,16 +296,34 @@ def as_channel_maps(t):
 
 
 def _channel_stats(maps) -> ChannelStats:
+    """Per-map statistics over the finite values (a vector's near-square map is padded with
+    NaN, which is not data; a map with no finite value reads as zeros)."""
     import torch
 
     flat = maps.detach().float().reshape(maps.shape[0], -1)
+    if flat.shape[1] == 0:
+        z = np.zeros(flat.shape[0], np.float64)
+        return ChannelStats(z, z.copy(), z.copy(), z.copy(), z.copy())
     finite = torch.isfinite(flat)
-    if not bool(finite.all()):
-        flat = torch.where(finite, flat, torch.zeros((), device=flat.device))
-    out = torch.stack([
-        flat.amin(1), flat.amax(1), flat.mean(1), flat.std(1, correction=0),
-        (flat == 0).float().mean(1) * 100.0,
-    ]).cpu().numpy().astype(np.float64)
+    if bool(finite.all()):
+        out = torch.stack([
+            flat.amin(1), flat.amax(1), flat.mean(1), flat.std(1, correction=0),
+            (flat == 0).float().mean(1) * 100.0,
+        ])
+    else:
+        n = finite.sum(1).clamp(min=1).float()
+        zero = torch.zeros((), device=flat.device)
+        vals = torch.where(finite, flat, zero)
+        mean = vals.sum(1) / n
+        var = (torch.where(finite, flat - mean[:, None], zero) ** 2).sum(1) / n
+        lo = torch.where(finite, flat, torch.full((), float("inf"), device=flat.device)).amin(1)
+        hi = torch.where(finite, flat, torch.full((), float("-inf"), device=flat.device)).amax(1)
+        has = finite.any(1)
+        lo = torch.where(has, lo, zero)
+        hi = torch.where(has, hi, zero)
+        zeros = ((flat == 0) & finite).float().sum(1) / n * 100.0
+        out = torch.stack([lo, hi, mean, var.sqrt(), zeros])
+    out = out.cpu().numpy().astype(np.float64)
     return ChannelStats(out[0], out[1], out[2], out[3], out[4])
 
 
@@ -265,7 +338,7 @@ def _write_atomic(path: str, write: Callable[[Any], None], mode: str = "wb") -> 
 
 
 STATS_CSV_COLUMNS = ("index", "name", "type", "shape", "params", "receptive_field", "min", "max",
-                     "mean", "std", "zeros_pct", "channels", "dead_channels")
+                     "mean", "std", "zeros_pct", "channels", "dead_channels", "layout", "map_shape")
 
 
 class InspectEngine:
@@ -285,6 +358,10 @@ class InspectEngine:
         self._rf_cache: dict[tuple, dict[str, Any]] = {}
         self._conv_layers: list[str] | None = None
         self._weights_cache: dict[str, WeightsData] = {}
+        self._rec_every_op = False
+        self._every_op_error: str | None = None
+        self._current_layouts: dict[str, Any] = {}
+        self._cam_default: tuple[tuple | None, str | None] = (None, None)
         self.runs = 0  # forward passes actually run (tests: reuse of the capture)
         # export_progress(job_id, done, total, layer name), called on the worker thread
         self.export_progress: Callable[[int, int, int, str], None] | None = None
@@ -309,7 +386,10 @@ class InspectEngine:
         self._x = None
         self._rf_cache.clear()
         self._conv_layers = None
+        self._onnx_weights = None
         self._weights_cache.clear()
+        self._every_op_error = None
+        self._cam_default = (None, None)
 
     def close(self) -> bool:
         """Remove every hook from the model and forget it (and its capture).
@@ -381,8 +461,6 @@ class InspectEngine:
     def _compute(self, req: InspectRequest) -> InspectResult:
         import torch
 
-        from cnnviz.core.capture import Recorder, topk
-
         timings: dict[str, float] = {}
         t_start = time.perf_counter()
         if req.token != self._token:
@@ -391,7 +469,12 @@ class InspectEngine:
         pre = self._preprocessing(req)
 
         pre_key = repr(sorted(pre.to_dict().items()))
-        key = (req.token, req.frame_id, pre_key, self._model.device, self._model.dtype)
+        if self._recorder is not None and self._rec_every_op != bool(req.every_op):
+            self._recorder.close()  # every-op capture switched: a recorder of the other kind
+            self._recorder = None
+            self._capture = None
+            self._capture_key = None
+        key = (req.token, req.frame_id, pre_key, self._model.device, self._model.dtype, bool(req.every_op))
         reused = key == self._capture_key and self._capture is not None
         message = None
         if not reused:
@@ -402,7 +485,7 @@ class InspectEngine:
             x = pre.apply(pixels)
             timings["preprocess"] = (time.perf_counter() - t0) * 1e3
             if self._recorder is None:
-                self._recorder = Recorder(self._model)
+                self._recorder = self._make_recorder(bool(req.every_op))
             t0 = time.perf_counter()
             cap = self._recorder.run(x)
             timings["capture"] = (time.perf_counter() - t0) * 1e3
@@ -412,39 +495,41 @@ class InspectEngine:
                 message = cap.message
             # keyed by where the model is now (a CPU fallback moved it)
             self._capture, self._x = cap, x
-            self._capture_key = (req.token, req.frame_id, pre_key, self._model.device, self._model.dtype)
+            self._capture_key = (req.token, req.frame_id, pre_key, self._model.device, self._model.dtype,
+                                 bool(req.every_op))
         cap, x = self._capture, self._x
         model = self._model
 
-        layers = self._layer_infos(cap, x)
-        names = [li.name for li in layers]
-        layer = req.layer if req.layer in names else default_layer(layers)
-        labels = list(req.labels) if req.labels is not None else model.labels
         errors: dict[str, str] = {}
         if device_message:
             errors["device"] = device_message
+        if self._every_op_error and req.every_op:
+            errors["every_op"] = self._every_op_error
+        layouts = self._layouts(cap, req.layouts, errors)
+        self._current_layouts = layouts
+        layers = self._layer_infos(cap, x, layouts)
+        names = [li.name for li in layers]
+        layer = req.layer if req.layer in names else default_layer(layers)
+        labels = list(req.labels) if req.labels is not None else model.labels
 
         with torch.inference_mode():
-            predictions: list[tuple[int, str, float]] = []
-            n_classes = 0
-            if cap.output is not None and cap.output.numel() > 0:
-                try:
-                    predictions = topk(cap.output, labels, req.topk)
-                    t = cap.output[0] if cap.output.dim() >= 2 else cap.output
-                    n_classes = int(t.shape[0]) if t.dim() >= 1 else 1
-                except Exception as exc:  # noqa: BLE001 - a model whose output is not scores
-                    errors["predictions"] = _error_text(exc)
+            input_image = _display_input(x, pre)
+            predictions, n_classes, task = self._task(req, cap, labels, input_image, errors)
 
             activation = None
             stats = None
             act_hist = None
             act_maps = None
+            extras = None
             if layer is not None:
-                act = cap.layer(layer).first
-                act_maps = as_channel_maps(act)
+                from cnnviz.core.layouts import to_maps
+
+                a = cap.layer(layer)
+                act_maps = to_maps(a.tensor, layouts[layer])
                 t0 = time.perf_counter()
                 stats = _channel_stats(act_maps)
                 activation = act_maps.detach().float().cpu().numpy().copy()
+                extras = _extras(a.tensor, layouts[layer])
                 timings["layer"] = (time.perf_counter() - t0) * 1e3
                 if "weights" in req.views:
                     from cnnviz.core.mosaic import histogram
@@ -454,7 +539,7 @@ class InspectEngine:
             overview = None
             if "overview" in req.views:
                 t0 = time.perf_counter()
-                overview = self._overview(cap, req.overview_channels)
+                overview = self._overview(cap, layouts, req.overview_channels)
                 timings["overview"] = (time.perf_counter() - t0) * 1e3
 
             conv_layers = self._conv_layer_names(layers)
@@ -467,14 +552,12 @@ class InspectEngine:
                 except Exception as exc:  # noqa: BLE001
                     errors["weights"] = _error_text(exc)
 
-            input_image = _display_input(x, pre)
-
-        cam_default = default_cam_layer(layers)
+        cam_default = self._default_cam(cap, layers)
         cam = None
         if "cam" in req.views:
             t0 = time.perf_counter()
             try:
-                cam = self._cam(req, x, cam_default, labels)
+                cam = self._cam(req, x, cam_default, labels, task)
             except Exception as exc:  # noqa: BLE001 - one view failing leaves the others
                 errors["cam"] = _error_text(exc)
             timings["cam"] = (time.perf_counter() - t0) * 1e3
@@ -510,25 +593,140 @@ class InspectEngine:
             overview=overview, weights=weights, conv_layers=conv_layers, act_hist=act_hist, cam=cam,
             cam_default_layer=cam_default, rf=rf, errors=errors, message=message, gpu=gpu,
             reused_capture=reused, timings_ms=timings, export_done=req.export,
-            export_error=export_error,
+            export_error=export_error, task=task, extras=extras, every_op=bool(req.every_op),
         )
 
     # -- parts ------------------------------------------------------------------------------
-    def _layer_infos(self, cap, x) -> list[LayerInfo]:
+    def _make_recorder(self, every_op: bool):
+        """The model's recorder (ONNX: every node already). Every-op capture a model cannot
+        do (TorchScript) falls back to module outputs, and each result says why."""
+        from cnnviz.core.capture import make_recorder
+        from cnnviz.core.errors import CnnvizError
+
+        self._rec_every_op = every_op
+        self._every_op_error = None
+        if every_op and getattr(self._model, "kind", None) != "onnx":
+            try:
+                return make_recorder(self._model, every_op=True)
+            except CnnvizError as exc:
+                self._every_op_error = f"every-op capture is off for this model: {exc}"
+        return make_recorder(self._model)
+
+    @staticmethod
+    def _layouts(cap, overrides, errors: dict[str, str]) -> dict[str, Any]:
+        """Each layer's layout: the core's, or the user's where it fits the tensor (one that
+        does not is reported in ``errors["layout"]`` and the core's is kept)."""
+        from cnnviz.core.layouts import LayoutError, parse_layout
+
+        out = {a.name: a.layout for a in cap.layers}
+        by_name = {a.name: a for a in cap.layers}
+        bad = []
+        for name, text in overrides:
+            a = by_name.get(name)
+            if a is None:
+                continue  # a layer of another capture mode (every op): nothing to override here
+            try:
+                out[name] = parse_layout(text, tuple(a.tensor.shape), layer=name)
+            except LayoutError as exc:
+                bad.append(str(exc))
+        if bad:
+            errors["layout"] = bad[0] + ("" if len(bad) == 1 else f" (and {len(bad) - 1} more)")
+        for a in cap.layers:
+            if out[a.name] is None:  # a capture made by hand: decided from the shape alone
+                out[a.name] = a._layout()
+        return out
+
+    def _layer_infos(self, cap, x, layouts: Mapping[str, Any]) -> list[LayerInfo]:
+        from cnnviz.core.layouts import map_shape
+
         rfs = self._receptive_fields(x)
         known = bool(rfs) and any(v is not None for v in rfs.values())
         out = []
         for a in cap.layers:
             rf = rfs.get(a.name)
+            lay = layouts[a.name]
+            shape = tuple(int(v) for v in (a.tensor.shape if lay.kind == "nonbatch" else a.shape))
             out.append(LayerInfo(
-                index=a.index, name=a.name, type=a.type, shape=tuple(int(v) for v in a.shape),
+                index=a.index, name=a.name, type=a.type, shape=shape,
                 params=int(a.params),
                 rf_size=tuple(int(v) for v in rf.size) if rf is not None else None,
                 rf_jump=tuple(int(v) for v in rf.jump) if rf is not None else None,
                 rf_start=tuple(float(v) for v in rf.start) if rf is not None else None,
                 rf_known=known,
+                map_shape=tuple(int(v) for v in map_shape(tuple(a.tensor.shape), lay)),
+                layout=lay.kind, layout_text=lay.describe(), layout_how=lay.how,
+                kind=getattr(a, "kind", "module"),
             ))
         return out
+
+    def _task(self, req: InspectRequest, cap, labels, input_image: np.ndarray, errors: dict[str, str]):
+        """``(top-k, number of classes, TaskData)`` of the output the user chose as the
+        prediction (:func:`cnnviz.core.tasks.interpret`). An output that does not exist is
+        reported in ``errors["output"]`` and the default output is read instead."""
+        from cnnviz.core.capture import topk
+        from cnnviz.core.tasks import (TaskError, draw_detections, interpret, overlay_class_map, palette,
+                                       select_output)
+
+        raw = cap.raw_output if cap.raw_output is not None else cap.output
+        if raw is None:
+            return [], 0, None
+        chosen = req.output
+        kwargs = dict(labels=labels, topk=req.topk, score_threshold=float(req.score_threshold))
+        try:
+            try:
+                tr = interpret(raw, output=chosen, **kwargs)
+            except TaskError as exc:
+                if chosen is None:
+                    raise
+                errors["output"] = str(exc).replace("give --output", "choose")
+                chosen = None
+                tr = interpret(raw, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - an output that is not scores: the views still show
+            errors["predictions"] = _error_text(exc)
+            return [], 0, None
+        _, value = select_output(raw, chosen)
+        predictions: list[tuple[int, str, float]] = []
+        n_classes = 0
+        if hasattr(value, "dim") and value.numel() > 0:
+            t = value[0] if value.dim() >= 2 else value
+            n_classes = int(t.shape[0]) if t.dim() >= 1 else 1
+        if tr.task == "classification":
+            predictions = [(int(p["index"]), str(p["name"]), float("nan") if p["prob"] is None else float(p["prob"]))
+                           for p in tr.predictions]
+        elif tr.task == "segmentation":  # the classes by their share of the pixels
+            predictions = [(int(e["index"]), str(e["name"]), float(e["fraction"])) for e in tr.legend[:req.topk]]
+        elif tr.task == "tensor" and hasattr(value, "dim") and value.numel() > 0:
+            try:  # as before: scores averaged over the trailing dimensions
+                predictions = topk(value, labels, req.topk)
+            except Exception as exc:  # noqa: BLE001
+                errors["predictions"] = _error_text(exc)
+        image = None
+        legend = [dict(e) for e in tr.legend]
+        if tr.class_map is not None:
+            image = overlay_class_map(input_image, tr.class_map)
+            colors = palette(int(tr.class_map.max()) + 1 if tr.class_map.size else 1)
+            for e in legend:
+                e["color"] = tuple(int(c) for c in colors[e["index"]]) if 0 <= e["index"] < len(colors) else (0, 0, 0)
+        if tr.task in ("detection", "keypoints"):
+            image = draw_detections(image if image is not None else input_image, tr.detections)
+        return predictions, n_classes, TaskData(
+            task=tr.task, output_name=tr.output_name, outputs=list(tr.outputs), chosen=chosen,
+            class_map=tr.class_map, legend=legend, detections=list(tr.detections),
+            score_threshold=tr.score_threshold, below_threshold=tr.below_threshold, image=image)
+
+    def _default_cam(self, cap, layers: list[LayerInfo]) -> str | None:
+        """Grad-CAM's default layer, the core's rule (a ViT: the input of its last attention;
+        channels-last and token layers count as maps), once per capture."""
+        if self._cam_default[0] == self._capture_key and self._capture_key is not None:
+            return self._cam_default[1]
+        try:
+            from cnnviz.core.explain import _default_cam_layer
+
+            name = _default_cam_layer(cap, self._model)
+        except Exception:  # noqa: BLE001 - no spatial layer (or no module, ONNX): the table's rule
+            name = default_cam_layer(layers)
+        self._cam_default = (self._capture_key, name)
+        return name
 
     def _receptive_fields(self, x) -> dict[str, Any]:
         key = (self._token, tuple(x.shape), self._model.device, self._model.dtype)
@@ -541,26 +739,40 @@ class InspectEngine:
                 self._rf_cache[key] = {}
         return self._rf_cache[key]
 
-    def _overview(self, cap, n: int) -> list[OverviewRow]:
-        from cnnviz.core.mosaic import overview_strip
+    def _overview(self, cap, layouts: Mapping[str, Any], n: int) -> list[OverviewRow]:
+        """One strip per layer, of the maps its layout gives (:func:`cnnviz.core.layouts.to_maps`)."""
+        from cnnviz.core.layouts import to_maps
+        from cnnviz.core.mosaic import overview_strip, overview_strips
 
+        maps = [to_maps(a.tensor, layouts[a.name]) for a in cap.layers]
+        try:
+            strips = overview_strips(maps, n=n)
+        except Exception:  # noqa: BLE001 - one odd layer (an empty box list) must not hide the others
+            strips = []
+            for m in maps:
+                try:
+                    strips.append(overview_strip(m, n=n))
+                except Exception:  # noqa: BLE001
+                    strips.append(None)
         rows = []
-        for a in cap.layers:
-            maps = as_channel_maps(a.first)
-            if maps.shape[-1] * maps.shape[-2] == 1:
-                # a vector: show all of it as one near-square map instead of 1x1 tiles
-                m = overview_strip(a.first.reshape(-1), n=1)
-            else:
-                m = overview_strip(maps, n=n)
-            rows.append(OverviewRow(a.name, a.type, tuple(int(v) for v in a.shape), m.image, m.channels,
+        for a, m in zip(cap.layers, strips):
+            shape = tuple(int(v) for v in (a.tensor.shape if layouts[a.name].kind == "nonbatch" else a.shape))
+            if m is None:
+                rows.append(OverviewRow(a.name, a.type, shape, np.zeros((0, 0), np.uint8), [], False))
+                continue
+            rows.append(OverviewRow(a.name, a.type, shape, m.image, m.channels,
                                     m.signed, tuple(int(v) for v in m.tile_hw), int(m.pad)))
         return rows
 
     def _modules(self) -> Any:
         rec = self._recorder
-        return rec.runnable if rec is not None else self._model.module
+        runnable = getattr(rec, "runnable", None) if rec is not None else None
+        return runnable if runnable is not None else self._model.module
 
     def _conv_layer_names(self, layers: list[LayerInfo]) -> list[str]:
+        if self._conv_layers is None and getattr(self._model, "kind", None) == "onnx":
+            self._onnx_weights = _onnx_conv_weights(self._model)
+            self._conv_layers = [li.name for li in layers if li.name in self._onnx_weights]
         if self._conv_layers is None:
             import torch
 
@@ -585,7 +797,13 @@ class InspectEngine:
         if name not in self._weights_cache:
             from cnnviz.core.mosaic import conv_weights_image, histogram
 
-            w = self._modules().get_submodule(name).weight.detach()
+            onnx_w = getattr(self, "_onnx_weights", None)
+            if getattr(self._model, "kind", None) == "onnx" and onnx_w is not None:
+                import torch
+
+                w = torch.from_numpy(np.array(onnx_w[name], dtype=np.float32))
+            else:
+                w = self._modules().get_submodule(name).weight.detach()
             first = name == conv_layers[0]
             color = first and w.shape[1] == 3
             m = conv_weights_image(w, color=color)
@@ -597,15 +815,17 @@ class InspectEngine:
                 hist_counts=counts, hist_edges=edges, first=first)
         return self._weights_cache[name]
 
-    def _cam(self, req: InspectRequest, x, default: str | None, labels) -> CamData:
+    def _cam(self, req: InspectRequest, x, default: str | None, labels, task: TaskData | None = None) -> CamData:
         from cnnviz.core.errors import CnnvizError
         from cnnviz.core.explain import grad_cam, predicted_class
 
         layer = req.cam_layer or default
         if layer is None:
             raise CnnvizError("the model has no layer with a spatial map", "Grad-CAM needs a convolutional layer")
-        heat, used = grad_cam(self._model, x, target_class=req.cam_class, layer=layer)
         cls = req.cam_class
+        if cls is None and task is not None and task.task == "segmentation" and task.legend:
+            cls = int(task.legend[0]["index"])  # the class covering most pixels, first in the predictions
+        heat, used = grad_cam(self._model, x, target_class=cls, layer=layer)
         if cls is None:
             out = self._capture.output
             cls = predicted_class(out) if out is not None else 0
@@ -619,9 +839,9 @@ class InspectEngine:
 
         info = next(li for li in layers if li.name == layer)
         if not info.spatial:
-            raise CnnvizError(f"{layer} has no spatial map ({info.shape_text})",
+            raise CnnvizError(f"{layer} has no spatial map ({info.shape_text}, {info.layout})",
                               "choose a convolution or pooling layer to see receptive fields")
-        c, h, w = info.shape
+        c, h, w = info.grid_shape
         y, xx = req.rf_unit
         if not (0 <= y < h and 0 <= xx < w):
             raise CnnvizError(f"unit ({y}, {xx}) is outside {layer}'s {h}×{w} map", "click inside the map")
@@ -635,8 +855,10 @@ class InspectEngine:
                       jump=info.rf_jump, box=box, erf=np.ascontiguousarray(erf, dtype=np.float32))
 
     def _export(self, job: ExportJob, cap, layers: list[LayerInfo]) -> None:
+        """Write ``job`` from ``cap``; the maps follow this request's layouts."""
         import torch
 
+        from cnnviz.core.layouts import to_maps
         from cnnviz.core.npz import write_npz
 
         n = len(cap.layers)
@@ -658,13 +880,14 @@ class InspectEngine:
                 rows = []
                 for i, (li, a) in enumerate(zip(layers, cap.layers), 1):
                     tick(i, li.name)
-                    maps = as_channel_maps(a.first)
+                    maps = to_maps(a.tensor, self._current_layouts.get(a.name) or a._layout())
                     st = _channel_stats(maps)
                     whole = _channel_stats(maps.reshape(1, -1))
                     rows.append([li.index, li.name, li.type, li.shape_text, li.params, li.rf_text,
                                  f"{whole.minimum[0]:.6g}", f"{whole.maximum[0]:.6g}", f"{whole.mean[0]:.6g}",
                                  f"{whole.std[0]:.6g}", f"{whole.zeros_pct[0]:.4g}", len(st),
-                                 int(st.dead.sum()) if li.spatial else ""])
+                                 int(st.dead.sum()) if li.spatial else "", li.layout,
+                                 "x".join(str(v) for v in li.map_shape or ())])
 
                 def write(fh):
                     wr = csv.writer(fh)
@@ -672,6 +895,44 @@ class InspectEngine:
                     wr.writerows(rows)
 
                 _write_atomic(job.csv_path, write, mode="w")
+
+
+def _extras(tensor, layout) -> LayerExtras | None:
+    """The class-token vectors of a token layer, the rows of a non-batch table."""
+    from cnnviz.core.layouts import prefix_tokens
+
+    prefix = prefix_tokens(tensor, layout)
+    table = None
+    rows = 0
+    if layout.kind == "nonbatch" and tensor.dim() <= 2:
+        t = tensor.reshape(-1, 1) if tensor.dim() <= 1 else tensor
+        rows = int(t.shape[0])
+        table = t[:TABLE_ROWS].detach().float().cpu().numpy().copy()
+    if prefix is None and table is None:
+        return None
+    return LayerExtras(prefix_tokens=None if prefix is None else prefix.detach().float().cpu().numpy().copy(),
+                       table=table, table_rows=rows)
+
+
+def _onnx_conv_weights(model) -> dict[str, np.ndarray]:
+    """An ONNX model's Conv weights ``(O, I, kh, kw)`` by layer name (the names
+    :class:`cnnviz.core.onnx_model.OnnxRecorder` gives its nodes)."""
+    from onnx import numpy_helper
+
+    graph = model.proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    out: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        base = node.name or f"{node.op_type}_{i}"
+        k = counts.get(base, 0) + 1
+        counts[base] = k
+        base = base if k == 1 else f"{base}#{k}"
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            if w.ndim == 4 and len([o for o in node.output if o]) == 1:
+                out[base] = w
+    return out
 
 
 def _display_input(x, pre) -> np.ndarray:

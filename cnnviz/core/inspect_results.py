@@ -10,11 +10,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["VIEWS", "CamData", "ChannelStats", "ExportJob", "InspectResult", "LayerInfo", "OverviewRow",
-           "RFData", "WeightsData", "default_cam_layer", "default_layer"]
+__all__ = ["GRID_LAYOUTS", "VIEWS", "CamData", "ChannelStats", "ExportJob", "InspectResult", "LayerInfo",
+           "LayerExtras", "OverviewRow", "RFData", "TaskData", "WeightsData", "default_cam_layer", "default_layer"]
 
 #: Views a request can ask for besides the layer list and predictions (always computed).
 VIEWS = ("grid", "overview", "weights", "cam", "rf")
+
+#: Layouts whose maps lie on a spatial grid (units have positions; Grad-CAM can use them).
+GRID_LAYOUTS = ("NCHW", "NHWC", "tokens")
 
 #: Words in a layer's type that mark a convolution (the layer shown first, Grad-CAM's default).
 _CONV_WORDS = ("conv",)
@@ -32,7 +35,13 @@ class ExportJob:
 
 @dataclass
 class LayerInfo:
-    """One captured layer as the layer table shows it."""
+    """One captured layer as the layer table shows it.
+
+    ``shape`` is the tensor's shape without the batch (a ``nonbatch`` tensor's whole shape);
+    ``map_shape`` the ``(C, H, W)`` maps every view draws, from the layer's layout
+    (:func:`cnnviz.core.layouts.to_maps`); ``layout`` its kind, ``layout_text`` the kind and
+    how it was decided; ``kind`` ``"module"`` or ``"op"`` (every-op capture).
+    """
 
     index: int
     name: str
@@ -43,15 +52,30 @@ class LayerInfo:
     rf_jump: tuple[int, int] | None = None
     rf_start: tuple[float, float] | None = None
     rf_known: bool = True  # False: the geometry could not be analysed (TorchScript, an error)
+    map_shape: tuple[int, int, int] | None = None
+    layout: str = ""
+    layout_text: str = ""
+    layout_how: str = ""
+    kind: str = "module"
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int] | None:
+        """``(C, H, W)`` of the maps when they lie on a spatial grid, else None."""
+        if self.map_shape is not None:
+            return tuple(self.map_shape) if self.layout in GRID_LAYOUTS else None  # type: ignore[return-value]
+        return tuple(self.shape) if len(self.shape) == 3 else None  # type: ignore[return-value]
 
     @property
     def spatial(self) -> bool:
-        """Whether the output is a ``(C, H, W)`` map (units have positions)."""
-        return len(self.shape) == 3
+        """Whether the maps lie on a spatial grid (channels first, channels last or tokens):
+        units have positions."""
+        return self.grid_shape is not None
 
     @property
     def channels(self) -> int:
-        """Number of tiles the activation grid shows (see :func:`as_channel_maps`)."""
+        """Number of tiles the activation grid shows (the layout's maps)."""
+        if self.map_shape is not None:
+            return int(self.map_shape[0])
         s = self.shape
         if len(s) == 0:
             return 1
@@ -66,11 +90,19 @@ class LayerInfo:
         return "×".join(str(v) for v in self.shape) if self.shape else "scalar"
 
     @property
+    def map_text(self) -> str:
+        """``"tokens → 768×14×14"``: the layout and the maps it gives."""
+        if self.map_shape is None:
+            return ""
+        return f"{self.layout} → " + "×".join(str(v) for v in self.map_shape)
+
+    @property
     def rf_text(self) -> str:
         if self.rf_size is None:
             if not self.rf_known:
                 return "—"
-            if not self.spatial or self.shape[1] * self.shape[2] == 1:
+            g = self.grid_shape
+            if g is None or g[1] * g[2] == 1:
                 return "whole input"
             return "not local"  # after resampling, a transposed conv, a global gate
         h, w = self.rf_size
@@ -158,6 +190,37 @@ class RFData:
 
 
 @dataclass
+class TaskData:
+    """The prediction output read as a task (:func:`cnnviz.core.tasks.interpret`), numpy only.
+
+    ``outputs``: every output of the model (``{"name", "value"}``), for the output picker;
+    ``legend``: ``{"index", "name", "fraction", "color"}`` (RGB as in ``image``);
+    ``image``: the input with the class map / boxes drawn on it (uint8 ``(H, W, 3)``), or None.
+    """
+
+    task: str
+    output_name: str
+    outputs: list[dict[str, str]]
+    chosen: str | None  # what the request asked (None: the default output)
+    class_map: np.ndarray | None = None
+    legend: list[dict[str, Any]] = field(default_factory=list)
+    detections: list[dict[str, Any]] = field(default_factory=list)
+    score_threshold: float | None = None
+    below_threshold: int = 0
+    image: np.ndarray | None = None
+
+
+@dataclass
+class LayerExtras:
+    """What the selected layer has besides its maps: the class / register tokens' vectors
+    ``(P, C)`` of a token layer, and a non-batch tensor's rows (boxes, anchors) as a table."""
+
+    prefix_tokens: np.ndarray | None = None
+    table: np.ndarray | None = None  # float (rows, cols), at most TABLE_ROWS rows
+    table_rows: int = 0  # rows in the tensor (the table may show fewer)
+
+
+@dataclass
 class InspectResult:
     """What one request computed; numpy and plain Python only."""
 
@@ -189,6 +252,9 @@ class InspectResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
     export_done: ExportJob | None = None
     export_error: str | None = None
+    task: TaskData | None = None
+    extras: LayerExtras | None = None
+    every_op: bool = False
 
     def layer_info(self, name: str | None = None) -> LayerInfo | None:
         name = self.layer if name is None else name
@@ -203,7 +269,7 @@ def default_layer(layers: Sequence[LayerInfo]) -> str | None:
     spatial layer, else the first layer."""
     spatial = [li for li in layers if li.spatial]
     for li in spatial:
-        if any(w in li.type.lower() for w in _CONV_WORDS):
+        if li.kind == "module" and any(w in li.type.lower() for w in _CONV_WORDS):
             return li.name
     if spatial:
         return spatial[0].name
@@ -217,7 +283,7 @@ def default_cam_layer(layers: Sequence[LayerInfo]) -> str | None:
     layers = list(layers)
     convs = [i for i, li in enumerate(layers) if li.spatial and any(w in li.type.lower() for w in _CONV_WORDS)]
     if convs:
-        after = [li for li in layers[convs[-1]:] if li.spatial and li.shape[1] * li.shape[2] > 1]
+        after = [li for li in layers[convs[-1]:] if li.spatial and li.grid_shape[1] * li.grid_shape[2] > 1]
         return (after[-1] if after else layers[convs[-1]]).name
     spatial = [li for li in layers if li.spatial]
     return spatial[-1].name if spatial else None

@@ -193,21 +193,24 @@ def test_layers_and_channels_with_mouse_and_keys(qtbot, inspector):
     # keys work in the large view too
     qtbot.keyClick(w.detail, Qt.Key.Key_Right)
     assert w.selected_channel() == 5
-    # a vector layer: one tile per feature
+    # a vector layer (the core's layout): one near-square map holding all 10 features
     w.select_layer("fc2")
     res = wait_for(qtbot, w, lambda r: r.layer == "fc2")
-    assert w.grid.tile_count() == 10
+    assert w.grid.tile_count() == 1 and res.layer_info().layout == "vector"
+    vals = res.activation[0][np.isfinite(res.activation[0])]
+    np.testing.assert_allclose(vals, core_capture(w).layer("fc2").first.numpy(), atol=1e-5)
 
 
 def test_channel_stats_match_numpy_on_the_captured_tensor(qtbot, inspector):
     w = inspector
     ref = core_capture(w)
-    for layer, channel in (("conv2", 3), ("relu2", 1), ("pool2", 7), ("fc1", 12)):
+    # fc1 is a vector: one map of all its features (the core's layout), so its stats are the vector's
+    for layer, channel in (("conv2", 3), ("relu2", 1), ("pool2", 7), ("fc1", 0)):
         w.select_layer(layer)
         wait_for(qtbot, w, lambda r, layer=layer: r.layer == layer)
         w.select_channel(channel)
         maps = ref.layer(layer).first.numpy()
-        a = (maps[channel] if maps.ndim == 3 else maps[channel:channel + 1]).astype(np.float64)
+        a = (maps[channel] if maps.ndim == 3 else maps).astype(np.float64)
         s = w.detail.stats
         assert s["min"] == pytest.approx(a.min(), abs=1e-5)
         assert s["max"] == pytest.approx(a.max(), abs=1e-5)
@@ -433,7 +436,8 @@ def test_a_pickled_resnet_shaped_model_with_in_place_relus(qtbot, inspector, tmp
         res = wait_for(qtbot, w, lambda r, name=name: r.layer == name)
         info = res.layer_info()
         assert w.grid.tile_count() == info.channels
-        np.testing.assert_allclose(res.activation.reshape(-1), ref.layer(name).first.numpy().reshape(-1), atol=1e-5)
+        # the core's maps for the layer's layout (fc: one near-square map, NaN-padded)
+        np.testing.assert_allclose(res.activation, ref.layer(name).maps.numpy(), atol=1e-5)
     # bn1 was captured before the in-place ReLU overwrote it: it has negative values
     w.select_layer("bn1")
     res = wait_for(qtbot, w, lambda r: r.layer == "bn1")

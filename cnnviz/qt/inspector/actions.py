@@ -78,7 +78,7 @@ def build_menus(w: InspectorWindow) -> None:
     for a in (w.act_export_png, w.act_export_npz, w.act_export_csv):
         m.addAction(a)
     m = mb.addMenu("&View")
-    for d in (w.dock_input, w.dock_layers, w.dock_model):
+    for d in (w.dock_input, w.dock_layers, w.dock_layer, w.dock_model):
         m.addAction(d.toggleViewAction())
 
     tb = QToolBar("Inspector")

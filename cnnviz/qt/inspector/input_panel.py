@@ -24,6 +24,7 @@ from .imaging import ImageView
 from .live_input import LiveInput
 from .loading import error_text
 from .predictions import PredictionsView
+from .task_panel import TaskPanel
 
 __all__ = ["InputPanel", "display_u8"]
 
@@ -80,6 +81,8 @@ class InputPanel(QWidget):
         self.predictions.setObjectName("predictions")
         self.predictions.note = "Loading the model…"
         il.addWidget(self.predictions)
+        self.task = TaskPanel()  # the output picker; class map / boxes drawn on the input
+        il.addWidget(self.task)
 
         self.live = LiveInput(self)
         self.live.frameArrived.connect(self._on_frame)

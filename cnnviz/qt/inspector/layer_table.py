@@ -19,7 +19,7 @@ from cnnviz.core.inspect_results import LayerInfo
 
 __all__ = ["LayerTable", "PyramidChart", "COLUMNS"]
 
-COLUMNS = ("#", "name", "type", "output shape", "params", "RF")
+COLUMNS = ("#", "name", "type", "output shape", "params", "RF", "layout → maps")
 
 _SPATIAL = QColor(66, 133, 196)
 _CHANNELS = QColor(230, 140, 30)
@@ -30,6 +30,9 @@ def _fmt_int(n: int) -> str:
 
 
 def _spatial_and_channels(li: LayerInfo) -> tuple[int, int]:
+    g = li.grid_shape
+    if g is not None:  # the layout's maps: channels-last and token layers count as maps
+        return g[1] * g[2], g[0]
     s = li.shape
     if len(s) == 3:
         return s[1] * s[2], s[0]
@@ -162,7 +165,9 @@ class LayerTable(QWidget):
         self.table.setHorizontalHeaderLabels(COLUMNS)
         tips = ("execution order", "qualified module name", "module class", "output shape without the batch "
                 "dimension (C×H×W)", "parameters the module owns", "theoretical receptive field: the input pixels "
-                "one unit can see (from kernels, strides, padding)")
+                "one unit can see (from kernels, strides, padding)",
+                "what the axes mean (NCHW, NHWC channels-last, tokens on a grid, vector, nonbatch) and the "
+                "C×H×W maps the views draw; the Layer panel says how it was decided and lets you change it")
         for col, tip in enumerate(tips):
             self.table.horizontalHeaderItem(col).setToolTip(tip)
         self.table.verticalHeader().setVisible(False)
@@ -196,7 +201,7 @@ class LayerTable(QWidget):
 
     def set_layers(self, layers: Sequence[LayerInfo]) -> None:
         """Fill the table (only when the layers changed: a new frame keeps the table)."""
-        sig = tuple((li.name, li.type, li.shape, li.params, li.rf_size) for li in layers)
+        sig = tuple((li.name, li.type, li.shape, li.params, li.rf_size, li.map_text, li.layout_how) for li in layers)
         if sig == self._signature:
             return
         self._signature = sig
@@ -205,11 +210,19 @@ class LayerTable(QWidget):
         try:
             self.table.setRowCount(len(layers))
             for row, li in enumerate(layers):
-                cells = (str(li.index), li.name, li.type, li.shape_text, _fmt_int(li.params), li.rf_text)
+                cells = (str(li.index), li.name, li.type, li.shape_text, _fmt_int(li.params), li.rf_text,
+                         li.map_text + {"user": " (yours)", "ambiguous": " ⚠ ambiguous"}.get(li.layout_how, ""))
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)
                     if col == 1:
-                        item.setToolTip(text)
+                        item.setToolTip(text + ("\n(a tensor op inside the forward: every-op capture)"
+                                                if li.kind == "op" else ""))
+                    if li.kind == "op" and col in (1, 2):
+                        f = item.font()
+                        f.setItalic(True)
+                        item.setFont(f)
+                    if col == 6:
+                        item.setToolTip(li.layout_text)
                     if col in (0, 4):
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                     if col == 5 and li.rf_size is not None and li.rf_jump is not None:
@@ -223,8 +236,12 @@ class LayerTable(QWidget):
         text = f"{len(layers)} layers · {_fmt_int(total)} parameters"
         if spatial:
             a, b = spatial[0], spatial[-1]
-            text += (f" · maps go from {a.shape[1]}×{a.shape[2]}×{a.shape[0]} to "
-                     f"{b.shape[1]}×{b.shape[2]}×{b.shape[0]} (H×W×C)")
+            ga, gb = a.grid_shape, b.grid_shape
+            text += (f" · maps go from {ga[1]}×{ga[2]}×{ga[0]} to "
+                     f"{gb[1]}×{gb[2]}×{gb[0]} (H×W×C)")
+        ops = sum(1 for li in layers if li.kind == "op")
+        if ops:
+            text += f" · {ops} of them tensor ops (every op, in execution order)"
         self.summary.setText(text)
         self.chart.set_layers(layers)
 

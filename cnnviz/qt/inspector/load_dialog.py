@@ -217,7 +217,7 @@ class LoadDialog(QDialog):
         self.file_path = QLineEdit()
         self.file_path.setObjectName("model-file")
         form.addRow("Model file", _path_row(self.file_path, "Model file",
-                                            "Models (*.pt *.pth *.pt2 *.ts *.jit *.pkl);;All files (*)", self))
+                                            "Models (*.pt *.pth *.pt2 *.ts *.jit *.pkl *.onnx);;ONNX (*.onnx);;All files (*)", self))
         self.file_weights = QLineEdit()
         self.file_weights.setObjectName("model-file-weights")
         self.file_weights.setPlaceholderText("optional: replace its weights with a state_dict / .safetensors")

@@ -48,7 +48,8 @@ class ResultTabs(QTabWidget):
         overview then scroll to it)."""
         info = res.layer_info()
         if info is not None:
-            self.activations.set_layer(info.name, info.type, info.shape_text, res.activation, res.channel_stats,
+            shape = info.shape_text + (f" · {info.map_text}" if info.map_text else "")
+            self.activations.set_layer(info.name, info.type, shape, res.activation, res.channel_stats,
                                        state.channel, new_layer)
         if res.overview is not None:
             fresh = prev is None or prev.overview is None or new_layer

@@ -42,6 +42,7 @@ from cnnviz.qt.workers import LatestRequestWorker
 from .actions import build_menus, load_labels_dialog
 from .exporting import ExportActions
 from .input_panel import InputPanel
+from .layer_panel import LayerPanel
 from .layer_table import LayerTable
 from .load_dialog import LoadChoice, RecentModels
 from .loading import ModelLoading, error_text
@@ -52,6 +53,7 @@ from .tabs import TAB_KEYS, ResultTabs
 __all__ = ["InspectorWindow", "TAB_KEYS"]
 
 TRUST_FILE = "trusted_models.json"
+OUTPUTS_FILE = "model_outputs.json"  # the prediction output chosen per model
 STATUS_MS = 8000
 #: How long closing waits for each worker's current computation. A model load or forward
 #: cannot be interrupted: one that takes longer is abandoned (its daemon thread ends when it
@@ -130,6 +132,9 @@ class InspectorWindow(QMainWindow):
         #: What the user chose: the one copy (GUI thread only).
         self.state = InspectorState()
         self._result: InspectResult | None = None
+        warn = self._read_outputs()
+        if warn:
+            warnings.append(warn)
 
         self._build_ui()
         self.exporter = ExportActions(self)
@@ -182,15 +187,21 @@ class InspectorWindow(QMainWindow):
         self.live = self.input.live
         self.canvas_panel, self.canvas, self.preview = self.input.canvas_panel, self.input.canvas, self.input.preview
         self.freeze_button, self.predictions = self.input.freeze_button, self.input.predictions
+        self.task_panel = self.input.task
         self.dock_input = self._dock("Input", "input", self.input, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.layer_table = LayerTable()
         self.dock_layers = self._dock("Layers", "layers", self.layer_table, Qt.DockWidgetArea.RightDockWidgetArea)
         self.model_panel = ModelPanel()
         self.dock_model = self._dock("Model", "model", self.model_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        # the selected layer's layout, below the table (split first, then the Model tab joins the table)
+        self.layer_panel = LayerPanel()
+        self.dock_layer = self._dock("Layer", "layer", self.layer_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.splitDockWidget(self.dock_layers, self.dock_layer, Qt.Orientation.Vertical)
         self.tabifyDockWidget(self.dock_layers, self.dock_model)
         self.dock_layers.raise_()
         self.resizeDocks([self.dock_input, self.dock_layers], [270, 560], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_layers, self.dock_layer], [640, 220], Qt.Orientation.Vertical)
 
         self.status = InspectorStatus(self)
         # the status bar's widgets by their old names (tests and screenshots use them)
@@ -215,6 +226,10 @@ class InspectorWindow(QMainWindow):
         self.model_panel.changed.connect(self._request)
         self.model_panel.message.connect(self.show_message)
         self.model_panel.labelsRequested.connect(lambda: load_labels_dialog(self))
+        self.layer_panel.layoutChosen.connect(self.set_layout)
+        self.layer_panel.everyOpChanged.connect(self.set_every_op)
+        self.task_panel.outputChosen.connect(self.set_output)
+        self.task_panel.thresholdChanged.connect(self.set_score_threshold)
 
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
         d = QDockWidget(title, self)
@@ -337,6 +352,57 @@ class InspectorWindow(QMainWindow):
         self.state.cam_layer = layer
         self._request()
 
+    def set_layout(self, layer: str, text: str | None) -> None:
+        """Show ``layer`` with the user's layout (``NHWC``, ``tokens:14x14+1``…; ``None`` or
+        ``"auto"``: the core's). One that does not fit the tensor is said in the Layer panel
+        and the core's layout stays."""
+        self.state.set_layout(layer, text)
+        self._request()
+
+    def set_every_op(self, on: bool) -> None:
+        """Capture every tensor op inside the forward too (not only module outputs)."""
+        self.state.every_op = bool(on)
+        self.layer_panel.set_every_op(on)
+        self._request()
+
+    def set_output(self, choice: str | int | None) -> None:
+        """The model output that is the prediction (name or index; ``None``/``""``: the
+        default), remembered for this model."""
+        self.state.set_output(choice)
+        self._save_outputs()
+        self._request()
+
+    def set_score_threshold(self, value: float) -> None:
+        """Detections scoring below ``value`` are not drawn."""
+        self.state.score_threshold = float(min(max(value, 0.0), 1.0))
+        self._request()
+
+    def _read_outputs(self) -> str | None:
+        import json
+
+        path = self.config_dir / OUTPUTS_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            return f"The chosen model outputs in {path} could not be read ({exc}); they start empty"
+        if isinstance(data, dict):
+            self.state.outputs_by_model = {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int))}
+        return None
+
+    def _save_outputs(self) -> None:
+        import json
+
+        from cnnviz.core.kernels import atomic_write
+
+        try:
+            self.config_dir.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(self.state.outputs_by_model, indent=1, sort_keys=True)
+            atomic_write(str(self.config_dir / OUTPUTS_FILE), lambda fh: fh.write(text), "w")
+        except (OSError, CnnvizError) as exc:
+            self.show_message(f"Could not remember the chosen output: {exc}", error=True)
+
     def set_frozen(self, frozen: bool) -> None:
         """Freeze: keep the current frame (the source stops publishing) for study."""
         self.input.set_frozen(frozen)
@@ -447,8 +513,19 @@ class InspectorWindow(QMainWindow):
         n = 0 if res.activation is None else int(res.activation.shape[0])
         if self.state.channel >= n:
             self.state.channel = 0
-        self.predictions.set_predictions(res.predictions, res.errors.get("predictions",
-                                                                         "the model's output has no class scores"))
+        task = res.task
+        note = res.errors.get("predictions", "the model's output has no class scores")
+        if task is not None and task.task != "classification" and not res.predictions:
+            note = {"segmentation": "a class per pixel: see the map below",
+                    "detection": "boxes: see the picture below", "keypoints": "boxes and keypoints: see below"
+                    }.get(task.task, note)
+        self.predictions.set_predictions(res.predictions, note)
+        self.task_panel.set_task(task, res.errors.get("output") or (res.errors.get("predictions") if task is None
+                                                                    else None))
+        layout_error = res.errors.get("layout")
+        if layout_error and (prev is None or prev.errors.get("layout") != layout_error):
+            self.show_message(f"Layout not applied: {layout_error}", error=True)
+        self.layer_panel.show_result(res, self.state.layouts)
         self.model_panel.check_label_count(res.n_classes)
         self.tabs.show_result(res, prev, self.state, new_layer)
         self.status.show_timing(res)
@@ -485,6 +562,7 @@ class InspectorWindow(QMainWindow):
         self.layer_table.set_layers([])
         self.status.time.setText("")
         self.predictions.set_predictions([], note)
+        self.task_panel.clear()
         self.tabs.clear(note)
 
     def _sync_device(self, res: InspectResult) -> None:
