@@ -114,3 +114,20 @@ def test_each_playground_lesson_computes_the_request_the_core_defines(qtbot, win
     got = window.current_request()
     assert (got.kernels, got.conv, got.activation, got.pool, got.magnitude_pair) == \
         (want.kernels, want.conv, want.activation, want.pool, want.magnitude_pair)
+
+
+def test_filters_learn_themselves_trains_simplecnn_beside_the_sobel_kernels(qtbot, window):
+    pytest.importorskip("torch")
+    click_lesson(qtbot, window, "filters-learn-themselves")
+    tw = window.train_window
+    try:
+        assert tw.isVisible() and tw.is_running()
+        assert tw.form.model.currentText() == "simplecnn" and tw.form.data.text() == "digits"
+        assert [k.name.lower() for k in window.state.kernels][:2] == ["sobel-x", "sobel-y"]
+        # the first-layer kernels appear in the Train window as the run goes
+        qtbot.waitUntil(lambda: tw.kernels.current_frame() is not None, timeout=TIMEOUT)
+    finally:
+        tw.stop()
+        tw.shutdown()
+        tw.close()
+    assert not tw.is_running()

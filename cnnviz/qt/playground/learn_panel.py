@@ -105,6 +105,15 @@ class LearnPanel(QWidget):
             w.outputs.set_selection(MOSAIC)
         else:
             w.outputs.set_selection(0)
+        if les.panel == "train":  # "filters learn themselves": the Train window beside the Sobel kernels
+            from cnnviz.qt.train import open_train_window  # noqa: PLC0415 - torch loads only for this lesson
+
+            tw = open_train_window(w, playground=w)
+            if not tw.is_running():  # SimpleCNN on the digits from random weights: watch its filters form
+                tw.form.model.setCurrentText("simplecnn")
+                tw.form.data.setText("digits")
+                tw.start()
+            return
         dock = {"explain": "dock_explain", "weights": "dock_weights", "animate": "dock_animate"}.get(les.panel or "")
         if dock and getattr(w, dock, None) is not None:
             getattr(w, dock).show()

@@ -747,13 +747,14 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         live = getattr(self, "live", None)
         if live is not None:
             live.shutdown()
-        insp = getattr(self, "inspector", None)
-        if insp is not None:
-            try:
-                insp.shutdown()
-                insp.close()
-            except Exception:  # noqa: BLE001 - closing must not fail
-                pass
+        for child in ("inspector", "train_window"):  # windows opened from here close with it
+            other = getattr(self, child, None)
+            if other is not None:
+                try:
+                    other.shutdown()
+                    other.close()
+                except Exception:  # noqa: BLE001 - closing must not fail
+                    pass
         self._closing = True
         self._submit_timer.stop()
         box = self.fault_dialog()
