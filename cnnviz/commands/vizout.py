@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.display import unit_image_to_rgb8 as to_uint8_rgb
 from ..core.errors import CnnvizError
 
 
@@ -45,18 +46,6 @@ def output_folder(text: str) -> Path:
     except OSError as exc:
         raise CnnvizError(f"cannot create {out}: {exc.strerror or exc}", "give a folder you can write to") from exc
     return out
-
-
-def to_uint8_rgb(img: np.ndarray) -> np.ndarray:
-    """``(H, W)``/``(H, W, 1)``/``(H, W, 3)`` float in [0, 1] or uint8 → ``(H, W, 3)`` uint8."""
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        a = np.clip(np.rint(np.nan_to_num(a.astype(np.float32)) * 255.0), 0, 255).astype(np.uint8)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(a[:, :, :3])
 
 
 def upscale(img: np.ndarray, min_side: int) -> np.ndarray:

@@ -462,3 +462,17 @@ def display_frame(result: PipelineResult, request: PipelineRequest, stats: dict[
             continue
         stages[stage] = stage_image(select_map(arr, settings), levels, cmap, nan=mosaic)
     return DisplayFrame(settings, stages, result.request_id)
+
+
+def unit_image_to_rgb8(img: np.ndarray) -> np.ndarray:
+    """A picture (not a feature map) as RGB bytes: ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``,
+    float in [0, 1] (NaN as 0) or uint8 → ``(H, W, 3)`` uint8. Feature visualizations, crops
+    and perturbations are pictures: they are shown as they are, never re-levelled."""
+    a = np.asarray(img)
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(np.nan_to_num(a.astype(np.float32)) * 255.0), 0, 255).astype(np.uint8)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    return np.ascontiguousarray(a[:, :, :3])

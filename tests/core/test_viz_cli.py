@@ -106,3 +106,16 @@ def test_nan_during_optimization_is_one_line(tmp_path, capsys):
             "--steps", "2", "--out", str(tmp_path / "o")]
     assert main(argv) == 2
     assert "NaN or infinity at step 1" in _err_line(capsys)
+
+
+def test_pictures_become_rgb_bytes_without_relevelling():
+    import numpy as np
+
+    from cnnviz.core.display import unit_image_to_rgb8
+
+    gray = np.array([[0.0, 0.5], [1.0, np.nan]], np.float32)
+    rgb = unit_image_to_rgb8(gray)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert rgb[..., 0].tolist() == [[0, 128], [255, 0]]  # [0, 1] maps to 0..255; NaN is black
+    assert (rgb[..., 0] == rgb[..., 2]).all()
+    assert unit_image_to_rgb8(np.full((1, 1, 3), 2.0))[0, 0].tolist() == [255, 255, 255]  # clipped

@@ -9,17 +9,9 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from cnnviz.core.display import unit_image_to_rgb8 as to_uint8
 
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """float [0, 1] or uint8, ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)`` → ``(H, W, 3)`` uint8."""
-    a = np.asarray(img)
-    if a.dtype != np.uint8:
-        a = np.clip(np.rint(np.nan_to_num(a.astype(np.float32)) * 255.0), 0, 255).astype(np.uint8)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    return np.ascontiguousarray(a[:, :, :3])
+
 
 
 def to_qimage(img: np.ndarray) -> QImage:
