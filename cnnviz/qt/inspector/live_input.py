@@ -1,47 +1,25 @@
 """A live :class:`~cnnviz.core.sources.FrameSource` as the inspector's input.
 
-The model runs on the newest frame, one at a time: the window asks for a frame
-(:meth:`LiveInput.want_frame`) only when its inference worker is idle, and the source's
-one-slot buffer keeps replacing the frame nobody took, so frames the model cannot keep up
-with are dropped at the source, never queued.
-
-Waiting for the next frame is blocking work, so it runs on a
-:class:`~cnnviz.qt.workers.LatestRequestWorker` (the house's one worker pattern), which hands
-the frame to the GUI thread with a signal: no timer polls the buffer. The worker runs only
-while a source is attached.
+The model runs on the newest frame, one at a time: the frames come through the windows' one
+frame feed (:class:`~cnnviz.qt.workers.FrameFeed`, shared with the playground), which hands
+over a frame and then holds until the window asks for the next one
+(:meth:`LiveInput.want_frame`, called when its inference worker is idle). Meanwhile the
+source's one-slot buffer keeps replacing the frame nobody took, so frames the model cannot
+keep up with are dropped at the source, never queued, and no timer polls the buffer.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from cnnviz.qt.workers import LatestRequestWorker
+from cnnviz.qt.workers import FrameFeed
 
-__all__ = ["LiveInput", "next_frame"]
+__all__ = ["LiveInput"]
 
-#: How often a frame wait checks that it was called off (it wakes at once for a frame).
-_WAIT_SLICE_S = 0.05
-#: How long detaching waits for the frame wait to notice (a few slices).
-_JOIN_MS = 1000
-
-
-def next_frame(request: tuple[int, Any, threading.Event]) -> tuple[int, Any]:
-    """Wait for the source's next frame (runs on the frame worker's thread).
-
-    ``request`` is ``(generation, buffer, stop)``; returns ``(generation, frame)``, with
-    ``frame`` None when ``stop`` was set or the buffer closed (the source stopped).
-    """
-    generation, buffer, stop = request
-    while not stop.is_set():
-        frame = buffer.get(timeout=_WAIT_SLICE_S)
-        if frame is not None:
-            return generation, frame
-        if buffer.closed:
-            break
-    return generation, None
+#: How long detaching waits for the feed's thread (its waits wake every half second at most).
+_JOIN_S = 1.0
 
 
 class LiveInput(QObject):
@@ -70,9 +48,8 @@ class LiveInput(QObject):
         self.own = False
         self.frozen = False
         self.frames_run = 0
-        self._generation = 0
-        self._stop = threading.Event()
-        self._waiter: LatestRequestWorker | None = None
+        self._feed = FrameFeed(self)
+        self._feed.frameReady.connect(self._on_frame)
         q = Qt.ConnectionType.QueuedConnection
         self._errorFromSource.connect(self._on_source_error, q)
         self._stoppedFromSource.connect(self._on_source_stopped, q)
@@ -81,35 +58,28 @@ class LiveInput(QObject):
     def attach(self, source: Any, own: bool) -> None:
         """Take frames from ``source`` (already started); ``own``: stop it on detach."""
         self.detach()
-        self._generation += 1
-        self._stop = threading.Event()
         source.on_error = self._errorFromSource.emit
         source.on_stopped = self._stoppedFromSource.emit
         self.source = source
         self.own = own
         self.frames_run = 0
         self.frozen = False
-        self._waiter = LatestRequestWorker(next_frame, self, name="cnnviz-inspector-frames")
-        self._waiter.resultReady.connect(self._on_frame)
+        self._feed.start(source)
 
     def detach(self) -> None:
-        """Stop waiting for frames and let the source go (stopped when owned). Joins the
-        frame worker's thread."""
-        self._stop.set()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            waiter.shutdown(_JOIN_MS)
-            waiter.deleteLater()
+        """Stop taking frames and let the source go (stopped when owned). Joins the feed's
+        thread."""
+        self._feed.halt()
         src, self.source = self.source, None
-        if src is None:
-            return
-        src.on_error = None
-        src.on_stopped = None
-        if self.own:
-            try:
-                src.stop()
-            except Exception:  # noqa: BLE001 - closing must not fail
-                pass
+        if src is not None:
+            src.on_error = None
+            src.on_stopped = None
+            if self.own:
+                try:
+                    src.stop()
+                except Exception:  # noqa: BLE001 - closing must not fail
+                    pass
+        self._feed.join(_JOIN_S)
         self.own = False
 
     @property
@@ -118,11 +88,10 @@ class LiveInput(QObject):
 
     # -- frames -------------------------------------------------------------------------
     def want_frame(self) -> None:
-        """Ask for the next frame (once; a wait already running is not doubled)."""
-        w = self._waiter
-        if w is None or self.frozen or w.is_busy():
-            return
-        w.submit((self._generation, self.source.buffer, self._stop))
+        """Ready for the next frame: the feed hands over the newest one (asking twice is
+        harmless; a frozen input asks for nothing)."""
+        if self.source is not None and not self.frozen:
+            self._feed.release()
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze: the source stops publishing and frames still on their way are dropped."""
@@ -133,10 +102,9 @@ class LiveInput(QObject):
             except Exception:  # noqa: BLE001 - a source without freeze: we just stop taking frames
                 pass
 
-    def _on_frame(self, _rid: int, out: tuple[int, Any]) -> None:
-        generation, frame = out
-        if frame is None or generation != self._generation or self.source is None or self.frozen:
-            return
+    def _on_frame(self, frame: Any) -> None:
+        if self.source is None or self.frozen:
+            return  # dropped; the feed holds until want_frame() after the thaw
         self.frames_run += 1
         self.frameArrived.emit(frame)
 
