@@ -17,7 +17,9 @@ Writes
   (classification, segmentation class map with legend, detection boxes/labels/scores);
 - ``DIR/layers/<name>.png``: every layer as a mosaic of its ``(C, H, W)`` maps
   (:mod:`cnnviz.core.layouts`: channels-last and token layers are shown as maps too;
-  per-channel levels; viridis, or a blue-white-red diverging map for negative values);
+  the picture the inspector's grid shows and exports, byte for byte
+  (:func:`cnnviz.core.display.layer_mosaic`): per-channel levels (one range for 1x1 maps),
+  grey, or a blue-white-red diverging map (white = 0) for layers with negative values);
 - ``DIR/prediction.png``: for segmentation the class map over the input, for detection the
   boxes drawn on it.
 
@@ -160,8 +162,7 @@ def run(args) -> int:
     from ..core.tasks import interpret
     from ..core.images import load_image
     from ..core.models import load_labels
-    from ..core.mosaic import mosaic_many
-    from ..core.render import lut
+    from ..core.display import layer_mosaics
 
     if not str(args.out).strip():
         raise CnnvizError("--out is empty", "give the folder to write into, e.g. --out inspect-out")
@@ -203,7 +204,8 @@ def run(args) -> int:
     layers = []
     nonfinite: list[str] = []
     used_files: set[str] = set()
-    mosaics = mosaic_many([act.maps for act in result.layers], mode="channel")
+    # the inspector grid's picture of each layer, byte for byte (one core path)
+    mosaics = layer_mosaics([act.maps for act in result.layers], mode="channel")
     for act, m in zip(result.layers, mosaics):
         t = act.first.detach()
         prefix = prefix_tokens(act.tensor, act.layout)
@@ -229,7 +231,7 @@ def run(args) -> int:
         used_files.add(fname.lower())
         png = None
         if m.image.size:  # an empty tensor (no boxes detected) has nothing to draw
-            _write_png(out_dir / "layers" / f"{fname}.png", lut("diverging" if m.signed else "viridis")[m.image])
+            _write_png(out_dir / "layers" / f"{fname}.png", m.image)
             png = f"layers/{fname}.png"
         entry = {"index": act.index, "name": act.name, "type": act.type, "shape": list(act.shape),
                  "params": act.params, **stats, "png": png,

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from .conv import PipelineRequest, PipelineResult, cv_rows
-from .mosaic import MosaicLayout, mosaic_maps
+from .mosaic import MosaicLayout, mosaic_many, mosaic_maps
 
 # Control points (position 0..1 → sRGB) for each map; interpolated linearly to 256 entries.
 _CONTROL = {
@@ -476,3 +476,94 @@ def unit_image_to_rgb8(img: np.ndarray) -> np.ndarray:
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a[:, :, :3])
+
+
+# --------------------------------------------------------------------------- layer mosaics
+
+#: The grey (RGB 40, 40, 40) between the tiles of a layer mosaic and after its last tile:
+#: darker than any map's middle, so a border never reads as data.
+LAYER_PAD_GREY = 40
+
+
+@dataclass
+class LayerMosaic:
+    """A layer's ``(C, H, W)`` maps as one RGB picture: what the inspector's activation grid
+    shows, the PNG it exports and the mosaic ``cnnviz inspect`` writes (the same bytes).
+
+    Tile ``c`` is at grid row ``c // cols``, column ``c % cols``, its top-left pixel at
+    ``(row * (tile_h + pad), col * (tile_w + pad))``; ``mode``/``cmap`` are the levels and
+    colormap actually used (``"auto"`` resolved), ``levels`` the value range for
+    ``mode="layer"`` (else ``None``).
+    """
+
+    image: np.ndarray
+    count: int
+    rows: int
+    cols: int
+    tile_hw: tuple[int, int]
+    pad: int
+    signed: bool
+    levels: tuple[float, float] | None
+    mode: str
+    cmap: str
+
+    def tiles(self) -> np.ndarray:
+        """The ``count`` tiles as ``(count, tile_h, tile_w, 3)`` uint8 (a copy)."""
+        th, tw = self.tile_hw
+        if self.image.size == 0:
+            return np.zeros((self.count, th, tw, 3), np.uint8)
+        img = np.ascontiguousarray(self.image)
+        sy, sx, sc = img.strides
+        grid = np.lib.stride_tricks.as_strided(
+            img, (self.rows, self.cols, th, tw, 3), ((th + self.pad) * sy, (tw + self.pad) * sx, sy, sx, sc),
+            writeable=False)
+        return grid.reshape(self.rows * self.cols, th, tw, 3)[: self.count].copy()
+
+
+def layer_mosaic_mode(maps_shape, mode: str) -> str:
+    """The levels a layer's mosaic uses: ``mode``, except 1x1 maps (a pooled vector), whose
+    single values only mean something relative to the layer: ``"layer"``."""
+    shape = tuple(int(v) for v in maps_shape)
+    return "layer" if len(shape) == 3 and shape[1] * shape[2] == 1 else mode
+
+
+def layer_mosaics(layers, mode: str = "channel", cmap: str = "auto", pad: int = 1) -> list[LayerMosaic]:
+    """Every layer's ``(C, H, W)`` maps (numpy or torch, one device) → its :class:`LayerMosaic`.
+
+    The levels are the core tiler's (:func:`cnnviz.core.mosaic.mosaic_many`, all layers in
+    one pass): ``mode="channel"`` stretches every map on its own, ``"layer"`` uses one range
+    (1x1 maps always ``"layer"``); signed layers (a finite value < 0) get levels symmetric
+    around 0. ``cmap="auto"`` colours signed layers ``diverging`` (white = 0) and the others
+    ``gray``. NaN/inf take the colour of 0; tiles are ``pad`` pixels apart on
+    :data:`LAYER_PAD_GREY` in the most square grid (:func:`cnnviz.core.mosaic.grid_shape`).
+    """
+    layers = list(layers)
+    if not layers:
+        return []
+    if cmap != "auto":
+        lut(cmap)  # an unknown name fails before any work
+    modes = [layer_mosaic_mode(getattr(m, "shape", ()), mode) for m in layers]
+    out = []
+    for m, md in zip(mosaic_many(layers, mode=modes, pad=pad, pad_value=0), modes):
+        name = cmap if cmap != "auto" else ("diverging" if m.signed else "gray")
+        th, tw = m.tile_hw
+        if m.image.size == 0:
+            rgb = np.zeros((*m.image.shape[:2], 3), np.uint8)
+        else:
+            rgb = np.take(lut(name), m.image, axis=0)  # (take: several times faster than [])
+            if pad:
+                for r in range(1, m.rows):
+                    rgb[r * (th + pad) - pad: r * (th + pad)] = LAYER_PAD_GREY
+                for c in range(1, m.cols):
+                    rgb[:, c * (tw + pad) - pad: c * (tw + pad)] = LAYER_PAD_GREY
+            rem = len(m.channels) % m.cols
+            if rem and m.rows * m.cols > len(m.channels):  # the empty cells of the last row
+                rgb[(m.rows - 1) * (th + pad):, rem * (tw + pad):] = LAYER_PAD_GREY
+        out.append(LayerMosaic(rgb, len(m.channels), m.rows, m.cols, (int(th), int(tw)), pad, bool(m.signed),
+                               m.levels, md, name))
+    return out
+
+
+def layer_mosaic(maps, mode: str = "channel", cmap: str = "auto", pad: int = 1) -> LayerMosaic:
+    """:func:`layer_mosaics` of one layer."""
+    return layer_mosaics([maps], mode=mode, cmap=cmap, pad=pad)[0]

@@ -373,7 +373,8 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
     On a GPU (``batched``, the default off the CPU) all layers go through one fixed sequence
     of about ten kernels (see :func:`_render_batched`) instead of a few per layer.
     """
-    if mode not in ("channel", "layer"):
+    per_layer_mode = isinstance(mode, (list, tuple))
+    if any(md not in ("channel", "layer") for md in (mode if per_layer_mode else [mode])):
         raise ValueError("mode must be 'channel' or 'layer'")
     maps, modes, chans, tails = [], [], [], []
     per_layer = channels is not None and len(channels) > 0 and not isinstance(channels[0], (int, np.integer))
@@ -399,7 +400,8 @@ def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, sign
         else:
             chans.append(list(range(m.shape[0])))
         maps.append(m)
-        modes.append("layer" if t.dim() < 2 else mode)  # a vector is one map: its values compare
+        md = mode[i] if per_layer_mode else mode
+        modes.append("layer" if t.dim() < 2 else md)  # a vector is one map: its values compare
     device = maps[0].device
     if any(m.device != device for m in maps):
         raise ValueError("all activations must be on one device")
@@ -703,8 +705,8 @@ def mosaic_many(acts, *, mode: str = "channel", cols: int | None = None, pad: in
     """:func:`mosaic` of several layers at once (all on one device): the same images, much
     faster than one call per layer (one device round trip in all, one transfer of uint8).
 
-    The returned images are views into one host buffer (disjoint; copy one to keep it
-    while dropping the others). ``batched`` chooses the all-layers-at-once kernels (default:
+    ``mode`` may also be a list: one mode per layer. The returned images are views into one
+    host buffer (disjoint; copy one to keep it while dropping the others). ``batched`` chooses the all-layers-at-once kernels (default:
     on a GPU, where per-layer kernel launches would dominate; on the CPU the per-layer path,
     which moves fewer bytes, is faster).
     """

@@ -1,4 +1,4 @@
-"""The one internal-error dialog of the windows (the playground's; the inspector's to adopt).
+"""The one internal-error dialog of the windows (the playground and the model inspector).
 
 An unexpected exception (a bug) reaches the user as a status-bar line plus a non-modal
 dialog whose details expander holds the traceback; the window keeps working. A fault that

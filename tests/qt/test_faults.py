@@ -365,5 +365,17 @@ def test_an_internal_inference_error_opens_the_details_dialog(qtbot, inspector, 
     w.set_image(np.zeros((28, 28), np.float32), label="zeros")
     qtbot.waitUntil(lambda: "injected inference fault" in w.statusBar().currentMessage(), timeout=10_000)
     assert "Internal error: ValueError: injected inference fault" in w.statusBar().currentMessage()
-    box = w.error_box()
+    box = w.fault_dialog()  # the playground's fault dialog: one for both windows
     assert box is not None and "Traceback" in box.detailedText() and "faulty" in box.detailedText()
+    assert box.objectName() == "fault-dialog" and "injected inference fault" in box.text()
+
+
+def test_repeated_inspector_faults_share_one_dialog_and_closing_closes_it(qtbot, inspector):
+    w = inspector
+    for i in range(3):
+        w.report_exception(f"RuntimeError: fault {i}", f"Traceback …\nRuntimeError: fault {i}\n")
+    boxes = [b for b in w.findChildren(type(w.fault_dialog())) if b.isVisible() and b.objectName() == "fault-dialog"]
+    assert boxes == [w.fault_dialog()]
+    assert "3 errors" in boxes[0].text() and "fault 0" in boxes[0].detailedText() and "fault 2" in boxes[0].detailedText()
+    w.close()
+    assert w.fault_dialog() is None

@@ -1,11 +1,9 @@
 """Golden images, inspector side: the grid the inspector shows for a layer == its PNG export
 == the layer mosaic `cnnviz inspect` writes.
 
-The first two are equal today (the export saves the grid's own bytes). The CLI still colours
-and tiles a layer its own way (viridis or diverging, the core tiler, per-channel levels)
-while the grid uses grey for unsigned maps and its own column count: the inspector side of
-issue 13 owns that unification, and the strict xfail below turns into a failure (XPASS)
-the day the three agree, so that the marker is removed then.
+All three come from one core function, :func:`cnnviz.core.display.layer_mosaic` (the core
+tiler's levels and grid; grey for unsigned layers, diverging for signed ones): the export
+saves the grid's own bytes, and ``cnnviz inspect`` writes the same bytes for each layer.
 """
 
 from __future__ import annotations
@@ -65,8 +63,6 @@ def test_the_inspector_exports_the_grid_it_shows(qtbot, inspector, tmp_path):
         np.testing.assert_array_equal(shown[:tiles.shape[1], :tiles.shape[2]], tiles[0])
 
 
-@pytest.mark.xfail(strict=True, reason="cnnviz inspect colours and tiles layers apart from the grid "
-                                       "(inspector side of issue 13)")
 def test_the_inspect_command_writes_the_grid_the_inspector_shows(qtbot, inspector, tmp_path):
     out = tmp_path / "cli"
     env = dict(os.environ, PYTHONPATH=str(ROOT))

@@ -18,10 +18,11 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractScrollArea, QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy,
                                QSlider, QSplitter, QVBoxLayout, QWidget)
 
+from cnnviz.core.display import LayerMosaic, layer_mosaic
 from cnnviz.core.inspect_results import ChannelStats
 from cnnviz.qt.colors import format_sig, mute
 
-from .imaging import COLORMAP_CHOICES, ImageView, colorize_maps, to_qimage
+from .imaging import COLORMAP_CHOICES, ImageView, to_qimage
 
 __all__ = ["ActivationGrid", "ActivationPanel", "ChannelDetail", "NORMALISATIONS"]
 
@@ -75,6 +76,7 @@ class ActivationGrid(QAbstractScrollArea):
         self.viewport().setAutoFillBackground(True)
         self._maps: np.ndarray | None = None
         self._tiles: np.ndarray | None = None  # (C, h, w, 3) uint8
+        self._mosaic: LayerMosaic | None = None
         self._images: dict[int, QImage] = {}
         self._dead: np.ndarray | None = None
         self._selected = 0
@@ -104,13 +106,12 @@ class ActivationGrid(QAbstractScrollArea):
 
     def _render(self) -> None:
         self._images.clear()
-        if self._maps is None or len(self._maps) == 0:
-            self._tiles = None
+        if self._maps is None or self._maps.size == 0:
+            self._tiles = self._mosaic = None
         else:
-            mode = self.mode
-            if self._maps.shape[1] * self._maps.shape[2] == 1:
-                mode = "layer"  # 1x1 tiles: only values relative to the layer mean anything
-            self._tiles, self.signed, self.levels = colorize_maps(self._maps, mode, self.cmap)
+            # the one path (core): the tiles on screen, the PNG export and `cnnviz inspect`'s mosaic
+            m = layer_mosaic(self._maps, self.mode, self.cmap)
+            self._mosaic, self._tiles, self.signed, self.levels = m, m.tiles(), m.signed, m.levels
         self._update_scrollbar()
         self.viewport().update()
 
@@ -121,19 +122,10 @@ class ActivationGrid(QAbstractScrollArea):
         """The rendered tiles ``(C, h, w, 3)`` uint8."""
         return self._tiles
 
-    def mosaic(self, pad: int = 1) -> np.ndarray | None:
-        """All tiles as one RGB image at their own resolution, the grid's column count
-        (for the PNG export)."""
-        if self._tiles is None:
-            return None
-        c, h, w = self._tiles.shape[:3]
-        cols = max(1, round(math.sqrt(c * h / max(w, 1))))
-        rows = math.ceil(c / cols)
-        out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), 40, np.uint8)
-        for i in range(c):
-            r, k = divmod(i, cols)
-            out[r * (h + pad): r * (h + pad) + h, k * (w + pad): k * (w + pad) + w] = self._tiles[i]
-        return out
+    def mosaic(self) -> np.ndarray | None:
+        """All tiles as one RGB image at their own resolution (the PNG export; the same bytes
+        as ``cnnviz inspect``'s mosaic of the layer: :func:`cnnviz.core.display.layer_mosaic`)."""
+        return None if self._mosaic is None else self._mosaic.image
 
     # -- selection
     @property

@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDialog, QDialogButtonBo
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton,
                                QRadioButton, QTabWidget, QVBoxLayout, QWidget)
 
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.files import backup_path_for, check_regular_file, load_json_bounded, read_bounded
 from cnnviz.core.kernels import atomic_write_text
 from cnnviz.qt.colors import mute
 
@@ -35,6 +37,10 @@ TORCHVISION_NAMES = (
 )
 
 RECENT_FILE = "inspector_recent.json"
+#: The recent-models list holds ten entries: a few KB. Anything far larger is damaged.
+RECENT_LIMIT = 1 << 20
+#: A model definition read for its class names; a larger file is not a model's source.
+PYTHON_FILE_LIMIT = 16 << 20
 MAX_RECENT = 10
 
 
@@ -67,21 +73,27 @@ class RecentModels:
         self._items: list[LoadChoice] = self._read()
 
     def _read(self) -> list[LoadChoice]:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except OSError as exc:
-            self.warning = f"cannot read the recent-models list {self.path}: {exc.strerror or exc}"
+        # through core.files: a FIFO or a device in its place cannot hang the window, a huge
+        # or deeply nested file cannot exhaust it (bounded read, JSON depth checked first)
+        if not os.path.lexists(self.path):
             return []
         try:
-            data = json.loads(raw)
+            too_big = check_regular_file(self.path, "the recent-models list").st_size > RECENT_LIMIT
+            raw = b"" if too_big else read_bounded(self.path, RECENT_LIMIT, "the recent-models list")
+        except CnnvizError as exc:  # not a regular file, unreadable: said, left alone
+            self.warning = str(exc)
+            return []
+        try:
+            if too_big:
+                raise ValueError(f"more than {RECENT_LIMIT >> 20} MB")
+            data = load_json_bounded(raw, RECENT_LIMIT, "its text")
             items = [LoadChoice(**{k: (None if v is None else str(v)) for k, v in d.items()
                                    if k in ("spec", "weights", "ctor_kwargs", "labels")})
                      for d in data["recent"] if isinstance(d, dict) and d.get("spec")]
             return items[:MAX_RECENT]
-        except (ValueError, KeyError, TypeError) as exc:
-            backup = self.path.with_name(self.path.name + ".bak")
+        except (ValueError, KeyError, TypeError) as err:  # CnnvizError is a ValueError
+            exc = err.cause if isinstance(err, CnnvizError) else err
+            backup = backup_path_for(self.path)  # never over an earlier backup
             try:
                 os.replace(self.path, backup)
                 self.warning = (f"the recent-models list was damaged ({exc}); it was kept as {backup} "
@@ -112,10 +124,10 @@ class RecentModels:
 
 def python_classes(path: str | os.PathLike) -> list[str]:
     """Class names defined at the top of a Python file, read with ``ast`` (nothing runs)."""
-    try:
-        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return []
+    try:  # bounded and FIFO-safe (core.files); absurd nesting is a RecursionError/MemoryError
+        tree = ast.parse(read_bounded(path, PYTHON_FILE_LIMIT, "Python file").decode("utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+        return []  # CnnvizError is a ValueError
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
 
 

@@ -22,7 +22,6 @@ model again.
 
 from __future__ import annotations
 
-import html
 import sys
 import traceback
 from pathlib import Path
@@ -37,6 +36,7 @@ from cnnviz.core.inspect_engine import InspectEngine, InspectorState
 from cnnviz.core.inspect_load import LoadOutcome
 from cnnviz.core.inspect_results import InspectResult
 from cnnviz.core.resources import resources_dir
+from cnnviz.qt.fault_dialog import FaultDialog
 from cnnviz.qt.workers import LatestRequestWorker
 
 from .actions import build_menus, load_labels_dialog
@@ -111,6 +111,7 @@ class InspectorWindow(QMainWindow):
         self.last_message = ""
         self._status_is_error = False
         self._error_box: QMessageBox | None = None
+        self._faults = FaultDialog(self)  # the one internal-error dialog, shared with the playground
 
         from cnnviz.qt.settings import config_dir as default_config_dir
 
@@ -648,17 +649,20 @@ class InspectorWindow(QMainWindow):
         return box
 
     def error_box(self) -> QMessageBox | None:
-        """The error dialog on screen, if any (tests)."""
+        """The error dialog on screen (bad input, a failed load), if any (tests)."""
         return self._error_box
 
     def report_exception(self, summary: str, details: str) -> None:
-        """An unexpected exception in a slot (a bug): status bar plus a dialog with details."""
+        """An unexpected exception (a bug): status bar plus the non-modal fault dialog
+        (:class:`~cnnviz.qt.fault_dialog.FaultDialog`: repeats are counted, never stacked)."""
         self.show_message(f"Internal error: {summary} (details in the dialog; please report it)", error=True)
         print(details, file=sys.stderr)
         if not self._closing:
-            self.show_box(QMessageBox.Icon.Critical, "internal error",
-                          f"<p>Something went wrong inside cnnviz:</p><p>{html.escape(summary)}</p>"
-                          "<p>The window keeps working.</p>", details)
+            self._faults.report(summary, details)
+
+    def fault_dialog(self) -> QMessageBox | None:
+        """The internal-error dialog while it is open (tests)."""
+        return self._faults.dialog()
 
     # =========================================================================================
     # closing and reopening
@@ -683,6 +687,7 @@ class InspectorWindow(QMainWindow):
         self.exporter.forget()
         if self._error_box is not None:
             self._error_box.close()
+        self._faults.close()
         self.statusBar().clearMessage()  # stops the status bar's message timer
 
     def _reopen(self) -> None:
