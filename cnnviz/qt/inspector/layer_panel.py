@@ -50,6 +50,7 @@ class LayerPanel(QWidget):
         self.layout_box.setToolTip("How this layer's axes are read: auto (the core's decision), NCHW, NHWC "
                                    "(channels last), tokens (or tokens:HxW+P: an HxW patch grid after P class "
                                    "tokens), sequence, vector, nonbatch (first dimension not the batch)")
+        self.layout_box.lineEdit().setToolTip(self.layout_box.toolTip())  # the typed part says the same
         form.addRow("Layout", self.layout_box)
         lay.addLayout(form)
         self.how = QLabel("")
