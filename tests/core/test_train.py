@@ -217,6 +217,20 @@ def test_pause_blocks_the_loop_until_resumed(tmp_path):
     assert not t.is_alive() and out["r"].status == "finished" and seen[-1] > 5
 
 
+def test_stop_while_paused_ends_the_run_without_a_resume():
+    state = TrainState()
+
+    def on_partial(value):
+        if isinstance(value, T.Snapshot) and value.step == 5:
+            state.pause()
+            state.cancel()  # the user presses Stop while the run is paused
+
+    state.on_partial = on_partial
+    res = run(_req(None, snapshot_every=5), state)  # would hang here if the pause outlived the stop
+    assert res.status == "stopped" and res.steps == 5 and res.epochs_done == 0
+    assert state.frame_steps[-1] == 5
+
+
 @pytest.mark.parametrize("bad, match", [
     (dict(lr=-1.0), "learning rate"), (dict(lr=float("nan")), "learning rate"),
     (dict(batch_size=0), "batch size"), (dict(epochs=0), "epochs"), (dict(optimizer="rmsprop"), "optimizer"),
