@@ -148,7 +148,7 @@ class TrainState(TaskState):
     epochs : list of EpochReport
         One report per finished epoch.
     curve : list of (epoch, train loss, train accuracy)
-        The training curve, one point per snapshot (``epoch`` fractional).
+        The training curve, one point per snapshot after the first (``epoch`` fractional).
     frames, frame_steps : list of ndarray, list of int
         The kernel movie so far: the first conv layer's weights and the step of each frame.
     probe_index : int
