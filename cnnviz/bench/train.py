@@ -1,7 +1,7 @@
 """``cnnviz bench --train``: does watching slow the training down?
 
 The same SimpleCNN-on-digits run (same seed, same steps) is timed alternately with nothing
-watching (:func:`cnnviz.core.train.run` with a bare ``TaskState``) and in the real Train window
+watching (:func:`cnnviz.core.train.run` with a bare ``TrainState``) and in the real Train window
 (offscreen, its curves, kernel grid, feature maps and per-epoch views repainting live).
 ``ratio_window`` is the window's training throughput over the bare loop's, medians of
 ``repeats`` interleaved pairs measured in this one run (target ≥ 0.9). Throughput is training
@@ -50,9 +50,9 @@ def _in_thread(fn):
 
 
 def _bare(epochs: int, device: str, folder: str) -> float:
-    from cnnviz.core.train import TaskState, run
+    from cnnviz.core.train import TrainState, run
 
-    return _throughput(_in_thread(lambda: run(_request(epochs, folder, device), TaskState())))
+    return _throughput(_in_thread(lambda: run(_request(epochs, folder, device), TrainState())))
 
 
 def _windowed(app, epochs: int, device: str, folder: str) -> tuple[float, int]:
@@ -92,12 +92,12 @@ def run_train_bench(device: str = "cpu", repeats: int = 3, epochs: int = 2, to97
             tp, n = _windowed(app, epochs, device, os.path.join(tmp, f"win{i}"))
             window.append(tp)
             paints.append(n)
-        from cnnviz.core.train import TaskState, run
+        from cnnviz.core.train import TrainState, run
 
         full, wall, hit = None, None, None
         if to97:
             t0 = time.perf_counter()
-            full = _in_thread(lambda: run(_request(10, os.path.join(tmp, "to97"), device), TaskState()))
+            full = _in_thread(lambda: run(_request(10, os.path.join(tmp, "to97"), device), TrainState()))
             wall = time.perf_counter() - t0
             hit = next((m for m in full.metrics if m["val_accuracy"] >= 0.97), None)
     b, w = statistics.median(bare), statistics.median(window)

@@ -93,8 +93,9 @@ class _Progress:
         self.pct = 0.0
         self.text = ""
 
-    def progress(self, pct: float) -> None:
-        self.pct = pct
+    def progress(self, fraction: float, text: str) -> None:
+        self.pct = 100.0 * fraction
+        self.status(text)
 
     def status(self, text: str) -> None:
         self.text = text
@@ -118,7 +119,7 @@ class _Progress:
 def run(args) -> int:
     import json
 
-    from ..core.train import DataSpec, ModelSpec, TaskState, TrainRequest, TrainSettings, export_movie
+    from ..core.train import DataSpec, ModelSpec, TrainRequest, TrainSettings, TrainState, export_movie
     from ..core.train import run as train
 
     kwargs = {}
@@ -142,7 +143,7 @@ def run(args) -> int:
                                weight_decay=args.weight_decay, seed=args.seed, device=args.device),
         out_dir=args.out)
     bar = _Progress(sys.stderr, args.epochs)
-    state = TaskState(on_status=bar.status, on_progress=bar.progress, on_partial=bar.partial)
+    state = TrainState(on_progress=bar.progress, on_partial=bar.partial, on_status=bar.status)
     result = train(req, state)
     if bar.tty:
         sys.stderr.write("\r" + " " * 100 + "\r")

@@ -1,7 +1,8 @@
 """Train a CNN and watch it learn: the loop, its snapshots and what it leaves on disk.
 
 Follows Orange3's long-task pattern: :func:`run` takes a frozen :class:`TrainRequest` and a
-:class:`TaskState` through which it reports status, progress and partial results
+:class:`TrainState` (the shared :class:`~cnnviz.core.taskstate.TaskState` plus the histories
+the views draw) through which it reports status, progress and partial results
 (:class:`Snapshot` every few steps, :class:`EpochReport` after each epoch) and learns that the
 user paused or stopped it. The loop never waits for a view: it appends to the state's
 histories and hands over the latest snapshot; a window (or the CLI's progress bar) reads it
@@ -14,8 +15,9 @@ A run folder holds::
     kernels.npz                                           (the first conv layer at every snapshot)
     run.json                                              (the request, skipped files, notes)
 
-Every file is written to a temporary name and renamed over the old one, so a crash, a stop or
-a full disk never leaves a half-written file, and the last good checkpoint survives.
+Every file is written through :func:`cnnviz.core.files.atomic_write` (a temporary name renamed
+over the old one), so a crash, a stop or a full disk never leaves a half-written file, and the
+last good checkpoint survives.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import json
 import math
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -37,11 +38,13 @@ from typing import Any
 import numpy as np
 
 from cnnviz.core.errors import CnnvizError, SpecError
+from cnnviz.core.files import atomic_write
+from cnnviz.core.taskstate import Cancelled, TaskState
 from cnnviz.core.train_data import DataSpec, TrainData, augment_batch, load_data
 from cnnviz.core.train_models import ModelSpec, build_model, check_spec, checkpoint_meta, first_conv, model_constraints
 
-__all__ = ["DataSpec", "EpochReport", "EvalResult", "ModelSpec", "Snapshot", "TaskState", "TrainRequest",
-           "TrainResult", "TrainSettings", "evaluate_arrays", "export_movie", "load_movie", "run"]
+__all__ = ["DataSpec", "EpochReport", "EvalResult", "ModelSpec", "Snapshot", "TrainRequest",
+           "TrainResult", "TrainSettings", "TrainState", "evaluate_arrays", "export_movie", "load_movie", "run"]
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 N_WRONG = 12
@@ -130,75 +133,48 @@ class TrainResult:
         return self.metrics[-1] if self.metrics else {}
 
 
-class TaskState:
-    """What the loop and whoever watches it share (Orange3's ``TaskState``, plus pause).
+class TrainState(TaskState):
+    """A :class:`~cnnviz.core.taskstate.TaskState` that also keeps what the training views draw.
 
-    The loop calls :meth:`set_status`, :meth:`set_progress_value` and
-    :meth:`set_partial_result`; each stores the value and calls the matching callback, which
-    must return at once (a Qt signal emit, a progress-bar print). The watcher calls
-    :meth:`pause`, :meth:`resume`, :meth:`request_interruption` and may set
-    :attr:`probe_index`. Histories (:attr:`curve`, :attr:`frames`) only grow, so a view can
-    read them whole at any time.
+    The loop reports through the shared interface (:meth:`set_status`, :meth:`set_progress`,
+    :meth:`set_partial_result`, :meth:`check`); the watcher pauses, resumes and cancels through
+    it and may set :attr:`probe_index` (read at the loop's next snapshot). The histories only
+    grow, so a view can read them whole at any time from another thread.
+
+    Attributes
+    ----------
+    latest_snapshot : Snapshot or None
+        The newest :class:`Snapshot`.
+    epochs : list of EpochReport
+        One report per finished epoch.
+    curve : list of (epoch, train loss, train accuracy)
+        The training curve, one point per snapshot after the first (``epoch`` fractional).
+    frames, frame_steps : list of ndarray, list of int
+        The kernel movie so far: the first conv layer's weights and the step of each frame.
+    probe_index : int
+        Which validation image the live feature maps show.
+    data : TrainData or None
+        The data, once it has been read.
     """
 
-    def __init__(self, on_status: Callable[[str], None] | None = None,
-                 on_progress: Callable[[float], None] | None = None,
-                 on_partial: Callable[[Any], None] | None = None):
-        self.on_status, self.on_progress, self.on_partial = on_status, on_progress, on_partial
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-        self.status = ""
-        self.progress = 0.0
-        self.latest: Snapshot | None = None
+    def __init__(self, on_progress: Callable[[float, str], None] | None = None,
+                 on_partial: Callable[[Any], None] | None = None,
+                 on_status: Callable[[str], None] | None = None):
+        super().__init__(on_progress=on_progress, on_partial=on_partial, on_status=on_status)
+        self.latest_snapshot: Snapshot | None = None
         self.epochs: list[EpochReport] = []
-        self.curve: list[tuple[float, float, float]] = []   # (epoch, train loss, train accuracy)
-        self.frames: list[np.ndarray] = []                  # kernel movie so far
+        self.curve: list[tuple[float, float, float]] = []
+        self.frames: list[np.ndarray] = []
         self.frame_steps: list[int] = []
         self.probe_index = 0
         self.data: TrainData | None = None
 
-    # -- the loop's side --------------------------------------------------------------------
-    def set_status(self, text: str) -> None:
-        self.status = text
-        if self.on_status is not None:
-            self.on_status(text)
-
-    def set_progress_value(self, percent: float) -> None:
-        self.progress = float(percent)
-        if self.on_progress is not None:
-            self.on_progress(self.progress)
-
-    def set_partial_result(self, value: Any) -> None:
-        if isinstance(value, Snapshot):
-            self.latest = value
-        elif isinstance(value, EpochReport):
-            self.epochs.append(value)
-        if self.on_partial is not None:
-            self.on_partial(value)
-
-    def is_interruption_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def wait_while_paused(self) -> None:
-        while not self._running.wait(0.05):
-            if self._stop.is_set():
-                return
-
-    # -- the watcher's side -----------------------------------------------------------------
-    def request_interruption(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
+    def set_partial_result(self, partial: Any) -> None:
+        if isinstance(partial, Snapshot):
+            self.latest_snapshot = partial
+        elif isinstance(partial, EpochReport):
+            self.epochs.append(partial)
+        super().set_partial_result(partial)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,26 +183,17 @@ class TaskState:
 
 
 def _write_all(fh, data: bytes, path: Path) -> None:
-    """Write every byte meant for ``path`` (tests replace this to simulate a full disk)."""
+    """Write every byte meant for ``path`` into the open temporary file ``fh`` (the one seam
+    tests replace to simulate a full disk, inside the real atomic write)."""
     fh.write(data)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync it and
-    rename it over ``path``: readers see the old file or the new one, never a half."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` with :func:`cnnviz.core.files.atomic_write`: readers see the
+    old file or the new one, never a half, and no temporary file stays behind. The folder
+    must exist."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            _write_all(fh, data, path)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a result file is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda fh: _write_all(fh, data, path), "wb", make_parents=False)
 
 
 def _npz_bytes(**arrays) -> bytes:
@@ -374,19 +341,39 @@ def _nan_message(step: int, epoch: int, batch: int, lr: float) -> str:
             f"lower the learning rate (e.g. {lr / 10:g}) and train again")
 
 
-def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=None) -> TrainResult:
+def run(request: TrainRequest, state: TrainState | None = None, *, trust_store=None) -> TrainResult:
     """Train ``request.model`` on ``request.data``; see the module docstring.
 
-    Raises :class:`CnnvizError` for bad input (before anything is written); problems during
-    training (NaN loss, a failed write, a stop) end the run with a :class:`TrainResult` whose
-    ``status`` and ``message`` say what happened and which checkpoint is the last good one.
+    Parameters
+    ----------
+    request:
+        What to train, on what, how, and where the run folder goes (``out_dir``; none: nothing
+        is written).
+    state:
+        Reports progress (the fraction of all steps), status, a :class:`Snapshot` every few
+        steps and an :class:`EpochReport` per epoch. Pausing it holds the loop before its next
+        step; cancelling it stops the run there (the result's ``status`` is ``"stopped"``:
+        a stop is an outcome here, not an exception).
+    trust_store:
+        Handed to :func:`cnnviz.core.models.load_model` when the model is a ``FILE.py:Class``.
+
+    Returns
+    -------
+    TrainResult
+        ``status`` is finished, stopped, nan or write_failed; ``message`` says what happened
+        and which checkpoint is the last good one.
+
+    Raises
+    ------
+    CnnvizError
+        Bad input, before anything is written.
     """
     import torch
     import torch.nn.functional as F
 
     from cnnviz.core.devices import check_torch_device
 
-    state = state or TaskState()
+    state = state or TrainState()
     s = request.settings
     s.check()
     check_spec(request.model)
@@ -397,7 +384,7 @@ def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=No
         state.set_status(f"Reading images {done} / {total}…")
 
     data = load_data(request.data, model_constraints(request.model), progress=data_progress,
-                     cancelled=state.is_interruption_requested)
+                     cancelled=lambda: state.cancelled)
     state.data = data
     if len(data.y_train) == 0:
         raise SpecError("there are no training images", "add images to the class folders")
@@ -460,8 +447,9 @@ def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=No
             run_loss, run_correct, run_seen = 0.0, 0, 0
             ep_loss, ep_correct, ep_seen = 0.0, 0, 0
             for b in range(steps_per_epoch):
-                state.wait_while_paused()
-                if state.is_interruption_requested():
+                try:
+                    state.check()  # waits while paused
+                except Cancelled:
                     status = "stopped"
                     break
                 idx = perm[b * bs:(b + 1) * bs] if b < steps_per_epoch - 1 else perm[b * bs:]
@@ -491,9 +479,9 @@ def run(request: TrainRequest, state: TaskState | None = None, *, trust_store=No
                 if step % snap_every == 0 or b == steps_per_epoch - 1:
                     snapshot(step, run_loss, run_correct, run_seen)
                     run_loss, run_correct, run_seen = 0.0, 0, 0
-                    state.set_progress_value(100.0 * step / total_steps)
-                    state.set_status(f"epoch {epoch}/{s.epochs}, step {step}/{total_steps}, "
-                                     f"loss {ep_loss / max(1, ep_seen):.4f}")
+                    state.set_progress(step / total_steps,
+                                       f"epoch {epoch}/{s.epochs}, step {step}/{total_steps}, "
+                                       f"loss {ep_loss / max(1, ep_seen):.4f}")
             if status != "finished":
                 break
             ev = evaluate_arrays(model, data.x_val, data.y_val, k, device=device)

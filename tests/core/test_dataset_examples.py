@@ -124,7 +124,7 @@ def test_cached_resumed_and_crops(demo, folder, tmp_path):
         if len(calls) == 2:
             state.cancel()
 
-    state._on_progress = on_progress
+    state.on_progress = on_progress
     with pytest.raises(Cancelled):
         dx.run(demo, req, state, cache_folder=tmp_path, checkpoint_every=1)
     assert "ETA" in calls[0]

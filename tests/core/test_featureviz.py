@@ -109,7 +109,7 @@ def test_cache_hit_slices_and_cancel_writes_nothing(demo, tmp_path):
         if len(state_calls) == 2:
             state.cancel()
 
-    state._on_progress = on_progress
+    state.on_progress = on_progress
     with pytest.raises(Cancelled):
         fv.run(demo, fv.FeatureVizRequest(fv.Objective.channel_of("conv3", 1), fv.FeatureVizSettings(steps=50)),
                state, cache_folder=tmp_path)

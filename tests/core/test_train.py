@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from cnnviz.core import train as T
 from cnnviz.core.errors import CnnvizError, SpecError
-from cnnviz.core.train import DataSpec, ModelSpec, TaskState, TrainRequest, TrainSettings, run
+from cnnviz.core.train import DataSpec, ModelSpec, TrainRequest, TrainSettings, TrainState, run
 from cnnviz.core.train_models import build_model, find_checkpoint, load_checkpoint
 
 
@@ -41,7 +41,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path):
 
 
 def test_kernel_movie_starts_at_the_initial_weights_and_ends_at_the_final_checkpoint(tmp_path):
-    state = TaskState()
+    state = TrainState()
     res = run(_req(tmp_path, epochs=2, seed=7), state)
     movie = T.load_movie(tmp_path / "run")
     frames = movie["frames"]
@@ -172,11 +172,11 @@ def test_full_disk_on_the_json_removes_the_orphan_weights(tmp_path, monkeypatch)
 
 
 def test_stop_mid_epoch_leaves_no_half_written_file(tmp_path):
-    state = TaskState()
+    state = TrainState()
 
     def on_partial(value):
         if isinstance(value, T.Snapshot) and value.step >= 60:  # epoch 2 of 43-step epochs
-            state.request_interruption()
+            state.cancel()
 
     state.on_partial = on_partial
     res = run(_req(tmp_path, epochs=5), state)
@@ -192,7 +192,7 @@ def test_stop_mid_epoch_leaves_no_half_written_file(tmp_path):
 def test_pause_blocks_the_loop_until_resumed(tmp_path):
     import threading
 
-    state = TaskState()
+    state = TrainState()
     seen = []
 
     def on_partial(value):
@@ -215,6 +215,20 @@ def test_pause_blocks_the_loop_until_resumed(tmp_path):
     state.resume()
     t.join(60)
     assert not t.is_alive() and out["r"].status == "finished" and seen[-1] > 5
+
+
+def test_stop_while_paused_ends_the_run_without_a_resume():
+    state = TrainState()
+
+    def on_partial(value):
+        if isinstance(value, T.Snapshot) and value.step == 5:
+            state.pause()
+            state.cancel()  # the user presses Stop while the run is paused
+
+    state.on_partial = on_partial
+    res = run(_req(None, snapshot_every=5), state)  # would hang here if the pause outlived the stop
+    assert res.status == "stopped" and res.steps == 5 and res.epochs_done == 0
+    assert state.frame_steps[-1] == 5
 
 
 @pytest.mark.parametrize("bad, match", [

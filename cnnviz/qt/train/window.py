@@ -1,7 +1,7 @@
 """The Train window: train a CNN and watch its first layer learn.
 
 The training runs :func:`cnnviz.core.train.run` on one Python thread that this window owns.
-That thread never touches a widget: it appends to its :class:`~cnnviz.core.train.TaskState`
+That thread never touches a widget: it appends to its :class:`~cnnviz.core.train.TrainState`
 and a relay emits Qt signals (queued to the GUI thread). Snapshots are coalesced — at most one
 "new snapshot" notification is pending, and the views then read the state's latest snapshot
 and histories — so a slow repaint never makes the loop wait and never builds a queue.
@@ -186,7 +186,7 @@ class TrainWindow(QMainWindow):
 
     def start(self, request=None) -> bool:
         """Start a run (``request``: a ``TrainRequest``; default: the form's). False if one is running."""
-        from cnnviz.core.train import TaskState
+        from cnnviz.core.train import TrainState
 
         if self.is_running():
             return False
@@ -212,7 +212,7 @@ class TrainWindow(QMainWindow):
                 pending.set()
                 relay.snapshot.emit()
 
-        state = TaskState(on_partial=on_partial)  # its status text is read with each repaint
+        state = TrainState(on_partial=on_partial)  # its status text is read with each repaint
         state.probe_index = self.features.index.value()
         self._state = state
 
@@ -263,7 +263,7 @@ class TrainWindow(QMainWindow):
 
     def stop(self) -> None:
         if self._state is not None:
-            self._state.request_interruption()
+            self._state.cancel()
             self.show_message("Stopping after the current step…")
 
     def wait(self, timeout_s: float = 30.0) -> bool:
@@ -285,7 +285,7 @@ class TrainWindow(QMainWindow):
         self._pending.clear()  # from here on a newer snapshot sends a new notification
         if self.is_running() and state.status:
             self.show_message(state.status)
-        snap = state.latest
+        snap = state.latest_snapshot
         if snap is None:
             return
         if state.data is not None:
@@ -469,7 +469,7 @@ class TrainWindow(QMainWindow):
         """Stop the run and join its thread (idempotent)."""
         self._refresh.stop()
         if self._state is not None:
-            self._state.request_interruption()
+            self._state.cancel()
         if self._thread is not None:
             self._thread.join(30)
         for w in self._own_windows:
