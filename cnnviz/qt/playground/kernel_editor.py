@@ -130,6 +130,7 @@ class KernelEditor(QWidget):
         self._channel = 0
         self._rng = QRandomGenerator(QRandomGenerator.global_().generate())
         self._last_dir = str(Path.home())
+        self._resize_guard = None
         self._undo = QUndoStack(self)
         self._undo_action = self._undo.createUndoAction(self, "Undo")
         self._undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
@@ -558,11 +559,19 @@ class KernelEditor(QWidget):
             if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
                 self._undo.undo()
 
+    def setResizeGuard(self, guard) -> None:
+        """``guard(n) -> bool`` is asked before a size button resizes the kernel to n×n (the
+        window asks the user when other kernels of the bank would be cropped); False keeps the size."""
+        self._resize_guard = guard
+
     def _on_size(self, n: int) -> None:
         k = self._kernel
         if k.size == (n, n):
             return
         self._grid.cancelEdit()
+        if self._resize_guard is not None and not self._resize_guard(n):
+            self._refresh()  # the size buttons show the kernel's size again
+            return
         self._push(k.resized(n, n), f"Resize to {n}×{n}")
 
     def _on_channel(self, idx: int) -> None:

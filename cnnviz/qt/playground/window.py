@@ -172,6 +172,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self.kernel_editor = KernelEditor()
         self.kernel_bank = KernelBank()
         self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
+        self.kernel_editor.setResizeGuard(self.confirm_bank_resize)
         self.kernel_editor.bankRequested.connect(self._on_bank_requested)
         self.kernel_bank.bankChanged.connect(self._on_bank_changed)
 
@@ -542,6 +543,20 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
             self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
         finally:
             self._editing = False
+
+    def confirm_bank_resize(self, n: int) -> bool:
+        """Ask before a size button crops other kernels of the bank (they share one size)."""
+        cropped = self.kernel_bank.wouldCrop(n, n)
+        if not cropped:
+            return True
+        names = ", ".join(cropped[:4]) + (f" and {len(cropped) - 4} more" if len(cropped) > 4 else "")
+        answer = QMessageBox.question(
+            self, "Resize the whole bank?",
+            f"The kernels of a bank share one size, so making the selected kernel {n}×{n} also crops "
+            f"{len(cropped)} other kernel{'s' if len(cropped) != 1 else ''} ({names}).\n\n"
+            "Their weights come back if you pick the larger size again or Undo.\n\nResize the whole bank?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
 
     def _on_bank_requested(self, kernels) -> None:
         self.kernel_bank.setBank(tuple(kernels), 0)
