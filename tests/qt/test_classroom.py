@@ -32,3 +32,61 @@ def test_growing_a_single_kernel_does_not_ask(qtbot, window, monkeypatch):
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: pytest.fail("asked for a lossless resize"))
     window.kernel_editor.findChild(QToolButton, "size-5").click()
     assert window.kernel_bank.selectedKernel().size == (5, 5)
+
+
+def test_a_save_or_load_message_never_moves_the_buttons(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    editor = window.kernel_editor
+    buttons = [editor.findChild(QToolButton, n) for n in ("load", "save", "op-random", "undo", "size-3")]
+    before = [b.mapTo(editor, b.rect().topLeft()) for b in buttons]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "k.json"), ""))
+    editor.findChild(QToolButton, "save").click()
+    qtbot.waitUntil(lambda: editor.messageText() != "")
+    after = [b.mapTo(editor, b.rect().topLeft()) for b in buttons]
+    assert after == before
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    editor.loadFile(bad)
+    assert "Could not load" in editor.messageText()
+    assert [b.mapTo(editor, b.rect().topLeft()) for b in buttons] == before
+
+
+def test_save_writes_the_whole_bank_and_load_gives_it_back(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from cnnviz.core.kernels import load_kernel_file
+
+    ks = preset("sobel-pair").kernels
+    window.set_kernels(ks, 1)
+    target = tmp_path / "sub" / "pair.json"
+    target.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    window.kernel_editor.saveToFile()
+    assert load_kernel_file(target) == list(ks)
+    assert "bank of 2 kernels" in window.kernel_editor.messageText()
+    window.set_kernels((preset("sharpen").kernel,), 0)
+    opened_in = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: opened_in.append(a[2]) or (str(target), ""))
+    window.kernel_editor.loadFromFile()
+    assert window.kernel_bank.bank() == tuple(ks)
+    assert opened_in == [str(target.parent)]               # the dialog opened where the file was saved
+    assert window.settings.last_dir("kernels") == str(target.parent)   # and the settings remember it
+
+
+def test_last_used_folders_survive_a_restart(qtbot, make_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from cnnviz.qt.playground.window import SAMPLES_DIR
+    w = make_window()
+    pics = tmp_path / "pictures"
+    pics.mkdir()
+    (pics / "p.png").write_bytes((SAMPLES_DIR / "photo.png").read_bytes())
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(pics / "p.png"), ""))
+    w.open_image_dialog()
+    w.close()
+    w2 = make_window()
+    seen = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: seen.append(a[2]) or ("", ""))
+    w2.open_image_dialog()
+    assert seen == [str(pics)]

@@ -114,6 +114,7 @@ class KernelEditor(QWidget):
 
     kernelChanged = Signal(object)
     bankRequested = Signal(object)
+    directoryUsed = Signal(str)  # a kernel file was saved or loaded in this folder (the window remembers it)
 
     OPERATIONS = ("normalize", "negate", "flip_h", "flip_v", "rotate90", "transpose", "clear", "random")
 
@@ -131,6 +132,7 @@ class KernelEditor(QWidget):
         self._rng = QRandomGenerator(QRandomGenerator.global_().generate())
         self._last_dir = str(Path.home())
         self._resize_guard = None
+        self._bank_provider = None
         self._undo = QUndoStack(self)
         self._undo_action = self._undo.createUndoAction(self, "Undo")
         self._undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
@@ -297,6 +299,14 @@ class KernelEditor(QWidget):
         self._message.setWordWrap(True)
         self._message.setTextFormat(Qt.PlainText)
         self._message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a fixed place: the message's room is reserved (two lines) whether or not it shows,
+        # so a save/load message never moves the buttons under the cursor
+        self._message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self._message.setFixedHeight(self._message.fontMetrics().lineSpacing() * 2 + 12)
+        self._message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        pol = self._message.sizePolicy()
+        pol.setRetainSizeWhenHidden(True)
+        self._message.setSizePolicy(pol)
         self._message.hide()
         root.addWidget(self._message)
         self.setToolTip("")
@@ -437,15 +447,19 @@ class KernelEditor(QWidget):
 
     # -- files ---------------------------------------------------------------------------------
     def saveToFile(self) -> None:
-        start = str(Path(self._last_dir) / f"{_slug(self._kernel.name)}.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save kernel", start, "Kernel files (*.json);;All files (*)")
+        bank = tuple(self._bank_provider()) if self._bank_provider is not None else ()
+        whole = len(bank) > 1
+        name = f"{_slug(self._kernel.name)}-bank" if whole else _slug(self._kernel.name)
+        start = str(Path(self._last_dir) / f"{name}.json")
+        title = f"Save the bank of {len(bank)} kernels" if whole else "Save kernel"
+        path, _ = QFileDialog.getSaveFileName(self, title, start, "Kernel files (*.json);;All files (*)")
         if not path:
             return
         p = Path(path)
         if not p.suffix:
             p = p.with_suffix(".json")
         try:
-            save_kernel_file(p, self._kernel)
+            save_kernel_file(p, bank if whole else self._kernel)
         except CnnvizError as exc:
             self._show_error(f"Could not save the kernel: {exc.cause}", exc.fix or "")
             return
@@ -454,7 +468,9 @@ class KernelEditor(QWidget):
                              "choose a folder you can write to")
             return
         self._last_dir = str(p.parent)
-        self._show_message(f"Saved '{self._kernel.name}' to {p}", "note")
+        self.directoryUsed.emit(self._last_dir)
+        self._show_message(f"Saved the bank of {len(bank)} kernels to {p}" if whole
+                           else f"Saved '{self._kernel.name}' to {p}", "note")
 
     def loadFromFile(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load kernel", self._last_dir,
@@ -474,6 +490,7 @@ class KernelEditor(QWidget):
             self._show_error(f"Could not load '{p.name}': {exc.cause}", exc.fix or "")
             return False
         self._last_dir = str(p.parent)
+        self.directoryUsed.emit(self._last_dir)
         if len(kernels) > 1:
             self._show_message(f"Loaded {len(kernels)} kernels from {p.name} into the bank.", "note")
             self.bankRequested.emit(tuple(kernels))
@@ -559,6 +576,20 @@ class KernelEditor(QWidget):
             if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
                 self._undo.undo()
 
+    def setLastDirectory(self, folder: str) -> None:
+        """The folder the Save/Load dialogs open in (the window restores it from the settings)."""
+        self._last_dir = str(folder)
+
+    def lastDirectory(self) -> str:
+        return self._last_dir
+
+    def setBankProvider(self, provider) -> None:
+        """``provider() -> tuple[Kernel, ...]``: the whole bank, which Save… writes when it
+        holds more than one kernel (Load… of such a file gives the bank back)."""
+        self._bank_provider = provider
+        self._save_button.setToolTip("Save the kernel bank (every kernel, in order) as a .json file; "
+                                     "Load… gives it back")
+
     def setResizeGuard(self, guard) -> None:
         """``guard(n) -> bool`` is asked before a size button resizes the kernel to n×n (the
         window asks the user when other kernels of the bank would be cropped); False keeps the size."""
@@ -602,12 +633,14 @@ class KernelEditor(QWidget):
     def _show_error(self, cause: str, fix: str) -> None:
         text = cause if not fix else f"{cause}.\nFix: {fix}."
         self._message.setText(text.replace("..", "."))
+        self._message.setToolTip(self._message.text())
         self._message.setStyleSheet("QLabel { background: #fdecea; color: #8a1c1c; border: 1px solid #e0a8a8;"
                                     " border-radius: 3px; padding: 4px; }")
         self._message.show()
 
     def _show_message(self, text: str, kind: str = "note") -> None:  # noqa: ARG002
         self._message.setText(text)
+        self._message.setToolTip(text)
         self._message.setStyleSheet("QLabel { background: #eef4fb; color: #1b3a5c; border: 1px solid #b9cde4;"
                                     " border-radius: 3px; padding: 4px; }")
         self._message.show()

@@ -66,10 +66,11 @@ class PictureInput:
 
     def open_image_dialog(self) -> None:
         exts = " ".join(f"*{e}" for e in SUPPORTED_EXTENSIONS)
-        start = str(Path(self._image_path).parent) if self._image_path else str(Path.home())
+        start = self.settings.last_dir("image")
         path, _ = QFileDialog.getOpenFileName(self, "Open image", start,
                                               f"Images ({exts});;All files (*)")
         if path:
+            self.settings.remember_dir("image", path)
             self.open_image(path)
 
     def open_image(self, path: str | Path, *, quiet: bool = False, source: str = "file") -> bool:

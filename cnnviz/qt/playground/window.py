@@ -173,6 +173,9 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self.kernel_bank = KernelBank()
         self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
         self.kernel_editor.setResizeGuard(self.confirm_bank_resize)
+        self.kernel_editor.setBankProvider(lambda: self.kernel_bank.bank())
+        self.kernel_editor.setLastDirectory(self.settings.last_dir("kernels"))
+        self.kernel_editor.directoryUsed.connect(lambda d: self.settings.remember_dir("kernels", d))
         self.kernel_editor.bankRequested.connect(self._on_bank_requested)
         self.kernel_bank.bankChanged.connect(self._on_bank_changed)
 
