@@ -90,3 +90,28 @@ def test_last_used_folders_survive_a_restart(qtbot, make_window, tmp_path, monke
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: seen.append(a[2]) or ("", ""))
     w2.open_image_dialog()
     assert seen == [str(pics)]
+
+
+def test_ticking_gradient_magnitude_shows_it_and_keeps_the_other_views(qtbot, window):
+    """Ticking the option shows the magnitude (no need to pick |∇| under Show), and the
+    activation and pool views keep showing a map (the pair's first kernel), never empty."""
+    from PySide6.QtWidgets import QCheckBox
+
+    from cnnviz.core.conv import gradient_magnitude
+    from cnnviz.qt.playground.views import MAGNITUDE
+
+    window.set_kernels(preset("sobel-pair").kernels, 0, None)
+    window.set_params(window.params().__class__(activation="relu", pool="max"))
+    qtbot.waitUntil(lambda: len(window.current_request().kernels) == 2 and window.current_request().pool is not None,
+                    timeout=10_000)
+    assert window.outputs.selection() != MAGNITUDE
+    box = [b for b in window.kernel_bank.findChildren(QCheckBox)][0]
+    box.click()
+    assert window.outputs.selection() == MAGNITUDE
+    qtbot.waitUntil(lambda: window.current_request().magnitude_pair == (0, 1), timeout=10_000)
+    res = window.current_result()
+    qtbot.waitUntil(lambda: window.displayed_array("magnitude") is not None, timeout=10_000)
+    np.testing.assert_allclose(window.displayed_array("magnitude"), gradient_magnitude(res.conv[0], res.conv[1]),
+                               atol=1e-5)
+    np.testing.assert_allclose(window.displayed_array("activation"), res.activation[0], atol=1e-5)
+    np.testing.assert_allclose(window.displayed_array("pool"), res.pool[0], atol=1e-5)

@@ -525,10 +525,23 @@ class OutputViews(QWidget):
             a, b = req.magnitude_pair or (0, 1)
             self.views["conv"].set_texts(f"Gradient magnitude √(k{a + 1}² + k{b + 1}²) — {_shape_text(mag.shape)}",
                                          shape_txt)
-            self.views["activation"].clear("activation applies per kernel:\npick a kernel under Show")
-            self.views["activation"].set_texts("Activated", "")
-            self.views["pool"].clear("pooling applies per kernel:\npick a kernel under Show")
-            self.views["pool"].set_texts("Pooled", "")
+            # activation and pooling apply per kernel: they show the pair's first kernel
+            k = a
+            kname = self._kernel_names[k] if k < len(self._kernel_names) else req.kernels[k].name
+            of = f"kernel {k + 1} '{kname}' (the magnitude combines two kernels)"
+            act = ACTIVATION_TITLES.get(req.activation.kind, req.activation.kind)
+            if images.get("activation") is not None:
+                self.views["activation"].set_image(images["activation"], conv_rect)
+                self.views["activation"].set_texts(f"Activated: {act} of {of} — {_shape_text(res.activation.shape)}",
+                                                   "same shape as the convolution")
+            pv = self.views["pool"]
+            if res.pool is None or req.pool is None or images.get("pool") is None:
+                pv.clear("pooling is off")
+                pv.set_texts("Pooled — off", "turn pooling on in Parameters")
+            else:
+                pv.set_image(images["pool"], pool_placement(conv_rect, spec.stride, req.pool, res.pool_shape.out_hw))
+                pv.set_texts(f"Pooled: kernel {k + 1} '{kname}' — {_shape_text(res.pool.shape)}",
+                             res.pool_shape.text)
             return
 
         for stage in ("conv", "activation"):

@@ -566,6 +566,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
 
     def _on_bank_changed(self, payload) -> None:
         kernels, selected, pair = payload
+        was_on = self.state.magnitude_pair is not None
         change = self.state.set_bank(kernels, selected, pair)
         st = self.state
         if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
@@ -579,6 +580,8 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
             if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
                 keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
+            if pair is not None and not was_on:
+                self.outputs.set_selection(MAGNITUDE)  # ticking the magnitude shows it
         self._schedule()
 
     def set_kernels(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> None:
