@@ -174,13 +174,25 @@ def fit_cell_texts(base_font, base_px: int, values, width: int, min_px: int = 6)
     return f, fm, np.array(texts, dtype=object).reshape(arr.shape)
 
 
-ERROR_RED = "#c0392b"  # error text and frames; readable on light and dark backgrounds
+ERROR_RED = "#c0392b"  # error frames (a UI border, not text); error TEXT uses error_text()
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of two colours (1 … 21); AA asks ≥ 4.5 for text."""
+    la, lb = relative_luminance(a), relative_luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
 
 
 def mute(widget) -> None:
-    """Give a label secondary-text colour (⅔ text + ⅓ background), readable in light and dark themes."""
-    pal = widget.palette()
-    fg, bg = pal.color(pal.ColorRole.WindowText), pal.color(pal.ColorRole.Window)
-    pal.setColor(pal.ColorRole.WindowText, QColor((fg.red() * 2 + bg.red()) // 3, (fg.green() * 2 + bg.green()) // 3,
-                                                  (fg.blue() * 2 + bg.blue()) // 3))
-    widget.setPalette(pal)
+    """Give a label secondary-text colour: the palette's PlaceholderText role, which both
+    themes set to a grey with WCAG AA contrast (≥ 4.5:1) and which follows a theme change."""
+    from PySide6.QtGui import QPalette
+
+    widget.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+
+
+def error_text(widget) -> None:
+    """Error text in the theme's readable red (the palette's BrightText role, AA in both themes)."""
+    from PySide6.QtGui import QPalette
+
+    widget.setForegroundRole(QPalette.ColorRole.BrightText)

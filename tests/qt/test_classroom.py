@@ -115,3 +115,30 @@ def test_ticking_gradient_magnitude_shows_it_and_keeps_the_other_views(qtbot, wi
                                atol=1e-5)
     np.testing.assert_allclose(window.displayed_array("activation"), res.activation[0], atol=1e-5)
     np.testing.assert_allclose(window.displayed_array("pool"), res.pool[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_text_contrast_meets_wcag_aa_in_both_themes(qtbot, window, theme):
+    """Every text role of the palette, the muted hints and the error text reach 4.5:1."""
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication, QLabel
+
+    from cnnviz.qt.colors import contrast_ratio
+
+    window.apply_theme(theme)
+    pal = QApplication.instance().palette()
+    R = QPalette.ColorRole
+    pairs = [(R.WindowText, R.Window), (R.Text, R.Base), (R.Text, R.AlternateBase), (R.ButtonText, R.Button),
+             (R.ToolTipText, R.ToolTipBase), (R.HighlightedText, R.Highlight), (R.PlaceholderText, R.Base),
+             (R.PlaceholderText, R.Window), (R.Link, R.Base), (R.Link, R.Window), (R.BrightText, R.Window),
+             (R.BrightText, R.Base)]
+    low = {f"{f.name}/{b.name}": round(contrast_ratio(pal.color(f), pal.color(b)), 2) for f, b in pairs
+           if contrast_ratio(pal.color(f), pal.color(b)) < 4.5}
+    assert low == {}, f"{theme}: text roles under 4.5:1: {low}"
+    # the labels that were pale (the hint, the lesson's "Look for", the error line) use those roles
+    labels = [w for w in window.findChildren(QLabel) if w.foregroundRole() in (R.PlaceholderText, R.BrightText)]
+    assert len(labels) >= 3
+    for w in labels:
+        p = w.palette()
+        assert contrast_ratio(p.color(w.foregroundRole()), p.color(R.Window)) >= 4.5, w.objectName() or w.text()
+    assert not [w for w in window.findChildren(QLabel) if "palette(mid)" in w.styleSheet()]

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QS
 from ...core.conv import ActivationSpec, ConvSpec, PoolSpec
 from ...core.display import MAGNITUDE, MOSAIC
 from ...core.lessons import LESSONS, Lesson, playground_request
+from ..colors import mute
 from ..settings import PlaygroundParams
 
 
@@ -64,7 +65,8 @@ class LearnPanel(QWidget):
         self.expect = QLabel("")
         self.expect.setObjectName("lesson-expect")
         self.expect.setWordWrap(True)
-        self.expect.setStyleSheet("color: palette(mid); font-style: italic;")
+        self.expect.setStyleSheet("font-style: italic;")
+        mute(self.expect)
         for w in (self.title, self.text, self.expect):
             w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             lay.addWidget(w)

@@ -19,7 +19,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from ..colors import ERROR_RED
+from ..colors import ERROR_RED, mute
 from .live import FAILED, LIVE, RESOLUTIONS, STARTING, STILL, STOPPED, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,7 +120,7 @@ class SourcePanel(QWidget):
         self.no_camera = QLabel(NO_CAMERA_TEXT)
         self.no_camera.setObjectName("no-camera")
         self.no_camera.setWordWrap(True)
-        self.no_camera.setStyleSheet("color: #b36b00;")
+        mute(self.no_camera)
         g.setColumnStretch(1, 1)
         lay.addWidget(self.webcam_box)
         lay.addWidget(self.no_camera)
@@ -235,7 +235,7 @@ class SourcePanel(QWidget):
         self.stats_label = QLabel("")
         self.stats_label.setObjectName("source-stats")
         self.stats_label.setWordWrap(True)
-        self.stats_label.setStyleSheet("color: palette(mid);")
+        mute(self.stats_label)
         lay.addWidget(self.stats_label)
         lay.addStretch(1)
 

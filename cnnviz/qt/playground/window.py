@@ -35,6 +35,7 @@ from cnnviz.core.kernels import Kernel, preset
 from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput, PlaygroundState
 
 from .. import app as qtapp
+from ..colors import mute
 from ..fault_dialog import FaultDialog
 from ..settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
 from ..workers import LatestRequestWorker
@@ -220,7 +221,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         lay.addLayout(row2)
         hint = QLabel("Drop an image file here or paste one (Ctrl+V).")
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: palette(mid);")
+        mute(hint)
         lay.addWidget(hint)
         lay.addStretch(1)
         return w
