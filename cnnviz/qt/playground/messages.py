@@ -118,7 +118,7 @@ class MessagesAndExport:
             self.show_message("Nothing to copy yet", error=True)
             return False
         QGuiApplication.clipboard().setImage(to_qimage(rgb))
-        self.show_message(f"Copied the {stage} view ({rgb.shape[1]}×{rgb.shape[0]}) to the clipboard")
+        self.show_message(f"Copied the {stage} view ({rgb.shape[0]}×{rgb.shape[1]}, H×W) to the clipboard")
         return True
 
     # ===================================================================================

@@ -347,7 +347,7 @@ class SourcePanel(QWidget):
         with_blocked = _blocked(self.camera_box)
         self.camera_box.clear()
         for cam in cams or []:
-            self.camera_box.addItem(f"{cam.name} ({cam.width}×{cam.height})", cam.index)
+            self.camera_box.addItem(f"{cam.name} ({cam.height}×{cam.width})", cam.index)
         del with_blocked
         if cams and self._start_after_probe:
             self._start_after_probe = False
