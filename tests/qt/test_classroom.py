@@ -142,3 +142,33 @@ def test_text_contrast_meets_wcag_aa_in_both_themes(qtbot, window, theme):
         p = w.palette()
         assert contrast_ratio(p.color(w.foregroundRole()), p.color(R.Window)) >= 4.5, w.objectName() or w.text()
     assert not [w for w in window.findChildren(QLabel) if "palette(mid)" in w.styleSheet()]
+
+
+def test_mosaic_tiles_are_labelled_with_their_kernels(qtbot, window):
+    from cnnviz.qt.playground.views import MOSAIC
+
+    ks = preset("oriented-bank").kernels
+    window.set_kernels(ks, 0)
+    qtbot.waitUntil(lambda: len(window.current_request().kernels) == len(ks), timeout=10_000)
+    window.outputs.set_selection(MOSAIC)
+    qtbot.waitUntil(lambda: window.outputs.mosaic_layout() is not None, timeout=10_000)
+    labels = window.outputs.view("conv").tile_labels()
+    assert labels == [f"{i + 1} {k.name}" for i, k in enumerate(ks)]
+    window.outputs.set_selection(0)
+    qtbot.waitUntil(lambda: window.outputs.mosaic_layout() is None, timeout=10_000)
+    assert window.outputs.view("conv").tile_labels() == []
+
+
+def test_a_colour_bar_shows_the_scale_when_histograms_are_hidden(qtbot, window):
+    """Live mode hides the histograms (speed); each map then shows a colour bar with its levels."""
+    conv = window.outputs.view("conv")
+    assert window.histograms_visible() and conv.color_bar.isHidden()
+    window.set_histograms_visible(False)
+    assert not conv.color_bar.isHidden()
+    cmap, levels = conv.color_bar.scale()
+    assert cmap == conv.colormap() and levels == tuple(conv.levels())
+    lo, hi = levels
+    assert conv.color_bar.labels() == (f"{hi:.3g}".replace("-", "−"), f"{lo:.3g}".replace("-", "−"))
+    assert window.outputs.view("input").color_bar.isHidden()       # the picture needs no scale
+    window.set_histograms_visible(True)
+    assert conv.color_bar.isHidden()

@@ -495,9 +495,22 @@ class OutputViews(QWidget):
         if was_mosaic != mosaic:
             self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
         self._paint(res, req, mosaic, frame)
+        self._label_tiles(req, conv_tiles, pool_tiles)
         self._schedule_histograms()
         if was_mosaic != mosaic:
             self.fit()
+
+    def _label_tiles(self, req: PipelineRequest, conv_tiles: MosaicLayout | None,
+                     pool_tiles: MosaicLayout | None) -> None:
+        """Each mosaic tile wears its kernel's number and name (nothing outside the mosaic)."""
+        names = [self._kernel_names[i] if i < len(self._kernel_names) else k.name for i, k in enumerate(req.kernels)]
+        for stage, tiles in (("conv", conv_tiles), ("activation", conv_tiles), ("pool", pool_tiles)):
+            labels = []
+            if conv_tiles is not None and tiles is not None and not (stage == "pool" and req.pool is None):
+                for i in range(min(tiles.n, len(names))):
+                    oy, ox = tiles.tile_origin(i)
+                    labels.append((float(ox), float(oy), f"{i + 1} {names[i]}"))
+            self.views[stage].set_tile_labels(labels)
 
     def _paint(self, res: PipelineResult, req: PipelineRequest, mosaic: bool, frame: DisplayFrame) -> None:
         sel = frame.settings.selection
