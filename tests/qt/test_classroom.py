@@ -172,3 +172,49 @@ def test_a_colour_bar_shows_the_scale_when_histograms_are_hidden(qtbot, window):
     assert window.outputs.view("input").color_bar.isHidden()       # the picture needs no scale
     window.set_histograms_visible(True)
     assert conv.color_bar.isHidden()
+
+
+def test_full_colour_mode_paints_each_channel_and_equals_torch_conv2d(qtbot, window):
+    """Full colour mode: split the kernel into R, G, B slices, paint each one apart; the
+    conv map equals torch.nn.functional.conv2d with the painted 1×3×kH×kW weight."""
+    torch = pytest.importorskip("torch")
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QTabBar
+
+    from cnnviz.core.conv import prepare_input
+
+    window.set_params(window.params().__class__(channels="full", padding=(1, 1)))
+    editor = window.kernel_editor
+    split = editor.findChild(QToolButton, "split-channels")
+    qtbot.waitUntil(lambda: split.isVisible(), timeout=5_000)
+    split.click()
+    assert editor.kernel().channels == 3
+    tabs = editor.findChild(QTabBar, "channel-tabs")
+    assert [tabs.tabText(i) for i in range(3)] == ["R", "G", "B"]
+    grid = editor.grid()
+    editor.findChild(QToolButton, "op-clear").click()
+    painted = {0: [((0, 0), 1.0), ((1, 1), 0.5)], 1: [((2, 2), -1.0)], 2: [((0, 2), 0.25), ((2, 0), -0.75)]}
+    for ch, cells in painted.items():
+        tabs.setCurrentIndex(ch)
+        for (r, c), v in cells:
+            editor.setBrushValue(v)
+            qtbot.mouseClick(grid, Qt.LeftButton, pos=grid.cellCenter(r, c))
+    w = np.zeros((3, 3, 3), np.float32)
+    for ch, cells in painted.items():
+        for (r, c), v in cells:
+            w[ch, r, c] = v
+    np.testing.assert_array_equal(window.kernel_bank.selectedKernel().weights, w)
+    x = prepare_input(window.current_image(), "full")                      # (H, W, 3)
+    ref = torch.nn.functional.conv2d(torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None],
+                                     torch.from_numpy(w)[None], padding=1)[0, 0].numpy()
+    qtbot.waitUntil(lambda: window.current_request().kernels[0].weights.ndim == 3
+                    and np.array_equal(window.current_request().kernels[0].weights, w), timeout=10_000)
+    qtbot.waitUntil(lambda: window.displayed_array("conv") is not None
+                    and window.displayed_array("conv").shape == ref.shape
+                    and np.allclose(window.displayed_array("conv"), ref, atol=1e-5), timeout=10_000)
+    np.testing.assert_allclose(window.displayed_array("conv"), ref, atol=1e-5)
+    # "One slice" makes it 2-D again (the sum of the slices), one undo step
+    editor.findChild(QToolButton, "merge-channels").click()
+    np.testing.assert_array_equal(editor.kernel().weights, w.sum(axis=0))
+    editor.undoStack().undo()
+    np.testing.assert_array_equal(editor.kernel().weights, w)

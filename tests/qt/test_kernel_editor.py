@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence, QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QToolButton
+from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QTabBar, QToolButton
 
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 from cnnviz.qt.playground.kernel_editor import GESTURES_HELP, KernelEditor, parse_value
@@ -383,9 +383,9 @@ def test_channel_kernels_edit_the_shown_channel_only(qtbot, editor):
     w = np.zeros((3, 3, 3), np.float32)
     k = Kernel(w, name="rgb")
     editor.setKernel(k)
-    box = [c for c in editor.findChildren(QComboBox) if c.isVisible()]
-    assert len(box) == 1 and box[0].count() == 3
-    box[0].setCurrentIndex(2)
+    tabs = [c for c in editor.findChildren(QTabBar) if c.isVisible()]
+    assert len(tabs) == 1 and [tabs[0].tabText(i) for i in range(tabs[0].count())] == ["R", "G", "B"]
+    tabs[0].setCurrentIndex(2)
     editor.setBrushValue(0.5)
     grid = editor.grid()
     qtbot.mouseClick(grid, Qt.LeftButton, pos=grid.cellCenter(1, 1))

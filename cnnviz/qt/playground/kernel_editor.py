@@ -23,8 +23,8 @@ from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtCore import QRandomGenerator
 from PySide6.QtGui import (QAction, QColor, QFont, QKeySequence, QLinearGradient, QPainter, QUndoCommand,
                            QUndoStack)
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
-                               QHBoxLayout, QLabel, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
+                               QMenu, QSizePolicy, QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
@@ -175,10 +175,6 @@ class KernelEditor(QWidget):
         self._size_other.setToolTip("This kernel's size (from a file); pick a size to resize it")
         top.addWidget(self._size_other)
         top.addStretch(1)
-        self._channel_box = QComboBox(self)
-        self._channel_box.setToolTip("Which channel slice of this (C×kH×kW) kernel the grid shows")
-        self._channel_box.currentIndexChanged.connect(self._on_channel)
-        top.addWidget(self._channel_box)
         self._presets_button = QToolButton(self)
         self._presets_button.setText("Presets")
         self._presets_button.setObjectName("presets")
@@ -190,6 +186,36 @@ class KernelEditor(QWidget):
         self._presets_button.setMenu(self._presets_menu)
         top.addWidget(self._presets_button)
         root.addLayout(top)
+
+        # full colour mode: a C_in×kH×kW kernel, one grid per input channel (R, G, B tabs)
+        chan = QHBoxLayout()
+        chan.setSpacing(4)
+        self._channel_box = QTabBar(self)
+        self._channel_box.setObjectName("channel-tabs")
+        self._channel_box.setExpanding(False)
+        self._channel_box.setDrawBase(False)
+        self._channel_box.setToolTip("Which input channel's slice of this C×kH×kW kernel the grid shows: "
+                                     "in full colour mode each output value is the sum over R, G and B of "
+                                     "that channel's slice times the picture's channel")
+        self._channel_box.currentChanged.connect(self._on_channel)
+        chan.addWidget(self._channel_box)
+        chan.addStretch(1)
+        self._split_button = QToolButton(self)
+        self._split_button.setObjectName("split-channels")
+        self._split_button.setText("Paint R, G, B apart")
+        self._split_button.setToolTip("Full colour mode: make this kernel 3×kH×kW (its weights ÷ 3 on each of R, G "
+                                      "and B, so the output does not change) and paint each channel's slice")
+        self._split_button.clicked.connect(lambda: self.splitChannels())
+        chan.addWidget(self._split_button)
+        self._merge_button = QToolButton(self)
+        self._merge_button.setObjectName("merge-channels")
+        self._merge_button.setText("One slice")
+        self._merge_button.setToolTip("Make this kernel 2-D again: the sum of its channel slices (what grey and "
+                                      "per-channel modes use)")
+        self._merge_button.clicked.connect(lambda: self.mergeChannels())
+        chan.addWidget(self._merge_button)
+        root.addLayout(chan)
+        self._channel_mode = "gray"
 
         self._grid = KernelGrid(self)
         self._grid.cellEdit.connect(self._on_cell_edit)
@@ -525,9 +551,14 @@ class KernelEditor(QWidget):
         self._size_other.setText("" if (kh == kw and kh in SIZES) else f"{kh}×{kw}")
         if k.channels:
             self._channel = min(self._channel, k.channels - 1)
+            names = ("R", "G", "B") if k.channels == 3 else tuple(str(i + 1) for i in range(k.channels))
             self._channel_box.blockSignals(True)
-            self._channel_box.clear()
-            self._channel_box.addItems([f"channel {i + 1}" for i in range(k.channels)])
+            while self._channel_box.count() > k.channels:
+                self._channel_box.removeTab(self._channel_box.count() - 1)
+            while self._channel_box.count() < k.channels:
+                self._channel_box.addTab("")
+            for i, n in enumerate(names):
+                self._channel_box.setTabText(i, n)
             self._channel_box.setCurrentIndex(self._channel)
             self._channel_box.blockSignals(False)
             self._channel_box.show()
@@ -536,6 +567,8 @@ class KernelEditor(QWidget):
             self._channel = 0
             self._channel_box.hide()
             w2 = k.weights
+        self._split_button.setVisible(self._channel_mode == "full" and not k.channels)
+        self._merge_button.setVisible(bool(k.channels))
         self._grid.setWeights(w2)
         self._scale.setMax(symmetric_max(w2))
         for spin, value in ((self._divisor, k.divisor), (self._offset, k.offset)):
@@ -589,6 +622,37 @@ class KernelEditor(QWidget):
         self._bank_provider = provider
         self._save_button.setToolTip("Save the kernel bank (every kernel, in order) as a .json file; "
                                      "Load… gives it back")
+
+    def setChannelMode(self, mode: str) -> None:
+        """The parameters' channel mode ("gray", "each", "full"): in full mode a 2-D kernel
+        can be split into R, G and B slices to paint apart."""
+        if mode != self._channel_mode:
+            self._channel_mode = mode
+            self._refresh()
+
+    def channel(self) -> int:
+        """The input channel whose slice the grid shows (0 for a 2-D kernel)."""
+        return self._channel
+
+    def setChannel(self, idx: int) -> None:
+        if self._kernel.channels:
+            self._channel_box.setCurrentIndex(int(idx))
+
+    def splitChannels(self, channels: int = 3) -> None:
+        """Make the kernel C×kH×kW (each slice = the 2-D weights ÷ C: the same output) as one undo step."""
+        if self._kernel.channels:
+            return
+        self._grid.cancelEdit()
+        self._push(self._kernel.expanded(channels), "Paint R, G, B apart")
+
+    def mergeChannels(self) -> None:
+        """Make a C×kH×kW kernel 2-D again (the sum of its slices) as one undo step."""
+        k = self._kernel
+        if not k.channels:
+            return
+        self._grid.cancelEdit()
+        self._channel = 0
+        self._push(k.with_weights(k.weights.sum(axis=0).astype(np.float32)), "One slice for all channels")
 
     def setResizeGuard(self, guard) -> None:
         """``guard(n) -> bool`` is asked before a size button resizes the kernel to n×n (the

@@ -476,6 +476,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
             self.params_panel.set_params(self.state.params)
             self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
                               "parameters", error=True)
+        self.kernel_editor.setChannelMode(self.state.params.channels)
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
@@ -594,6 +595,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
 
     def _on_params(self, params: PlaygroundParams) -> None:
         self.state.set_params(params)
+        self.kernel_editor.setChannelMode(params.channels)
         self._schedule()
 
     def set_params(self, params: PlaygroundParams) -> None:
