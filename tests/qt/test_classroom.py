@@ -218,3 +218,47 @@ def test_full_colour_mode_paints_each_channel_and_equals_torch_conv2d(qtbot, win
     np.testing.assert_array_equal(editor.kernel().weights, w.sum(axis=0))
     editor.undoStack().undo()
     np.testing.assert_array_equal(editor.kernel().weights, w)
+
+
+def _clipped_widgets(window):
+    """Labels and buttons shown on screen whose given size is smaller than what their text needs."""
+    from PySide6.QtWidgets import QAbstractButton, QLabel
+
+    out = []
+    for w in window.findChildren(QLabel) + window.findChildren(QAbstractButton):
+        if not w.isVisible() or w.visibleRegion().isEmpty() or w.window() is not window:
+            continue
+        if isinstance(w, QLabel) and not w.text():
+            continue
+        if isinstance(w, QAbstractButton) and not w.text():
+            continue
+        size = w.size()
+        if isinstance(w, QLabel) and w.wordWrap():
+            need_w, need_h = w.minimumSizeHint().width(), w.heightForWidth(size.width())
+        elif isinstance(w, QLabel):
+            need_w, need_h = w.sizeHint().width(), w.sizeHint().height()
+        else:
+            need_w, need_h = w.minimumSizeHint().width(), w.minimumSizeHint().height()
+        if w.sizePolicy().horizontalPolicy() == w.sizePolicy().Policy.Ignored and isinstance(w, QLabel):
+            need_w = 0  # elided on purpose (the whole text is its tooltip)
+        if size.width() < need_w or size.height() < need_h:
+            out.append(f"{type(w).__name__} {w.objectName() or w.text()[:30]!r}: {size.width()}×{size.height()} "
+                       f"< {need_w}×{need_h}")
+    return out
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_the_first_screen_fits_1280x720_without_clipping(qtbot, window, theme):
+    """At 1280×720 (a projector) the window is not larger than the screen, and no label or
+    button of the first screen is smaller than its text needs; the maps get the most room."""
+    window.apply_theme(theme)
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.size().width() == 1280 and window.size().height() == 720, timeout=5_000)
+    assert window.minimumSizeHint().width() <= 1280 and window.minimumSizeHint().height() <= 720
+    qtbot.wait(50)
+    assert _clipped_widgets(window) == []
+    # the first screen: the kernel, the input and its output, the explanation
+    for dock in (window.dock_kernel, window.dock_outputs, window.dock_explain):
+        assert not dock.visibleRegion().isEmpty(), dock.objectName()
+    conv = window.outputs.view("conv").graphics
+    assert conv.width() * conv.height() >= 0.08 * 1280 * 720

@@ -172,6 +172,7 @@ class MapView(QWidget):
         f.setBold(True)
         self.title.setFont(f)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setWordWrap(True)  # a long title takes two lines rather than widening the window
         lay.addWidget(self.title)
 
         self.graphics = pg.GraphicsLayoutWidget()

@@ -188,6 +188,10 @@ class OutputViews(QWidget):
         bar.addWidget(self.link_box)
         bar.addWidget(self.hist_box)
         bar.addWidget(self.fit_button)
+        # "Linked zoom" and "Fit views" are on the window's toolbar and View menu: the bar
+        # keeps its width for the maps (the window fits 1280×720)
+        self.link_box.hide()
+        self.fit_button.hide()
         root.addLayout(bar)
 
         grid = QGridLayout()
@@ -496,9 +500,18 @@ class OutputViews(QWidget):
             self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
         self._paint(res, req, mosaic, frame)
         self._label_tiles(req, conv_tiles, pool_tiles)
+        self._show_stages(req)
         self._schedule_histograms()
         if was_mosaic != mosaic:
             self.fit()
+
+    def _show_stages(self, req: PipelineRequest) -> None:
+        """The activation and pool views take room only when they do something: with no
+        activation and no pooling the input and its convolution get the whole area."""
+        for stage, on in (("activation", req.activation.kind != "none"), ("pool", req.pool is not None)):
+            view = self.views[stage]
+            if view.isHidden() == on:
+                view.setVisible(on)
 
     def _label_tiles(self, req: PipelineRequest, conv_tiles: MosaicLayout | None,
                      pool_tiles: MosaicLayout | None) -> None:

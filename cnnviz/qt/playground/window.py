@@ -128,6 +128,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self._build_statusbar()
         self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
         install_learn_panel(self)  # the Learn dock: one button per lesson
+        self._arrange_first_screen()
         self.resize(1560, 980)
         self._default_state = self.saveState()
 
@@ -737,6 +738,24 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
     # ===================================================================================
     # closing
     # ===================================================================================
+    def _arrange_first_screen(self) -> None:
+        """The first screen, as clear as a one-page demo: the kernel on the left, the input
+        and its output in the middle with the explanation under them, the parameters on the
+        right. Source, live source and lessons are tabs one click away (it fits 1280×720)."""
+        live = next((d for d in self.docks if d.objectName() == "dock-live"), None)
+        learn = getattr(self, "dock_learn", None)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock_source)
+        self.tabifyDockWidget(self.dock_params, self.dock_source)
+        if live is not None:
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, live)
+            self.tabifyDockWidget(self.dock_source, live)
+        if learn is not None:
+            self.tabifyDockWidget(live if live is not None else self.dock_source, learn)
+        self.dock_params.raise_()
+        self.resizeDocks([self.dock_kernel, self.dock_outputs, self.dock_params], [340, 900, 300],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_outputs, self.dock_explain], [640, 300], Qt.Orientation.Vertical)
+
     def add_panel_dock(self, dock: QDockWidget) -> None:
         """Register a dock added after start-up (live sources, Learn): saved in the layout and
         toggled from View ▸ Panels like the built-in ones."""
