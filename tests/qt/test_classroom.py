@@ -262,3 +262,52 @@ def test_the_first_screen_fits_1280x720_without_clipping(qtbot, window, theme):
         assert not dock.visibleRegion().isEmpty(), dock.objectName()
     conv = window.outputs.view("conv").graphics
     assert conv.width() * conv.height() >= 0.08 * 1280 * 720
+
+
+def test_presentation_mode_shows_a_large_output_and_steps_the_explained_pixel(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    from cnnviz.core.dotproduct import explain_conv_pixel
+
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() == 1280, timeout=5_000)
+    qtbot.keyClick(window, Qt.Key_F5)
+    pres = window.presentation
+    assert pres.is_active() and window.act_present.isChecked()
+    qtbot.waitUntil(lambda: pres.explanation() is not None, timeout=5_000)
+    out = pres.output_view.graphics
+    assert out.width() * out.height() >= 0.5 * window.width() * window.height()
+    assert pres.position() == (0, 0)
+    res, req = window.current_result(), window.current_request()
+    for key, expect in ((Qt.Key_Right, (0, 1)), (Qt.Key_Right, (0, 2)), (Qt.Key_Down, (1, 2)),
+                        (Qt.Key_PageDown, (1, 3)), (Qt.Key_PageUp, (1, 2)), (Qt.Key_Left, (1, 1))):
+        qtbot.keyClick(pres, key)
+        assert pres.position() == expect
+        e = pres.explanation()
+        ref = explain_conv_pixel(res.input, req.kernels[0], req.conv, *expect)
+        assert e.value == pytest.approx(ref.value) and e.value == pytest.approx(float(res.conv[0][expect]), abs=1e-5)
+        assert pres.output_view.marker_rect().topLeft().toTuple() == (expect[1], expect[0])
+        assert pres.explain.shown_value() == pytest.approx(float(res.conv[0][expect]), abs=1e-5)
+    qtbot.keyClick(pres, Qt.Key_Space)
+    assert pres.is_playing()
+    qtbot.waitUntil(lambda: pres.position() != (1, 1), timeout=5_000)
+    qtbot.keyClick(pres, Qt.Key_Space)
+    assert not pres.is_playing()
+    qtbot.keyClick(pres, Qt.Key_Escape)
+    assert not pres.is_active() and not window.act_present.isChecked()
+    assert window.menuBar().isVisible()
+
+
+def test_font_scaling_is_remembered(qtbot, make_window):
+    from PySide6.QtWidgets import QApplication
+
+    w = make_window()
+    before = QApplication.instance().font().pointSizeF()
+    w.findChild(type(w.act_present), "font-larger").trigger()
+    assert w.settings.font_scale > 1.0
+    assert QApplication.instance().font().pointSizeF() > before
+    w.close()
+    w2 = make_window()
+    assert w2.settings.font_scale > 1.0
+    w2.set_font_scale(1.0)
+    assert QApplication.instance().font().pointSizeF() == pytest.approx(before)

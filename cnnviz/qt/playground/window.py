@@ -48,6 +48,7 @@ from .learn_panel import install_learn_panel
 from .live_actions import install_live_sources
 from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
+from .presentation import install_font_scaling, install_presentation
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
 from .views import MAGNITUDE, MOSAIC, OutputViews
 from .weight_sharing import WeightSharingPanel
@@ -128,6 +129,8 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self._build_statusbar()
         self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
         install_learn_panel(self)  # the Learn dock: one button per lesson
+        install_presentation(self)  # F5: the projector view (self.presentation)
+        install_font_scaling(self)  # Ctrl +/-: the whole app's text size, remembered
         self._arrange_first_screen()
         self.resize(1560, 980)
         self._default_state = self.saveState()
@@ -811,6 +814,12 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         # is abandoned (the daemon worker ends with the process) so closing never hangs
         self.worker.shutdown(1000)
         shutdown_band_pool(timeout=1.0)  # the threads a frame's row chunks ran on
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        pres = getattr(self, "presentation", None)
+        if pres is not None:
+            pres.sync_geometry()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._closing:
