@@ -311,3 +311,76 @@ def test_font_scaling_is_remembered(qtbot, make_window):
     assert w2.settings.font_scale > 1.0
     w2.set_font_scale(1.0)
     assert QApplication.instance().font().pointSizeF() == pytest.approx(before)
+
+
+def test_a_lesson_opens_on_top_of_my_setup_and_back_restores_it_exactly(qtbot, window):
+    from PySide6.QtWidgets import QPushButton
+
+    from cnnviz.core.kernels import Kernel
+    from cnnviz.qt.settings import PlaygroundParams
+
+    mine = (Kernel(np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32), name="my laplacian", offset=0.25),
+            Kernel(np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], np.float32) / 3, name="my edges", divisor=2.0))
+    window.open_sample("pattern", quiet=True)
+    window.set_params(PlaygroundParams(stride=(2, 1), padding=(1, 2), bias=0.75, activation="relu", pool="max"))
+    window.set_kernels(mine, 1)
+    qtbot.waitUntil(lambda: window.current_request().kernels == mine, timeout=10_000)
+    image_before, params_before = window.current_image(), window.params()
+    panel = window.dock_learn.widget().widget()
+    back = panel.findChild(QPushButton, "back-to-my-setup")
+    assert back.isHidden()
+    panel.buttons["weighted-sum"].click()
+    panel.buttons["edges-vertical-horizontal"].click()   # a second lesson keeps the first setup
+    assert window.kernels() != mine and not back.isHidden()
+    back.click()
+    assert window.kernels() == mine and window.state.selected == 1
+    assert window.params() == params_before
+    assert window.current_image() is image_before                    # the very same picture
+    assert back.isHidden()
+    qtbot.waitUntil(lambda: window.current_request().kernels == mine, timeout=10_000)
+
+
+def test_a_scene_saved_from_the_window_opens_as_it_was(qtbot, window, tmp_path):
+    from cnnviz.core.scenes import load_scenes
+    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.qt.playground.views import MOSAIC
+
+    window.open_sample("pattern", quiet=True)
+    window.set_params(PlaygroundParams(stride=(1, 2), padding=(2, 2), activation="relu"))
+    window.set_kernels(preset("oriented-bank").kernels[:4], 2)
+    window.outputs.set_selection(MOSAIC)
+    scene = window.scenes.capture()
+    p = window.scenes.save_file(tmp_path / "s.json")
+    assert load_scenes(p) == [scene]
+    window.open_sample("photo", quiet=True)
+    window.set_params(PlaygroundParams())
+    window.set_kernels((preset("sharpen").kernel,), 0)
+    assert window.scenes.open_file(p)
+    assert window.scenes.capture() == scene
+    assert window.outputs.selection() == MOSAIC
+    # a pasted picture (no file) is embedded and comes back
+    window.scenes.save_file(tmp_path / "e.json", embed=True)
+    img = window.current_image()
+    window.open_sample("photo", quiet=True)
+    assert window.scenes.open_file(tmp_path / "e.json")
+    np.testing.assert_allclose(window.current_image(), img, atol=1 / 65535)
+
+
+def test_a_deck_of_scenes_steps_in_presentation_mode(qtbot, window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    from cnnviz.core.scenes import save_scenes
+
+    a = window.scenes.capture(title="a")
+    window.set_kernels((preset("sharpen").kernel,), 0)
+    b = window.scenes.capture(title="b")
+    save_scenes(tmp_path / "deck.json", [a, b])
+    assert window.scenes.open_file(tmp_path / "deck.json")
+    assert window.kernels() == a.kernels
+    window.act_present.setChecked(True)
+    pres = window.presentation
+    qtbot.keyClick(pres, Qt.Key_N)
+    assert window.kernels() == b.kernels and pres.is_active()
+    qtbot.keyClick(pres, Qt.Key_B)
+    assert window.kernels() == a.kernels
+    qtbot.keyClick(pres, Qt.Key_Escape)

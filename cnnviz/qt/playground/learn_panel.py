@@ -81,10 +81,26 @@ class LearnPanel(QWidget):
             b.clicked.connect(lambda _=False, k=les: self.apply(k))
             lay.addWidget(b)
             self.buttons[les.key] = b
+        self.back_button = QPushButton("Back to my setup")
+        self.back_button.setObjectName("back-to-my-setup")
+        self.back_button.setToolTip("Put back the kernels, parameters, picture and view you had before the lesson")
+        self.back_button.clicked.connect(self.back_to_my_setup)
+        self.back_button.hide()
+        lay.addWidget(self.back_button)
         lay.addStretch(1)
 
     # ------------------------------------------------------------------------------
+    def back_to_my_setup(self) -> bool:
+        scenes = getattr(self.window, "scenes", None)
+        ok = scenes is not None and scenes.restore_setup()
+        self.back_button.hide()
+        return ok
+
     def apply(self, les: Lesson) -> None:
+        scenes = getattr(self.window, "scenes", None)
+        if les.target == "playground" and scenes is not None:
+            scenes.remember_setup()  # a lesson opens on top of the user's setup, which stays
+            self.back_button.show()
         self.current = les
         self.title.setText(les.title)
         self.text.setText(les.text)

@@ -25,7 +25,8 @@ from .explain_panel import ExplainPanel
 from .map_view import MapView
 
 PLAY_INTERVAL_MS = 120
-KEYS_HELP = "← → ↑ ↓ step · Shift+arrows ×10 · PgUp/PgDn previous/next · Space play/pause · Esc leave"
+KEYS_HELP = ("← → ↑ ↓ step · Shift+arrows ×10 · PgUp/PgDn previous/next · Space play/pause · N/B next/back scene "
+             "· Esc leave")
 
 
 class PresentationView(QWidget):
@@ -272,6 +273,8 @@ class PresentationView(QWidget):
             self.toggle_play()
         elif key == Qt.Key.Key_Escape:
             self.leave()
+        elif key in (Qt.Key.Key_N, Qt.Key.Key_B) and getattr(self._window, "scenes", None) is not None:
+            self._window.scenes.step_deck(1 if key == Qt.Key.Key_N else -1)  # a deck of scenes
         else:
             super().keyPressEvent(e)
 

@@ -49,6 +49,7 @@ from .live_actions import install_live_sources
 from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
 from .presentation import install_font_scaling, install_presentation
+from .scene_actions import install_scenes
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
 from .views import MAGNITUDE, MOSAIC, OutputViews
 from .weight_sharing import WeightSharingPanel
@@ -131,6 +132,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         install_learn_panel(self)  # the Learn dock: one button per lesson
         install_presentation(self)  # F5: the projector view (self.presentation)
         install_font_scaling(self)  # Ctrl +/-: the whole app's text size, remembered
+        install_scenes(self)  # File: Open/Save scene (self.scenes); lessons keep "my setup"
         self._arrange_first_screen()
         self.resize(1560, 980)
         self._default_state = self.saveState()
@@ -257,7 +259,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         kernel_box.setStretchFactor(0, 1)
         kernel_box.setStretchFactor(1, 3)
         kernel_box.setChildrenCollapsible(False)
-        kernel_box.setSizes([190, 560])
+        kernel_box.setSizes([110, 640])  # the grid gets the room (a 7×7 kernel stays readable)
         self.dock_source = self._dock("Source", "source", self.source_panel)
         self.dock_kernel = self._dock("Kernel", "kernel", kernel_box)
         self.dock_params = self._dock("Parameters", "params", self.params_panel, scroll=True, horizontal=False)
