@@ -384,3 +384,23 @@ def test_a_deck_of_scenes_steps_in_presentation_mode(qtbot, window, tmp_path):
     qtbot.keyClick(pres, Qt.Key_B)
     assert window.kernels() == a.kernels
     qtbot.keyClick(pres, Qt.Key_Escape)
+
+
+def test_compare_shows_two_parameter_sets_with_their_shapes(qtbot, window):
+    from cnnviz.core.conv import PipelineRequest, run_pipeline
+    from cnnviz.qt.settings import PlaygroundParams
+
+    dlg = window.open_compare()
+    a = PlaygroundParams(stride=(1, 1))
+    b = PlaygroundParams(stride=(2, 2), pool="max")
+    dlg.set_params(a, b)
+    res = dlg.recompute()
+    k = window.state.selected_kernel
+    for p, r in zip((a, b), res):
+        ref = run_pipeline(window.current_image(), PipelineRequest((k,), *p.to_specs()))
+        last = ref.pool if ref.pool is not None else ref.conv
+        np.testing.assert_allclose(r.pool if r.pool is not None else r.conv, last, atol=1e-6)
+    assert dlg.views[0].data().shape == (510, 510) and dlg.views[1].data().shape == (127, 127)
+    assert "510" in dlg.formulas[0].text() and "255" in dlg.formulas[1].text() and "127" in dlg.formulas[1].text()
+    assert "/ 2" in dlg.formulas[1].text()
+    dlg.close()

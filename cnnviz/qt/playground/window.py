@@ -50,6 +50,7 @@ from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
 from .presentation import install_font_scaling, install_presentation
 from .scene_actions import install_scenes
+from .compare import install_compare
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
 from .views import MAGNITUDE, MOSAIC, OutputViews
 from .weight_sharing import WeightSharingPanel
@@ -133,6 +134,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         install_presentation(self)  # F5: the projector view (self.presentation)
         install_font_scaling(self)  # Ctrl +/-: the whole app's text size, remembered
         install_scenes(self)  # File: Open/Save scene (self.scenes); lessons keep "my setup"
+        install_compare(self)  # View: Compare parameters (two parameter sets side by side)
         self._arrange_first_screen()
         self.resize(1560, 980)
         self._default_state = self.saveState()
