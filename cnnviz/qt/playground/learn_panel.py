@@ -194,7 +194,9 @@ def install_learn_panel(window) -> LearnPanel:
     dock.setWidget(area)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     params_dock = getattr(window, "dock_params", None)
-    if params_dock is not None:
+    if params_dock is not None and not hasattr(window, "_arrange_first_screen"):
+        # (the playground window arranges its tabs itself: tabifying here first would
+        # leave a stale tab bar behind when it does)
         window.tabifyDockWidget(params_dock, dock)
         params_dock.raise_()
     window.add_panel_dock(dock)

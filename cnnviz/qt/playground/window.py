@@ -751,13 +751,14 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         right. Source, live source and lessons are tabs one click away (it fits 1280×720)."""
         live = next((d for d in self.docks if d.objectName() == "dock-live"), None)
         learn = getattr(self, "dock_learn", None)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock_source)
-        self.tabifyDockWidget(self.dock_params, self.dock_source)
-        if live is not None:
-            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, live)
-            self.tabifyDockWidget(self.dock_source, live)
-        if learn is not None:
-            self.tabifyDockWidget(live if live is not None else self.dock_source, learn)
+        tabs = [d for d in (self.dock_source, live, learn) if d is not None]
+        for d in tabs:  # taken out and put back in order: no stale tab bar of the first arrangement
+            self.removeDockWidget(d)
+        prev = self.dock_params
+        for d in tabs:
+            self.tabifyDockWidget(prev, d)
+            d.show()
+            prev = d
         self.dock_params.raise_()
         self.resizeDocks([self.dock_kernel, self.dock_outputs, self.dock_params], [340, 900, 300],
                          Qt.Orientation.Horizontal)
