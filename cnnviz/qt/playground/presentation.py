@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QToolButton, QWi
 from cnnviz.core.display import auto_levels, stage_image
 from cnnviz.core.dotproduct import explain_conv_pixel
 
+from ..colors import format_sig
 from .explain_panel import ExplainPanel
 from .map_view import MapView
 
@@ -86,6 +87,10 @@ class PresentationView(QWidget):
         bar.addWidget(self.play_button)
         bar.addWidget(self.leave_button)
         lay.addLayout(bar, 2, 0, 1, 2)
+        for item in (self.output_view._marker_item, self.input_view._window_item):
+            pen = item.pen()
+            pen.setWidthF(4.0)  # seen from the back of the room
+            item.setPen(pen)
         self.hide()
         window.resultShown.connect(self._on_result)
         window.installEventFilter(self)
@@ -106,6 +111,8 @@ class PresentationView(QWidget):
         big = QFont(f)
         big.setBold(True)
         self.where.setFont(big)
+        for name in ("patch", "kernel", "products", "pool"):
+            self.explain.grid(name)._max_cell = 96  # big cells for the back row
         for v in (self.input_view, self.output_view):
             t = QFont(v.title.font())
             t.setPointSizeF(size * 1.5)
@@ -242,7 +249,7 @@ class PresentationView(QWidget):
         self.input_view.show_window(QRectF(x0, y0, x1 - x0, y1 - y0),
                                     [(float(c) + 0.5, float(r) + 0.5) for r in e.rows for c in e.cols])
         self.output_view.show_marker(QRectF(x, y, 1, 1))
-        self.where.setText(f"Output ({y}, {x}) = {e.value:.4g}")
+        self.where.setText(f"Output ({y}, {x}) = {format_sig(e.value, 4)}")
         self._step_count += 1
         self.positionChanged.emit(y, x)
 
