@@ -404,3 +404,24 @@ def test_compare_shows_two_parameter_sets_with_their_shapes(qtbot, window):
     assert "510" in dlg.formulas[0].text() and "255" in dlg.formulas[1].text() and "127" in dlg.formulas[1].text()
     assert "/ 2" in dlg.formulas[1].text()
     dlg.close()
+
+
+def test_presentation_mode_follows_a_live_source(qtbot, window):
+    """New frames (as a live source sends them) are shown in presentation mode and the pixel
+    under the window is re-explained on the new frame."""
+    window.act_present.setChecked(True)
+    pres = window.presentation
+    pres.set_position(5, 7)
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        frame = rng.random((90, 120), dtype=np.float32)
+        window.set_frame(frame, label="live frame")
+        qtbot.waitUntil(lambda: window.current_result() is not None
+                        and window.current_result().input.shape == (90, 120)
+                        and np.array_equal(window.current_result().input, frame), timeout=10_000)
+        qtbot.waitUntil(lambda: pres.explanation() is not None
+                        and pres.explanation().value == pytest.approx(float(window.current_result().conv[0][5, 7]),
+                                                                      abs=1e-5), timeout=10_000)
+        assert np.array_equal(pres.input_view.data(), window.current_result().input)
+    assert pres.position() == (5, 7)
+    window.act_present.setChecked(False)
