@@ -16,7 +16,7 @@ available for both. Signed maps get levels symmetric around 0 so white always me
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import cv2
@@ -441,7 +441,16 @@ def display_frame(result: PipelineResult, request: PipelineRequest, stats: dict[
         stat = stage_stat("magnitude", mag, stats)
         cmap = settings.colormap if settings.colormap != "auto" else "gray"
         stages["conv"] = stage_image(mag, levels_for("conv", stat, cmap, settings), cmap, nan=False)
-        stages["activation"] = stages["pool"] = None
+        # activation and pooling apply per kernel: those views show the pair's first kernel
+        # (never an empty view while the magnitude is shown)
+        first = replace(settings, selection=(request.magnitude_pair or (0, 1))[0])
+        for stage, arr in (("activation", result.activation), ("pool", result.pool)):
+            if arr is None or (stage == "pool" and request.pool is None):
+                stages[stage] = None
+                continue
+            st = stage_stat(stage, arr, stats)
+            cm = cmap_for(st, first)
+            stages[stage] = stage_image(select_map(arr, first), clean_levels(levels_for(stage, st, cm, first)), cm)
         return DisplayFrame(settings, stages, result.request_id)
     # the pipeline's maps are NaN-free (finite pictures and kernels); only the gaps between
     # mosaic tiles are NaN, drawn transparent

@@ -118,7 +118,11 @@ def format_sig(value: float, digits: int = 4) -> str:
 
 
 def cell_text_candidates(value: float) -> list[str]:
-    """Shorter and shorter renderings of a cell value; the painter keeps the first that fits."""
+    """Shorter and shorter renderings of a cell value; the painter keeps the first that fits.
+
+    The last ones drop the leading zero (``−.06``) so that a 7×7 grid's small cells still
+    show a number rather than nothing.
+    """
     v = float(value)
     if not math.isfinite(v):
         return [format_sig(v)]
@@ -126,7 +130,13 @@ def cell_text_candidates(value: float) -> list[str]:
         return ["0"]
     if v.is_integer() and abs(v) < 1e6:
         return [str(int(v)).replace("-", "−")]
-    return [format_sig(v, 3), format_sig(v, 2), format_sig(v, 1)]
+    out = [format_sig(v, 3), format_sig(v, 2), format_sig(v, 1)]
+    for text in list(out):
+        short = text.replace("0.", ".", 1) if text.lstrip("−").startswith("0.") else text
+        if short not in out:
+            out.append(short)
+    out.sort(key=lambda t: -len(t))  # longest (most precise) first, stable
+    return out
 
 
 def fit_text(fm: QFontMetrics, candidates: list[str], width: int) -> str | None:
@@ -137,39 +147,52 @@ def fit_text(fm: QFontMetrics, candidates: list[str], width: int) -> str | None:
     return None
 
 
+def fit_cell_texts(base_font, base_px: int, values, width: int, min_px: int = 6):
+    """A font and one text per value such that every value shows (never blank).
 
-def grid_font(base_font, base_px: int, values, width: int, min_px: int = 9):
-    """One font for a whole grid of numbers: the largest size (≤ base_px, ≥ min_px) at which
-    every value fits ``width`` pixels with 2 significant digits.
-
-    One size for all cells reads as a table; cells whose 3-digit form also fits show it.
-    Returns (QFont, QFontMetrics).
+    The largest pixel size (≤ ``base_px``) at which every value fits ``width`` pixels in
+    some rendering (fewer decimals, no leading zero) is taken; each cell then shows its
+    most precise rendering that fits. When even ``min_px`` is too big, the shortest
+    rendering is shown anyway (the hover tooltip has the exact value).
+    Returns (QFont, QFontMetrics, texts) with ``texts`` shaped like ``values``.
     """
     from PySide6.QtGui import QFont
 
-    texts = []
-    for v in np.asarray(values, dtype=np.float64).ravel():
-        cands = cell_text_candidates(float(v))
-        texts.append(cands[min(1, len(cands) - 1)])
-    widest = max(texts, key=len) if texts else "0"
+    arr = np.asarray(values, dtype=np.float64)
+    cands = [cell_text_candidates(float(v)) for v in arr.ravel()]
     chosen = None
     for px in range(max(base_px, min_px), min_px - 1, -1):
         f = QFont(base_font)
         f.setPixelSize(px)
         fm = QFontMetrics(f)
-        chosen = (f, fm)
-        if fm.horizontalAdvance(widest) <= width and all(fm.horizontalAdvance(t) <= width for t in texts):
+        texts = [fit_text(fm, c, width) for c in cands]
+        chosen = (f, fm, texts)
+        if all(t is not None for t in texts):
             break
-    return chosen
+    f, fm, texts = chosen
+    texts = [t if t is not None else c[-1] for t, c in zip(texts, cands)]
+    return f, fm, np.array(texts, dtype=object).reshape(arr.shape)
 
 
-ERROR_RED = "#c0392b"  # error text and frames; readable on light and dark backgrounds
+ERROR_RED = "#c0392b"  # error frames (a UI border, not text); error TEXT uses error_text()
+
+
+def contrast_ratio(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of two colours (1 … 21); AA asks ≥ 4.5 for text."""
+    la, lb = relative_luminance(a), relative_luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
 
 
 def mute(widget) -> None:
-    """Give a label secondary-text colour (⅔ text + ⅓ background), readable in light and dark themes."""
-    pal = widget.palette()
-    fg, bg = pal.color(pal.ColorRole.WindowText), pal.color(pal.ColorRole.Window)
-    pal.setColor(pal.ColorRole.WindowText, QColor((fg.red() * 2 + bg.red()) // 3, (fg.green() * 2 + bg.green()) // 3,
-                                                  (fg.blue() * 2 + bg.blue()) // 3))
-    widget.setPalette(pal)
+    """Give a label secondary-text colour: the palette's PlaceholderText role, which both
+    themes set to a grey with WCAG AA contrast (≥ 4.5:1) and which follows a theme change."""
+    from PySide6.QtGui import QPalette
+
+    widget.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+
+
+def error_text(widget) -> None:
+    """Error text in the theme's readable red (the palette's BrightText role, AA in both themes)."""
+    from PySide6.QtGui import QPalette
+
+    widget.setForegroundRole(QPalette.ColorRole.BrightText)

@@ -177,6 +177,22 @@ class Settings:
     linked_zoom: bool = True
     colormap: str = "auto"
     levels_mode: str = "auto"                   # "auto" | "fixed"
+    last_dirs: dict[str, str] = field(default_factory=dict)  # file dialog kind -> last folder used
+    font_scale: float = 1.0                     # the whole app's font size (Ctrl +/-)
+
+    # -- folders the file dialogs open in -------------------------------------------------------
+    def last_dir(self, kind: str) -> str:
+        """The folder a ``kind`` ("image", "kernels", "video", "export", "scene") dialog last
+        used, when it still exists; else the last folder any dialog used; else the home folder."""
+        for d in (self.last_dirs.get(kind), *self.last_dirs.values()):
+            if d and Path(d).is_dir():
+                return d
+        return str(Path.home())
+
+    def remember_dir(self, kind: str, path: str | os.PathLike) -> None:
+        """Remember the folder of ``path`` (a file, or a folder itself) for ``kind`` dialogs."""
+        p = Path(path)
+        self.last_dirs[kind] = str(p if p.is_dir() else p.parent)
 
     # -- kernels ----------------------------------------------------------------------------
     def kernel_bank(self) -> list[Kernel]:
@@ -230,6 +246,8 @@ class Settings:
             "linked_zoom": self.linked_zoom,
             "colormap": self.colormap,
             "levels_mode": self.levels_mode,
+            "last_dirs": dict(self.last_dirs),
+            "font_scale": self.font_scale,
         }
 
     @classmethod
@@ -312,6 +330,14 @@ class Settings:
         if lm not in ("auto", "fixed"):
             raise SettingsError(f"setting 'levels_mode' is {lm!r}", "use auto or fixed")
         s.levels_mode = lm
+        dirs = get("last_dirs", (dict,))
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in dirs.items()):
+            raise SettingsError("setting 'last_dirs' holds entries that are not folder names", fix)
+        s.last_dirs = dict(dirs)
+        scale = get("font_scale", (int, float))
+        if not 0.5 <= float(scale) <= 3.0:
+            raise SettingsError(f"setting 'font_scale' is {scale!r}", "use a number from 0.5 to 3")
+        s.font_scale = float(scale)
         if s.kernels:
             s.kernel_bank()  # validate now so a broken kernel is reported like any corrupt file
         return s

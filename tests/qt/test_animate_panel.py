@@ -134,3 +134,31 @@ def test_speed_slider_changes_the_timer(qtbot, panel, rgb):
     assert panel.timer().interval() == 1000
     slider.setValue(slider.maximum())
     assert panel.timer().interval() <= 17
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".mp4"])
+def test_the_animation_exports_one_frame_per_output_pixel(qtbot, panel, rgb, tmp_path, suffix):
+    """Export: a GIF (Pillow) or MP4 (OpenCV) with a frame per revealed output pixel; the
+    frames differ as the window slides and the panel's own position is kept."""
+    import cv2
+    from PIL import Image
+
+    spec = ConvSpec(padding=1, stride=(3, 3))
+    panel.set_input(prepare_input(rgb, "gray"), presets()["sobel-x"].kernel, spec)
+    panel.step()
+    frames = panel.render_frames()
+    assert len(frames) == panel.total() and panel.position() == 1
+    assert not np.array_equal(frames[0], frames[-1])
+    p = panel.export_animation(tmp_path / f"anim{suffix}", fps=10)
+    if suffix == ".gif":
+        with Image.open(p) as im:
+            assert im.n_frames == panel.total()
+    else:
+        cap = cv2.VideoCapture(str(p))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        assert n == panel.total()
+    with pytest.raises(Exception, match="neither .gif nor .mp4"):
+        panel.export_animation(tmp_path / "anim.avi")

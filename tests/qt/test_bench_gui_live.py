@@ -22,7 +22,11 @@ def test_gui_bench_short(qtbot):
     r = run_gui_bench(edits=6, interval_ms=5)
     json.dumps(r)  # what --json prints
     assert r["benchmark"] == "gui" and isinstance(r["pass"], bool)
-    assert set(r["targets"]) == {"edit_to_pixel_p95_ms", "max_pending"}
+    assert set(r["targets"]) == {"edit_to_pixel_p95_ms", "max_pending", "presentation_step_to_pixel_p95_ms"}
+    pres = r["presentation"]
+    assert pres["steps"] == 6 and pres["image"] == "1280x720"
+    assert 0 < pres["step_to_pixel_p50_ms"] <= pres["step_to_pixel_p95_ms"] <= pres["step_to_pixel_max_ms"]
+    assert r["presentation_step_to_pixel_p95_ms"] == pres["step_to_pixel_p95_ms"]
     assert len(r["cases"]) == 2
     for c in r["cases"]:
         assert c["edits"] == 6 and c["image"] == "1280x720"

@@ -116,3 +116,28 @@ def test_clear(panel, image):
     panel.show_conv(explain_conv_pixel(x, presets()["sobel-x"].kernel, ConvSpec(), 1, 1))
     panel.clear()
     assert panel.shown_value() is None and panel.shown_sum_text() == ""
+
+
+def test_every_kernel_and_product_cell_at_7x7_shows_its_number(panel, image):
+    """With a 7×7 kernel (small, negative weights) every cell of the kernel and products
+    grids shows its number, fitting its cell, even at the grids' minimum size."""
+    from cnnviz.qt.playground.kernel_grid import parse_value
+
+    rng = np.random.default_rng(5)
+    w = np.round(rng.uniform(-0.2, 0.2, (7, 7)), 3).astype(np.float32)
+    kernel = Kernel(w, name="small 7")
+    spec = ConvSpec(padding=3)
+    x = prepare_input(image, spec.channels)
+    panel.show_conv(explain_conv_pixel(x, kernel, spec, 7, 8))
+    for name in ("kernel", "products"):
+        grid = panel.grid(name)
+        grid.resize(grid.minimumSizeHint())
+        values = grid.values()
+        font, fm, texts = grid.cellTexts()
+        for (r, c), v in np.ndenumerate(values):
+            text = texts[r, c]
+            assert text, f"{name} cell {(r, c)} is blank"
+            assert fm.horizontalAdvance(text) <= grid.cellRect(r, c).width() - 3, (name, text)
+            shown = parse_value(text)
+            assert shown is not None and abs(shown - v) <= 0.5 * 10 ** np.floor(np.log10(abs(v) + 1e-12)) + 1e-9, \
+                (name, text, v)

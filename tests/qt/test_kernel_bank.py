@@ -142,3 +142,26 @@ def test_thumbnails_and_names_are_shown(bank):
     lst = _list(bank)
     assert [lst.item(i).text() for i in range(lst.count())] == ["sobel-x", "sobel-y"]
     assert not lst.item(0).icon().isNull()
+
+
+def test_cropping_the_bank_is_reversible_and_reported(bank):
+    """1×1 on a 7×7 bank crops every kernel (one size per bank), but the others keep their
+    full weights: going back to 7×7 restores all of them exactly (was: all zeroed)."""
+    ks = P["oriented-bank"].kernels
+    assert ks[0].size == (7, 7)
+    bank.setBank(ks)
+    assert len(bank.wouldCrop(1, 1)) == len(ks) - 1
+    assert bank.wouldCrop(7, 7) == []
+    bank.replaceSelected(ks[0].resized(1, 1))
+    assert [k.size for k in bank.bank()] == [(1, 1)] * len(ks)
+    bank.replaceSelected(ks[0])  # what Undo (or the 7×7 button on the untouched centre) sends
+    assert bank.bank() == tuple(ks)
+    # a kernel edited after the crop is no longer restored: the edit wins
+    bank.replaceSelected(ks[0].resized(3, 3))
+    bank.setSelected(1)
+    edited = bank.selectedKernel().with_value(0, 0, 5.0)
+    bank.replaceSelected(edited)
+    bank.setSelected(0)
+    bank.replaceSelected(ks[0])
+    assert bank.bank()[1] == edited.resized(7, 7)
+    assert bank.bank()[2] == ks[2]

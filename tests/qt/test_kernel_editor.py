@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QKeySequence, QMouseEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QToolButton
+from PySide6.QtWidgets import QApplication, QComboBox, QDoubleSpinBox, QFileDialog, QLabel, QTabBar, QToolButton
 
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
 from cnnviz.qt.playground.kernel_editor import GESTURES_HELP, KernelEditor, parse_value
@@ -191,7 +191,7 @@ def test_keyboard_only_editing(qtbot, editor):
     qtbot.keyClick(grid, Qt.Key_Plus)             # 0.5
     qtbot.keyClick(grid, Qt.Key_Plus)             # 1.0
     qtbot.keyClick(grid, Qt.Key_Down)             # (1,1) = 0
-    qtbot.keyClick(grid, Qt.Key_Minus)            # -0.5
+    qtbot.keyClick(grid, Qt.Key_Underscore)       # -0.5 (Shift+minus nudges down)
     qtbot.keyClick(grid, Qt.Key_Left)             # (1,0) = -2
     qtbot.keyClick(grid, Qt.Key_N)                # 2
     qtbot.keyClick(grid, Qt.Key_Down)             # (2,0) = -1
@@ -383,9 +383,9 @@ def test_channel_kernels_edit_the_shown_channel_only(qtbot, editor):
     w = np.zeros((3, 3, 3), np.float32)
     k = Kernel(w, name="rgb")
     editor.setKernel(k)
-    box = [c for c in editor.findChildren(QComboBox) if c.isVisible()]
-    assert len(box) == 1 and box[0].count() == 3
-    box[0].setCurrentIndex(2)
+    tabs = [c for c in editor.findChildren(QTabBar) if c.isVisible()]
+    assert len(tabs) == 1 and [tabs[0].tabText(i) for i in range(tabs[0].count())] == ["R", "G", "B"]
+    tabs[0].setCurrentIndex(2)
     editor.setBrushValue(0.5)
     grid = editor.grid()
     qtbot.mouseClick(grid, Qt.LeftButton, pos=grid.cellCenter(1, 1))
@@ -394,3 +394,46 @@ def test_channel_kernels_edit_the_shown_channel_only(qtbot, editor):
     np.testing.assert_array_equal(_w(editor), expected)
     editor.applyOperation("flip_h")
     assert editor.kernel() == Kernel(expected, name="rgb").flipped_h()
+
+
+def test_typing_minus_one_into_a_selected_cell_stores_minus_one(qtbot, editor):
+    """Click a cell (no double-click), type -1, Enter: the cell holds -1 (the sign is kept)."""
+    grid = editor.grid()
+    qtbot.mouseClick(grid, Qt.LeftButton, Qt.ControlModifier, pos=grid.cellCenter(1, 1))  # select only
+    assert grid.focusCell() == (1, 1)
+    qtbot.keyClick(grid, Qt.Key_Minus)
+    assert grid.isEditing()
+    qtbot.keyClicks(grid.lineEdit(), "1")
+    qtbot.keyClick(grid.lineEdit(), Qt.Key_Return)
+    assert _w(editor)[1, 1] == -1.0
+    # and Shift+minus still nudges down by the step
+    editor.setStep(0.5)
+    qtbot.keyClick(grid, Qt.Key_Underscore)
+    assert _w(editor)[1, 1] == -1.5
+
+
+@pytest.mark.parametrize("size", [(360, 560), (220, 420)])
+def test_every_cell_of_a_7x7_kernel_shows_its_number(qtbot, editor, size):
+    """Small and negative cells of a 7×7 kernel are never blank: each cell's painted text
+    fits its cell and reads back as the value (to the digits shown)."""
+    rng = np.random.default_rng(3)
+    w = np.round(rng.uniform(-1, 1, (7, 7)), 3).astype(np.float32)
+    w[0, 0], w[0, 1], w[0, 2] = -0.063, 0.0041, -12.5
+    editor.resize(*size)
+    editor.setKernel(Kernel(w, name="random 7"))
+    grid = editor.grid()
+    grid.resize(grid.minimumSizeHint())  # the smallest the layout may make it
+    _check_every_cell_shows(grid, w, lambda r, c: grid.cellRect(r, c).width() - 4)
+
+
+def _check_every_cell_shows(grid, values, avail):
+    font, fm, texts = grid.cellTexts()
+    assert texts.shape == values.shape
+    for (r, c), v in np.ndenumerate(values):
+        text = texts[r, c]
+        assert text, f"cell {(r, c)} is blank"
+        assert fm.horizontalAdvance(text) <= avail(r, c), f"cell {(r, c)}: {text!r} does not fit"
+        shown = parse_value(text)
+        assert shown is not None, text
+        assert abs(shown - v) <= 0.5 * 10 ** np.floor(np.log10(abs(v) + 1e-12)) + 1e-9, (text, v)
+    assert font.pixelSize() >= 6

@@ -69,8 +69,8 @@ def test_opening_a_huge_photo_asks_first_and_downscale_gives_2048px(qtbot, windo
     seen: list[str] = []
     answer_dialog(qtbot, "Cancel", seen)
     assert not window.open_image(huge_jpeg)
-    assert seen and "This image is 20000×15000 (300 MP)" in seen[0]
-    assert "panorama.jpg" in seen[0] and "2048×1536" in seen[0]
+    assert seen and "This image is 15000×20000 H×W (300 MP)" in seen[0]
+    assert "panorama.jpg" in seen[0] and "1536×2048" in seen[0]
     assert "cancelled" in window.status_text()
     assert window.current_image() is before                        # nothing changed
 
@@ -80,7 +80,7 @@ def test_opening_a_huge_photo_asks_first_and_downscale_gives_2048px(qtbot, windo
     img = window.current_image()
     assert img.shape == (1536, 2048) and img.dtype == np.float32
     np.testing.assert_array_equal(img, load_image(huge_jpeg, downscale_to=LIVE_MAX_SIDE).pixels)
-    assert "downscaled from 20000×15000" in window.status_text()
+    assert "downscaled from 15000×20000" in window.status_text()
     qtbot.waitUntil(lambda: window.current_result().input.shape == (1536, 2048), timeout=10_000)
 
 

@@ -74,7 +74,7 @@ def test_opens_on_the_photo_with_sobel_x_and_shows_the_core_output(window):
     np.testing.assert_allclose(window.displayed_array("conv"), ref.conv[0], atol=1e-6)
     np.testing.assert_allclose(window.displayed_array("input"), ref.input, atol=1e-6)
     h, w = window.current_image().shape[:2]
-    assert f"{w}×{h}" in window.status_image.text()
+    assert f"{h}×{w}" in window.status_image.text()  # H×W, like every size shown
     assert "510" in window.status_shapes.text()
     assert "CPU" in window.status_device.text()
     assert window.status_time.text().endswith("ms")

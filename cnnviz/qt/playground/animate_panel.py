@@ -15,14 +15,16 @@ Run this file to preview the widget on its own.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPen
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton,
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QSlider, QStyle, QToolButton,
                                QVBoxLayout, QWidget)
 
 from cnnviz.core.conv import ConvSpec, convolve, pad_input
-from cnnviz.core.errors import CnnvizError
+from cnnviz.core.errors import CnnvizError, SpecError
 from cnnviz.core.display import colorize
 from cnnviz.core.kernels import Kernel
 
@@ -252,6 +254,13 @@ class AnimatePanel(QWidget):
         self._channel_box.currentIndexChanged.connect(self._on_channel)
         self._channel_box.hide()
         bar.addWidget(self._channel_box)
+        self._export_b = QToolButton(self)
+        self._export_b.setText("Export…")
+        self._export_b.setObjectName("export-animation")
+        self._export_b.setToolTip("Save the sliding window as an animated GIF or an MP4 video, one frame per "
+                                  "output pixel, for slides")
+        self._export_b.clicked.connect(self.export_dialog)
+        bar.addWidget(self._export_b)
         self._pos_label = QLabel(self)
         self._pos_label.setObjectName("position")
         self._pos_label.setMinimumWidth(80)
@@ -294,6 +303,76 @@ class AnimatePanel(QWidget):
 
     def position(self) -> int:
         return self._pos
+
+    # -- export --------------------------------------------------------------------------------
+    def render_frames(self, max_frames: int = 400, size: QSize | None = None) -> list[np.ndarray]:
+        """The animation as RGB uint8 frames: the canvas after each output pixel (every
+        k-th pixel when there are more than ``max_frames``), then the finished output."""
+        total = self.total()
+        if total == 0:
+            return []
+        keep = self._pos
+        size = size or (self._canvas.size() if self._canvas.width() >= 120 else self._canvas.sizeHint())
+        step = max(1, -(-total // max_frames))
+        frames = []
+        try:
+            for pos in list(range(1, total + 1, step)) + ([total] if (total - 1) % step else []):
+                self._set_pos(pos, force=True)
+                img = QImage(size, QImage.Format_RGB888)
+                img.fill(self.palette().window().color())
+                self._canvas.render(img)
+                ptr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())
+                frames.append(ptr[:, : img.width() * 3].reshape(img.height(), img.width(), 3).copy())
+        finally:
+            self._set_pos(keep, force=True)
+        return frames
+
+    def export_animation(self, path, fps: float = 8.0, max_frames: int = 400) -> Path:  # noqa: ANN001
+        """Write the animation to ``path``: .gif (Pillow) or .mp4 (OpenCV). Returns the path."""
+        p = Path(path)
+        frames = self.render_frames(max_frames)
+        if not frames:
+            raise SpecError("there is nothing to animate yet", "open a picture and pick a kernel first")
+        suffix = p.suffix.lower()
+        if suffix == ".gif":
+            from PIL import Image  # noqa: PLC0415 - only for this export
+
+            imgs = [Image.fromarray(f) for f in frames]
+            tmp = p.with_name(f".{p.name}.tmp")
+            imgs[0].save(tmp, format="GIF", save_all=True, append_images=imgs[1:],
+                         duration=int(round(1000 / fps)), loop=0)
+            tmp.replace(p)
+        elif suffix == ".mp4":
+            import cv2  # noqa: PLC0415
+
+            h, w = frames[0].shape[:2]
+            h2, w2 = h - h % 2, w - w % 2  # codecs want even sizes
+            tmp = p.with_name(f".{p.name}.tmp.mp4")
+            out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w2, h2))
+            if not out.isOpened():
+                raise SpecError(f"OpenCV cannot write MP4 video to '{p}'", "export a .gif instead")
+            for f in frames:
+                out.write(np.ascontiguousarray(f[:h2, :w2, ::-1]))
+            out.release()
+            tmp.replace(p)
+        else:
+            raise SpecError(f"'{p.name}' is neither .gif nor .mp4", "name the file .gif or .mp4")
+        return p
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the animation", str(Path.home() / "sliding-window.gif"),
+                                              "Animated GIF (*.gif);;MP4 video (*.mp4)")
+        if not path:
+            return
+        p = Path(path)
+        if p.suffix.lower() not in (".gif", ".mp4"):
+            p = p.with_suffix(".gif")
+        try:
+            self.export_animation(p)
+        except (CnnvizError, OSError) as err:
+            self._sum.setText(f"Could not export: {err}")
+            return
+        self._sum.setText(f"Exported the animation to {p}")
 
     def total(self) -> int:
         """Number of output pixels of the crop."""

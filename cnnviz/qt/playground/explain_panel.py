@@ -19,8 +19,8 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
-from ..colors import (cell_text_candidates, diverging_color, fit_text, format_sig, gray_color, grid_font,
-                     symmetric_max, text_color_for)
+from ..colors import (diverging_color, fit_cell_texts, format_sig, gray_color, symmetric_max,
+                      text_color_for)
 
 CHANNEL_NAMES = ("R", "G", "B")
 
@@ -87,12 +87,17 @@ class ValueGrid(QWidget):
         if self._v.size == 0:
             return QSize(30, 30)
         rows, cols = self._v.shape
-        return QSize(cols * 12 + 1, rows * 12 + 1)
+        return QSize(cols * 22 + 1, rows * 22 + 1)  # room for a number in every cell
 
     def _color(self, v: float) -> QColor:
         if self._scale == "gray":
             return gray_color(v, *self._levels)
         return diverging_color(v, self._levels[1])
+
+    def cellTexts(self):
+        """(font, metrics, texts): the number painted in each cell — never blank."""
+        s = self._cell()
+        return fit_cell_texts(self.font(), max(9, int(s * 0.34)), self._v, s - 3)
 
     def paintEvent(self, event) -> None:  # noqa: ARG002
         if self._v.size == 0:
@@ -100,7 +105,7 @@ class ValueGrid(QWidget):
         p = QPainter(self)
         rows, cols = self._v.shape
         s = self._cell()
-        font, fm = grid_font(self.font(), max(9, int(s * 0.34)), self._v, s - 3)
+        font, fm, texts = self.cellTexts()
         bold = QFont(font)
         bold.setBold(True)
         bold_fm = QFontMetrics(bold)
@@ -115,13 +120,11 @@ class ValueGrid(QWidget):
                 fg = text_color_for(bg)
                 if self._hatched is not None and self._hatched[r, c]:
                     p.fillRect(rect, hatch_dark if fg.lightness() < 128 else hatch_light)
-                if s >= 14:
-                    hi = self._highlight == (r, c)
-                    text = fit_text(bold_fm if hi else fm, cell_text_candidates(v), rect.width() - 3)
-                    if text is not None:
-                        p.setFont(bold if hi else font)
-                        p.setPen(fg)
-                        p.drawText(rect, Qt.AlignCenter, text)
+                text = texts[r, c]
+                hi = self._highlight == (r, c) and bold_fm.horizontalAdvance(text) <= rect.width() - 3
+                p.setFont(bold if hi else font)
+                p.setPen(fg)
+                p.drawText(rect, Qt.AlignCenter, text)
         p.setPen(QPen(QColor(0, 0, 0, 80), 1))
         o = self.cellRect(0, 0).topLeft()
         for r in range(rows + 1):

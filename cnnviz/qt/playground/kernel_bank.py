@@ -8,6 +8,9 @@ All kernels in a bank share one size, because the core convolves a bank in one p
 refuses mixed sizes. When sizes differ — a bank set from mixed kernels, or the editor
 resizing the selected kernel — every other kernel is resized to the *selected* kernel's
 size with :meth:`Kernel.resized` (centre kept: cropped, or zero-padded around it).
+A kernel cropped that way keeps its full weights in memory until it is edited, so going
+back to the larger size (or Undo) brings them back exactly: a size change is never lossy
+for the kernels the user did not touch (:meth:`wouldCrop` lets the window ask first).
 
 Run this file to preview the widget on its own.
 """
@@ -95,6 +98,7 @@ class KernelBank(QWidget):
             kernels, parent = None, kernels
         super().__init__(parent)
         self._kernels: tuple[Kernel, ...] = ()
+        self._originals: tuple[Kernel | None, ...] = ()  # full weights of kernels cropped to the bank's size
         self._selected = 0
         self._pair = (0, 1)
         self._building = False
@@ -251,7 +255,9 @@ class KernelBank(QWidget):
             return
         ks = list(self._kernels)
         ks[self._selected] = kernel
-        self._set(tuple(ks), self._selected)
+        originals = list(self._originals) + [None] * (len(ks) - len(self._originals))
+        originals[self._selected] = None  # the edited kernel is what the editor shows
+        self._set(tuple(ks), self._selected, originals=tuple(originals))
         self._emit()
 
     def addCopy(self) -> None:
@@ -291,7 +297,7 @@ class KernelBank(QWidget):
             return
         ks = list(self._kernels)
         ks[self._selected] = replace(ks[self._selected], name=name)
-        self._set(tuple(ks), self._selected)
+        self._set(tuple(ks), self._selected, originals=self._originals)
         self._emit()
 
     def setSelected(self, index: int) -> None:
@@ -307,10 +313,43 @@ class KernelBank(QWidget):
             i += 1
         return f"{base} {i}"
 
-    def _set(self, ks: tuple[Kernel, ...], selected: int, pair: tuple[int, int] | None = None) -> None:
+    def wouldCrop(self, kh: int, kw: int) -> list[str]:
+        """Names of the other kernels whose non-zero weights a resize of the bank to kh×kw
+        would crop away (they come back when the size grows again)."""
+        out = []
+        for i, k in enumerate(self._kernels):
+            if i == self._selected:
+                continue
+            full = self._full(i)
+            if full.size[0] > kh or full.size[1] > kw:
+                if not np.array_equal(full.resized(kh, kw).resized(*full.size).weights, full.weights):
+                    out.append(k.name)
+        return out
+
+    def _full(self, i: int) -> Kernel:
+        """Kernel ``i`` with the weights it had before a crop (when untouched since)."""
+        k = self._kernels[i]
+        o = self._originals[i] if i < len(self._originals) else None
+        if o is not None and o.resized(*k.size) == k:
+            return o
+        return k
+
+    def _set(self, ks: tuple[Kernel, ...], selected: int, pair: tuple[int, int] | None = None,
+             originals: tuple[Kernel | None, ...] | None = None) -> None:
         target = ks[selected].size
-        # the core convolves a bank in one pass: bring every kernel to the selected one's size
-        ks = tuple(k if k.size == target else k.resized(*target) for k in ks)
+        if originals is None:
+            originals = (None,) * len(ks)
+        # the core convolves a bank in one pass: bring every kernel to the selected one's size,
+        # from its full weights when it was cropped before and not edited since
+        new, full = [], []
+        for k, o in zip(ks, originals):
+            if o is not None and o.resized(*k.size) == k:
+                k = o
+            new.append(k if k.size == target else k.resized(*target))
+            big = k.size[0] > target[0] or k.size[1] > target[1]
+            full.append(k if big else None)
+        ks = tuple(new)
+        self._originals = tuple(full)
         self._kernels = ks
         self._selected = selected
         if pair is not None:

@@ -23,8 +23,8 @@ from PySide6.QtCore import QRect, Qt, Signal
 from PySide6.QtCore import QRandomGenerator
 from PySide6.QtGui import (QAction, QColor, QFont, QKeySequence, QLinearGradient, QPainter, QUndoCommand,
                            QUndoStack)
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFileDialog, QGridLayout,
-                               QHBoxLayout, QLabel, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
+                               QMenu, QSizePolicy, QTabBar, QToolButton, QVBoxLayout, QWidget)
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
@@ -114,6 +114,7 @@ class KernelEditor(QWidget):
 
     kernelChanged = Signal(object)
     bankRequested = Signal(object)
+    directoryUsed = Signal(str)  # a kernel file was saved or loaded in this folder (the window remembers it)
 
     OPERATIONS = ("normalize", "negate", "flip_h", "flip_v", "rotate90", "transpose", "clear", "random")
 
@@ -130,6 +131,8 @@ class KernelEditor(QWidget):
         self._channel = 0
         self._rng = QRandomGenerator(QRandomGenerator.global_().generate())
         self._last_dir = str(Path.home())
+        self._resize_guard = None
+        self._bank_provider = None
         self._undo = QUndoStack(self)
         self._undo_action = self._undo.createUndoAction(self, "Undo")
         self._undo_action.setShortcuts([QKeySequence("Ctrl+Z")])
@@ -172,10 +175,6 @@ class KernelEditor(QWidget):
         self._size_other.setToolTip("This kernel's size (from a file); pick a size to resize it")
         top.addWidget(self._size_other)
         top.addStretch(1)
-        self._channel_box = QComboBox(self)
-        self._channel_box.setToolTip("Which channel slice of this (C×kH×kW) kernel the grid shows")
-        self._channel_box.currentIndexChanged.connect(self._on_channel)
-        top.addWidget(self._channel_box)
         self._presets_button = QToolButton(self)
         self._presets_button.setText("Presets")
         self._presets_button.setObjectName("presets")
@@ -187,6 +186,36 @@ class KernelEditor(QWidget):
         self._presets_button.setMenu(self._presets_menu)
         top.addWidget(self._presets_button)
         root.addLayout(top)
+
+        # full colour mode: a C_in×kH×kW kernel, one grid per input channel (R, G, B tabs)
+        chan = QHBoxLayout()
+        chan.setSpacing(4)
+        self._channel_box = QTabBar(self)
+        self._channel_box.setObjectName("channel-tabs")
+        self._channel_box.setExpanding(False)
+        self._channel_box.setDrawBase(False)
+        self._channel_box.setToolTip("Which input channel's slice of this C×kH×kW kernel the grid shows: "
+                                     "in full colour mode each output value is the sum over R, G and B of "
+                                     "that channel's slice times the picture's channel")
+        self._channel_box.currentChanged.connect(self._on_channel)
+        chan.addWidget(self._channel_box)
+        chan.addStretch(1)
+        self._split_button = QToolButton(self)
+        self._split_button.setObjectName("split-channels")
+        self._split_button.setText("Paint R, G, B apart")
+        self._split_button.setToolTip("Full colour mode: make this kernel 3×kH×kW (its weights ÷ 3 on each of R, G "
+                                      "and B, so the output does not change) and paint each channel's slice")
+        self._split_button.clicked.connect(lambda: self.splitChannels())
+        chan.addWidget(self._split_button)
+        self._merge_button = QToolButton(self)
+        self._merge_button.setObjectName("merge-channels")
+        self._merge_button.setText("One slice")
+        self._merge_button.setToolTip("Make this kernel 2-D again: the sum of its channel slices (what grey and "
+                                      "per-channel modes use)")
+        self._merge_button.clicked.connect(lambda: self.mergeChannels())
+        chan.addWidget(self._merge_button)
+        root.addLayout(chan)
+        self._channel_mode = "gray"
 
         self._grid = KernelGrid(self)
         self._grid.cellEdit.connect(self._on_cell_edit)
@@ -296,6 +325,14 @@ class KernelEditor(QWidget):
         self._message.setWordWrap(True)
         self._message.setTextFormat(Qt.PlainText)
         self._message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        # a fixed place: the message's room is reserved (two lines) whether or not it shows,
+        # so a save/load message never moves the buttons under the cursor
+        self._message.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        self._message.setFixedHeight(self._message.fontMetrics().lineSpacing() * 2 + 12)
+        self._message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Fixed)
+        pol = self._message.sizePolicy()
+        pol.setRetainSizeWhenHidden(True)
+        self._message.setSizePolicy(pol)
         self._message.hide()
         root.addWidget(self._message)
         self.setToolTip("")
@@ -436,15 +473,19 @@ class KernelEditor(QWidget):
 
     # -- files ---------------------------------------------------------------------------------
     def saveToFile(self) -> None:
-        start = str(Path(self._last_dir) / f"{_slug(self._kernel.name)}.json")
-        path, _ = QFileDialog.getSaveFileName(self, "Save kernel", start, "Kernel files (*.json);;All files (*)")
+        bank = tuple(self._bank_provider()) if self._bank_provider is not None else ()
+        whole = len(bank) > 1
+        name = f"{_slug(self._kernel.name)}-bank" if whole else _slug(self._kernel.name)
+        start = str(Path(self._last_dir) / f"{name}.json")
+        title = f"Save the bank of {len(bank)} kernels" if whole else "Save kernel"
+        path, _ = QFileDialog.getSaveFileName(self, title, start, "Kernel files (*.json);;All files (*)")
         if not path:
             return
         p = Path(path)
         if not p.suffix:
             p = p.with_suffix(".json")
         try:
-            save_kernel_file(p, self._kernel)
+            save_kernel_file(p, bank if whole else self._kernel)
         except CnnvizError as exc:
             self._show_error(f"Could not save the kernel: {exc.cause}", exc.fix or "")
             return
@@ -453,7 +494,9 @@ class KernelEditor(QWidget):
                              "choose a folder you can write to")
             return
         self._last_dir = str(p.parent)
-        self._show_message(f"Saved '{self._kernel.name}' to {p}", "note")
+        self.directoryUsed.emit(self._last_dir)
+        self._show_message(f"Saved the bank of {len(bank)} kernels to {p}" if whole
+                           else f"Saved '{self._kernel.name}' to {p}", "note")
 
     def loadFromFile(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load kernel", self._last_dir,
@@ -473,6 +516,7 @@ class KernelEditor(QWidget):
             self._show_error(f"Could not load '{p.name}': {exc.cause}", exc.fix or "")
             return False
         self._last_dir = str(p.parent)
+        self.directoryUsed.emit(self._last_dir)
         if len(kernels) > 1:
             self._show_message(f"Loaded {len(kernels)} kernels from {p.name} into the bank.", "note")
             self.bankRequested.emit(tuple(kernels))
@@ -507,9 +551,14 @@ class KernelEditor(QWidget):
         self._size_other.setText("" if (kh == kw and kh in SIZES) else f"{kh}×{kw}")
         if k.channels:
             self._channel = min(self._channel, k.channels - 1)
+            names = ("R", "G", "B") if k.channels == 3 else tuple(str(i + 1) for i in range(k.channels))
             self._channel_box.blockSignals(True)
-            self._channel_box.clear()
-            self._channel_box.addItems([f"channel {i + 1}" for i in range(k.channels)])
+            while self._channel_box.count() > k.channels:
+                self._channel_box.removeTab(self._channel_box.count() - 1)
+            while self._channel_box.count() < k.channels:
+                self._channel_box.addTab("")
+            for i, n in enumerate(names):
+                self._channel_box.setTabText(i, n)
             self._channel_box.setCurrentIndex(self._channel)
             self._channel_box.blockSignals(False)
             self._channel_box.show()
@@ -518,6 +567,8 @@ class KernelEditor(QWidget):
             self._channel = 0
             self._channel_box.hide()
             w2 = k.weights
+        self._split_button.setVisible(self._channel_mode == "full" and not k.channels)
+        self._merge_button.setVisible(bool(k.channels))
         self._grid.setWeights(w2)
         self._scale.setMax(symmetric_max(w2))
         for spin, value in ((self._divisor, k.divisor), (self._offset, k.offset)):
@@ -558,11 +609,64 @@ class KernelEditor(QWidget):
             if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
                 self._undo.undo()
 
+    def setLastDirectory(self, folder: str) -> None:
+        """The folder the Save/Load dialogs open in (the window restores it from the settings)."""
+        self._last_dir = str(folder)
+
+    def lastDirectory(self) -> str:
+        return self._last_dir
+
+    def setBankProvider(self, provider) -> None:
+        """``provider() -> tuple[Kernel, ...]``: the whole bank, which Save… writes when it
+        holds more than one kernel (Load… of such a file gives the bank back)."""
+        self._bank_provider = provider
+        self._save_button.setToolTip("Save the kernel bank (every kernel, in order) as a .json file; "
+                                     "Load… gives it back")
+
+    def setChannelMode(self, mode: str) -> None:
+        """The parameters' channel mode ("gray", "each", "full"): in full mode a 2-D kernel
+        can be split into R, G and B slices to paint apart."""
+        if mode != self._channel_mode:
+            self._channel_mode = mode
+            self._refresh()
+
+    def channel(self) -> int:
+        """The input channel whose slice the grid shows (0 for a 2-D kernel)."""
+        return self._channel
+
+    def setChannel(self, idx: int) -> None:
+        if self._kernel.channels:
+            self._channel_box.setCurrentIndex(int(idx))
+
+    def splitChannels(self, channels: int = 3) -> None:
+        """Make the kernel C×kH×kW (each slice = the 2-D weights ÷ C: the same output) as one undo step."""
+        if self._kernel.channels:
+            return
+        self._grid.cancelEdit()
+        self._push(self._kernel.expanded(channels), "Paint R, G, B apart")
+
+    def mergeChannels(self) -> None:
+        """Make a C×kH×kW kernel 2-D again (the sum of its slices) as one undo step."""
+        k = self._kernel
+        if not k.channels:
+            return
+        self._grid.cancelEdit()
+        self._channel = 0
+        self._push(k.with_weights(k.weights.sum(axis=0).astype(np.float32)), "One slice for all channels")
+
+    def setResizeGuard(self, guard) -> None:
+        """``guard(n) -> bool`` is asked before a size button resizes the kernel to n×n (the
+        window asks the user when other kernels of the bank would be cropped); False keeps the size."""
+        self._resize_guard = guard
+
     def _on_size(self, n: int) -> None:
         k = self._kernel
         if k.size == (n, n):
             return
         self._grid.cancelEdit()
+        if self._resize_guard is not None and not self._resize_guard(n):
+            self._refresh()  # the size buttons show the kernel's size again
+            return
         self._push(k.resized(n, n), f"Resize to {n}×{n}")
 
     def _on_channel(self, idx: int) -> None:
@@ -593,12 +697,14 @@ class KernelEditor(QWidget):
     def _show_error(self, cause: str, fix: str) -> None:
         text = cause if not fix else f"{cause}.\nFix: {fix}."
         self._message.setText(text.replace("..", "."))
+        self._message.setToolTip(self._message.text())
         self._message.setStyleSheet("QLabel { background: #fdecea; color: #8a1c1c; border: 1px solid #e0a8a8;"
                                     " border-radius: 3px; padding: 4px; }")
         self._message.show()
 
     def _show_message(self, text: str, kind: str = "note") -> None:  # noqa: ARG002
         self._message.setText(text)
+        self._message.setToolTip(text)
         self._message.setStyleSheet("QLabel { background: #eef4fb; color: #1b3a5c; border: 1px solid #b9cde4;"
                                     " border-radius: 3px; padding: 4px; }")
         self._message.show()

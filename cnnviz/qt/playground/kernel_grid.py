@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, QSiz
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QLineEdit, QSizePolicy, QToolTip, QWidget
 
-from ..colors import cell_text_candidates, diverging_color, fit_text, grid_font, symmetric_max, text_color_for
+from ..colors import diverging_color, fit_cell_texts, symmetric_max, text_color_for
 
 GESTURES_HELP = """\
 Kernel editor — mouse
@@ -25,10 +25,10 @@ Kernel editor — mouse
 
 Kernel editor — keyboard (click the grid or Tab to it first)
   Arrow keys                  move the focused cell
-  1–9 . or Enter / F2         start typing a value (fractions like 1/16 work)
+  1–9 . − or Enter / F2       start typing a value (−1, fractions like 1/16 work)
   Tab / Shift+Tab             while typing: commit and move to the next / previous cell
   Enter                       commit the typed value; Esc cancels
-  + / −                       nudge the focused cell by ± step
+  + / _ (Shift+−)             nudge the focused cell by ± step
   0, Delete or Backspace      set the focused cell to 0
   N                           negate the focused cell
   Space                       paint the brush value into the focused cell
@@ -209,14 +209,20 @@ class KernelGrid(QWidget):
         return QSize(cols * self.MIN_CELL + 2, rows * self.MIN_CELL + 2)
 
     # -- painting ----------------------------------------------------------------
+    def cellTexts(self):
+        """(font, metrics, texts): the number painted in each cell — never blank; fewer
+        decimals and a smaller font when cells are small (the tooltip has the exact value)."""
+        s = self._cell_size()
+        base = max(9, int(s * (0.30 if s >= 40 else 0.34)))
+        return fit_cell_texts(self.font(), base, self._w, s - 4)
+
     def paintEvent(self, event) -> None:  # noqa: ARG002
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, False)
         p.setRenderHint(QPainter.TextAntialiasing, True)
         rows, cols = self._w.shape
         s = self._cell_size()
-        base = max(9, int(s * (0.30 if s >= 40 else 0.34)))
-        font, fm = grid_font(self.font(), base, self._w, s - 4)
+        font, _fm, texts = self.cellTexts()
         p.setFont(font)
         grid_pen = QPen(self.palette().color(self.foregroundRole()).darker(100), 1)
         grid_pen.setColor(QColor(0, 0, 0, 70) if self.palette().window().color().lightness() > 128
@@ -227,10 +233,8 @@ class KernelGrid(QWidget):
                 v = float(self._w[r, c])
                 bg = diverging_color(v, self._vmax)
                 p.fillRect(rect, bg)
-                text = fit_text(fm, cell_text_candidates(v), rect.width() - 4)
-                if text is not None:
-                    p.setPen(text_color_for(bg))
-                    p.drawText(rect, Qt.AlignCenter, text)
+                p.setPen(text_color_for(bg))
+                p.drawText(rect, Qt.AlignCenter, texts[r, c])
         # grid lines over the fills, then the outer frame
         p.setPen(grid_pen)
         o = self._origin()
@@ -412,7 +416,7 @@ class KernelGrid(QWidget):
         if key in (Qt.Key_Plus, Qt.Key_Equal):
             self.cellEdit.emit(r, c, tidy_value(value + self.step, self.step), 0)
             return
-        if key in (Qt.Key_Minus, Qt.Key_Underscore):
+        if key == Qt.Key_Underscore or (key == Qt.Key_Minus and e.modifiers() & Qt.ShiftModifier):
             self.cellEdit.emit(r, c, tidy_value(value - self.step, self.step), 0)
             return
         if key in (Qt.Key_0, Qt.Key_Delete, Qt.Key_Backspace):
@@ -428,7 +432,7 @@ class KernelGrid(QWidget):
             self.openEditor()
             return
         text = e.text()
-        if text and text in "123456789.,":
+        if text and text in "123456789.,-−":  # '-' starts a negative number (typing -1 stores -1)
             self.openEditor(initial=text)
             return
         super().keyPressEvent(e)

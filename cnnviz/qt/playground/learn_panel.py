@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QDockWidget, QLabel, QPushButton, QScrollArea, QS
 from ...core.conv import ActivationSpec, ConvSpec, PoolSpec
 from ...core.display import MAGNITUDE, MOSAIC
 from ...core.lessons import LESSONS, Lesson, playground_request
+from ..colors import mute
 from ..settings import PlaygroundParams
 
 
@@ -64,7 +65,8 @@ class LearnPanel(QWidget):
         self.expect = QLabel("")
         self.expect.setObjectName("lesson-expect")
         self.expect.setWordWrap(True)
-        self.expect.setStyleSheet("color: palette(mid); font-style: italic;")
+        self.expect.setStyleSheet("font-style: italic;")
+        mute(self.expect)
         for w in (self.title, self.text, self.expect):
             w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             lay.addWidget(w)
@@ -79,10 +81,26 @@ class LearnPanel(QWidget):
             b.clicked.connect(lambda _=False, k=les: self.apply(k))
             lay.addWidget(b)
             self.buttons[les.key] = b
+        self.back_button = QPushButton("Back to my setup")
+        self.back_button.setObjectName("back-to-my-setup")
+        self.back_button.setToolTip("Put back the kernels, parameters, picture and view you had before the lesson")
+        self.back_button.clicked.connect(self.back_to_my_setup)
+        self.back_button.hide()
+        lay.addWidget(self.back_button)
         lay.addStretch(1)
 
     # ------------------------------------------------------------------------------
+    def back_to_my_setup(self) -> bool:
+        scenes = getattr(self.window, "scenes", None)
+        ok = scenes is not None and scenes.restore_setup()
+        self.back_button.hide()
+        return ok
+
     def apply(self, les: Lesson) -> None:
+        scenes = getattr(self.window, "scenes", None)
+        if les.target == "playground" and scenes is not None:
+            scenes.remember_setup()  # a lesson opens on top of the user's setup, which stays
+            self.back_button.show()
         self.current = les
         self.title.setText(les.title)
         self.text.setText(les.text)
@@ -189,7 +207,9 @@ def install_learn_panel(window) -> LearnPanel:
     dock.setWidget(area)
     window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
     params_dock = getattr(window, "dock_params", None)
-    if params_dock is not None:
+    if params_dock is not None and not hasattr(window, "_arrange_first_screen"):
+        # (the playground window arranges its tabs itself: tabifying here first would
+        # leave a stale tab bar behind when it does)
         window.tabifyDockWidget(params_dock, dock)
         params_dock.raise_()
     window.add_panel_dock(dock)

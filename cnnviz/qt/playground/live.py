@@ -82,12 +82,12 @@ __all__ = [
     "request_camera_permission",
 ]
 
-#: Resolutions offered for webcams: (label, width, height); ``None`` = the camera's default.
+#: Resolutions offered for webcams: (label, width, height); labels are H×W like every size cnnviz shows; ``None`` = the camera's default.
 RESOLUTIONS: tuple[tuple[str, int | None, int | None], ...] = (
     ("Camera default", None, None),
-    ("640 × 480", 640, 480),
-    ("1280 × 720", 1280, 720),
-    ("1920 × 1080", 1920, 1080),
+    ("480 × 640 (H×W)", 640, 480),
+    ("720 × 1280", 1280, 720),
+    ("1080 × 1920", 1920, 1080),
 )
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".ogv")
 
@@ -494,7 +494,7 @@ class LiveController(QObject):
         self.window.set_frame(pixels, label)
         self.window.submit_now()
         self._set_state(STILL)
-        self.window.show_message(f"Snapshot taken: the {pixels.shape[1]}×{pixels.shape[0]} frame is now the "
+        self.window.show_message(f"Snapshot taken: the {pixels.shape[0]}×{pixels.shape[1]} (H×W) frame is now the "
                                  "still image; choose a source under Input to go live again")
         return True
 

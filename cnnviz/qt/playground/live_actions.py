@@ -66,7 +66,8 @@ class LiveActions(QObject):
                          name="source-video")
         self.pattern = act("Test &pattern", lambda: c.start_pattern(), tip="A moving 1280×720 pattern at 30 fps",
                            name="source-pattern")
-        self.start_stop = act("S&tart", self._start_stop, "F5", "Start or stop the live source", "source-start-stop")
+        self.start_stop = act("S&tart", self._start_stop, "F6", "Start or stop the live source (F5 is presentation mode)",
+                              "source-start-stop")
         self.freeze = act("&Freeze", c.toggle_freeze, "Space", "Keep the current frame (Space)", "source-freeze",
                           checkable=True)
         self.step = act("Step &one frame", c.step, "Shift+Space", "While frozen: show the next frame (Shift+Space)",

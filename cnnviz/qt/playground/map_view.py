@@ -14,7 +14,7 @@ import sys
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 import pyqtgraph as pg
 from pyqtgraph import functions as pg_fn
@@ -56,6 +56,62 @@ class _MapImageItem(pg.ImageItem):
         shrunk = abs(t.m11()) + abs(t.m21()) < 1.0 or abs(t.m22()) + abs(t.m12()) < 1.0
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, shrunk)
         super().paint(p, *args)
+
+
+class ColorBar(QWidget):
+    """A slim vertical colour bar: the map's colormap from its low level (bottom) to its
+    high level (top), with the two levels written. It stands in for the histogram when
+    histograms are hidden (live mode), and costs one small paint when the levels change."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("color-bar")
+        self._cmap = "gray"
+        self._levels = (0.0, 1.0)
+        self.setFixedWidth(48)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+        self.setToolTip("Colour scale of the map: the value at the top is drawn in the top colour")
+
+    def set_scale(self, cmap: str, levels: tuple[float, float]) -> None:
+        levels = (float(levels[0]), float(levels[1]))
+        if (cmap, levels) != (self._cmap, self._levels):
+            self._cmap, self._levels = cmap, levels
+            self.update()
+
+    def scale(self) -> tuple[str, tuple[float, float]]:
+        return self._cmap, self._levels
+
+    def labels(self) -> tuple[str, str]:
+        """The texts written at the top (high level) and the bottom (low level)."""
+        return _level_text(self._levels[1]), _level_text(self._levels[0])
+
+    def paintEvent(self, event) -> None:  # noqa: ARG002, N802 - Qt's name
+        from PySide6.QtGui import QLinearGradient
+
+        p = QPainter(self)
+        fm = p.fontMetrics()
+        th = fm.height()
+        bar = QRectF(2, th + 2, 12, max(4, self.height() - 2 * th - 4))
+        table = lut(self._cmap) if self._cmap in COLORMAPS else lut("gray")
+        grad = QLinearGradient(0, bar.bottom(), 0, bar.top())
+        for i in range(0, 256, 15):
+            grad.setColorAt(i / 255, QColor(*(int(v) for v in table[i][:3])))
+        grad.setColorAt(1.0, QColor(*(int(v) for v in table[255][:3])))
+        p.fillRect(bar, grad)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        p.drawRect(bar)
+        hi, lo = self.labels()
+        p.drawText(QRectF(0, 0, self.width(), th), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, hi)
+        p.drawText(QRectF(0, self.height() - th, self.width(), th),
+                   Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, lo)
+        p.end()
+
+
+def _level_text(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    text = f"{v:.3g}"
+    return text.replace("-", "−")
 
 
 def _colormap(name: str) -> pg.ColorMap:
@@ -116,6 +172,7 @@ class MapView(QWidget):
         f.setBold(True)
         self.title.setFont(f)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.title.setWordWrap(True)  # a long title takes two lines rather than widening the window
         lay.addWidget(self.title)
 
         self.graphics = pg.GraphicsLayoutWidget()
@@ -139,7 +196,15 @@ class MapView(QWidget):
             self.histogram.sigLevelsChanged.connect(self._on_levels_dragged)
             self.histogram.sigLevelChangeFinished.connect(self._on_levels_edited)
             self.graphics.addItem(self.histogram, row=0, col=1)
-        lay.addWidget(self.graphics, 1)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        row.addWidget(self.graphics, 1)
+        self.color_bar = ColorBar(self)
+        self.color_bar.hide()
+        row.addWidget(self.color_bar)
+        lay.addLayout(row, 1)
+        self._tile_labels: list[pg.TextItem] = []
 
         self.formula = QLabel("")
         self.formula.setObjectName("formula")
@@ -302,6 +367,24 @@ class MapView(QWidget):
     def colormap(self) -> str:
         return self._cmap
 
+    def set_tile_labels(self, labels: list[tuple[float, float, str]]) -> None:
+        """Names written at the top-left corner of mosaic tiles: (x, y, text) in view
+        coordinates; [] removes them."""
+        while len(self._tile_labels) > len(labels):
+            self.view_box.removeItem(self._tile_labels.pop())
+        while len(self._tile_labels) < len(labels):
+            item = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150), anchor=(0, 0))
+            item.setZValue(9)
+            self.view_box.addItem(item, ignoreBounds=True)
+            self._tile_labels.append(item)
+        for item, (x, y, text) in zip(self._tile_labels, labels):
+            if item.textItem.toPlainText() != text:
+                item.setText(text)
+            item.setPos(x, y)
+
+    def tile_labels(self) -> list[str]:
+        return [item.textItem.toPlainText() for item in self._tile_labels]
+
     def set_texts(self, title: str, formula: str) -> None:
         if title != self.title.text():
             self.title.setText(title)
@@ -322,6 +405,13 @@ class MapView(QWidget):
         return bool(self._hist_shown)
 
     def _update_histogram(self) -> None:
+        # the colour bar stands in for a hidden histogram (live mode): a map always says its scale
+        bar = (self._data is not None and self._data.ndim == 2 and self.stage != "input"
+               and not (self.histogram is not None and self._hist_wanted))
+        if bar:
+            self.color_bar.set_scale(self._cmap, self._levels)
+        if bar != (not self.color_bar.isHidden()):
+            self.color_bar.setVisible(bar)
         if self.histogram is not None:
             visible = self._hist_wanted and self._data is not None and self._data.ndim == 2
             if visible != self._hist_shown:  # a relayout only when it really changes

@@ -62,7 +62,9 @@ class MessagesAndExport:
         return written
 
     def save_pngs_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save outputs as PNGs into…", str(Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Save outputs as PNGs into…", self.settings.last_dir("export"))
+        if folder:
+            self.settings.remember_dir("export", folder)
         if not folder:
             return
         try:
@@ -99,7 +101,7 @@ class MessagesAndExport:
         return p
 
     def save_npz_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save all outputs", str(Path.home() / "cnnviz_outputs.npz"),
+        path, _ = QFileDialog.getSaveFileName(self, "Save all outputs", str(Path(self.settings.last_dir("export")) / "cnnviz_outputs.npz"),
                                               "NumPy archive (*.npz)")
         if not path:
             return
@@ -116,7 +118,7 @@ class MessagesAndExport:
             self.show_message("Nothing to copy yet", error=True)
             return False
         QGuiApplication.clipboard().setImage(to_qimage(rgb))
-        self.show_message(f"Copied the {stage} view ({rgb.shape[1]}×{rgb.shape[0]}) to the clipboard")
+        self.show_message(f"Copied the {stage} view ({rgb.shape[0]}×{rgb.shape[1]}, H×W) to the clipboard")
         return True
 
     # ===================================================================================

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
 from cnnviz.core.conv import ACTIVATIONS, PADDING_MODES
 from cnnviz.core.errors import CnnvizError
 
-from ..colors import ERROR_RED
+from ..colors import error_text
 from ..settings import PlaygroundParams
 
 ACTIVATION_LABELS = {"none": "none (identity)", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x| (abs)",
@@ -217,7 +217,7 @@ class ParamsPanel(QWidget):
         self.error_label = QLabel("")
         self.error_label.setObjectName("error")
         self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(f"color: {ERROR_RED};")
+        error_text(self.error_label)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.error_label.hide()
         root.addWidget(self.error_label)

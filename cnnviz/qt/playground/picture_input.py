@@ -66,10 +66,11 @@ class PictureInput:
 
     def open_image_dialog(self) -> None:
         exts = " ".join(f"*{e}" for e in SUPPORTED_EXTENSIONS)
-        start = str(Path(self._image_path).parent) if self._image_path else str(Path.home())
+        start = self.settings.last_dir("image")
         path, _ = QFileDialog.getOpenFileName(self, "Open image", start,
                                               f"Images ({exts});;All files (*)")
         if path:
+            self.settings.remember_dir("image", path)
             self.open_image(path)
 
     def open_image(self, path: str | Path, *, quiet: bool = False, source: str = "file") -> bool:
@@ -91,7 +92,7 @@ class PictureInput:
         note = ""
         ow, oh = loaded.original_size
         if (loaded.width, loaded.height) != (ow, oh) and not loaded.exif_rotated:
-            note = f" (downscaled from {ow}×{oh} so edits stay live)"
+            note = f" (downscaled from {oh}×{ow} H×W so edits stay live)"
         self._set_image(loaded.pixels, f"{p.name}{note}", str(p.resolve()), source)
         if source == "file":
             self.settings.add_recent(p)
@@ -114,7 +115,7 @@ class PictureInput:
             return True
         if self.confirm_downscale(label, w, h):
             return True
-        self.show_message(f"Did not open {label} ({w}×{h}): cancelled")
+        self.show_message(f"Did not open {label} ({h}×{w} H×W): cancelled")
         return False
 
     @staticmethod
@@ -123,9 +124,9 @@ class PictureInput:
         s = LIVE_MAX_SIDE / max(w, h)
         dw, dh = max(1, round(w * s)), max(1, round(h * s))
         gb = w * h * 3 * 4 / 1e9
-        return (f"This image is {w}×{h} ({w * h / 1e6:.0f} MP): {label}.\n\n"
+        return (f"This image is {h}×{w} H×W ({w * h / 1e6:.0f} MP): {label}.\n\n"
                 f"At full size it would need about {gb:.1f} GB of memory and every edit would be slow. "
-                f"cnnviz can open it downscaled to {LIVE_MAX_SIDE} px on its longest side ({dw}×{dh}).")
+                f"cnnviz can open it downscaled to {LIVE_MAX_SIDE} px on its longest side ({dh}×{dw}).")
 
     def confirm_downscale(self, label: str, w: int, h: int) -> bool:
         """Ask whether to open a huge picture downscaled (modal); True = downscale, False = cancel."""
@@ -177,7 +178,7 @@ class PictureInput:
                         self.show_error(err, f"Could not use the {source} image")
                         return False
                     self._set_image(loaded.pixels, f"image from the {source}", None, source)
-                    self.show_message(f"Pasted a {loaded.width}×{loaded.height} image from the {source}")
+                    self.show_message(f"Pasted a {loaded.height}×{loaded.width} (H×W) image from the {source}")
                     return True
         if mime.hasImage():
             img = QImage(mime.imageData())
@@ -187,7 +188,7 @@ class PictureInput:
                 return False
             w, h = img.width(), img.height()
             if w * h > BOMB_FACTOR * DEFAULT_MAX_PIXELS:
-                self.show_message(f"The {source} image is {w}×{h} ({w * h / 1e6:.0f} MP), too large to use; "
+                self.show_message(f"The {source} image is {h}×{w} H×W ({w * h / 1e6:.0f} MP), too large to use; "
                                   "save it as a file and shrink it first", error=True)
                 return False
             if not self._agree_to_size(None, f"the {source} image", size=(w, h)):
@@ -202,7 +203,7 @@ class PictureInput:
                 self.show_error(err, f"Could not use the {source} image")
                 return False
             self._set_image(loaded.pixels, f"image from the {source}", None, source)
-            self.show_message(f"Pasted a {loaded.width}×{loaded.height} image from the {source}")
+            self.show_message(f"Pasted a {loaded.height}×{loaded.width} (H×W) image from the {source}")
             return True
         kinds = ", ".join(mime.formats()[:4]) or "nothing"
         self.show_message(f"The {source} holds no image ({kinds}); copy an image or an image file "
@@ -252,9 +253,9 @@ class PictureInput:
             return
         h, w = self._image.shape[:2]
         kind = "grey" if self._image.ndim == 2 else "colour"
-        self.source_label.setText(f"<b>{self._image_label}</b><br>{w}×{h} {kind}")
+        self.source_label.setText(f"<b>{self._image_label}</b><br>{h}×{w} (H×W) {kind}")
         self.source_label.setToolTip(self._image_path or self._image_label)
-        self.status_image.setText(f"image {w}×{h} {kind}")
+        self.status_image.setText(f"image {h}×{w} {kind}")
 
     def _on_sample_box(self, index: int) -> None:
         key = self.sample_box.itemData(index)

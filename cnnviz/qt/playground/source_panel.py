@@ -19,7 +19,7 @@ from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDockWidget, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
-from ..colors import ERROR_RED
+from ..colors import ERROR_RED, mute
 from .live import FAILED, LIVE, RESOLUTIONS, STARTING, STILL, STOPPED, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,7 +120,7 @@ class SourcePanel(QWidget):
         self.no_camera = QLabel(NO_CAMERA_TEXT)
         self.no_camera.setObjectName("no-camera")
         self.no_camera.setWordWrap(True)
-        self.no_camera.setStyleSheet("color: #b36b00;")
+        mute(self.no_camera)
         g.setColumnStretch(1, 1)
         lay.addWidget(self.webcam_box)
         lay.addWidget(self.no_camera)
@@ -170,11 +170,11 @@ class SourcePanel(QWidget):
         row1.setSpacing(3)
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("source-start")
-        self.start_button.setToolTip("Start the chosen source (F5)")
+        self.start_button.setToolTip("Start the chosen source (F6)")
         self.start_button.clicked.connect(self.start_selected)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setObjectName("source-stop")
-        self.stop_button.setToolTip("Stop the source; the last frame stays on screen (F5)")
+        self.stop_button.setToolTip("Stop the source; the last frame stays on screen (F6)")
         self.stop_button.clicked.connect(self.controller.stop)
         self.freeze_button = QPushButton("Freeze")
         self.freeze_button.setObjectName("source-freeze")
@@ -235,7 +235,7 @@ class SourcePanel(QWidget):
         self.stats_label = QLabel("")
         self.stats_label.setObjectName("source-stats")
         self.stats_label.setWordWrap(True)
-        self.stats_label.setStyleSheet("color: palette(mid);")
+        mute(self.stats_label)
         lay.addWidget(self.stats_label)
         lay.addStretch(1)
 
@@ -347,7 +347,7 @@ class SourcePanel(QWidget):
         with_blocked = _blocked(self.camera_box)
         self.camera_box.clear()
         for cam in cams or []:
-            self.camera_box.addItem(f"{cam.name} ({cam.width}×{cam.height})", cam.index)
+            self.camera_box.addItem(f"{cam.name} ({cam.height}×{cam.width})", cam.index)
         del with_blocked
         if cams and self._start_after_probe:
             self._start_after_probe = False

@@ -188,6 +188,10 @@ class OutputViews(QWidget):
         bar.addWidget(self.link_box)
         bar.addWidget(self.hist_box)
         bar.addWidget(self.fit_button)
+        # "Linked zoom" and "Fit views" are on the window's toolbar and View menu: the bar
+        # keeps its width for the maps (the window fits 1280×720)
+        self.link_box.hide()
+        self.fit_button.hide()
         root.addLayout(bar)
 
         grid = QGridLayout()
@@ -495,9 +499,31 @@ class OutputViews(QWidget):
         if was_mosaic != mosaic:
             self.set_linked(self.is_linked())  # tiles are not in input coordinates: unlink
         self._paint(res, req, mosaic, frame)
+        self._label_tiles(req, conv_tiles, pool_tiles)
+        self._show_stages(req)
         self._schedule_histograms()
         if was_mosaic != mosaic:
             self.fit()
+
+    def _show_stages(self, req: PipelineRequest) -> None:
+        """The activation and pool views take room only when they do something: with no
+        activation and no pooling the input and its convolution get the whole area."""
+        for stage, on in (("activation", req.activation.kind != "none"), ("pool", req.pool is not None)):
+            view = self.views[stage]
+            if view.isHidden() == on:
+                view.setVisible(on)
+
+    def _label_tiles(self, req: PipelineRequest, conv_tiles: MosaicLayout | None,
+                     pool_tiles: MosaicLayout | None) -> None:
+        """Each mosaic tile wears its kernel's number and name (nothing outside the mosaic)."""
+        names = [self._kernel_names[i] if i < len(self._kernel_names) else k.name for i, k in enumerate(req.kernels)]
+        for stage, tiles in (("conv", conv_tiles), ("activation", conv_tiles), ("pool", pool_tiles)):
+            labels = []
+            if conv_tiles is not None and tiles is not None and not (stage == "pool" and req.pool is None):
+                for i in range(min(tiles.n, len(names))):
+                    oy, ox = tiles.tile_origin(i)
+                    labels.append((float(ox), float(oy), f"{i + 1} {names[i]}"))
+            self.views[stage].set_tile_labels(labels)
 
     def _paint(self, res: PipelineResult, req: PipelineRequest, mosaic: bool, frame: DisplayFrame) -> None:
         sel = frame.settings.selection
@@ -525,10 +551,23 @@ class OutputViews(QWidget):
             a, b = req.magnitude_pair or (0, 1)
             self.views["conv"].set_texts(f"Gradient magnitude √(k{a + 1}² + k{b + 1}²) — {_shape_text(mag.shape)}",
                                          shape_txt)
-            self.views["activation"].clear("activation applies per kernel:\npick a kernel under Show")
-            self.views["activation"].set_texts("Activated", "")
-            self.views["pool"].clear("pooling applies per kernel:\npick a kernel under Show")
-            self.views["pool"].set_texts("Pooled", "")
+            # activation and pooling apply per kernel: they show the pair's first kernel
+            k = a
+            kname = self._kernel_names[k] if k < len(self._kernel_names) else req.kernels[k].name
+            of = f"kernel {k + 1} '{kname}' (the magnitude combines two kernels)"
+            act = ACTIVATION_TITLES.get(req.activation.kind, req.activation.kind)
+            if images.get("activation") is not None:
+                self.views["activation"].set_image(images["activation"], conv_rect)
+                self.views["activation"].set_texts(f"Activated: {act} of {of} — {_shape_text(res.activation.shape)}",
+                                                   "same shape as the convolution")
+            pv = self.views["pool"]
+            if res.pool is None or req.pool is None or images.get("pool") is None:
+                pv.clear("pooling is off")
+                pv.set_texts("Pooled — off", "turn pooling on in Parameters")
+            else:
+                pv.set_image(images["pool"], pool_placement(conv_rect, spec.stride, req.pool, res.pool_shape.out_hw))
+                pv.set_texts(f"Pooled: kernel {k + 1} '{kname}' — {_shape_text(res.pool.shape)}",
+                             res.pool_shape.text)
             return
 
         for stage in ("conv", "activation"):

@@ -35,6 +35,7 @@ from cnnviz.core.kernels import Kernel, preset
 from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput, PlaygroundState
 
 from .. import app as qtapp
+from ..colors import mute
 from ..fault_dialog import FaultDialog
 from ..settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
 from ..workers import LatestRequestWorker
@@ -47,6 +48,9 @@ from .learn_panel import install_learn_panel
 from .live_actions import install_live_sources
 from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
+from .presentation import install_font_scaling, install_presentation
+from .scene_actions import install_scenes
+from .compare import install_compare
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
 from .views import MAGNITUDE, MOSAIC, OutputViews
 from .weight_sharing import WeightSharingPanel
@@ -127,6 +131,11 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self._build_statusbar()
         self.live = install_live_sources(self)  # Source menu, "Live source" dock, live status label
         install_learn_panel(self)  # the Learn dock: one button per lesson
+        install_presentation(self)  # F5: the projector view (self.presentation)
+        install_font_scaling(self)  # Ctrl +/-: the whole app's text size, remembered
+        install_scenes(self)  # File: Open/Save scene (self.scenes); lessons keep "my setup"
+        install_compare(self)  # View: Compare parameters (two parameter sets side by side)
+        self._arrange_first_screen()
         self.resize(1560, 980)
         self._default_state = self.saveState()
 
@@ -172,6 +181,10 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self.kernel_editor = KernelEditor()
         self.kernel_bank = KernelBank()
         self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
+        self.kernel_editor.setResizeGuard(self.confirm_bank_resize)
+        self.kernel_editor.setBankProvider(lambda: self.kernel_bank.bank())
+        self.kernel_editor.setLastDirectory(self.settings.last_dir("kernels"))
+        self.kernel_editor.directoryUsed.connect(lambda d: self.settings.remember_dir("kernels", d))
         self.kernel_editor.bankRequested.connect(self._on_bank_requested)
         self.kernel_bank.bankChanged.connect(self._on_bank_changed)
 
@@ -216,7 +229,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         lay.addLayout(row2)
         hint = QLabel("Drop an image file here or paste one (Ctrl+V).")
         hint.setWordWrap(True)
-        hint.setStyleSheet("color: palette(mid);")
+        mute(hint)
         lay.addWidget(hint)
         lay.addStretch(1)
         return w
@@ -248,7 +261,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         kernel_box.setStretchFactor(0, 1)
         kernel_box.setStretchFactor(1, 3)
         kernel_box.setChildrenCollapsible(False)
-        kernel_box.setSizes([190, 560])
+        kernel_box.setSizes([110, 640])  # the grid gets the room (a 7×7 kernel stays readable)
         self.dock_source = self._dock("Source", "source", self.source_panel)
         self.dock_kernel = self._dock("Kernel", "kernel", kernel_box)
         self.dock_params = self._dock("Parameters", "params", self.params_panel, scroll=True, horizontal=False)
@@ -473,6 +486,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
             self.params_panel.set_params(self.state.params)
             self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
                               "parameters", error=True)
+        self.kernel_editor.setChannelMode(self.state.params.channels)
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
@@ -545,11 +559,26 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         finally:
             self._editing = False
 
+    def confirm_bank_resize(self, n: int) -> bool:
+        """Ask before a size button crops other kernels of the bank (they share one size)."""
+        cropped = self.kernel_bank.wouldCrop(n, n)
+        if not cropped:
+            return True
+        names = ", ".join(cropped[:4]) + (f" and {len(cropped) - 4} more" if len(cropped) > 4 else "")
+        answer = QMessageBox.question(
+            self, "Resize the whole bank?",
+            f"The kernels of a bank share one size, so making the selected kernel {n}×{n} also crops "
+            f"{len(cropped)} other kernel{'s' if len(cropped) != 1 else ''} ({names}).\n\n"
+            "Their weights come back if you pick the larger size again or Undo.\n\nResize the whole bank?",
+            QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+        return answer == QMessageBox.Yes
+
     def _on_bank_requested(self, kernels) -> None:
         self.kernel_bank.setBank(tuple(kernels), 0)
 
     def _on_bank_changed(self, payload) -> None:
         kernels, selected, pair = payload
+        was_on = self.state.magnitude_pair is not None
         change = self.state.set_bank(kernels, selected, pair)
         st = self.state
         if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
@@ -563,6 +592,8 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
             if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
                 keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
+            if pair is not None and not was_on:
+                self.outputs.set_selection(MAGNITUDE)  # ticking the magnitude shows it
         self._schedule()
 
     def set_kernels(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> None:
@@ -574,6 +605,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
 
     def _on_params(self, params: PlaygroundParams) -> None:
         self.state.set_params(params)
+        self.kernel_editor.setChannelMode(params.channels)
         self._schedule()
 
     def set_params(self, params: PlaygroundParams) -> None:
@@ -715,6 +747,25 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
     # ===================================================================================
     # closing
     # ===================================================================================
+    def _arrange_first_screen(self) -> None:
+        """The first screen, as clear as a one-page demo: the kernel on the left, the input
+        and its output in the middle with the explanation under them, the parameters on the
+        right. Source, live source and lessons are tabs one click away (it fits 1280×720)."""
+        live = next((d for d in self.docks if d.objectName() == "dock-live"), None)
+        learn = getattr(self, "dock_learn", None)
+        tabs = [d for d in (self.dock_source, live, learn) if d is not None]
+        for d in tabs:  # taken out and put back in order: no stale tab bar of the first arrangement
+            self.removeDockWidget(d)
+        prev = self.dock_params
+        for d in tabs:
+            self.tabifyDockWidget(prev, d)
+            d.show()
+            prev = d
+        self.dock_params.raise_()
+        self.resizeDocks([self.dock_kernel, self.dock_outputs, self.dock_params], [340, 900, 300],
+                         Qt.Orientation.Horizontal)
+        self.resizeDocks([self.dock_outputs, self.dock_explain], [640, 300], Qt.Orientation.Vertical)
+
     def add_panel_dock(self, dock: QDockWidget) -> None:
         """Register a dock added after start-up (live sources, Learn): saved in the layout and
         toggled from View ▸ Panels like the built-in ones."""
@@ -771,6 +822,12 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         # is abandoned (the daemon worker ends with the process) so closing never hangs
         self.worker.shutdown(1000)
         shutdown_band_pool(timeout=1.0)  # the threads a frame's row chunks ran on
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        pres = getattr(self, "presentation", None)
+        if pres is not None:
+            pres.sync_geometry()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if not self._closing:

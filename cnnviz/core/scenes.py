@@ -1,0 +1,224 @@
+"""Scenes: everything a demo needs in one versioned JSON file.
+
+A :class:`Scene` is the source (a bundled sample, a picture file referenced by path, or the
+picture itself embedded as PNG), the kernel bank (with the selected kernel and the gradient
+pair), the parameters (the plain dict of the playground's parameters) and the view shown
+(which kernel/mosaic/magnitude, presentation mode and the explained position). A file holds
+one scene or a *deck* (a list of scenes a teacher steps through in presentation mode).
+
+Files are written atomically (:func:`cnnviz.core.kernels.atomic_write_text`) and read with a
+size bound; a bad file raises :class:`SceneError` naming the cause and the fix.
+
+Pure Python + numpy: no Qt (the window turns a scene into its state and back).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import CnnvizError
+from .kernels import Kernel, atomic_write_text
+
+SCHEMA = "cnnviz.scene"
+VERSION = 1
+MAX_FILE_BYTES = 64_000_000
+SOURCE_KINDS = ("sample", "file", "embedded", "none")
+
+
+class SceneError(CnnvizError):
+    """A scene file that cannot be used (cause and fix)."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One demo setup. ``params`` is the playground's parameters as a plain dict
+    (``PlaygroundParams.to_dict()``); ``source`` is ``{"kind": "sample", "name": ...}``,
+    ``{"kind": "file", "path": ...}``, ``{"kind": "embedded", "png": <base64>}`` or
+    ``{"kind": "none"}``; ``view`` holds ``selection`` (kernel index, "mosaic" or
+    "magnitude"), ``presentation`` (bool) and ``position`` ([y, x] explained)."""
+
+    kernels: tuple[Kernel, ...]
+    selected: int = 0
+    magnitude_pair: tuple[int, int] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    view: dict[str, Any] = field(default_factory=dict)
+    title: str = ""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.kernels:
+            raise SceneError("a scene needs at least one kernel", "add a kernel to the bank")
+        if not 0 <= self.selected < len(self.kernels):
+            raise SceneError(f"selected kernel {self.selected + 1} is outside the bank of {len(self.kernels)}",
+                             "fix 'selected' in the scene file")
+        if self.source.get("kind") not in SOURCE_KINDS:
+            raise SceneError(f"scene source kind {self.source.get('kind')!r} is not known",
+                             f"use one of {', '.join(SOURCE_KINDS)}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scene):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:  # frozen dataclass with a custom __eq__
+        return hash(json.dumps(self.to_dict(), sort_keys=True))
+
+    # -- JSON -----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "notes": self.notes,
+            "source": dict(self.source),
+            "kernels": [k.to_dict() for k in self.kernels],
+            "selected": int(self.selected),
+            "magnitude_pair": list(self.magnitude_pair) if self.magnitude_pair is not None else None,
+            "params": dict(self.params),
+            "view": dict(self.view),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "scene") -> "Scene":
+        if not isinstance(d, dict):
+            raise SceneError(f"{where} is {type(d).__name__}, not an object", "save the scene again from cnnviz")
+        ks = d.get("kernels")
+        if not isinstance(ks, list) or not ks:
+            raise SceneError(f"{where} has no kernels", "a scene needs a 'kernels' list with at least one kernel")
+        try:
+            kernels = tuple(Kernel.from_dict(k, where=f"{where}, kernel {i + 1}") for i, k in enumerate(ks))
+        except CnnvizError as err:
+            raise SceneError(err.cause, err.fix) from None
+        except (TypeError, ValueError) as exc:
+            raise SceneError(f"{where} has a broken kernel ({exc})", "save the scene again from cnnviz") from None
+        pair = d.get("magnitude_pair")
+        if pair is not None:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(i, int) for i in pair)):
+                raise SceneError(f"{where}: magnitude_pair {pair!r} is not two kernel numbers", "use [0, 1] or null")
+            pair = (int(pair[0]), int(pair[1]))
+        for name, typ in (("params", dict), ("source", dict), ("view", dict)):
+            if name in d and not isinstance(d[name], typ):
+                raise SceneError(f"{where}: '{name}' is {type(d[name]).__name__}, not an object",
+                                 "save the scene again from cnnviz")
+        selected = d.get("selected", 0)
+        if not isinstance(selected, int) or isinstance(selected, bool):
+            raise SceneError(f"{where}: 'selected' is {selected!r}", "use a kernel number from 0")
+        return cls(kernels=kernels, selected=selected, magnitude_pair=pair, params=dict(d.get("params", {})),
+                   source=dict(d.get("source", {"kind": "none"})), view=dict(d.get("view", {})),
+                   title=str(d.get("title", "")), notes=str(d.get("notes", "")))
+
+
+def scenes_to_json(scenes: list[Scene] | tuple[Scene, ...]) -> str:
+    """One scene (a plain object) or a deck (``"scenes": [...]``), versioned."""
+    scenes = list(scenes)
+    if not scenes:
+        raise SceneError("nothing to save", "make a scene first")
+    body: dict[str, Any] = {"schema": SCHEMA, "version": VERSION}
+    if len(scenes) == 1:
+        body.update(scenes[0].to_dict())
+    else:
+        body["scenes"] = [s.to_dict() for s in scenes]
+    return json.dumps(body, indent=1)
+
+
+def scenes_from_json(text: str, where: str = "scene file") -> list[Scene]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SceneError(f"{where} is not valid JSON ({exc.msg}, line {exc.lineno})",
+                         "save the scene again from cnnviz") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SceneError(f"{where} is not a cnnviz scene (no \"schema\": \"{SCHEMA}\")",
+                         "open a file saved with File ▸ Save scene")
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SceneError(f"{where} has version {version!r}", "save the scene again from cnnviz")
+    if version > VERSION:
+        raise SceneError(f"{where} is scene version {version}, newer than this cnnviz ({VERSION})", "update cnnviz")
+    if "scenes" in data:
+        items = data["scenes"]
+        if not isinstance(items, list) or not items:
+            raise SceneError(f"{where} has an empty list of scenes", "add at least one scene")
+        return [Scene.from_dict(s, where=f"{where}, scene {i + 1}") for i, s in enumerate(items)]
+    return [Scene.from_dict(data, where=where)]
+
+
+def save_scenes(path: str | os.PathLike, scenes) -> Path:  # noqa: ANN001
+    """Write one scene or a deck atomically; returns the path."""
+    if isinstance(scenes, Scene):
+        scenes = [scenes]
+    p = Path(path)
+    atomic_write_text(p, scenes_to_json(scenes))
+    return p
+
+
+def load_scenes(path: str | os.PathLike) -> list[Scene]:
+    """Read a scene file (a bounded read); relative picture paths resolve against its folder."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise SceneError(f"'{p}' is a folder, not a scene file", "choose a .json scene file")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise SceneError(f"scene file '{p.name}' is {size} bytes, too large", "embed a smaller picture")
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise SceneError(f"scene file '{p}' does not exist", "check the path") from None
+    except OSError as exc:
+        raise SceneError(f"cannot read scene file '{p}': {exc.strerror}", "check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SceneError(f"scene file '{p.name}' is not text", "choose a .json scene file") from None
+    scenes = scenes_from_json(text, where=f"scene file '{p.name}'")
+    out = []
+    for s in scenes:
+        src = s.source
+        if src.get("kind") == "file" and isinstance(src.get("path"), str) and not Path(src["path"]).is_absolute():
+            src = dict(src, path=str((p.parent / src["path"]).resolve()))
+            s = Scene(s.kernels, s.selected, s.magnitude_pair, s.params, src, s.view, s.title, s.notes)
+        out.append(s)
+    return out
+
+
+# -- embedded pictures -----------------------------------------------------------------------
+def embed_image(pixels: np.ndarray) -> dict[str, Any]:
+    """A source holding the picture itself: float [0, 1] (H, W) or (H, W, 3) → 16-bit PNG
+    (base64), so a pasted or live picture travels with the scene (to 1/65535)."""
+    import cv2  # noqa: PLC0415 - OpenCV is a core dependency; loaded only when embedding
+
+    a = np.asarray(pixels, dtype=np.float32)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise SceneError(f"a picture of shape {a.shape} cannot be embedded", "use (H, W) grey or (H, W, 3) RGB")
+    if a.ndim == 3:
+        a = a[..., :3][..., ::-1]  # RGB → BGR for OpenCV
+    u16 = np.clip(np.rint(a * 65535.0), 0, 65535).astype(np.uint16)
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(u16))
+    if not ok:
+        raise SceneError("the picture could not be encoded as PNG", "try another picture")
+    return {"kind": "embedded", "png": base64.b64encode(buf.tobytes()).decode("ascii")}
+
+
+def embedded_pixels(source: dict[str, Any]) -> np.ndarray:
+    """The float32 picture of an ``embedded`` source ((H, W) or (H, W, 3), RGB)."""
+    import cv2  # noqa: PLC0415
+
+    try:
+        data = base64.b64decode(str(source.get("png", "")).encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise SceneError("the scene's embedded picture is not base64", "save the scene again from cnnviz") from None
+    arr = cv2.imdecode(np.frombuffer(io.BytesIO(data).getbuffer(), np.uint8), cv2.IMREAD_UNCHANGED)
+    if arr is None:
+        raise SceneError("the scene's embedded picture is not a PNG", "save the scene again from cnnviz")
+    scale = 65535.0 if arr.dtype == np.uint16 else 255.0
+    out = arr.astype(np.float32) / scale
+    if out.ndim == 3:
+        out = np.ascontiguousarray(out[..., :3][..., ::-1])
+    return out

@@ -1,0 +1,230 @@
+"""Scenes in the playground window: File ▸ Open scene… / Save scene…, a deck of scenes
+stepped through in presentation mode (N / B), and "Back to my setup" after a lesson.
+
+:mod:`cnnviz.core.scenes` holds the file format; this module turns a scene into the
+window's state (source, kernel bank, parameters, the view shown) and back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog
+
+from cnnviz.core.errors import CnnvizError
+from cnnviz.core.kernels import Kernel
+from cnnviz.core.scenes import Scene, SceneError, embed_image, embedded_pixels, load_scenes, save_scenes
+
+from ..settings import PlaygroundParams
+from .views import MAGNITUDE, MOSAIC
+
+_SELECTION_NAMES = {MOSAIC: "mosaic", MAGNITUDE: "magnitude"}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The user's own setup, kept exactly (the picture array itself) while a lesson shows."""
+
+    image: np.ndarray | None
+    label: str
+    path: str | None
+    source: str
+    kernels: tuple[Kernel, ...]
+    selected: int
+    magnitude_pair: tuple[int, int] | None
+    params: PlaygroundParams
+    selection: int
+
+
+class SceneControl:
+    """The window's scenes: capture/apply, the open deck, the remembered setup."""
+
+    def __init__(self, window) -> None:  # noqa: ANN001 - the playground MainWindow
+        self.window = window
+        self.deck: list[Scene] = []
+        self.deck_index = 0
+        self.saved_setup: Setup | None = None
+
+    # -- the user's setup (lessons open on top of it) -----------------------------------------
+    def capture_setup(self) -> Setup:
+        w = self.window
+        st = w.state
+        return Setup(w.current_image(), w._image_label, w._image_path, w._image_source, tuple(st.kernels),
+                     st.selected, st.magnitude_pair, w.params(), w.outputs.selection())
+
+    def remember_setup(self) -> None:
+        """Keep the setup before the first lesson (a second lesson keeps the first setup)."""
+        if self.saved_setup is None:
+            self.saved_setup = self.capture_setup()
+
+    def has_saved_setup(self) -> bool:
+        return self.saved_setup is not None
+
+    def restore_setup(self) -> bool:
+        """Back to my setup: the bank, parameters, picture and view as they were, exactly."""
+        s = self.saved_setup
+        if s is None:
+            return False
+        w = self.window
+        self.saved_setup = None
+        if w.presentation.is_active():
+            w.presentation.leave()
+        if s.image is not None and s.image is not w.current_image():
+            w._set_image(s.image, s.label, s.path, s.source, quiet=True)
+        w.set_params(s.params)
+        w.set_kernels(s.kernels, s.selected, s.magnitude_pair)
+        w.outputs.set_selection(s.selection)
+        w.show_message("Back to your setup: your kernels, parameters and picture")
+        return True
+
+    # -- scenes ------------------------------------------------------------------------------------
+    def capture(self, *, embed: bool | None = None, title: str = "") -> Scene:
+        """The window as a scene. The picture is referenced (a sample or a file) or, when it
+        has no file (pasted, a live frame) or ``embed`` is True, embedded as PNG."""
+        w = self.window
+        st = w.state
+        src = w._image_source or ""
+        if embed is not True and src.startswith("sample:"):
+            source: dict[str, Any] = {"kind": "sample", "name": src.split(":", 1)[1]}
+        elif embed is not True and w._image_path:
+            source = {"kind": "file", "path": str(w._image_path)}
+        elif w.current_image() is not None:
+            source = embed_image(w.current_image())
+        else:
+            source = {"kind": "none"}
+        sel = w.outputs.selection()
+        pres = w.presentation
+        view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": pres.is_active(),
+                "position": list(pres.position())}
+        return Scene(tuple(st.kernels), st.selected, st.magnitude_pair, w.params().to_dict(), source, view,
+                     title=title)
+
+    def apply(self, scene: Scene) -> bool:
+        """Show ``scene``: its picture, bank, parameters and view. Errors are reported and
+        leave the window as it was (the picture is tried first)."""
+        w = self.window
+        src = scene.source
+        kind = src.get("kind")
+        try:
+            params = PlaygroundParams.from_dict(scene.params) if scene.params else w.params()
+        except CnnvizError as err:
+            w.show_error(err, "Scene")
+            return False
+        if kind == "sample":
+            if not w.open_sample(str(src.get("name", "")), quiet=True):
+                return False
+        elif kind == "file":
+            if not w.open_image(str(src.get("path", "")), quiet=True):
+                return False
+        elif kind == "embedded":
+            try:
+                pixels = embedded_pixels(src)
+            except SceneError as err:
+                w.show_error(err, "Scene")
+                return False
+            w._set_image(pixels, scene.title or "scene picture", None, "scene", quiet=True)
+        w.set_params(params)
+        w.set_kernels(scene.kernels, scene.selected, scene.magnitude_pair)
+        view = scene.view
+        sel = view.get("selection", scene.selected)
+        sel = {v: k for k, v in _SELECTION_NAMES.items()}.get(sel, sel)
+        if isinstance(sel, int):
+            w.outputs.set_selection(sel)
+        if view.get("presentation") and not w.presentation.is_active():
+            w.act_present.setChecked(True)
+        pos = view.get("position")
+        if isinstance(pos, list) and len(pos) == 2 and all(isinstance(v, int) for v in pos):
+            w.presentation._pos = (pos[0], pos[1])
+            if w.presentation.is_active():
+                w.presentation.set_position(*pos)
+        return True
+
+    def open_file(self, path: str | Path) -> bool:
+        try:
+            scenes = load_scenes(path)
+        except CnnvizError as err:
+            self.window.show_error(err, "Open scene")
+            return False
+        self.deck, self.deck_index = scenes, 0
+        ok = self.apply(scenes[0])
+        if ok:
+            n = len(scenes)
+            more = f" (scene 1 of {n}: N / B step through them in presentation mode)" if n > 1 else ""
+            self.window.show_message(f"Opened the scene {Path(path).name}{more}")
+        return ok
+
+    def save_file(self, path: str | Path, *, embed: bool | None = None) -> Path | None:
+        try:
+            p = save_scenes(path, self.capture(embed=embed))
+        except (CnnvizError, OSError) as err:
+            self.window.show_error(err, "Save scene")
+            return None
+        self.window.show_message(f"Saved the scene to {p}")
+        return p
+
+    def step_deck(self, delta: int) -> bool:
+        """The next / previous scene of the open deck (presentation mode stays on)."""
+        if len(self.deck) < 2:
+            return False
+        i = self.deck_index + delta
+        if not 0 <= i < len(self.deck):
+            return False
+        self.deck_index = i
+        ok = self.apply(self.deck[i])
+        if ok:
+            self.window.show_message(f"Scene {i + 1} of {len(self.deck)}")
+        return ok
+
+    # -- dialogs --------------------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        w = self.window
+        path, _ = QFileDialog.getOpenFileName(w, "Open scene", w.settings.last_dir("scene"),
+                                              "cnnviz scenes (*.json);;All files (*)")
+        if path:
+            w.settings.remember_dir("scene", path)
+            self.open_file(path)
+
+    def save_dialog(self) -> None:
+        w = self.window
+        path, _ = QFileDialog.getSaveFileName(w, "Save scene", str(Path(w.settings.last_dir("scene")) / "scene.json"),
+                                              "cnnviz scenes (*.json);;All files (*)")
+        if path:
+            p = Path(path)
+            if not p.suffix:
+                p = p.with_suffix(".json")
+            w.settings.remember_dir("scene", p)
+            self.save_file(p)
+
+
+def install_scenes(window) -> SceneControl:  # noqa: ANN001
+    """File ▸ Open scene… (Ctrl+Shift+O) and Save scene… (Ctrl+Shift+S); window.scenes."""
+    ctl = SceneControl(window)
+    file_menu = None
+    for a in window.menuBar().actions():
+        if a.text().replace("&", "") == "File" and a.menu() is not None:
+            file_menu = a.menu()
+    specs = (("Open scene…", "Ctrl+Shift+O", ctl.open_dialog, "scene-open",
+              "Open a scene (picture, kernels, parameters and view) or a deck of scenes"),
+             ("Save scene…", "Ctrl+Shift+S", ctl.save_dialog, "scene-save",
+              "Save the picture, kernel bank, parameters and view as one scene file"))
+    acts = []
+    for text, key, slot, name, tip in specs:
+        act = QAction(text, window)
+        act.setObjectName(name)
+        act.setShortcut(QKeySequence(key))
+        act.setToolTip(tip)
+        act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        window.addAction(act)
+        acts.append(act)
+    if file_menu is not None:
+        first = file_menu.actions()[0] if file_menu.actions() else None
+        sep = file_menu.insertSeparator(first) if first is not None else None
+        for act in acts:
+            file_menu.insertAction(sep, act) if sep is not None else file_menu.addAction(act)
+    window.scenes = ctl
+    return ctl

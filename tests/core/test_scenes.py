@@ -1,0 +1,72 @@
+"""Scenes: one versioned JSON file with source, kernel bank, parameters and view."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cnnviz.core.kernels import Kernel, preset
+from cnnviz.core.scenes import (Scene, SceneError, embed_image, embedded_pixels, load_scenes, save_scenes,
+                                scenes_from_json, scenes_to_json)
+
+
+def _scene(**kw) -> Scene:
+    base = dict(kernels=tuple(preset("sobel-pair").kernels) + (Kernel(np.full((3, 3, 3), 0.25, np.float32), name="rgb"),),
+                selected=1, magnitude_pair=(0, 1), params={"stride": [2, 1], "channels": "full", "bias": 0.5},
+                source={"kind": "sample", "name": "photo"}, view={"selection": "magnitude", "presentation": True,
+                                                                  "position": [3, 4]},
+                title="Edges", notes="two kernels")
+    base.update(kw)
+    return Scene(**base)
+
+
+def test_a_scene_round_trips_through_a_file(tmp_path):
+    s = _scene()
+    p = save_scenes(tmp_path / "edges.json", s)
+    data = json.loads(p.read_text())
+    assert data["schema"] == "cnnviz.scene" and data["version"] == 1
+    assert load_scenes(p) == [s]
+    assert not list(tmp_path.glob(".*tmp"))               # written atomically, no leftovers
+
+
+def test_a_deck_round_trips_and_relative_paths_resolve(tmp_path):
+    a = _scene(title="one")
+    b = _scene(title="two", source={"kind": "file", "path": "pics/p.png"}, selected=0)
+    p = save_scenes(tmp_path / "deck.json", [a, b])
+    got = load_scenes(p)
+    assert [s.title for s in got] == ["one", "two"]
+    assert got[1].source["path"] == str((tmp_path / "pics" / "p.png").resolve())
+    assert scenes_from_json(scenes_to_json([a, b])) == [a, b]
+
+
+def test_an_embedded_picture_comes_back_to_16_bits():
+    rng = np.random.default_rng(0)
+    for img in (rng.random((7, 9), dtype=np.float32), rng.random((5, 6, 3), dtype=np.float32)):
+        back = embedded_pixels(embed_image(img))
+        assert back.shape == img.shape
+        np.testing.assert_allclose(back, img, atol=1 / 65535)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("{", "not valid JSON"),
+    ('{"schema": "other"}', "not a cnnviz scene"),
+    ('{"schema": "cnnviz.scene", "version": 9, "kernels": []}', "newer than this cnnviz"),
+    ('{"schema": "cnnviz.scene", "version": 1, "kernels": []}', "has no kernels"),
+    ('{"schema": "cnnviz.scene", "version": 1, "kernels": [{"name": "k", "weights": [[1]]}], "selected": 3}',
+     "outside the bank"),
+    ('{"schema": "cnnviz.scene", "version": 1, "kernels": [{"name": "k", "weights": [[1]]}], '
+     '"source": {"kind": "webcam"}}', "not known"),
+])
+def test_bad_scene_files_name_the_cause_and_the_fix(text, words):
+    with pytest.raises(SceneError) as info:
+        scenes_from_json(text)
+    assert words in str(info.value) and info.value.fix
+
+
+def test_missing_and_folder_paths_are_reported(tmp_path):
+    with pytest.raises(SceneError, match="does not exist"):
+        load_scenes(tmp_path / "nope.json")
+    with pytest.raises(SceneError, match="is a folder"):
+        load_scenes(tmp_path)
