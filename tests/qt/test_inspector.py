@@ -738,3 +738,16 @@ def test_an_inference_that_outlives_the_close_wait_still_lets_the_model_go(qtbot
     del module
     gc.collect()
     assert ref() is None
+
+
+def test_a_late_result_for_an_older_request_does_not_undo_the_users_layer_choice(qtbot, inspector):
+    w = inspector
+    wait_for(qtbot, w, lambda cap: True)
+    old_rid, old_res = w.inference.last_delivered_id, w._result
+    convs = [la.name for la in w.current_capture().layers if "Conv" in la.type]
+    assert old_res.layer != convs[-1]
+    w.select_layer(convs[-1])  # a newer request is on its way ...
+    w._on_result(old_rid, old_res)  # ... when the older result (another layer) is delivered
+    assert w.selected_layer() == convs[-1]
+    wait_for(qtbot, w, lambda cap: w._result.layer == convs[-1])
+    assert w.selected_layer() == convs[-1]

@@ -508,8 +508,11 @@ class InspectorWindow(QMainWindow):
         self._sync_device(res)
         new_layer = prev is None or prev.layer != res.layer or prev.token != res.token
         self.layer_table.set_layers(res.layers)
-        self.state.layer = res.layer  # the engine's default when none was chosen
-        if new_layer:  # not on every live frame: the user may be scrolling the table
+        # a result for an older request (another layer was picked since) must not undo that pick
+        current = rid == self.inference.latest_id
+        if current or self.state.layer is None:
+            self.state.layer = res.layer  # the engine's default when none was chosen
+        if new_layer and current:  # not on every live frame: the user may be scrolling the table
             self.layer_table.select(res.layer)
         n = 0 if res.activation is None else int(res.activation.shape[0])
         if self.state.channel >= n:
