@@ -12,7 +12,7 @@ not 3.2 MB of floats.
 
 Grey levels: for a map with no negative values 0 is black and the maximum white; for a
 *signed* map (some values < 0) the levels are symmetric, so 128 means 0 (pair it with a
-diverging colormap, :func:`cnnviz.core.render.lut`). Tiles are laid out row-major: channel
+diverging colormap, :func:`cnnviz.core.display.lut`). Tiles are laid out row-major: channel
 ``c`` is at grid row ``c // cols``, column ``c % cols``, its top-left pixel at
 ``(row * (tile_h + pad), col * (tile_w + pad))``.
 """

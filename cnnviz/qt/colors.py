@@ -1,7 +1,7 @@
 """Small colour and number-formatting helpers shared by the playground's cell widgets.
 
 Cells that show signed numbers (kernel weights, products) are tinted with the same
-diverging scale the output views use (``cnnviz.core.render.lut("diverging")``: blue for
+diverging scale the output views use (``cnnviz.core.display.lut("diverging")``: blue for
 negative, white for 0, red for positive, colour-blind safe), symmetric around 0 so that
 white always means zero. Text on a tinted cell is black or white, whichever contrasts
 more with the background (WCAG relative luminance).
@@ -15,41 +15,14 @@ from functools import lru_cache
 import numpy as np
 from PySide6.QtGui import QColor, QFontMetrics
 
-# ColorBrewer RdBu (11 classes) reversed so negative values are blue: the fallback used
-# only until / unless cnnviz.core.render provides its lookup table.
-_RDBU_R = (
-    (5, 48, 97), (33, 102, 172), (67, 147, 195), (146, 197, 222), (209, 229, 240), (247, 247, 247),
-    (253, 219, 199), (244, 165, 130), (214, 96, 77), (178, 24, 43), (103, 0, 31),
-)
-
-
-def _fallback_diverging() -> np.ndarray:
-    stops = np.asarray(_RDBU_R, dtype=np.float64)
-    xs = np.linspace(0.0, 1.0, len(stops))
-    t = np.linspace(0.0, 1.0, 256)
-    out = np.stack([np.interp(t, xs, stops[:, c]) for c in range(3)], axis=1)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+from cnnviz.core.display import lut
 
 
 @lru_cache(maxsize=8)
 def lookup_table(name: str = "diverging") -> np.ndarray:
-    """uint8 (256, 3) table for ``name`` from the core, or a local fallback.
-
-    Only "diverging" and "gray" have fallbacks; the core is tried first so the cells
-    and the pyqtgraph views share one scale.
-    """
-    try:
-        from cnnviz.core.render import lut  # noqa: PLC0415 - optional until the core has it
-
-        table = np.asarray(lut(name), dtype=np.uint8)
-        if table.shape == (256, 3):
-            return table
-    except Exception:  # noqa: BLE001 - missing module/name: use the fallback below
-        pass
-    if name == "gray":
-        g = np.arange(256, dtype=np.uint8)
-        return np.stack([g, g, g], axis=1)
-    return _fallback_diverging()
+    """uint8 (256, 3) table for ``name``: the core's (:func:`cnnviz.core.display.lut`), so the
+    cells and the pyqtgraph views share one scale."""
+    return np.asarray(lut(name), dtype=np.uint8)
 
 
 def diverging_color(value: float, vmax: float) -> QColor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE_MODULES = ["cnnviz.core.conv", "cnnviz.core.kernels", "cnnviz.core.render", "cnnviz.core.dotproduct",
+CORE_MODULES = ["cnnviz.core.conv", "cnnviz.core.kernels", "cnnviz.core.display", "cnnviz.core.dotproduct",
                 "cnnviz.core.images", "cnnviz.core.sources", "cnnviz.core.devices", "cnnviz.core.errors"]
 
 

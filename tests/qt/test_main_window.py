@@ -607,7 +607,7 @@ def test_playground_never_imports_torch(window):
     # the playground path (conv/kernels/images/render) must start without torch; the test
     # suite may have imported it elsewhere, so check the modules' own imports instead
     import cnnviz.core.conv as conv
-    import cnnviz.core.render as render
+    import cnnviz.core.display as render
     import cnnviz.qt.playground.window as mw
 
     for mod in (conv, render, mw):

@@ -1,7 +1,7 @@
 """The output views paint what the worker coloured, and the histograms stay cheap but exact.
 
 What a user would notice: every view's pixels are exactly the core's colours for the map it
-stands for (``cnnviz.core.render.colorize``), whether the worker coloured the result or a
+stands for (``cnnviz.core.display.colorize``), whether the worker coloured the result or a
 display change (colormap, a histogram drag) re-coloured it here; and while results stream
 in, the histograms are redrawn only a few times a second, yet once the stream stops each
 histogram is the exact one of the picture shown (its counts, its levels, its range).

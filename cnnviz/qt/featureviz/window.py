@@ -102,7 +102,7 @@ def _probe(model, pixels) -> Probe:
 
 
 def _map_tiles(maps: np.ndarray) -> list[np.ndarray]:
-    from cnnviz.core.render import colorize
+    from cnnviz.core.display import colorize
 
     if maps.ndim == 1:  # a vector: one tile per unit, its value as a grey level
         lo, hi = float(np.nanmin(maps)), float(np.nanmax(maps))
@@ -609,7 +609,7 @@ class FeatureVizWindow(QMainWindow):
             rgb, unit, cam, cam_layer = result
             self.guided_view.set_image(rgb, f"guided backprop, unit {unit}" if unit else "guided backprop")
             if cam is not None:
-                from cnnviz.core.render import lut
+                from cnnviz.core.display import lut
 
                 base = np.asarray(self.probe.x[0]).transpose(1, 2, 0)
                 base = (base - base.min()) / max(1e-9, float(base.max() - base.min()))

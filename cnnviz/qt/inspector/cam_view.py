@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
 from cnnviz.core.inspect_results import CamData
-from cnnviz.core.render import lut
+from cnnviz.core.display import lut
 from cnnviz.qt.colors import mute
 
 from .imaging import ImageView, blend_heatmap

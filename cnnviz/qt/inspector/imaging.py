@@ -1,7 +1,7 @@
 """numpy → picture helpers and a small image widget shared by the inspector's views.
 
 Everything here runs on the GUI thread on numpy arrays the inference worker produced; no
-torch. Colour comes from :func:`cnnviz.core.render.lut` so the inspector and the playground
+torch. Colour comes from :func:`cnnviz.core.display.lut` so the inspector and the playground
 share one set of colour-blind-safe maps.
 """
 
@@ -14,7 +14,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from cnnviz.core.render import COLORMAPS, lut
+from cnnviz.core.display import COLORMAPS, lut
 from cnnviz.qt.qimages import to_qimage  # the one numpy → QImage converter
 
 __all__ = [
