@@ -236,3 +236,23 @@ def test_vector_layer_sweeps_whole_images(window, qtbot, tmp_path):
     w.sweep_button.click()
     qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=60_000)
     assert w.top_grid.count() == 2 and (w.state.sweep.layers["fc1"].boxes == -1).all()
+
+
+def test_unit_view_for_a_picked_unit_matches_core(window, qtbot):
+    from cnnviz.core.unit_view import guided_backprop
+
+    w = window
+    w.tabs.setCurrentIndex(2)
+    w.unit_y_spin.setValue(1)  # only y set: nothing recomputed yet
+    w.unit_x_spin.setValue(1)
+    qtbot.waitUntil(lambda: getattr(w, "unit_shown", None) == (1, 1) and not w.runner.is_busy(), timeout=30_000)
+    first = w.unit_gradient.copy()
+    ref, unit = guided_backprop(w.model, w.probe.x, w.state.layer, w.state.channel, (1, 1))
+    assert unit == (1, 1)
+    np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-7)
+    w.unit_x_spin.setValue(3)
+    w.unit_y_spin.setValue(2)
+    qtbot.waitUntil(lambda: w.unit_shown == (2, 3) and not w.runner.is_busy(), timeout=30_000)
+    ref2, _ = guided_backprop(w.model, w.probe.x, w.state.layer, w.state.channel, (2, 3))
+    np.testing.assert_allclose(w.unit_gradient, ref2, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(w.unit_gradient, first)  # a different unit, a different view

@@ -307,8 +307,20 @@ class FeatureVizWindow(QMainWindow):
         self.unit_button.setObjectName("unit-button")
         self.unit_button.clicked.connect(self.unit_view)
         row.addWidget(self.unit_button)
-        self.unit_label = QLabel("guided backpropagation of the channel's strongest unit, beside Grad-CAM of the "
-                                 "predicted class")
+        # the unit (y, x) on the channel's map; -1 ("strongest"): the channel's strongest unit
+        self.unit_y_spin, self.unit_x_spin = QSpinBox(), QSpinBox()
+        for name, spin in (("y", self.unit_y_spin), ("x", self.unit_x_spin)):
+            spin.setRange(-1, 9999)
+            spin.setValue(-1)
+            spin.setSpecialValueText("strongest")
+            spin.setObjectName(f"unit-{name}-spin")
+            spin.setToolTip(f"the unit's {name} on the layer's map (strongest: the channel's strongest unit); "
+                            "a change recomputes the view")
+            spin.valueChanged.connect(self._on_unit_pick)
+            row.addWidget(QLabel(f"{name}:"))
+            row.addWidget(spin)
+        self.unit_label = QLabel("guided backpropagation of the channel's strongest unit (or the unit y, x), beside "
+                                 "Grad-CAM of the predicted class")
         row.addWidget(self.unit_label, 1)
         lay.addLayout(row)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -486,6 +498,16 @@ class FeatureVizWindow(QMainWindow):
         model = self.model
         self._start("sweep", lambda st: dx.run(model, req, st))
 
+    def picked_unit(self) -> tuple[int, int] | None:
+        """The unit picked in the unit tab, ``None`` for the channel's strongest unit."""
+        y, x = self.unit_y_spin.value(), self.unit_x_spin.value()
+        return None if y < 0 or x < 0 else (y, x)
+
+    def _on_unit_pick(self, _value: int) -> None:
+        # both coordinates set (or both back to "strongest"): recompute the view for that unit
+        if (self.unit_y_spin.value() < 0) == (self.unit_x_spin.value() < 0):
+            self.unit_view()
+
     def unit_view(self) -> None:
         from cnnviz.core.explain import grad_cam
         from cnnviz.core.unit_view import gradient_to_rgb, guided_backprop
@@ -493,15 +515,16 @@ class FeatureVizWindow(QMainWindow):
         if self.probe is None or self.state.layer is None:
             return
         model, x, layer, ch = self.model, self.probe.x, self.state.layer, self.state.channel
+        picked = self.picked_unit()
 
         def work(st):
-            grad, unit = guided_backprop(model, x, layer, ch)
+            grad, unit = guided_backprop(model, x, layer, ch, picked)
             st.check()
             try:
                 cam, cam_layer = grad_cam(model, x)
             except Exception as exc:  # noqa: BLE001 - a model without a conv layer: no Grad-CAM
                 cam, cam_layer = None, str(exc)
-            return gradient_to_rgb(grad), unit, cam, cam_layer
+            return gradient_to_rgb(grad), unit, cam, cam_layer, grad
 
         self._start("unit", work)
 
@@ -606,7 +629,8 @@ class FeatureVizWindow(QMainWindow):
             self.skipped_text.setPlainText("\n".join(f"{p}: {r}" for p, r in result.skipped))
             self._show_channel()
         elif kind == "unit":
-            rgb, unit, cam, cam_layer = result
+            rgb, unit, cam, cam_layer, self.unit_gradient = result
+            self.unit_shown = unit
             self.guided_view.set_image(rgb, f"guided backprop, unit {unit}" if unit else "guided backprop")
             if cam is not None:
                 from cnnviz.core.render import lut
