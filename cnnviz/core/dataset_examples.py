@@ -671,3 +671,30 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
             np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1),
             np.full((c, int(k), 4), -1, np.int64), shapes[name])
     return SweepResult(keys, out, skipped, len(keys) - len(skipped), input_size, pictures=pictures)
+
+
+def frames_of(source: Any, state: TaskState | None = None, poll_s: float = 0.005):
+    """``(key, pixels)`` of each new frame of a running :class:`cnnviz.core.sources.FrameSource`
+    (polled with ``snapshot()``), until ``state`` is cancelled."""
+    import threading
+
+    wait = threading.Event()
+    last = None
+    while state is None or not state.cancelled:
+        f = source.snapshot()
+        if f is not None and f.id != last:
+            last = f.id
+            yield f"live frame {f.id}", f.pixels
+        else:
+            wait.wait(poll_s)
+
+
+def pixels_input(pixels: np.ndarray, preprocessing) -> np.ndarray:
+    """Pixels as the model sees them, ``(H, W, C)`` float32 in [0, 1] (mean/std undone)."""
+    t = preprocessing.apply(pixels)[0]
+    mean = torch.tensor(preprocessing.mean).view(-1, 1, 1)
+    std = torch.tensor(preprocessing.std).view(-1, 1, 1)
+    t = (t * std + mean).clamp(0, 1)
+    if preprocessing.color == "bgr":
+        t = t.flip(0)
+    return t.permute(1, 2, 0).numpy()

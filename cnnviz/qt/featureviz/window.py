@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -274,6 +275,16 @@ class FeatureVizWindow(QMainWindow):
         self.k_spin.setValue(self.state.k)
         self.k_spin.valueChanged.connect(lambda v: setattr(self.state, "k", int(v)))
         row.addWidget(self.k_spin)
+        self.live_check = QCheckBox("Live source")
+        self.live_check.setObjectName("live-check")
+        self.live_check.setToolTip("rank frames of the inspector's live source (a synthetic one when there is "
+                                   "none) instead of the folder; not cached on disk")
+        row.addWidget(self.live_check)
+        self.live_frames_spin = QSpinBox()
+        self.live_frames_spin.setRange(1, 100_000)
+        self.live_frames_spin.setValue(200)
+        self.live_frames_spin.setToolTip("stop after this many live frames (or Cancel)")
+        row.addWidget(self.live_frames_spin)
         self.sweep_button = QPushButton("Find the top images")
         self.sweep_button.setObjectName("sweep-button")
         self.sweep_button.clicked.connect(self.sweep)
@@ -445,13 +456,15 @@ class FeatureVizWindow(QMainWindow):
             self.top_grid.set_images([])
 
     def _show_top_images(self, sweep) -> None:
-        from cnnviz.core.dataset_examples import item_input
+        from cnnviz.core.dataset_examples import item_input, pixels_input
 
         entries = sweep.entries(self.state.layer, self.state.channel)
         tiles, caps = [], []
         for e in entries:
             try:
-                img = item_input(e["item"], self.model.preprocessing)
+                pictures = getattr(sweep, "pictures", None) or {}
+                img = (pixels_input(pictures[e["index"]], self.model.preprocessing) if e["index"] in pictures
+                       else item_input(e["item"], self.model.preprocessing))
             except Exception:  # noqa: BLE001 - a file changed since the sweep: show a gap
                 img = np.zeros((8, 8, 3), np.float32)
             y0, x0, y1, x1 = e["box"]
@@ -485,9 +498,37 @@ class FeatureVizWindow(QMainWindow):
         model = self.model
         self._start("featviz-one", lambda st: fv.run(model, req, st))
 
+    def live_source(self):
+        """The frame source a live sweep reads: the inspector's live source when it has one, else
+        ``None`` (the sweep then makes its own synthetic source)."""
+        insp = self.inspector
+        try:
+            return insp.input.live.source if insp is not None else None
+        except AttributeError:
+            return None
+
     def sweep(self) -> None:
         from cnnviz.core import dataset_examples as dx
 
+        if self.live_check.isChecked() and self.state.layer is not None:
+            model, layer, k, n = self.model, self.state.layer, self.state.k, self.live_frames_spin.value()
+            shared = self.live_source()
+
+            def work(st):
+                from cnnviz.core.sources.synthetic import SyntheticSource
+
+                src = shared if shared is not None else SyntheticSource(96, 72, fps=60)
+                own = shared is None
+                if own:
+                    src.start()
+                try:
+                    return dx.run_stream(model, dx.frames_of(src, st), (layer,), k, st, max_frames=n)
+                finally:
+                    if own:
+                        src.stop()
+
+            self._start("sweep", work)
+            return
         if not self.state.folder.strip():
             self.show_message("choose a folder of images (or a video file) first", error=True)
             return
@@ -553,7 +594,10 @@ class FeatureVizWindow(QMainWindow):
                               "(open this window from the inspector to open images there)")
             return
         try:
-            if "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
+            pictures = getattr(sweep, "pictures", None) or {}
+            if e["index"] in pictures:  # a live frame: its kept picture
+                insp.set_image(pictures[e["index"]], e["item"])
+            elif "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
                 from cnnviz.core.dataset_examples import _VideoReader
 
                 path, frame = e["item"].rsplit("#frame=", 1)
