@@ -139,6 +139,7 @@ class SweepResult:
     cached: bool = False
     resumed_from: int = 0
     key: str = ""
+    pictures: dict[int, np.ndarray] = field(default_factory=dict)  # live sweeps: the top frames' pixels
 
     def entries(self, layer: str, channel: int) -> list[dict[str, Any]]:
         """The top-k of one channel as dicts (item path, value, unit, box), best first."""
@@ -577,6 +578,119 @@ def item_input(item: str, preprocessing) -> np.ndarray:
         from cnnviz.core.images import load_image
 
         pixels = load_image(item).pixels
+    t = preprocessing.apply(pixels)[0]
+    mean = torch.tensor(preprocessing.mean).view(-1, 1, 1)
+    std = torch.tensor(preprocessing.std).view(-1, 1, 1)
+    t = (t * std + mean).clamp(0, 1)
+    if preprocessing.color == "bgr":
+        t = t.flip(0)
+    return t.permute(1, 2, 0).numpy()
+
+
+def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None = None, *, preprocessing=None,
+               max_frames: int | None = None) -> SweepResult:
+    """The top-k of every channel over a stream of frames (a live source), one frame at a time.
+
+    ``frames`` is an iterator of ``(key, pixels)`` (``pixels`` ``(H, W[, C])`` uint8 as
+    :class:`cnnviz.core.sources.Frame` carries them). The ranking is :func:`topk_update`, as in
+    :func:`run`. Live frames are not cached on disk (a live stream cannot be replayed, so there
+    is nothing to resume): the result keeps the pictures of the frames still in some channel's
+    top-k in :attr:`SweepResult.pictures` (index → pixels), and drops every other frame at once,
+    so memory stays bounded by ``k`` × channels pictures. Stops after ``max_frames`` frames, at
+    the end of the iterator, or on ``state.cancel()`` (then the frames so far are the result,
+    no exception). Boxes are ``-1`` (whole frame).
+    """
+    from cnnviz.core.capture import Recorder
+
+    layers = tuple(layers)
+    if not layers:
+        raise DatasetExamplesError("no layer chosen", "name at least one layer")
+    if int(k) < 1:
+        raise DatasetExamplesError(f"k must be at least 1, got {k}", "use e.g. 9")
+    state = state or TaskState()
+    pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
+    if pp is None:
+        from cnnviz.core.models import default_preprocessing
+
+        pp = default_preprocessing(getattr(model, "input_channels", None))
+    keys: list[str] = []
+    pictures: dict[int, np.ndarray] = {}
+    skipped: list[tuple[str, str]] = []
+    tops: dict[str, list[torch.Tensor]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    input_size = None
+    recorder = Recorder(model, list(layers))
+    try:
+        for key, pixels in frames:
+            if state.cancelled or (max_frames is not None and len(keys) >= max_frames):
+                break
+            i = len(keys)
+            keys.append(str(key))
+            try:
+                x = pp.apply(np.asarray(pixels))
+                result = recorder.run(x)
+            except (CnnvizError, ValueError) as exc:
+                skipped.append((str(key), _reason(exc)))
+                continue
+            if input_size is None:
+                input_size = (int(x.shape[-2]), int(x.shape[-1]))
+            for name in layers:
+                act = result.layer(name).tensor
+                if act.dim() not in (2, 4):
+                    raise DatasetExamplesError(
+                        f"layer {name!r} has output shape {tuple(act.shape[1:])}, neither (C, H, W) maps nor a (C,) "
+                        "vector", "choose a convolutional or linear layer")
+                if name not in tops:
+                    c = act.shape[1]
+                    shapes[name] = tuple(act.shape[1:])
+                    tops[name] = [torch.empty(c, 0, device=act.device),
+                                  torch.empty(c, 0, dtype=torch.int64, device=act.device),
+                                  torch.empty(c, 0, 2, dtype=torch.int64, device=act.device)]
+                vals, units = _reduce(act)
+                new_items = torch.full((vals.shape[0], 1), i, dtype=torch.int64, device=act.device)
+                tops[name] = list(topk_update(*tops[name], vals, new_items, units, int(k)))
+            pictures[i] = np.array(pixels, copy=True)
+            kept = set()
+            for v_it_un in tops.values():
+                kept.update(int(j) for j in v_it_un[1].flatten().tolist())
+            for j in [j for j in pictures if j not in kept]:
+                del pictures[j]
+            total = max_frames or 0
+            state.set_progress(len(keys) / total if total else 0.0, f"{len(keys)} frames")
+    finally:
+        recorder.close()
+    out: dict[str, LayerExamples] = {}
+    for name in layers:
+        if name not in tops:
+            continue
+        v, it, un = (t.cpu() for t in tops[name])
+        c, pad = v.shape[0], int(k) - v.shape[1]
+        out[name] = LayerExamples(
+            name, np.concatenate([v.numpy().astype(np.float32), np.full((c, pad), -np.inf, np.float32)], 1),
+            np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1),
+            np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1),
+            np.full((c, int(k), 4), -1, np.int64), shapes[name])
+    return SweepResult(keys, out, skipped, len(keys) - len(skipped), input_size, pictures=pictures)
+
+
+def frames_of(source: Any, state: TaskState | None = None, poll_s: float = 0.005):
+    """``(key, pixels)`` of each new frame of a running :class:`cnnviz.core.sources.FrameSource`
+    (polled with ``snapshot()``), until ``state`` is cancelled."""
+    import threading
+
+    wait = threading.Event()
+    last = None
+    while state is None or not state.cancelled:
+        f = source.snapshot()
+        if f is not None and f.id != last:
+            last = f.id
+            yield f"live frame {f.id}", f.pixels
+        else:
+            wait.wait(poll_s)
+
+
+def pixels_input(pixels: np.ndarray, preprocessing) -> np.ndarray:
+    """Pixels as the model sees them, ``(H, W, C)`` float32 in [0, 1] (mean/std undone)."""
     t = preprocessing.apply(pixels)[0]
     mean = torch.tensor(preprocessing.mean).view(-1, 1, 1)
     std = torch.tensor(preprocessing.std).view(-1, 1, 1)

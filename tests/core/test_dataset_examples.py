@@ -200,3 +200,57 @@ def test_an_image_the_model_cannot_take_is_skipped_not_fatal(tmp_path):
     assert all("kernel size can't be greater" in r or "too small" in r or "size" in r for _, r in res.skipped)
     with pytest.raises(Exception, match="no layer named 'nope'"):
         dx.run(model, dx.SweepRequest(tmp_path, ("nope",)), cache=False)
+
+
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")
+def test_live_stream_top_k_equals_folder_sweep_and_keeps_only_top_pictures(demo, folder, tmp_path):
+    from cnnviz.core.images import load_image
+
+    with torch.backends.mkldnn.flags(enabled=False):
+        req = dx.SweepRequest(folder, ("relu2",), k=3, batch_size=1, max_pixels=MAX_PIXELS, crops=False)
+        ref = dx.run(demo, req, cache=False)
+        used = [p for p in ref.items if p not in {s for s, _ in ref.skipped}]
+        frames = ((p, load_image(p).pixels) for p in used)
+        live = dx.run_stream(demo, frames, ("relu2",), k=3)
+    assert live.items == used and live.processed == len(used)
+    a, b = ref.layers["relu2"], live.layers["relu2"]
+    for c in range(a.channels):
+        assert [ref.items[i] for i in a.items[c]] == [live.items[i] for i in b.items[c]], c
+        np.testing.assert_array_equal(a.values[c], b.values[c])
+        np.testing.assert_array_equal(a.units[c], b.units[c])
+    # only the frames in some channel's top-k keep their picture, and they are the frames' pixels
+    assert set(live.pictures) == {int(i) for i in b.items.flatten() if i >= 0}
+    assert len(live.pictures) <= b.channels * 3 and len(live.pictures) < len(used)  # others dropped
+    for i, pix in live.pictures.items():
+        np.testing.assert_array_equal(pix, load_image(live.items[i]).pixels)
+
+
+def test_live_stream_from_a_synthetic_source_stops_after_n_frames_or_on_cancel(demo):
+    import threading
+
+    from cnnviz.core.sources.synthetic import SyntheticSource
+
+    def stream(src):
+        last = None
+        while True:
+            f = src.snapshot()
+            if f is not None and f.id != last:
+                last = f.id
+                yield f"frame {f.id}", f.pixels
+            else:
+                threading.Event().wait(0.002)  # the next frame is not there yet
+
+    with SyntheticSource(64, 48, fps=200) as src:
+        res = dx.run_stream(demo, stream(src), ("relu2",), k=2, max_frames=5)
+        assert len(res.items) == 5 and res.processed == 5
+        assert all(p.shape == (48, 64, 3) for p in res.pictures.values()) and res.pictures
+        st = TaskState()
+
+        def cancelling():
+            for n, item in enumerate(stream(src)):
+                if n == 3:
+                    st.cancel()
+                yield item
+
+        res2 = dx.run_stream(demo, cancelling(), ("relu2",), k=2, state=st, max_frames=100)
+        assert len(res2.items) == 3

@@ -236,3 +236,60 @@ def test_vector_layer_sweeps_whole_images(window, qtbot, tmp_path):
     w.sweep_button.click()
     qtbot.waitUntil(lambda: w.state.sweep is not None, timeout=60_000)
     assert w.top_grid.count() == 2 and (w.state.sweep.layers["fc1"].boxes == -1).all()
+
+
+def test_unit_view_for_a_picked_unit_matches_core(window, qtbot):
+    from cnnviz.core.unit_view import guided_backprop
+
+    w = window
+    w.tabs.setCurrentIndex(2)
+    w.unit_y_spin.setValue(1)  # only y set: nothing recomputed yet
+    w.unit_x_spin.setValue(1)
+    qtbot.waitUntil(lambda: getattr(w, "unit_shown", None) == (1, 1) and not w.runner.is_busy(), timeout=30_000)
+    first = w.unit_gradient.copy()
+    ref, unit = guided_backprop(w.model, w.probe.x, w.state.layer, w.state.channel, (1, 1))
+    assert unit == (1, 1)
+    np.testing.assert_allclose(first, ref, rtol=1e-5, atol=1e-7)
+    w.unit_x_spin.setValue(3)
+    w.unit_y_spin.setValue(2)
+    qtbot.waitUntil(lambda: w.unit_shown == (2, 3) and not w.runner.is_busy(), timeout=30_000)
+    ref2, _ = guided_backprop(w.model, w.probe.x, w.state.layer, w.state.channel, (2, 3))
+    np.testing.assert_allclose(w.unit_gradient, ref2, rtol=1e-5, atol=1e-7)
+    assert not np.allclose(w.unit_gradient, first)  # a different unit, a different view
+
+
+def test_live_source_sweep_shows_top_frames(window, qtbot):
+    w = window
+    w.tabs.setCurrentIndex(1)
+    w.live_check.setChecked(True)
+    w.live_frames_spin.setValue(6)
+    w.k_spin.setValue(2)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None and not w.runner.is_busy(), timeout=60_000)
+    sweep = w.state.sweep
+    assert len(sweep.items) == 6 and all(i.startswith("live frame") for i in sweep.items)
+    assert sweep.pictures and set(sweep.pictures) <= set(range(6))
+    assert w.top_grid.count() == 2  # the two top frames of the channel, from their kept pictures
+    assert "6 images swept" in w.sweep_label.text()
+
+
+def test_live_source_sweep_reads_the_inspectors_live_source(window, qtbot):
+    from types import SimpleNamespace
+
+    from cnnviz.core.sources.synthetic import SyntheticSource
+
+    w = window
+    src = SyntheticSource(64, 48, fps=100)
+    src.start()
+    try:
+        w.inspector = SimpleNamespace(input=SimpleNamespace(live=SimpleNamespace(source=src)))
+        w.live_check.setChecked(True)
+        w.live_frames_spin.setValue(3)
+        w.sweep_button.click()
+        qtbot.waitUntil(lambda: w.state.sweep is not None and not w.runner.is_busy(), timeout=60_000)
+        # the inspector's 64x48 frames, not the window's own 96x72 synthetic source
+        assert {p.shape[:2] for p in w.state.sweep.pictures.values()} == {(48, 64)}
+        assert src.is_running  # the inspector's source is left running
+    finally:
+        w.inspector = None
+        src.stop()

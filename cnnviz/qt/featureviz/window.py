@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -274,6 +275,16 @@ class FeatureVizWindow(QMainWindow):
         self.k_spin.setValue(self.state.k)
         self.k_spin.valueChanged.connect(lambda v: setattr(self.state, "k", int(v)))
         row.addWidget(self.k_spin)
+        self.live_check = QCheckBox("Live source")
+        self.live_check.setObjectName("live-check")
+        self.live_check.setToolTip("rank frames of the inspector's live source (a synthetic one when there is "
+                                   "none) instead of the folder; not cached on disk")
+        row.addWidget(self.live_check)
+        self.live_frames_spin = QSpinBox()
+        self.live_frames_spin.setRange(1, 100_000)
+        self.live_frames_spin.setValue(200)
+        self.live_frames_spin.setToolTip("stop after this many live frames (or Cancel)")
+        row.addWidget(self.live_frames_spin)
         self.sweep_button = QPushButton("Find the top images")
         self.sweep_button.setObjectName("sweep-button")
         self.sweep_button.clicked.connect(self.sweep)
@@ -307,8 +318,20 @@ class FeatureVizWindow(QMainWindow):
         self.unit_button.setObjectName("unit-button")
         self.unit_button.clicked.connect(self.unit_view)
         row.addWidget(self.unit_button)
-        self.unit_label = QLabel("guided backpropagation of the channel's strongest unit, beside Grad-CAM of the "
-                                 "predicted class")
+        # the unit (y, x) on the channel's map; -1 ("strongest"): the channel's strongest unit
+        self.unit_y_spin, self.unit_x_spin = QSpinBox(), QSpinBox()
+        for name, spin in (("y", self.unit_y_spin), ("x", self.unit_x_spin)):
+            spin.setRange(-1, 9999)
+            spin.setValue(-1)
+            spin.setSpecialValueText("strongest")
+            spin.setObjectName(f"unit-{name}-spin")
+            spin.setToolTip(f"the unit's {name} on the layer's map (strongest: the channel's strongest unit); "
+                            "a change recomputes the view")
+            spin.valueChanged.connect(self._on_unit_pick)
+            row.addWidget(QLabel(f"{name}:"))
+            row.addWidget(spin)
+        self.unit_label = QLabel("guided backpropagation of the channel's strongest unit (or the unit y, x), beside "
+                                 "Grad-CAM of the predicted class")
         row.addWidget(self.unit_label, 1)
         lay.addLayout(row)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -433,13 +456,15 @@ class FeatureVizWindow(QMainWindow):
             self.top_grid.set_images([])
 
     def _show_top_images(self, sweep) -> None:
-        from cnnviz.core.dataset_examples import item_input
+        from cnnviz.core.dataset_examples import item_input, pixels_input
 
         entries = sweep.entries(self.state.layer, self.state.channel)
         tiles, caps = [], []
         for e in entries:
             try:
-                img = item_input(e["item"], self.model.preprocessing)
+                pictures = getattr(sweep, "pictures", None) or {}
+                img = (pixels_input(pictures[e["index"]], self.model.preprocessing) if e["index"] in pictures
+                       else item_input(e["item"], self.model.preprocessing))
             except Exception:  # noqa: BLE001 - a file changed since the sweep: show a gap
                 img = np.zeros((8, 8, 3), np.float32)
             y0, x0, y1, x1 = e["box"]
@@ -473,9 +498,37 @@ class FeatureVizWindow(QMainWindow):
         model = self.model
         self._start("featviz-one", lambda st: fv.run(model, req, st))
 
+    def live_source(self):
+        """The frame source a live sweep reads: the inspector's live source when it has one, else
+        ``None`` (the sweep then makes its own synthetic source)."""
+        insp = self.inspector
+        try:
+            return insp.input.live.source if insp is not None else None
+        except AttributeError:
+            return None
+
     def sweep(self) -> None:
         from cnnviz.core import dataset_examples as dx
 
+        if self.live_check.isChecked() and self.state.layer is not None:
+            model, layer, k, n = self.model, self.state.layer, self.state.k, self.live_frames_spin.value()
+            shared = self.live_source()
+
+            def work(st):
+                from cnnviz.core.sources.synthetic import SyntheticSource
+
+                src = shared if shared is not None else SyntheticSource(96, 72, fps=60)
+                own = shared is None
+                if own:
+                    src.start()
+                try:
+                    return dx.run_stream(model, dx.frames_of(src, st), (layer,), k, st, max_frames=n)
+                finally:
+                    if own:
+                        src.stop()
+
+            self._start("sweep", work)
+            return
         if not self.state.folder.strip():
             self.show_message("choose a folder of images (or a video file) first", error=True)
             return
@@ -486,6 +539,16 @@ class FeatureVizWindow(QMainWindow):
         model = self.model
         self._start("sweep", lambda st: dx.run(model, req, st))
 
+    def picked_unit(self) -> tuple[int, int] | None:
+        """The unit picked in the unit tab, ``None`` for the channel's strongest unit."""
+        y, x = self.unit_y_spin.value(), self.unit_x_spin.value()
+        return None if y < 0 or x < 0 else (y, x)
+
+    def _on_unit_pick(self, _value: int) -> None:
+        # both coordinates set (or both back to "strongest"): recompute the view for that unit
+        if (self.unit_y_spin.value() < 0) == (self.unit_x_spin.value() < 0):
+            self.unit_view()
+
     def unit_view(self) -> None:
         from cnnviz.core.explain import grad_cam
         from cnnviz.core.unit_view import gradient_to_rgb, guided_backprop
@@ -493,15 +556,16 @@ class FeatureVizWindow(QMainWindow):
         if self.probe is None or self.state.layer is None:
             return
         model, x, layer, ch = self.model, self.probe.x, self.state.layer, self.state.channel
+        picked = self.picked_unit()
 
         def work(st):
-            grad, unit = guided_backprop(model, x, layer, ch)
+            grad, unit = guided_backprop(model, x, layer, ch, picked)
             st.check()
             try:
                 cam, cam_layer = grad_cam(model, x)
             except Exception as exc:  # noqa: BLE001 - a model without a conv layer: no Grad-CAM
                 cam, cam_layer = None, str(exc)
-            return gradient_to_rgb(grad), unit, cam, cam_layer
+            return gradient_to_rgb(grad), unit, cam, cam_layer, grad
 
         self._start("unit", work)
 
@@ -530,7 +594,10 @@ class FeatureVizWindow(QMainWindow):
                               "(open this window from the inspector to open images there)")
             return
         try:
-            if "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
+            pictures = getattr(sweep, "pictures", None) or {}
+            if e["index"] in pictures:  # a live frame: its kept picture
+                insp.set_image(pictures[e["index"]], e["item"])
+            elif "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
                 from cnnviz.core.dataset_examples import _VideoReader
 
                 path, frame = e["item"].rsplit("#frame=", 1)
@@ -606,7 +673,8 @@ class FeatureVizWindow(QMainWindow):
             self.skipped_text.setPlainText("\n".join(f"{p}: {r}" for p, r in result.skipped))
             self._show_channel()
         elif kind == "unit":
-            rgb, unit, cam, cam_layer = result
+            rgb, unit, cam, cam_layer, self.unit_gradient = result
+            self.unit_shown = unit
             self.guided_view.set_image(rgb, f"guided backprop, unit {unit}" if unit else "guided backprop")
             if cam is not None:
                 from cnnviz.core.display import lut
