@@ -578,13 +578,7 @@ def item_input(item: str, preprocessing) -> np.ndarray:
         from cnnviz.core.images import load_image
 
         pixels = load_image(item).pixels
-    t = preprocessing.apply(pixels)[0]
-    mean = torch.tensor(preprocessing.mean).view(-1, 1, 1)
-    std = torch.tensor(preprocessing.std).view(-1, 1, 1)
-    t = (t * std + mean).clamp(0, 1)
-    if preprocessing.color == "bgr":
-        t = t.flip(0)
-    return t.permute(1, 2, 0).numpy()
+    return pixels_input(pixels, preprocessing)
 
 
 def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None = None, *, preprocessing=None,
