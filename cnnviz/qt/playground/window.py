@@ -137,6 +137,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         install_compare(self)  # View: Compare parameters (two parameter sets side by side)
         self._arrange_first_screen()
         self.resize(1560, 980)
+        self.fit_to_screen()
         self._default_state = self.saveState()
 
         theme = self.settings.theme
@@ -493,8 +494,23 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, QMainWindow):
         self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_changed: state, editor, views
         if s.window_geometry:
             self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
+            self.fit_to_screen()  # saved on a bigger monitor than this one (a projector)
         if s.window_state:
             self.restoreState(QByteArray(Settings.decode_bytes(s.window_state)))
+
+    def fit_to_screen(self) -> None:
+        """Shrink the window to the screen's free area: at 1280×720 (a projector) the default
+        1560×980 would push the Parameters dock and Explain off the screen. The offscreen
+        platform has no real screen (a nominal 800×600), so windows there keep their size."""
+        from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
+
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None or QGuiApplication.platformName() == "offscreen":
+            return
+        free = screen.availableGeometry()
+        if self.width() > free.width() or self.height() > free.height():
+            self.resize(min(self.width(), free.width()), min(self.height(), free.height()))
+            self.move(free.topLeft())
 
     def collect_settings(self) -> Settings:
         """The settings object as the window stands now."""
