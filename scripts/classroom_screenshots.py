@@ -20,7 +20,7 @@ def main(out: Path, sizes=((1280, 720), (1920, 1080)), themes=("light", "dark"))
     from cnnviz.core.kernels import preset
     from cnnviz.qt.app import create_app
     from cnnviz.qt.playground.window import MainWindow
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     app = create_app([])
     out.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(["cnnviz-screenshots"])
     from cnnviz.core.kernels import preset
     from cnnviz.qt.playground.window import MainWindow
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
     from cnnviz.qt.playground.views import MAGNITUDE, MOSAIC
 
     out = Path(args.out)

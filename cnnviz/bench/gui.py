@@ -285,7 +285,7 @@ def run_gui_bench(device: str = "cpu", edits: int = 120, interval_ms: int = 15,
     """
     from cnnviz.bench.conv import synthetic_frame
     from cnnviz.core.kernels import preset
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     app = offscreen_app()
     frame = synthetic_frame(720, 1280)

@@ -47,7 +47,7 @@ def run_live_bench(device: str = "cpu", duration_s: float = 10.0, warmup_s: floa
     from cnnviz.qt.playground.live import LIVE
     from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.qt.playground.window import MainWindow
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     app = offscreen_app()
     with tempfile.TemporaryDirectory() as tmp:

@@ -93,7 +93,7 @@ def _soak_frames(app, frames: int, width: int, height: int, fps: float, timeout_
     from cnnviz.qt.playground.live import LIVE
     from cnnviz.qt.playground.live_actions import install_live_sources
     from cnnviz.qt.playground.window import MainWindow
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     warmup = max(20, frames // 10)
     out: dict[str, Any] = {}

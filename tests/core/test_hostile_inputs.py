@@ -358,7 +358,7 @@ def test_hostile_cli_input_is_one_clean_line_without_hang_or_blowup(hostile, bas
 
 SETTINGS_SCRIPT = textwrap.dedent("""
     import sys
-    from cnnviz.qt.settings import load_settings
+    from cnnviz.core.settings import load_settings
     s, msg = load_settings(sys.argv[1])
     print(msg)
 """)
@@ -414,7 +414,7 @@ def test_hostile_settings_and_trust_files_are_set_aside_and_reported(tmp_path, b
 
 
 def test_an_oversized_entry_is_dropped_with_a_backup_and_a_message(tmp_path):
-    from cnnviz.qt.settings import load_settings
+    from cnnviz.core.settings import load_settings
 
     p = tmp_path / "settings.json"
     original = json.dumps({"schema_version": 1, "theme": "dark",

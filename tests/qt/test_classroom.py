@@ -317,7 +317,7 @@ def test_a_lesson_opens_on_top_of_my_setup_and_back_restores_it_exactly(qtbot, w
     from PySide6.QtWidgets import QPushButton
 
     from cnnviz.core.kernels import Kernel
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     mine = (Kernel(np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32), name="my laplacian", offset=0.25),
             Kernel(np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], np.float32) / 3, name="my edges", divisor=2.0))
@@ -342,7 +342,7 @@ def test_a_lesson_opens_on_top_of_my_setup_and_back_restores_it_exactly(qtbot, w
 
 def test_a_scene_saved_from_the_window_opens_as_it_was(qtbot, window, tmp_path):
     from cnnviz.core.scenes import load_scenes
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
     from cnnviz.qt.playground.views import MOSAIC
 
     window.open_sample("pattern", quiet=True)
@@ -388,7 +388,7 @@ def test_a_deck_of_scenes_steps_in_presentation_mode(qtbot, window, tmp_path):
 
 def test_compare_shows_two_parameter_sets_with_their_shapes(qtbot, window):
     from cnnviz.core.conv import PipelineRequest, run_pipeline
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     dlg = window.open_compare()
     a = PlaygroundParams(stride=(1, 1))

@@ -20,7 +20,7 @@ import pytest
 
 from cnnviz.core.kernels import preset
 from cnnviz.qt.playground.window import SAMPLES_DIR
-from cnnviz.qt.settings import PlaygroundParams
+from cnnviz.core.settings import PlaygroundParams
 from cnnviz.qt.playground.views import MOSAIC
 
 ROOT = Path(__file__).resolve().parents[2]

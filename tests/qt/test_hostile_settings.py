@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import cnnviz.core.kernels as kernels_mod
 from cnnviz.core.errors import SettingsError
 from cnnviz.core.kernels import Kernel
-from cnnviz.qt.settings import PlaygroundParams, Settings, load_settings, save_settings
+from cnnviz.core.settings import PlaygroundParams, Settings, load_settings, save_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -169,7 +169,7 @@ def test_a_failing_write_keeps_the_old_kernel_file(tmp_path, monkeypatch):
 
 WRITER = textwrap.dedent("""
     import sys
-    from cnnviz.qt.settings import Settings, save_settings
+    from cnnviz.core.settings import Settings, save_settings
     path = sys.argv[1]
     i = 0
     print("ready", flush=True)

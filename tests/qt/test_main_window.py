@@ -23,7 +23,7 @@ from cnnviz.core.images import load_image
 from cnnviz.core.kernels import Kernel, preset
 from cnnviz.core.playground import PlaygroundJob, compute_playground
 from cnnviz.qt.playground.window import SAMPLES_DIR, MainWindow
-from cnnviz.qt.settings import PlaygroundParams
+from cnnviz.core.settings import PlaygroundParams
 from cnnviz.qt.playground.views import MAGNITUDE, MOSAIC
 
 PHOTO = SAMPLES_DIR / "photo.png"
@@ -616,7 +616,7 @@ def test_playground_never_imports_torch(window):
 
 def test_explanation_is_cleared_when_the_data_changes_and_nothing_is_pinned(qtbot, window):
     """Stale numbers from another image or setting must not stay on screen."""
-    from cnnviz.qt.settings import PlaygroundParams
+    from cnnviz.core.settings import PlaygroundParams
 
     window.explain_pixel("conv", 5, 5, pin=True)
     assert window.explain_panel.shown_value() is not None

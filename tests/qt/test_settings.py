@@ -10,12 +10,12 @@ import pytest
 from cnnviz.core.conv import ConvSpec, PoolSpec
 from cnnviz.core.errors import SettingsError, SpecError
 from cnnviz.core.kernels import preset
-from cnnviz.qt.settings import (MAX_RECENT, SCHEMA_VERSION, PlaygroundParams, Settings, load_settings,
+from cnnviz.core.settings import (MAX_RECENT, SCHEMA_VERSION, PlaygroundParams, Settings, load_settings,
                                 save_settings, settings_path)
 
 
 def test_config_dir_follows_the_environment(config_dir):
-    from cnnviz.qt import settings
+    from cnnviz.core import settings
 
     assert settings.config_dir() == Path(config_dir)
     assert settings_path() == Path(config_dir) / "settings.json"

@@ -21,7 +21,7 @@ from cnnviz.core.kernels import preset
 from cnnviz.core.display import colorize, display_bgra, histogram_counts, to_uint8
 from cnnviz.qt.playground import views as views_mod
 from cnnviz.core.playground import PlaygroundJob, compute_playground
-from cnnviz.qt.settings import PlaygroundParams
+from cnnviz.core.settings import PlaygroundParams
 from cnnviz.core.display import MOSAIC, DisplaySettings
 
 OUTPUTS = ("conv", "activation", "pool")

@@ -113,7 +113,7 @@ class InspectorWindow(QMainWindow):
         self._error_box: QMessageBox | None = None
         self._faults = FaultDialog(self)  # the one internal-error dialog, shared with the playground
 
-        from cnnviz.qt.settings import config_dir as default_config_dir
+        from cnnviz.core.settings import config_dir as default_config_dir
 
         self.config_dir = Path(config_dir) if config_dir is not None else default_config_dir()
         self.trust_store = None

@@ -15,7 +15,7 @@ from ...core.conv import ActivationSpec, ConvSpec, PoolSpec
 from ...core.display import MAGNITUDE, MOSAIC
 from ...core.lessons import LESSONS, Lesson, playground_request
 from ..colors import mute
-from ..settings import PlaygroundParams
+from ...core.settings import PlaygroundParams
 
 
 def _busy(insp) -> bool:

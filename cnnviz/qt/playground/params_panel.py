@@ -1,6 +1,6 @@
 """The parameters panel: stride, padding, dilation, bias, flip, channels, activation, pooling.
 
-Every change emits a new :class:`~cnnviz.qt.settings.PlaygroundParams` at once
+Every change emits a new :class:`~cnnviz.core.settings.PlaygroundParams` at once
 (``paramsChanged``) when the combination is valid. A combination the core refuses (padding
 'same' with stride 2, pool padding over half the pool size, …) emits ``paramsInvalid`` with
 the :class:`~cnnviz.core.errors.SpecError` instead; the panel shows its cause and fix inline
@@ -19,7 +19,7 @@ from cnnviz.core.conv import ACTIVATIONS, PADDING_MODES
 from cnnviz.core.errors import CnnvizError
 
 from ..colors import error_text
-from ..settings import PlaygroundParams
+from ...core.settings import PlaygroundParams
 
 ACTIVATION_LABELS = {"none": "none (identity)", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x| (abs)",
                      "sigmoid": "sigmoid", "tanh": "tanh"}

@@ -19,7 +19,7 @@ from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel
 from cnnviz.core.scenes import Scene, SceneError, embed_image, embedded_pixels, load_scenes, save_scenes
 
-from ..settings import PlaygroundParams
+from ...core.settings import PlaygroundParams
 from .views import MAGNITUDE, MOSAIC
 
 _SELECTION_NAMES = {MOSAIC: "mosaic", MAGNITUDE: "magnitude"}

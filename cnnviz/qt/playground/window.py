@@ -37,7 +37,7 @@ from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, Playground
 from .. import app as qtapp
 from ..colors import mute
 from ..fault_dialog import FaultDialog
-from ..settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
+from ...core.settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
 from ..workers import LatestRequestWorker
 from .animate_panel import AnimatePanel
 from .explain_panel import ExplainPanel

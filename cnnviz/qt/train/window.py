@@ -46,7 +46,7 @@ class _Relay(QObject):
 
 
 def default_run_dir() -> Path:
-    from cnnviz.qt.settings import config_dir
+    from cnnviz.core.settings import config_dir
 
     base = config_dir() / "runs" / time.strftime("run-%Y%m%d-%H%M%S")
     path, n = base, 1
