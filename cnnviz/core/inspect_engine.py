@@ -16,7 +16,8 @@ happens on that one thread, so no two threads ever run one model at once.
 :meth:`InspectEngine.close` removes every hook and forgets the model; called while a request is
 running, it does so as soon as that request returns.
 
-Loading lives in :mod:`cnnviz.core.inspect_load`, the result types in
+Loading lives in :mod:`cnnviz.core.inspect_load`, the state and request in
+:mod:`cnnviz.core.inspect_state`, stateless helpers in :mod:`cnnviz.core.inspect_helpers`, the result types in
 :mod:`cnnviz.core.inspect_results`. Nothing here imports torch at module level and nothing
 touches a widget.
 """
@@ -28,20 +29,19 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cnnviz.core.inspect_helpers import (  # noqa: F401  (moved; names kept here)
+    STATS_CSV_COLUMNS, TABLE_ROWS, _channel_stats, _display_input, _error_text, _extras,
+    _onnx_conv_weights, _write_atomic, as_channel_maps,
+)
 from cnnviz.core.inspect_load import gpu_summary
 from cnnviz.core.inspect_results import (
-    VIEWS,
     CamData,
-    ChannelStats,
     ExportJob,
     InspectResult,
-    LayerExtras,
     LayerInfo,
     OverviewRow,
     RFData,
@@ -50,6 +50,7 @@ from cnnviz.core.inspect_results import (
     default_cam_layer,
     default_layer,
 )
+from cnnviz.core.inspect_state import InspectorState, InspectRequest, as_input_pixels, model_key
 
 __all__ = [
     "STATS_CSV_COLUMNS",
@@ -62,283 +63,10 @@ __all__ = [
     "model_key",
 ]
 
-#: Rows of a non-batch tensor (boxes, anchors) the layer's table shows at most.
-TABLE_ROWS = 500
-
-
-@dataclass(frozen=True, eq=False)
-class InspectRequest:
-    """Everything the window shows, frozen. See the module docstring.
-
-    ``pixels`` is an ``HxW`` or ``HxWx3`` float32 image in [0, 1] (or uint8 from a camera),
-    never written to after the request is made. ``frame_id`` changes exactly when the
-    pixels do. ``preprocessing`` (a :meth:`Preprocessing.to_dict` dict) and ``labels``
-    override the model's own when given.
-    """
-
-    token: int
-    model: Any
-    pixels: np.ndarray
-    frame_id: int
-    device: str = "auto"
-    dtype: str = "float32"
-    preprocessing: Mapping[str, Any] | None = None
-    labels: tuple[str, ...] | None = None
-    layer: str | None = None
-    channel: int = 0
-    views: frozenset[str] = frozenset({"grid"})
-    cam_class: int | None = None
-    cam_layer: str | None = None
-    rf_unit: tuple[int, int] | None = None
-    weights_layer: str | None = None
-    topk: int = 5
-    overview_channels: int = 8
-    export: ExportJob | None = None
-    every_op: bool = False
-    layouts: tuple[tuple[str, str], ...] = ()
-    output: str | None = None
-    score_threshold: float = 0.5
-
-
-def model_key(info: Mapping[str, Any]) -> str:
-    """What remembers per-model choices (the prediction output): the model's kind and file
-    (or name), so that the same model opened again gets them back."""
-    return f"{info.get('kind', '')}:{info.get('source') or info.get('name') or ''}"
-
-
-def as_input_pixels(pixels: np.ndarray) -> np.ndarray:
-    """An HxW / HxWx3(x4) image → read-only float32 in [0, 1] (uint8 kept as uint8), so that
-    a request can hold it without a copy: nobody can write to it afterwards."""
-    a = np.asarray(pixels)
-    if a.ndim == 3 and a.shape[2] == 4:
-        a = a[..., :3]
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] == 3)) or a.size == 0:
-        raise ValueError(f"expected an HxW or HxWx3 image, got shape {a.shape}")
-    if a.dtype == np.uint8 and not a.flags.writeable:
-        return a  # a source's frame: owned by the frame and read-only already
-    if a.dtype == np.uint8:
-        out = np.array(a, copy=True)
-    else:
-        out = np.clip(np.nan_to_num(a.astype(np.float32)), 0.0, 1.0)
-    out.setflags(write=False)
-    return out
-
-
-@dataclass
-class InspectorState:
-    """What the inspector window shows, as the user chose it: the one copy, Qt-free.
-
-    The window's widgets write through it (and are updated from it with their signals
-    blocked); :meth:`to_request` freezes it into the next :class:`InspectRequest`.
-
-    Attributes
-    ----------
-    token:
-        Changes with every model installed (results for another token are stale).
-    model, model_info:
-        The :class:`~cnnviz.core.models.LoadedModel` (read only on the GUI thread: it runs
-        on the inference thread) and what the window shows about it.
-    pixels, frame_id, input_label:
-        The input picture (read-only, see :func:`as_input_pixels`); ``frame_id`` changes
-        exactly when the pixels do.
-    layer, channel:
-        The selected layer (``None``: the engine's default) and channel.
-    view:
-        The open tab: one of :data:`~cnnviz.core.inspect_results.VIEWS`.
-    cam_class, cam_layer, rf_unit, weights_layer:
-        Choices of the Grad-CAM, receptive-field and weights views (``None``: defaults).
-    device, dtype:
-        Where and in what precision the model should run.
-    preprocessing, labels:
-        Overrides of the model's own (``None``: the model's).
-    export:
-        An export the engine writes with the next result (kept until a result says done).
-    every_op:
-        Capture every tensor op inside the forward too (not only module outputs).
-    layouts:
-        The user's layout per layer (``{name: "NHWC" | "tokens:14x14+1" | ...}``,
-        :func:`cnnviz.core.layouts.parse_layout`); the others are decided by the core.
-    output, score_threshold:
-        Which model output is the prediction (a name or index; ``None``: the default) and the
-        detection score threshold.
-    outputs_by_model:
-        The output chosen per model (:func:`model_key`): set again when the model is opened again.
-    """
-
-    token: int = 0
-    model: Any = None
-    model_info: dict[str, Any] = field(default_factory=dict)
-    pixels: np.ndarray | None = None
-    frame_id: int = 0
-    input_label: str = ""
-    layer: str | None = None
-    channel: int = 0
-    view: str = "grid"
-    cam_class: int | None = None
-    cam_layer: str | None = None
-    rf_unit: tuple[int, int] | None = None
-    weights_layer: str | None = None
-    device: str = "auto"
-    dtype: str = "float32"
-    preprocessing: dict[str, Any] | None = None
-    labels: tuple[str, ...] | None = None
-    topk: int = 5
-    export: ExportJob | None = None
-    every_op: bool = False
-    layouts: dict[str, str] = field(default_factory=dict)
-    output: str | None = None
-    score_threshold: float = 0.5
-    outputs_by_model: dict[str, str] = field(default_factory=dict)
-
-    def set_model(self, model: Any, info: Mapping[str, Any]) -> None:
-        """A new model: a new token, and every choice made for the old model forgotten
-        (except the prediction output chosen for this model before)."""
-        self.token += 1
-        self.model = model
-        self.model_info = dict(info)
-        self.layouts = {}
-        self.output = self.outputs_by_model.get(model_key(info)) if model is not None else None
-        self.preprocessing = None
-        self.labels = None
-        self.layer = None
-        self.channel = 0
-        self.cam_class = None
-        self.cam_layer = None
-        self.rf_unit = None
-        self.weights_layer = None
-        self.export = None
-
-    def forget_model(self) -> None:
-        """Drop the model (the window closed): nothing here keeps it in memory."""
-        self.set_model(None, {})
-
-    def set_input(self, pixels: np.ndarray, label: str) -> None:
-        self.pixels = as_input_pixels(pixels)
-        self.frame_id += 1
-        self.input_label = label
-
-    def select_layer(self, name: str | None) -> bool:
-        """Select layer ``name``; False when it already is (or no name). A unit picked for
-        the receptive field belongs to the old layer's map, so it is forgotten."""
-        if not name or name == self.layer:
-            return False
-        self.layer = name
-        self.rf_unit = None
-        return True
-
-    def set_output(self, choice: str | int | None) -> None:
-        """The output that is the prediction (``None``/``""``: the default), remembered for
-        this model."""
-        text = None if choice is None or str(choice).strip() == "" else str(choice).strip()
-        self.output = text
-        key = model_key(self.model_info)
-        if text is None:
-            self.outputs_by_model.pop(key, None)
-        else:
-            self.outputs_by_model[key] = text
-
-    def set_layout(self, layer: str, text: str | None) -> None:
-        """The user's layout for ``layer`` (``None``/``""``/``"auto"``: the core decides)."""
-        if text is None or str(text).strip().lower() in ("", "auto"):
-            self.layouts.pop(layer, None)
-        else:
-            self.layouts[layer] = str(text).strip()
-
-    def views(self) -> frozenset[str]:
-        """The views a request computes: the activation grid (always) and the open tab."""
-        return frozenset({"grid", self.view})
-
-    def to_request(self, overview_channels: int = 8) -> InspectRequest | None:
-        """The frozen request for what the state shows; None without a model or an input."""
-        if self.model is None or self.pixels is None:
-            return None
-        if self.view not in VIEWS:
-            raise ValueError(f"unknown view {self.view!r}; one of {', '.join(VIEWS)}")
-        return InspectRequest(
-            token=self.token, model=self.model, pixels=self.pixels, frame_id=self.frame_id,
-            device=self.device, dtype=self.dtype, preprocessing=self.preprocessing, labels=self.labels,
-            layer=self.layer, channel=self.channel, views=self.views(), cam_class=self.cam_class,
-            cam_layer=self.cam_layer, rf_unit=self.rf_unit, weights_layer=self.weights_layer, topk=self.topk,
-            overview_channels=overview_channels, export=self.export, every_op=self.every_op,
-            layouts=tuple(sorted(self.layouts.items())), output=self.output,
-            score_threshold=float(self.score_threshold),
-        )
-
-
-def _error_text(exc: BaseException) -> str:
-    if hasattr(exc, "cause"):
-        return str(exc)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}"[:400]
-
-
 
 # ============================================================================================
 # The engine
 # ============================================================================================
-
-
-def as_channel_maps(t):
-    """One layer's output (no batch dimension) as ``(C, h, w)`` maps, one per grid tile:
-    a ``(C, H, W)`` map as it is, a vector of ``N`` features as ``N`` tiles of 1×1, a 2-D
-    output as one map, more dimensions folded into channels."""
-    if t.dim() == 0:
-        return t.reshape(1, 1, 1)
-    if t.dim() == 1:
-        return t.reshape(-1, 1, 1)
-    if t.dim() == 2:
-        return t.unsqueeze(0)
-    if t.dim() > 3:
-        return t.reshape(-1, *t.shape[-2:])
-    return t
-
-
-def _channel_stats(maps) -> ChannelStats:
-    """Per-map statistics over the finite values (a vector's near-square map is padded with
-    NaN, which is not data; a map with no finite value reads as zeros)."""
-    import torch
-
-    flat = maps.detach().float().reshape(maps.shape[0], -1)
-    if flat.shape[1] == 0:
-        z = np.zeros(flat.shape[0], np.float64)
-        return ChannelStats(z, z.copy(), z.copy(), z.copy(), z.copy())
-    finite = torch.isfinite(flat)
-    if bool(finite.all()):
-        out = torch.stack([
-            flat.amin(1), flat.amax(1), flat.mean(1), flat.std(1, correction=0),
-            (flat == 0).float().mean(1) * 100.0,
-        ])
-    else:
-        n = finite.sum(1).clamp(min=1).float()
-        zero = torch.zeros((), device=flat.device)
-        vals = torch.where(finite, flat, zero)
-        mean = vals.sum(1) / n
-        var = (torch.where(finite, flat - mean[:, None], zero) ** 2).sum(1) / n
-        lo = torch.where(finite, flat, torch.full((), float("inf"), device=flat.device)).amin(1)
-        hi = torch.where(finite, flat, torch.full((), float("-inf"), device=flat.device)).amax(1)
-        has = finite.any(1)
-        lo = torch.where(has, lo, zero)
-        hi = torch.where(has, hi, zero)
-        zeros = ((flat == 0) & finite).float().sum(1) / n * 100.0
-        out = torch.stack([lo, hi, mean, var.sqrt(), zeros])
-    out = out.cpu().numpy().astype(np.float64)
-    return ChannelStats(out[0], out[1], out[2], out[3], out[4])
-
-
-def _write_atomic(path: str, write: Callable[[Any], None], mode: str = "wb") -> None:
-    from cnnviz.core.errors import CnnvizError
-    from cnnviz.core.kernels import atomic_write  # the one atomic-write implementation
-
-    folder = Path(path).parent
-    if not folder.is_dir():  # as the PNG export: a mistyped folder is not created behind the user's back
-        raise CnnvizError(f"the folder {folder} does not exist", "choose an existing folder")
-    atomic_write(path, write, mode)
-
-
-STATS_CSV_COLUMNS = ("index", "name", "type", "shape", "params", "receptive_field", "min", "max",
-                     "mean", "std", "zeros_pct", "channels", "dead_channels", "layout", "map_shape")
 
 
 class InspectEngine:
@@ -895,62 +623,3 @@ class InspectEngine:
                     wr.writerows(rows)
 
                 _write_atomic(job.csv_path, write, mode="w")
-
-
-def _extras(tensor, layout) -> LayerExtras | None:
-    """The class-token vectors of a token layer, the rows of a non-batch table."""
-    from cnnviz.core.layouts import prefix_tokens
-
-    prefix = prefix_tokens(tensor, layout)
-    table = None
-    rows = 0
-    if layout.kind == "nonbatch" and tensor.dim() <= 2:
-        t = tensor.reshape(-1, 1) if tensor.dim() <= 1 else tensor
-        rows = int(t.shape[0])
-        table = t[:TABLE_ROWS].detach().float().cpu().numpy().copy()
-    if prefix is None and table is None:
-        return None
-    return LayerExtras(prefix_tokens=None if prefix is None else prefix.detach().float().cpu().numpy().copy(),
-                       table=table, table_rows=rows)
-
-
-def _onnx_conv_weights(model) -> dict[str, np.ndarray]:
-    """An ONNX model's Conv weights ``(O, I, kh, kw)`` by layer name (the names
-    :class:`cnnviz.core.onnx_model.OnnxRecorder` gives its nodes)."""
-    from onnx import numpy_helper
-
-    graph = model.proto.graph
-    inits = {i.name: i for i in graph.initializer}
-    out: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for i, node in enumerate(graph.node):
-        base = node.name or f"{node.op_type}_{i}"
-        k = counts.get(base, 0) + 1
-        counts[base] = k
-        base = base if k == 1 else f"{base}#{k}"
-        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in inits:
-            w = numpy_helper.to_array(inits[node.input[1]])
-            if w.ndim == 4 and len([o for o in node.output if o]) == 1:
-                out[base] = w
-    return out
-
-
-def _display_input(x, pre) -> np.ndarray:
-    """The model's input tensor ``(1, C, H, W)`` back in [0, 1] RGB uint8 for showing."""
-    t = x[0].detach().float().cpu()
-    c = t.shape[0]
-    mean = np.asarray(pre.mean, dtype=np.float32)
-    std = np.asarray(pre.std, dtype=np.float32)
-    arr = t.numpy()
-    if len(mean) in (1, c) and len(std) in (1, c):
-        arr = arr * std.reshape(-1, 1, 1) + mean.reshape(-1, 1, 1)
-    if c == 1:
-        img = np.repeat(arr, 3, axis=0)
-    elif c >= 3:
-        img = arr[:3]
-        if pre.color == "bgr":
-            img = img[::-1]
-    else:
-        img = np.repeat(arr[:1], 3, axis=0)
-    img = np.clip(np.nan_to_num(img.transpose(1, 2, 0), nan=0.0), 0.0, 1.0)
-    return np.ascontiguousarray(np.round(img * 255.0).astype(np.uint8))
