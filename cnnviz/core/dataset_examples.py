@@ -304,6 +304,11 @@ def _receptive_field(model: Any, shape: tuple[int, ...], layer: str):
     return rfs.get(layer)
 
 
+def _decode_workers() -> int:
+    """Threads that decode a folder's files during a sweep: the spare cores, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 1) - 1))
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
@@ -435,10 +440,15 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             boxes = np.full((c, k, 4), -1, np.int64)
             rf = rfs.get(name)
             if rf is not None:
+                known: dict[tuple[int, int, int, int], tuple[int, ...]] = {}  # few units, many entries
                 for ch in range(c):
                     for j in range(k):
                         if its[ch, j] >= 0:
-                            boxes[ch, j] = theoretical_rf_box(rf, tuple(uns[ch, j]), tuple(sizes[its[ch, j]]))
+                            unit, size = tuple(uns[ch, j]), tuple(sizes[its[ch, j]])
+                            at = (*unit, *size)
+                            if at not in known:
+                                known[at] = theoretical_rf_box(rf, unit, size)
+                            boxes[ch, j] = known[at]
             out[name] = LayerExamples(name, values, its, uns, boxes, shapes[name])
         return out
 
@@ -479,17 +489,28 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     bs = int(request.batch_size)
     batches = 0
 
+    # folders decode several files at once where there are cores to spare (PNG/JPEG decoders
+    # release the GIL): on a GPU the model waits for the decoder, not the other way round.
+    # A video is read in order by one reader.
+    n_decode = 1 if kind == "video" else _decode_workers()
+    decoders = (ThreadPoolExecutor(max_workers=n_decode, thread_name_prefix="cnnviz-sweep-decode-file")
+                if n_decode > 1 else None)
+
+    def load_one(i: int):
+        try:
+            pixels = _load(items[i], kind, video, request.max_pixels)
+            return i, pp.apply(pixels), None
+        except (CnnvizError, OSError, ValueError, MemoryError) as exc:
+            return i, None, (items[i], _reason(exc))
+
     def load_chunk(chunk: range):
         """Decode and preprocess one chunk: ``(groups by input shape, skipped)``. Runs on the
         prefetch thread while the model runs the previous chunk."""
         groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
         bad: list[tuple[str, str]] = []
-        for i in chunk:
-            try:
-                pixels = _load(items[i], kind, video, request.max_pixels)
-                x = pp.apply(pixels)
-            except (CnnvizError, OSError, ValueError, MemoryError) as exc:
-                bad.append((items[i], _reason(exc)))
+        for i, x, failed in (decoders.map(load_one, chunk) if decoders is not None else map(load_one, chunk)):
+            if failed is not None:
+                bad.append(failed)
                 continue
             groups.setdefault(tuple(x.shape), []).append((i, x))
         return groups, bad
@@ -538,6 +559,8 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
                 save(pos)
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)  # the decoder is done before the video closes
+        if decoders is not None:
+            decoders.shutdown(wait=True, cancel_futures=True)
         recorder.close()
         if video is not None:
             video.close()

@@ -397,6 +397,12 @@ def _random_affine(n: int, hw: tuple[int, int], jitter: int, generator: torch.Ge
     return theta.to(device)
 
 
+def _sync_interval(device: torch.device, every: int) -> int:
+    """How many optimization steps run between read-backs of the per-step checks and values:
+    1 on the CPU (nothing to overlap), up to 8 on an accelerator (no stall per step)."""
+    return 1 if device.type == "cpu" else max(1, min(every, 8))
+
+
 def _transform(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Resample ``images`` through ``theta``; what comes in from outside the image is gray 0.5
     (Lucid pads with 0.5 before it jitters)."""
@@ -653,40 +659,77 @@ def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, 
             gen = torch.Generator().manual_seed(int(st.seed) * 1_000_003 + ci)
             param = ImageParam(n, channels_in, size, fourier=st.fourier, decorrelate=st.decorrelate,
                                generator=gen, device=device)
-            opt = (torch.optim.Adam(param.parameters(), lr=st.lr) if st.optimizer == "adam"
+            fused = {"fused": True} if device.type == "cuda" else {}  # one kernel per step, not ten
+            opt = (torch.optim.Adam(param.parameters(), lr=st.lr, **fused) if st.optimizer == "adam"
                    else torch.optim.SGD(param.parameters(), lr=st.lr, momentum=0.9))
+            # every step's transform drawn up front, in the same order as step by step, and
+            # moved to the device once
+            thetas = (torch.stack([_random_affine(n, size, jitter, gen, torch.device("cpu"))
+                                   for _ in range(st.steps)]).to(device) if st.transforms else None)
+            # On an accelerator, reading a value back stalls the queue; the per-step checks and
+            # values stay on the device and are read every `sync_every` steps (on the CPU
+            # every step: the same errors at the same step, the same progress text).
+            sync_every = _sync_interval(device, every)
+            loss_ok = torch.ones(st.steps, dtype=torch.bool, device=device)
+            grad_ok = torch.ones(st.steps, dtype=torch.bool, device=device)
+            step_vals = torch.zeros(st.steps, dtype=torch.float32, device=device)
+            read = 0  # steps read back so far
+            last_val = float("nan")
+
+            def nan_error(at: int, in_gradient: bool):
+                if not in_gradient:
+                    raise FeatureVizError(
+                        f"the optimization produced NaN or infinity at step {at + 1} ({obj.describe()})",
+                        "lower the learning rate, use fewer steps, or check the model for NaN weights")
+                raise FeatureVizError(
+                    f"the optimization produced NaN or infinity at step {at + 1} ({obj.describe()}): "
+                    "in the gradient", "check the model for NaN or infinite weights, or lower the learning rate")
+
+            def read_back(upto: int) -> None:
+                """Check steps ``read..upto-1`` for NaN/inf and add their values to the history."""
+                nonlocal read, last_val
+                if upto <= read:
+                    return
+                lo, go = loss_ok[read:upto].cpu().numpy(), grad_ok[read:upto].cpu().numpy()
+                bad = np.flatnonzero(~(lo & go))
+                if bad.size:
+                    nan_error(read + int(bad[0]), in_gradient=bool(lo[bad[0]]))
+                vals_np = step_vals[read:upto].cpu().numpy().astype(np.float64)
+                history[read:upto] += vals_np * n / len(targets)
+                last_val = float(vals_np[-1])
+                read = upto
+
             for step in range(st.steps):
                 state.check()
                 img = param.images()
-                if st.transforms:
-                    img = _transform(img, _random_affine(n, size, jitter, gen, device))
+                if thetas is not None:
+                    img = _transform(img, thetas[step])
                 with _RedirectedReLUs(module, step < redirect_steps):
                     maps, _ = target.forward(to_input(img))
                 vals = target.values(maps, tgt, obj.unit)
                 loss = -vals.sum()
                 if st.diversity > 0 and st.batch > 1:
                     loss = loss + st.diversity * _diversity(maps.float(), n // st.batch) * n
-                if not torch.isfinite(loss):
-                    raise FeatureVizError(
-                        f"the optimization produced NaN or infinity at step {step + 1} ({obj.describe()})",
-                        "lower the learning rate, use fewer steps, or check the model for NaN weights")
+                loss_ok[step] = torch.isfinite(loss.detach())
+                step_vals[step] = vals.detach().mean()
+                if sync_every == 1 and not bool(loss_ok[step]):
+                    nan_error(step, in_gradient=False)  # on the CPU: before its gradient is taken
                 opt.zero_grad(set_to_none=True)
                 (grad,) = torch.autograd.grad(loss, param.param)
-                if not bool(torch.isfinite(grad).all()):
-                    raise FeatureVizError(
-                        f"the optimization produced NaN or infinity at step {step + 1} ({obj.describe()}): "
-                        "in the gradient", "check the model for NaN or infinite weights, or lower the learning rate")
+                grad_ok[step] = torch.isfinite(grad).all()
+                preview_now = (step + 1) % every == 0 or step + 1 == st.steps
+                if sync_every == 1 or preview_now or (step + 1) % sync_every == 0:
+                    read_back(step + 1)
                 param.param.grad = grad
                 opt.step()
-                mean_val = float(vals.detach().mean())
-                history[step] += mean_val * n / len(targets)
                 done = (ci * st.steps + step + 1) / (n_chunks * st.steps)
-                state.set_progress(done, f"step {step + 1}/{st.steps}: activation {mean_val:.4g}")
-                if (step + 1) % every == 0 or step + 1 == st.steps:
+                state.set_progress(done, f"step {step + 1}/{st.steps}: activation {last_val:.4g}")
+                if preview_now:
                     with torch.no_grad():
                         preview = param.images().permute(0, 2, 3, 1).float().cpu().numpy()
                     state.set_partial_result(FeatureVizPartial(
                         step + 1, st.steps, preview, vals.detach().float().cpu().numpy(), tgt_np.copy()))
+            read_back(st.steps)
             with torch.no_grad():
                 final = torch.round(param.images().float() * 255.0) / 255.0
                 maps, _ = target.forward(to_input(final))
