@@ -34,7 +34,7 @@ import os
 import threading
 import time
 import weakref
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,9 +304,24 @@ def _receptive_field(model: Any, shape: tuple[int, ...], layer: str):
     return rfs.get(layer)
 
 
-def _decode_workers() -> int:
-    """Threads that decode a folder's files during a sweep: the spare cores, at most 4."""
-    return max(1, min(4, (os.cpu_count() or 1) - 1))
+def _decode_ahead(model: Any) -> bool:
+    """Whether a sweep decodes the next chunk on a thread while the model runs this one."""
+    return True
+
+
+class _Inline:
+    """The prefetch executor's interface, doing the work at once on the calling thread."""
+
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed over exactly as a thread would
+            done.set_exception(exc)
+        return done
+
+    def shutdown(self, **_kw) -> None:
+        pass
 
 
 def _reason(exc: BaseException) -> str:
@@ -440,15 +455,13 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             boxes = np.full((c, k, 4), -1, np.int64)
             rf = rfs.get(name)
             if rf is not None:
-                known: dict[tuple[int, int, int, int], tuple[int, ...]] = {}  # few units, many entries
-                for ch in range(c):
-                    for j in range(k):
-                        if its[ch, j] >= 0:
-                            unit, size = tuple(uns[ch, j]), tuple(sizes[its[ch, j]])
-                            at = (*unit, *size)
-                            if at not in known:
-                                known[at] = theoretical_rf_box(rf, unit, size)
-                            boxes[ch, j] = known[at]
+                valid = its >= 0
+                if valid.any():  # few distinct (unit, input size) pairs, many entries: each box once
+                    at = np.concatenate([uns[valid], sizes[its[valid]]], 1)
+                    distinct, which = np.unique(at, axis=0, return_inverse=True)
+                    known = np.array([theoretical_rf_box(rf, (int(u[0]), int(u[1])), (int(u[2]), int(u[3])))
+                                      for u in distinct], np.int64).reshape(len(distinct), 4)
+                    boxes[valid] = known[which.reshape(-1)]
             out[name] = LayerExamples(name, values, its, uns, boxes, shapes[name])
         return out
 
@@ -489,28 +502,17 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     bs = int(request.batch_size)
     batches = 0
 
-    # folders decode several files at once where there are cores to spare (PNG/JPEG decoders
-    # release the GIL): on a GPU the model waits for the decoder, not the other way round.
-    # A video is read in order by one reader.
-    n_decode = 1 if kind == "video" else _decode_workers()
-    decoders = (ThreadPoolExecutor(max_workers=n_decode, thread_name_prefix="cnnviz-sweep-decode-file")
-                if n_decode > 1 else None)
-
-    def load_one(i: int):
-        try:
-            pixels = _load(items[i], kind, video, request.max_pixels)
-            return i, pp.apply(pixels), None
-        except (CnnvizError, OSError, ValueError, MemoryError) as exc:
-            return i, None, (items[i], _reason(exc))
-
     def load_chunk(chunk: range):
         """Decode and preprocess one chunk: ``(groups by input shape, skipped)``. Runs on the
         prefetch thread while the model runs the previous chunk."""
         groups: dict[tuple, list[tuple[int, torch.Tensor]]] = {}
         bad: list[tuple[str, str]] = []
-        for i, x, failed in (decoders.map(load_one, chunk) if decoders is not None else map(load_one, chunk)):
-            if failed is not None:
-                bad.append(failed)
+        for i in chunk:
+            try:
+                pixels = _load(items[i], kind, video, request.max_pixels)
+                x = pp.apply(pixels)
+            except (CnnvizError, OSError, ValueError, MemoryError) as exc:
+                bad.append((items[i], _reason(exc)))
                 continue
             groups.setdefault(tuple(x.shape), []).append((i, x))
         return groups, bad
@@ -518,7 +520,8 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     def chunk_at(p: int) -> range:
         return range(p, min(p + bs, len(items)))
 
-    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode")
+    prefetch = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode") if _decode_ahead(model)
+                else _Inline())
     try:
         pos = start
         upcoming = prefetch.submit(load_chunk, chunk_at(pos)) if pos < len(items) else None
@@ -559,8 +562,6 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
                 save(pos)
     finally:
         prefetch.shutdown(wait=True, cancel_futures=True)  # the decoder is done before the video closes
-        if decoders is not None:
-            decoders.shutdown(wait=True, cancel_futures=True)
         recorder.close()
         if video is not None:
             video.close()

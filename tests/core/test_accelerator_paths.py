@@ -1,8 +1,8 @@
 """The code paths an accelerator takes, exercised on the CPU.
 
 On a GPU, feature visualization reads its per-step checks and values back every few steps
-(not every step: a read-back stalls the queue), and a folder sweep decodes files on several
-threads (the model waits for the decoder there). Both must give exactly what the plain CPU
+(not every step: a read-back stalls the queue), and a folder sweep may decode on the calling thread
+instead of a prefetch thread. Both must give exactly what the plain CPU
 path gives: the same images, values, history, errors at the same step, the same top-k.
 """
 
@@ -112,18 +112,19 @@ def folder(tmp_path_factory):
 
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration")
-def test_parallel_decode_equals_serial(demo, folder, monkeypatch):
+def test_decoding_ahead_or_inline_gives_the_same_sweep(demo, folder, monkeypatch):
     req = dx.SweepRequest(folder, ("relu2", "conv3"), k=5, batch_size=4)
     with torch.backends.mkldnn.flags(enabled=False):
-        monkeypatch.setattr(dx, "_decode_workers", lambda: 1)
-        serial = dx.run(demo, req, cache=False)
-        monkeypatch.setattr(dx, "_decode_workers", lambda: 3)
-        parallel = dx.run(demo, req, cache=False)
-    assert parallel.processed == serial.processed == 19
-    assert parallel.skipped == serial.skipped and len(serial.skipped) == 2
-    assert [p for p, _ in serial.skipped] == [str(folder / "img_05b.png"), str(folder / "readme.txt")]
+        monkeypatch.setattr(dx, "_decode_ahead", lambda model: True)
+        ahead = dx.run(demo, req, cache=False)
+        monkeypatch.setattr(dx, "_decode_ahead", lambda model: False)
+        inline = dx.run(demo, req, cache=False)
+    assert inline.processed == ahead.processed == 19
+    assert inline.skipped == ahead.skipped and len(ahead.skipped) == 2
+    assert [p for p, _ in ahead.skipped] == [str(folder / "img_05b.png"), str(folder / "readme.txt")]
     for name in req.layers:
-        a, b = serial.layers[name], parallel.layers[name]
+        a, b = ahead.layers[name], inline.layers[name]
         for field in ("values", "items", "units", "boxes"):
             np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=f"{name}.{field}")
+        assert (a.boxes[a.items >= 0] >= 0).all()  # every kept entry has its receptive-field box
     assert not [t for t in __import__("threading").enumerate() if t.name.startswith("cnnviz-sweep-decode")]
