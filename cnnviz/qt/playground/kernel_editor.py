@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (QButtonGroup, QDoubleSpinBox, QFileDialog, QGridL
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel, load_kernel_file, presets, save_kernel_file
+from cnnviz.core.playground import PlaygroundState
 
 from ..colors import format_sig, lookup_table, mute, symmetric_max
 from .kernel_grid import GESTURES_HELP, KernelGrid, parse_value, tidy_value  # noqa: F401 - re-exported
@@ -113,21 +114,29 @@ class KernelEditor(QWidget):
     """
 
     kernelChanged = Signal(object)
+    bankEdited = Signal(object)   # BankChange: an edit changed the state's bank (the window updates the views)
     bankRequested = Signal(object)
     directoryUsed = Signal(str)  # a kernel file was saved or loaded in this folder (the window remembers it)
 
     OPERATIONS = ("normalize", "negate", "flip_h", "flip_v", "rotate90", "transpose", "clear", "random")
 
-    def __init__(self, kernel: Kernel | None = None, parent: QWidget | None = None):
+    def __init__(self, kernel: Kernel | None = None, parent: QWidget | None = None, *,
+                 state: PlaygroundState | None = None):
         if isinstance(kernel, QWidget):  # KernelEditor(parent), like every other widget
             kernel, parent = None, kernel
         super().__init__(parent)
-        if kernel is None:
+        # the kernel shown is the state's selected kernel: the one copy (the window's
+        # state, or the editor's own when it runs alone)
+        self._state = state if state is not None else PlaygroundState()
+        if kernel is None and self._state.kernels:
+            kernel = self._state.selected_kernel
+        elif kernel is None:
             try:
                 kernel = presets()["sobel-x"].kernel
             except Exception:  # noqa: BLE001 - presets file missing: still usable
                 kernel = Kernel(np.zeros((3, 3), np.float32))
-        self._kernel: Kernel = kernel
+        if not self._state.kernels:
+            self._state.set_bank((kernel,), 0)
         self._channel = 0
         self._rng = QRandomGenerator(QRandomGenerator.global_().generate())
         self._last_dir = str(Path.home())
@@ -372,8 +381,21 @@ class KernelEditor(QWidget):
         return menu
 
     # -- public API ---------------------------------------------------------------------
+    @property
+    def _kernel(self) -> Kernel:
+        return self._state.selected_kernel
+
     def kernel(self) -> Kernel:
         return self._kernel
+
+    def showState(self, new_history: bool = False) -> None:
+        """Show the state's selected kernel (it changed elsewhere); emits nothing.
+        ``new_history``: another kernel is selected, so the undo history starts again."""
+        self._grid.cancelEdit()
+        if new_history:
+            self._undo.clear()
+            self._message.hide()
+        self._refresh()
 
     def setKernel(self, k: Kernel, *, undoable: bool = True) -> None:
         """Show ``k``. Undoable: one undo step. Not undoable: replaces the kernel and clears
@@ -473,7 +495,7 @@ class KernelEditor(QWidget):
 
     # -- files ---------------------------------------------------------------------------------
     def saveToFile(self) -> None:
-        bank = tuple(self._bank_provider()) if self._bank_provider is not None else ()
+        bank = tuple(self._bank_provider()) if self._bank_provider is not None else self._state.kernels
         whole = len(bank) > 1
         name = f"{_slug(self._kernel.name)}-bank" if whole else _slug(self._kernel.name)
         start = str(Path(self._last_dir) / f"{name}.json")
@@ -534,12 +556,14 @@ class KernelEditor(QWidget):
     def _apply(self, k: Kernel, *, emit: bool = True) -> None:
         """Make ``k`` the current kernel and refresh every control (undo commands call this)."""
         changed = not (k == self._kernel)
-        self._kernel = k
+        change = self._state.replace_selected(k) if changed else None   # the bank's rules apply
         self._refresh()
         if changed:
             self._message.hide()
         if emit and changed:
             self.kernelChanged.emit(k)
+            if change is not None:
+                self.bankEdited.emit(change)
 
     def _refresh(self) -> None:
         k = self._kernel

@@ -111,7 +111,6 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         self._shown_at: dict[int, float] = {}
         self._about_box: QMessageBox | None = None
         self._faults = FaultDialog(self)
-        self._editing = False          # an editor edit is being written to the bank
         self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
         self._about_probe_running = False
 
@@ -179,15 +178,17 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         self.params_panel.paramsChanged.connect(self._on_params)
         self.params_panel.paramsInvalid.connect(lambda err: self.show_error(err, "Parameters", transient=True))
 
-        self.kernel_editor = KernelEditor()
-        self.kernel_bank = KernelBank()
-        self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
+        # the editor and the bank are views of self.state: they write through it and are
+        # updated from it with their signals blocked (no echo, no second copy of the bank)
+        self.kernel_editor = KernelEditor(state=self.state)
+        self.kernel_bank = KernelBank(state=self.state)
+        self.kernel_editor.bankEdited.connect(self._on_bank_edited)
         self.kernel_editor.setResizeGuard(self.confirm_bank_resize)
-        self.kernel_editor.setBankProvider(lambda: self.kernel_bank.bank())
+        self.kernel_editor.setBankProvider(lambda: self.state.kernels)
         self.kernel_editor.setLastDirectory(self.settings.last_dir("kernels"))
         self.kernel_editor.directoryUsed.connect(lambda d: self.settings.remember_dir("kernels", d))
         self.kernel_editor.bankRequested.connect(self._on_bank_requested)
-        self.kernel_bank.bankChanged.connect(self._on_bank_changed)
+        self.kernel_bank.edited.connect(self._on_bank_edited)
 
         self.explain_panel = ExplainPanel()
         self.animate_panel = AnimatePanel()
@@ -274,7 +275,7 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
-        self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_changed: state, editor, views
+        self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_edited: editor, views
         if s.window_geometry:
             self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
             self.fit_to_screen()  # saved on a bigger monitor than this one (a projector)
@@ -349,18 +350,9 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
     # ===================================================================================
     # kernels and parameters
     # ===================================================================================
-    def _on_editor_kernel(self, k: Kernel) -> None:
-        # the editor changed the selected kernel: the bank applies its rules (a new size
-        # resizes the others) and reports the bank; the editor already shows the kernel
-        self._editing = True
-        try:
-            self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
-        finally:
-            self._editing = False
-
     def confirm_bank_resize(self, n: int) -> bool:
         """Ask before a size button crops other kernels of the bank (they share one size)."""
-        cropped = self.kernel_bank.wouldCrop(n, n)
+        cropped = self.state.would_crop(n, n)
         if not cropped:
             return True
         names = ", ".join(cropped[:4]) + (f" and {len(cropped) - 4} more" if len(cropped) > 4 else "")
@@ -375,23 +367,22 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
     def _on_bank_requested(self, kernels) -> None:
         self.kernel_bank.setBank(tuple(kernels), 0)
 
-    def _on_bank_changed(self, payload) -> None:
-        kernels, selected, pair = payload
-        was_on = self.state.magnitude_pair is not None
-        change = self.state.set_bank(kernels, selected, pair)
+    def _on_bank_edited(self, change) -> None:
+        """The bank in the state changed (through the bank or the editor): show it."""
         st = self.state
-        if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
-            # another kernel was selected (or the bank replaced): its own undo history starts
-            # now. Signals blocked: the editor shows the state, it does not report it back.
-            with QSignalBlocker(self.kernel_editor):
-                self.kernel_editor.setKernel(st.selected_kernel, undoable=False)
+        pair = st.magnitude_pair
+        if self.sender() is self.kernel_editor:
+            self.kernel_bank.refresh()
+        else:
+            # another kernel was selected (or the bank replaced): its own undo history starts now
+            self.kernel_editor.showState(new_history=change.selected_changed)
         if change.selection_moved or change.names_changed:
             shown = self.outputs.selection()
             self.outputs.set_bank([k.name for k in st.kernels], st.selected, pair)
             if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
                 keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
-            if pair is not None and not was_on:
+            if change.magnitude_turned_on:
                 self.outputs.set_selection(MAGNITUDE)  # ticking the magnitude shows it
         self._schedule()
 
