@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .conv import ActivationSpec, ConvSpec, PipelineRequest, PipelineResult, PoolSpec, prepare_input, run_pipeline
+from . import bank as bank_rules
 from .kernels import Kernel
 from .display import DisplayFrame, DisplaySettings, Stat, StageImage, display_frame, robust_stat
 
@@ -36,40 +37,152 @@ class BankChange:
     selection_moved: bool      # another kernel is selected, or the bank grew or shrank
     names_changed: bool        # kernel names or the magnitude pair changed
     selected_changed: bool     # the selected kernel itself is another one
+    magnitude_turned_on: bool = False   # the magnitude pair was off and is on now
+
+    @property
+    def any(self) -> bool:
+        return self.selection_moved or self.names_changed or self.selected_changed
 
 
 @dataclass
 class PlaygroundState:
     """What the user chose in the playground: the one copy the window keeps.
 
-    Widgets write through :meth:`set_bank` and :meth:`set_params` (and the display
-    settings), and are updated from the state with their signals blocked, so no value
-    echoes back to the widget it came from. ``params`` is anything with ``to_specs()``
-    (the window's ``PlaygroundParams``).
+    Widgets write through its methods (:meth:`set_bank`, :meth:`select`,
+    :meth:`replace_selected`, … and :meth:`set_params`), and are updated from the state
+    with their signals blocked, so no value echoes back to the widget it came from. The
+    bank's rules (one size per bank, reversible crops, the magnitude pair) live here
+    (:mod:`cnnviz.core.bank`); every bank method returns the :class:`BankChange`, or None
+    when nothing changed. ``params`` is anything with ``to_specs()`` (the window's
+    ``PlaygroundParams``).
     """
 
     kernels: tuple[Kernel, ...] = ()
     selected: int = 0
-    magnitude_pair: tuple[int, int] | None = None
     params: Any = None
     display: DisplaySettings = field(default_factory=DisplaySettings)
+    magnitude_on: bool = False                  # the "gradient magnitude" option is ticked
+    pair_choice: tuple[int, int] = (0, 1)       # the pair a/b shown, kept while the option is off
+    originals: tuple[Kernel | None, ...] = ()   # full weights of kernels cropped to the bank's size
 
     @property
     def selected_kernel(self) -> Kernel | None:
         return self.kernels[self.selected] if self.kernels else None
 
-    def set_bank(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> BankChange:
-        """Take a new bank (the kernel bank's edit, a preset, a lesson)."""
-        kernels = tuple(kernels)
-        selected = max(0, min(int(selected), len(kernels) - 1)) if kernels else 0
+    @property
+    def magnitude_pair(self) -> tuple[int, int] | None:
+        """The pair to combine, or None when the option is off, unavailable or a == b."""
+        if not self.magnitude_on or len(self.kernels) < 2:
+            return None
+        a, b = self.pair_choice
+        return None if a == b else (a, b)
+
+    def _commit(self, kernels: tuple[Kernel, ...], selected: int, *, on: bool | None = None,
+                choice: tuple[int, int] | None = None, originals=None) -> BankChange | None:
+        before_kernels, before_sel, before_pair = self.kernels, self.selected, self.magnitude_pair
         before = self.selected_kernel
+        if kernels:
+            selected = max(0, min(int(selected), len(kernels) - 1))
+            kernels, originals = bank_rules.fit_bank(tuple(kernels), selected, originals)
+        else:
+            selected, originals = 0, ()
+        n = len(kernels)
+        if choice is not None:
+            self.pair_choice = choice
+        self.pair_choice = (min(self.pair_choice[0], max(n - 1, 0)), min(self.pair_choice[1], max(n - 1, 0)))
+        if on is not None:
+            self.magnitude_on = bool(on)
+        self.kernels, self.selected, self.originals = tuple(kernels), selected, tuple(originals)
+        pair = self.magnitude_pair
         change = BankChange(
-            selection_moved=selected != self.selected or len(kernels) != len(self.kernels),
-            names_changed=[k.name for k in kernels] != [k.name for k in self.kernels]
-            or magnitude_pair != self.magnitude_pair,
-            selected_changed=(kernels[selected] if kernels else None) != before)
-        self.kernels, self.selected, self.magnitude_pair = kernels, selected, magnitude_pair
+            selection_moved=selected != before_sel or n != len(before_kernels),
+            names_changed=[k.name for k in kernels] != [k.name for k in before_kernels] or pair != before_pair,
+            selected_changed=self.selected_kernel != before,
+            magnitude_turned_on=before_pair is None and pair is not None)
+        if not change.any and self.kernels == before_kernels:
+            return None
         return change
+
+    def set_bank(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> BankChange:
+        """Take a new bank (a preset, a file, a lesson): mixed sizes are resized to the
+        selected kernel's size; ``magnitude_pair`` None turns the magnitude off."""
+        kernels = tuple(kernels)
+        if magnitude_pair is None:
+            on, choice = False, bank_rules.default_pair(kernels)
+        else:
+            a, b = (int(v) for v in magnitude_pair)
+            if not (0 <= a < len(kernels) and 0 <= b < len(kernels)):
+                raise ValueError(f"magnitude pair {magnitude_pair} is outside the bank of {len(kernels)} kernels")
+            on, choice = True, (a, b)
+        change = self._commit(kernels, selected, on=on, choice=choice)
+        return change or BankChange(False, False, False)
+
+    def select(self, index: int) -> BankChange | None:
+        if not self.kernels or int(index) == self.selected or not 0 <= int(index) < len(self.kernels):
+            return None
+        return self._commit(self.kernels, int(index), originals=self.originals)
+
+    def replace_selected(self, kernel: Kernel) -> BankChange | None:
+        """Put ``kernel`` in the selected slot (the editor changed it); when its size
+        differs, the other kernels are resized to it (their crops are reversible)."""
+        if not self.kernels:
+            return self._commit((kernel,), 0)
+        if kernel == self.kernels[self.selected]:
+            return None
+        ks = list(self.kernels)
+        ks[self.selected] = kernel
+        originals = list(self.originals) + [None] * (len(ks) - len(self.originals))
+        originals[self.selected] = None  # the edited kernel is what the editor shows
+        return self._commit(tuple(ks), self.selected, originals=tuple(originals))
+
+    def add_copy(self) -> BankChange | None:
+        """Insert a copy of the selected kernel after it and select the copy."""
+        if not self.kernels:
+            return None
+        src = self.selected_kernel
+        ks = list(self.kernels)
+        sel = self.selected
+        ks.insert(sel + 1, replace(src, name=bank_rules.unique_name(f"{src.name} copy", self.kernels)))
+        a, b = self.pair_choice
+        shift = lambda i: i + 1 if i > sel else i  # noqa: E731
+        originals = list(self.originals) + [None] * (len(self.kernels) - len(self.originals))
+        originals.insert(sel + 1, None)
+        return self._commit(tuple(ks), sel + 1, choice=(shift(a), shift(b)), originals=tuple(originals))
+
+    def remove_selected(self) -> BankChange | None:
+        """Remove the selected kernel (never the last one)."""
+        if len(self.kernels) <= 1:
+            return None
+        idx = self.selected
+        ks = list(self.kernels)
+        del ks[idx]
+        originals = list(self.originals) + [None] * (len(self.kernels) - len(self.originals))
+        del originals[idx]
+        a, b = self.pair_choice
+        choice = bank_rules.default_pair(tuple(ks)) if idx in (a, b) else (a - (a > idx), b - (b > idx))
+        return self._commit(tuple(ks), min(idx, len(ks) - 1), choice=choice, originals=tuple(originals))
+
+    def rename_selected(self, name: str) -> BankChange | None:
+        name = name.strip()
+        if not self.kernels or not name or name == self.selected_kernel.name:
+            return None
+        ks = list(self.kernels)
+        ks[self.selected] = replace(ks[self.selected], name=name)
+        return self._commit(tuple(ks), self.selected, originals=self.originals)
+
+    def set_magnitude(self, on: bool | None = None, pair: tuple[int, int] | None = None) -> BankChange | None:
+        """Tick/untick the magnitude option and/or choose its pair (indices)."""
+        if pair is not None:
+            a, b = (int(v) for v in pair)
+            n = len(self.kernels)
+            if not (0 <= a < n and 0 <= b < n):
+                raise ValueError(f"magnitude pair {pair} is outside the bank of {n} kernels")
+            pair = (a, b)
+        return self._commit(self.kernels, self.selected, on=on, choice=pair, originals=self.originals)
+
+    def would_crop(self, kh: int, kw: int) -> list[str]:
+        """Names of the other kernels a resize of the bank to kh×kw would crop."""
+        return bank_rules.would_crop(self.kernels, self.selected, self.originals, kh, kw)
 
     def set_params(self, params: SpecSource) -> None:
         self.params = params

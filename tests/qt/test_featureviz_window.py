@@ -157,9 +157,9 @@ def test_opened_from_the_inspector_on_a_copy_of_its_model(qtbot, config_dir, tmp
 def test_task_runner_one_at_a_time_latest_wins(qtbot):
     import time
 
-    from cnnviz.qt.featureviz.tasks import TaskRunner
+    from cnnviz.qt.featureviz.tasks import TaskRunner   # the old path: the app's one runner
 
-    r = TaskRunner(name="test-runner", poll_ms=10)
+    r = TaskRunner(name="test-runner")
     running, most = [0], [0]
     lock = threading.Lock()
     done, cancelled = [], []
@@ -193,7 +193,7 @@ def test_task_runner_one_at_a_time_latest_wins(qtbot):
     r.cancel()
     qtbot.waitUntil(lambda: not r.is_busy(), timeout=10_000)
     assert len(cancelled) == 1
-    assert r.shutdown(1000) and not r._timer.isActive()
+    assert r.shutdown(1000) and not r.is_busy()
 
 
 @pytest.mark.parametrize("key, tab, layer_kind", [("what-a-channel-looks-for", "featviz", "first"),

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QListWidget, QToolButton
 
 from cnnviz.core.conv import ConvSpec, PipelineRequest, run_pipeline
-from cnnviz.core.kernels import presets
+from cnnviz.core.kernels import Kernel, presets
 from cnnviz.qt.playground.kernel_bank import KernelBank
 
 P = presets()
@@ -165,3 +165,52 @@ def test_cropping_the_bank_is_reversible_and_reported(bank):
     bank.replaceSelected(ks[0])
     assert bank.bank()[1] == edited.resized(7, 7)
     assert bank.bank()[2] == ks[2]
+
+
+# -- the bank is a view of the state: no second copy ------------------------------------------
+def test_the_bank_shows_a_state_changed_directly_and_clicks_change_the_state(qtbot):
+    from cnnviz.core.playground import PlaygroundState
+    from cnnviz.qt.playground.kernel_editor import KernelEditor
+
+    state = PlaygroundState()
+    state.set_bank(P["sobel-pair"].kernels, 0, (0, 1))
+    bank = KernelBank(state=state)
+    editor = KernelEditor(state=state)
+    for w in (bank, editor):
+        qtbot.addWidget(w)
+    bank.resize(300, 380)
+    bank.show()
+    qtbot.waitExposed(bank)
+    lst = _list(bank)
+    got = _record(bank)
+    # the state changes (a lesson, a scene): the tiles, the count and the editor show it
+    state.set_bank(P["oriented-bank"].kernels, 2)
+    bank.refresh()
+    editor.showState(new_history=True)
+    assert [lst.item(i).text() for i in range(lst.count())] == [k.name for k in P["oriented-bank"].kernels]
+    assert lst.currentRow() == 2 and "12 kernels" in bank.findChild(QLabel, "count").text()
+    assert editor.kernel() == P["oriented-bank"].kernels[2]
+    assert got == []                                   # showing the state reports nothing back
+    # a click on a tile is a state change
+    qtbot.mouseClick(lst.viewport(), Qt.LeftButton, pos=lst.visualItemRect(lst.item(5)).center())
+    assert state.selected == 5 and got[-1][1] == 5
+    # an editor edit lands in the state, and the bank shows it after a refresh
+    editor.applyOperation("negate")
+    assert state.kernels[5] == P["oriented-bank"].kernels[5].negated()
+    assert bank.selectedKernel() == state.kernels[5]
+    # no second copy: neither widget keeps a kernel list or a kernel of its own
+    for w in (bank, editor):
+        held = [name for name, v in vars(w).items()
+                if isinstance(v, Kernel) or (isinstance(v, (tuple, list)) and v and isinstance(v[0], Kernel))]
+        assert held == [], f"{type(w).__name__} keeps {held}"
+    state.set_bank((P["sharpen"].kernel,))
+    assert bank.bank() == (P["sharpen"].kernel,) and editor.kernel() == P["sharpen"].kernel
+
+
+def test_the_window_bank_and_editor_share_the_window_state(window):
+    w = window
+    assert w.kernel_bank.state() is w.state and w.kernel_editor._state is w.state
+    w.set_kernels(P["sobel-pair"].kernels, 0, (0, 1))
+    w.kernel_bank.setSelected(1)
+    assert w.kernel_editor.kernel() == P["sobel-pair"].kernels[1]
+    assert w.build_request().kernels == P["sobel-pair"].kernels

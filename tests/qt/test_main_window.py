@@ -126,7 +126,10 @@ def test_an_edit_is_written_to_the_state_once_and_never_echoed_to_the_editor(qtb
     assert window.state.kernels == (k,) and window.kernel_bank.bank() == (k,)   # the bank shows the state
     assert editor.undoStack().canUndo()                            # the edit's undo step is kept
     window.set_kernels(preset("sobel-pair").kernels, 1, (0, 1))     # the bank selects another kernel
-    assert echoed == [preset("sobel-pair").kernels[1]] and len(emitted) == 1   # shown, signals blocked
+    # shown from the state (its grid shows the new kernel), nothing emitted, no round trip
+    assert editor.kernel() == preset("sobel-pair").kernels[1] and echoed == [] and len(emitted) == 1
+    assert editor.grid().weights().tolist() == preset("sobel-pair").kernels[1].weights.tolist()
+    assert not editor.undoStack().canUndo()                        # another kernel: its own history
     assert window.state.selected == 1 and window.build_request().kernels == preset("sobel-pair").kernels
 
 

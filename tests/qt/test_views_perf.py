@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication
 from cnnviz.core.conv import PipelineRequest
 from cnnviz.core.kernels import preset
 from cnnviz.core.display import colorize, display_bgra, histogram_counts, to_uint8
+from cnnviz.qt.playground import view_histograms
 from cnnviz.qt.playground import views as views_mod
 from cnnviz.core.playground import PlaygroundJob, compute_playground
 from cnnviz.core.settings import PlaygroundParams
@@ -249,7 +250,7 @@ def test_histogram_throttle_limits_redraws_per_interval(qtbot, window, monkeypat
         plot = outputs.view(stage).histogram.plot
         monkeypatch.setattr(plot, "setData", lambda *a, _real=plot.setData, **k: (draws.append(1), _real(*a, **k)))
     clock = [1000.0]
-    monkeypatch.setattr(views_mod, "_clock", lambda: clock[0])
+    monkeypatch.setattr(view_histograms, "_clock", lambda: clock[0])   # the throttle's clock
     outputs._hist_flushed_at = -1e9
     for i in range(10):                                   # ten results, no time passes
         out = (out_a, out_b)[i % 2]

@@ -3,7 +3,7 @@ the unit's view (guided backpropagation beside Grad-CAM) and adversarial example
 model and one input.
 
 All computing happens in the core (:mod:`cnnviz.core.featureviz`, ``dataset_examples``,
-``unit_view``, ``adversarial``) on one background thread (:class:`.tasks.TaskRunner`: one task
+``unit_view``, ``adversarial``) on one background thread (:class:`cnnviz.qt.workers.TaskRunner`: one task
 at a time, the latest wins, so two computations never share the model); the window turns
 clicks into requests and results into pixels. Opened from the inspector (Model → What a
 channel looks for…) on a copy of its model, or on its own:
@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 import cnnviz.qt  # noqa: F401 - PySide6 before pyqtgraph
 import pyqtgraph as pg  # noqa: E402
 
-from .tasks import TaskRunner  # noqa: E402
+from cnnviz.qt.workers import TaskRunner  # noqa: E402
 from .widgets import Picture, TileGrid  # noqa: E402
 
 __all__ = ["TAB_KEYS", "FeatureVizWindow", "open_from_inspector"]

@@ -31,7 +31,6 @@ Run this file to preview the views on a sample image.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from PySide6.QtCore import QRectF, QTimer, Signal
@@ -45,48 +44,17 @@ from cnnviz.core.display import (COLORMAPS, MAGNITUDE, MOSAIC, RGB, STAGES, Disp
 from cnnviz.core.mosaic import MosaicLayout
 
 from .map_view import MapView
+from . import view_histograms
+from .placement import conv_placement, pool_placement  # noqa: F401 - re-exported (tests, callers)
+from .view_histograms import HISTOGRAM_INTERVAL_MS, HISTOGRAM_SETTLE_MS, HistogramThrottle  # noqa: F401
 
 ACTIVATION_TITLES = {"none": "no activation", "relu": "ReLU", "leaky_relu": "leaky ReLU", "abs": "|x|",
                      "sigmoid": "sigmoid", "tanh": "tanh"}
-#: Histograms are redrawn at most this often while results stream in (a kernel drag, a
-#: camera); the last result's histogram is always drawn within this time.
-HISTOGRAM_INTERVAL_MS = 250
-#: Once no result came for this long the stream has settled: the histograms are drawn
-#: exactly for the last result (their value range too, which streaming redraws keep
-#: unless the levels leave it: a new range regenerates the axis, the costliest part).
-HISTOGRAM_SETTLE_MS = 150
-_clock = time.perf_counter   # the histogram throttle's clock (tests replace it)
-
-
-def conv_placement(spec: ConvSpec, kernel_hw: tuple[int, int], out_hw: tuple[int, int]) -> QRectF:
-    """Where the conv map sits in input-pixel coordinates (x, y, w, h).
-
-    Output pixel (oy, ox) is centred on its window, which starts at ``o·stride − pad`` and
-    spans ``dilation·(k − 1) + 1`` input pixels; it is drawn ``stride`` pixels wide.
-    """
-    t, _, l, _ = spec.pads(kernel_hw)
-    (sy, sx), (dy, dx), (kh, kw) = spec.stride, spec.dilation, kernel_hw
-    eh, ew = dy * (kh - 1) + 1, dx * (kw - 1) + 1
-    y0 = -t + eh / 2.0 - sy / 2.0
-    x0 = -l + ew / 2.0 - sx / 2.0
-    return QRectF(x0, y0, out_hw[1] * sx, out_hw[0] * sy)
-
-
-def pool_placement(conv_rect: QRectF, conv_stride: tuple[int, int], pool: PoolSpec,
-                   out_hw: tuple[int, int]) -> QRectF:
-    """Where the pooled map sits: each pooled unit centred on its pool window."""
-    (kh, kw), (sy, sx), (ph, pw) = pool.size, pool.stride, pool.padding
-    cy, cx = conv_stride
-    y0 = conv_rect.y() + (-ph + kh / 2.0 - sy / 2.0) * cy
-    x0 = conv_rect.x() + (-pw + kw / 2.0 - sx / 2.0) * cx
-    return QRectF(x0, y0, out_hw[1] * sx * cx, out_hw[0] * sy * cy)
-
-
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "×".join(str(int(s)) for s in shape)
 
 
-class OutputViews(QWidget):
+class OutputViews(HistogramThrottle, QWidget):
     """The four stage views with their controls.
 
     Signals
@@ -225,70 +193,6 @@ class OutputViews(QWidget):
         self.views["activation"].clear("")
         self.views["pool"].clear("pooling is off")
 
-    # -- histograms (throttled) ------------------------------------------------------------
-    def flush_histograms(self, settled: bool = True) -> None:
-        """Draw every histogram that has a newer picture waiting (``settled=False`` while
-        results still stream in: value ranges are kept if the levels fit)."""
-        self._hist_timer.stop()
-        self._hist_flushed_at = _clock()
-        for v in self.views.values():
-            v.flush_histogram(settled)
-
-    def settle_histograms(self) -> None:
-        """Results stopped coming: every histogram exactly for the picture shown."""
-        self._hist_settle_timer.stop()
-        self._hist_timer.stop()
-        if self.histograms_pending():
-            self._hist_flushed_at = _clock()
-        for v in self.views.values():
-            v.settle_histogram()
-
-    def histograms_pending(self) -> bool:
-        """Some histogram still shows an older result (it is drawn within HISTOGRAM_INTERVAL_MS)."""
-        return any(v.histogram_pending() for v in self.views.values())
-
-    def _hist_slot_ms(self) -> int:
-        shown = sum(1 for v in self.views.values() if v.histogram_visible())
-        return max(1, int(math.ceil(HISTOGRAM_INTERVAL_MS / max(1, shown))))
-
-    def _schedule_histograms(self) -> None:
-        # An isolated result: every histogram at once (the leading edge). Results streaming
-        # in: one view's histogram per slot, round robin, so each is redrawn about once per
-        # interval and no single frame pays for all of them; once results stop, every
-        # histogram exactly (the settle timer restarts on every result).
-        if not self.isVisible():
-            return
-        self._hist_settle_timer.start()
-        if self._hist_timer.isActive() or not self.histograms_pending():
-            return
-        since_ms = (_clock() - self._hist_flushed_at) * 1e3
-        self._hist_leading = since_ms >= HISTOGRAM_INTERVAL_MS
-        self._hist_timer.start(0 if self._hist_leading else self._hist_slot_ms())
-
-    def _on_hist_timer(self) -> None:
-        if self._hist_leading:
-            self.flush_histograms(settled=True)
-            return
-        views = list(self.views.values())
-        for i in range(len(views)):
-            v = views[(self._hist_next + i) % len(views)]
-            if v.histogram_pending():
-                self._hist_next = (self._hist_next + i + 1) % len(views)
-                self._hist_flushed_at = _clock()
-                v.flush_histogram(settled=False)
-                break
-        if self.histograms_pending():
-            self._hist_timer.start(self._hist_slot_ms())
-
-    def hideEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        self._hist_timer.stop()  # nothing to draw while hidden (and no timer left on close)
-        self._hist_settle_timer.stop()
-        super().hideEvent(event)
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().showEvent(event)
-        self._schedule_histograms()
-
     def display_settings(self) -> DisplaySettings:
         """The controls that decide how a result is shown, frozen for the worker."""
         fixed = tuple(sorted(self._fixed_levels.items())) if self.levels_mode() == "fixed" else ()
@@ -426,7 +330,7 @@ class OutputViews(QWidget):
             return
         for v in self.views.values():
             v.set_histogram_visible(visible)
-        self._hist_flushed_at = _clock()
+        self._hist_flushed_at = view_histograms._clock()
 
     def fit(self) -> None:
         """Zoom to the whole picture (linked views follow the input view)."""

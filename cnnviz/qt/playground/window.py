@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSignalBlocker, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QVBoxLayout, QWidget)
@@ -30,13 +30,12 @@ from PySide6.QtWidgets import (QComboBox, QDockWidget, QHBoxLayout, QLabel, QMai
 from cnnviz.core.conv import PipelineRequest, PipelineResult, shutdown_band_pool
 from cnnviz.core.dotproduct import ConvPixelExplanation, PoolPixelExplanation
 from cnnviz.core.errors import CnnvizError
-from cnnviz.core.kernels import Kernel, preset
+from cnnviz.core.kernels import Kernel
 from cnnviz.core.playground import PlaygroundComputer, PlaygroundJob, PlaygroundOutput, PlaygroundState
 
-from .. import app as qtapp
 from ..colors import mute
 from ..fault_dialog import FaultDialog
-from ...core.settings import PlaygroundParams, Settings, load_settings, save_settings, settings_path
+from ...core.settings import PlaygroundParams, Settings, load_settings, settings_path
 from ..workers import LatestRequestWorker
 from .actions import ActionsAndMenus
 from .animate_panel import AnimatePanel
@@ -50,16 +49,16 @@ from .messages import MessagesAndExport
 from .params_panel import ParamsPanel
 from .presentation import install_font_scaling, install_presentation
 from .scene_actions import install_scenes
+from .window_settings import DEFAULT_PRESET, SettingsAndTheme  # noqa: F401 - DEFAULT_PRESET re-exported
 from .compare import install_compare
 from .picture_input import ASK_DOWNSCALE_PIXELS, LIVE_MAX_SIDE, SAMPLES, SAMPLES_DIR, PictureInput  # noqa: F401
 from .views import MAGNITUDE, MOSAIC, OutputViews
 from .weight_sharing import WeightSharingPanel
 
 DEFAULT_SAMPLE = "photo"
-DEFAULT_PRESET = "sobel-x"
 
 
-class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, QMainWindow):
+class MainWindow(SettingsAndTheme, PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, QMainWindow):
     """The kernel playground.
 
     Parameters
@@ -111,7 +110,6 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         self._shown_at: dict[int, float] = {}
         self._about_box: QMessageBox | None = None
         self._faults = FaultDialog(self)
-        self._editing = False          # an editor edit is being written to the bank
         self._about_devices: list[str] | None = None   # torch build and GPUs, once probed
         self._about_probe_running = False
 
@@ -179,15 +177,17 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         self.params_panel.paramsChanged.connect(self._on_params)
         self.params_panel.paramsInvalid.connect(lambda err: self.show_error(err, "Parameters", transient=True))
 
-        self.kernel_editor = KernelEditor()
-        self.kernel_bank = KernelBank()
-        self.kernel_editor.kernelChanged.connect(self._on_editor_kernel)
+        # the editor and the bank are views of self.state: they write through it and are
+        # updated from it with their signals blocked (no echo, no second copy of the bank)
+        self.kernel_editor = KernelEditor(state=self.state)
+        self.kernel_bank = KernelBank(state=self.state)
+        self.kernel_editor.bankEdited.connect(self._on_bank_edited)
         self.kernel_editor.setResizeGuard(self.confirm_bank_resize)
-        self.kernel_editor.setBankProvider(lambda: self.kernel_bank.bank())
+        self.kernel_editor.setBankProvider(lambda: self.state.kernels)
         self.kernel_editor.setLastDirectory(self.settings.last_dir("kernels"))
         self.kernel_editor.directoryUsed.connect(lambda d: self.settings.remember_dir("kernels", d))
         self.kernel_editor.bankRequested.connect(self._on_bank_requested)
-        self.kernel_bank.bankChanged.connect(self._on_bank_changed)
+        self.kernel_bank.edited.connect(self._on_bank_edited)
 
         self.explain_panel = ExplainPanel()
         self.animate_panel = AnimatePanel()
@@ -236,131 +236,11 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
         return w
 
     # ===================================================================================
-    # settings
-    # ===================================================================================
-    def _restore_from_settings(self) -> None:
-        s = self.settings
-        kernels: list[Kernel] = []
-        try:
-            kernels = s.kernel_bank()
-        except CnnvizError as err:
-            self.show_error(err, "Saved kernels")
-        if not kernels:
-            kernels = [preset(DEFAULT_PRESET).kernel]
-        sel = min(max(s.selected_kernel, 0), len(kernels) - 1)
-        pair = s.magnitude_pair
-        if pair is not None and not (0 <= pair[0] < len(kernels) and 0 <= pair[1] < len(kernels) and pair[0] != pair[1]):
-            pair = None
-        self.state.set_params(s.params)
-        self.params_panel.set_params(s.params)
-        shown = self.params_panel.raw_params()
-        if self.params_panel.error() is None and shown != s.params:
-            # The controls clamp what a hand-edited file asks (padding 10⁹ becomes the spin
-            # box's maximum): compute exactly what the panel shows, and say so.
-            self.params_panel.set_params(shown)
-            self.state.set_params(shown)
-            clamped = [f for f, v in shown.to_dict().items()
-                       if not isinstance(v, float) and v != s.params.to_dict()[f]]
-            if clamped:
-                self.show_message(f"Saved parameters out of range ({', '.join(clamped)}) were set to the nearest "
-                                  "allowed values", error=True)
-        if self.params_panel.error() is not None:
-            err = self.params_panel.error()
-            self.state.set_params(PlaygroundParams())
-            self.params_panel.set_params(self.state.params)
-            self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
-                              "parameters", error=True)
-        self.kernel_editor.setChannelMode(self.state.params.channels)
-        self.outputs.set_colormap_choice(s.colormap)
-        self.outputs.set_levels_mode(s.levels_mode)
-        self.outputs.set_linked(s.linked_zoom)
-        self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_changed: state, editor, views
-        if s.window_geometry:
-            self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
-            self.fit_to_screen()  # saved on a bigger monitor than this one (a projector)
-        if s.window_state:
-            self.restoreState(QByteArray(Settings.decode_bytes(s.window_state)))
-
-    def fit_to_screen(self) -> None:
-        """Shrink the window to the screen's free area: at 1280×720 (a projector) the default
-        1560×980 would push the Parameters dock and Explain off the screen. The offscreen
-        platform has no real screen (a nominal 800×600), so windows there keep their size."""
-        from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
-
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None or QGuiApplication.platformName() == "offscreen":
-            return
-        free = screen.availableGeometry()
-        if self.width() > free.width() or self.height() > free.height():
-            self.resize(min(self.width(), free.width()), min(self.height(), free.height()))
-            self.move(free.topLeft())
-
-    def collect_settings(self) -> Settings:
-        """The settings object as the window stands now."""
-        s = self.settings
-        st = self.state
-        s.set_kernel_bank(st.kernels, st.selected, st.magnitude_pair)
-        s.params = st.params
-        s.window_geometry = Settings.encode_bytes(bytes(self.saveGeometry().data()))
-        s.window_state = Settings.encode_bytes(bytes(self.saveState().data()))
-        s.linked_zoom = self.outputs.is_linked()
-        s.colormap = self.outputs.colormap_choice()
-        s.levels_mode = self.outputs.levels_mode()
-        if self._image_source.startswith("sample:"):
-            s.last_image = self._image_source
-        elif self._image_source == "file" and self._image_path:
-            s.last_image = self._image_path
-        return s
-
-    def save_settings(self) -> Path | None:
-        try:
-            return save_settings(self.collect_settings(), self._settings_file)
-        except OSError as exc:
-            self.show_message(f"Could not save settings to {self._settings_file}: {exc.strerror or exc}; "
-                              "check that the folder is writable", error=True)
-            return None
-
-    def reset_layout(self) -> None:
-        self.restoreState(self._default_state)
-        for d in self.docks:
-            d.setFloating(False)
-            d.show()
-        self.dock_explain.raise_()
-
-    # ===================================================================================
-    # theme
-    # ===================================================================================
-    def apply_theme(self, theme: str, save: bool = True) -> str:
-        """Apply 'system', 'light' or 'dark'; ``save`` remembers it in the settings.
-        Returns the resolved 'light' or 'dark'."""
-        theme = theme if theme in qtapp.THEMES else "system"
-        resolved = qtapp.apply_theme(theme)
-        self._theme = theme
-        if save:
-            self.settings.theme = theme
-        self.theme_actions[theme].setChecked(True)
-        self.outputs.set_dark(resolved == "dark")
-        return resolved
-
-    def _on_system_scheme(self, *_):
-        if getattr(self, "_theme", "system") == "system":
-            self.apply_theme("system", save=False)
-
-    # ===================================================================================
     # kernels and parameters
     # ===================================================================================
-    def _on_editor_kernel(self, k: Kernel) -> None:
-        # the editor changed the selected kernel: the bank applies its rules (a new size
-        # resizes the others) and reports the bank; the editor already shows the kernel
-        self._editing = True
-        try:
-            self.kernel_bank.replaceSelected(k)  # emits bankChanged when the bank changes
-        finally:
-            self._editing = False
-
     def confirm_bank_resize(self, n: int) -> bool:
         """Ask before a size button crops other kernels of the bank (they share one size)."""
-        cropped = self.kernel_bank.wouldCrop(n, n)
+        cropped = self.state.would_crop(n, n)
         if not cropped:
             return True
         names = ", ".join(cropped[:4]) + (f" and {len(cropped) - 4} more" if len(cropped) > 4 else "")
@@ -375,23 +255,22 @@ class MainWindow(PictureInput, Explaining, MessagesAndExport, ActionsAndMenus, Q
     def _on_bank_requested(self, kernels) -> None:
         self.kernel_bank.setBank(tuple(kernels), 0)
 
-    def _on_bank_changed(self, payload) -> None:
-        kernels, selected, pair = payload
-        was_on = self.state.magnitude_pair is not None
-        change = self.state.set_bank(kernels, selected, pair)
+    def _on_bank_edited(self, change) -> None:
+        """The bank in the state changed (through the bank or the editor): show it."""
         st = self.state
-        if not self._editing and (change.selected_changed or self.kernel_editor.kernel() != st.selected_kernel):
-            # another kernel was selected (or the bank replaced): its own undo history starts
-            # now. Signals blocked: the editor shows the state, it does not report it back.
-            with QSignalBlocker(self.kernel_editor):
-                self.kernel_editor.setKernel(st.selected_kernel, undoable=False)
+        pair = st.magnitude_pair
+        if self.sender() is self.kernel_editor:
+            self.kernel_bank.refresh()
+        else:
+            # another kernel was selected (or the bank replaced): its own undo history starts now
+            self.kernel_editor.showState(new_history=change.selected_changed)
         if change.selection_moved or change.names_changed:
             shown = self.outputs.selection()
             self.outputs.set_bank([k.name for k in st.kernels], st.selected, pair)
             if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
                 keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
-            if pair is not None and not was_on:
+            if change.magnitude_turned_on:
                 self.outputs.set_selection(MAGNITUDE)  # ticking the magnitude shows it
         self._schedule()
 

@@ -1,23 +1,23 @@
 """The Train window: train a CNN and watch its first layer learn.
 
-The training runs :func:`cnnviz.core.train.run` on one Python thread that this window owns.
-That thread never touches a widget: it appends to its :class:`~cnnviz.core.train.TrainState`
-and a relay emits Qt signals (queued to the GUI thread). Snapshots are coalesced — at most one
-"new snapshot" notification is pending, and the views then read the state's latest snapshot
-and histories — so a slow repaint never makes the loop wait and never builds a queue.
+The training runs :func:`cnnviz.core.train.run` on the app's long-task runner
+(:class:`cnnviz.qt.workers.TaskRunner`), which this window owns. The training thread never
+touches a widget: it appends to its :class:`~cnnviz.core.train.TrainState`, and the runner's
+signals arrive on the GUI thread. Updates are coalesced — at most one notification is pending,
+and the views then read the state's latest snapshot and histories (new epochs from
+``state.epochs``) — so a slow repaint never makes the loop wait and never builds a queue.
 
 Run on its own as a preview: ``python -m cnnviz.qt.train.window``.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -30,19 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..workers import TaskRunner
 from .panels import CurvesPanel, EpochPanel, FeatureMapPanel, KernelPanel, SettingsForm
 
 MAX_SENT_KERNELS = 16
 REFRESH_MS = 250  # views repaint at most this often while training
-
-
-class _Relay(QObject):
-    """Signals emitted on the training thread; Qt queues them to the window's thread."""
-
-    snapshot = Signal()
-    epoch = Signal(object)
-    finished = Signal(object)
-    failed = Signal(object)
 
 
 def default_run_dir() -> Path:
@@ -77,10 +69,9 @@ class TrainWindow(QMainWindow):
         self.playground = playground
         self.inspector = inspector
         self._own_windows: list[QWidget] = []
-        self._thread: threading.Thread | None = None
+        self.runner = TaskRunner(self, "cnnviz-train")
         self._state = None
         self._request = None
-        self._pending = threading.Event()  # a snapshot notification is queued and not yet read
         self._trust_next = False
         self._auto_out = False
         self.result = None
@@ -94,11 +85,10 @@ class TrainWindow(QMainWindow):
         self.features = FeatureMapPanel()
         self.epoch_panel = EpochPanel()
         self._build_ui()
-        self.relay = _Relay(self)
-        self.relay.snapshot.connect(self._on_snapshot)
-        self.relay.epoch.connect(self._on_epoch)
-        self.relay.finished.connect(self._on_finished)
-        self.relay.failed.connect(self._on_failed)
+        self.runner.partial.connect(self._on_partial)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.failed.connect(self._on_failed)
+        self.runner.cancelled.connect(self._on_cancelled)
         self.features.probeChanged.connect(self._on_probe)
         self._refresh = QTimer(self)
         self._refresh.setObjectName("train-refresh")
@@ -166,7 +156,7 @@ class TrainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ running
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self.runner.is_busy()
 
     def _set_running(self, on: bool) -> None:
         self.start_button.setEnabled(not on)
@@ -197,42 +187,20 @@ class TrainWindow(QMainWindow):
         self._request = req
         self.result = None
         self._epoch_metrics = []
-        self._pending.clear()
         self.kernels.clear()
         self.curves.set_curves([], [])
-        relay = self.relay
-        pending = self._pending
-
-        def on_partial(value) -> None:  # training thread: emit only, never wait
-            from cnnviz.core.train import EpochReport
-
-            if isinstance(value, EpochReport):
-                relay.epoch.emit(value)
-            elif not pending.is_set():
-                pending.set()
-                relay.snapshot.emit()
-
-        state = TrainState(on_partial=on_partial)  # its status text is read with each repaint
+        state = TrainState()  # its status text is read with each repaint
         state.probe_index = self.features.index.value()
         self._state = state
 
-        def work() -> None:
-            from cnnviz.core.errors import CnnvizError
+        def work(st) -> Any:
             from cnnviz.core.train import run as train_run
 
-            try:
-                result = train_run(req, state)
-            except CnnvizError as exc:
-                relay.failed.emit(exc)
-            except Exception as exc:  # noqa: BLE001 - shown to the user, the window keeps running
-                relay.failed.emit(RuntimeError(f"internal error: {type(exc).__name__}: {exc}"))
-            else:
-                relay.finished.emit(result)
+            return train_run(req, st)
 
-        self._thread = threading.Thread(target=work, name="cnnviz-train", daemon=True)
         self._set_running(True)
         self.show_message("Starting…")
-        self._thread.start()
+        self.runner.start(work, state)
         self.runStarted.emit()
         return True
 
@@ -262,19 +230,20 @@ class TrainWindow(QMainWindow):
         return self._state is not None and self._state.paused
 
     def stop(self) -> None:
-        if self._state is not None:
-            self._state.cancel()
+        if self.is_running():
+            self.runner.cancel()
             self.show_message("Stopping after the current step…")
 
     def wait(self, timeout_s: float = 30.0) -> bool:
         """Join the training thread (tests, shutdown). True when none is left."""
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            return not self._thread.is_alive()
-        return True
+        return self.runner.wait(int(timeout_s * 1000))
 
     # ------------------------------------------------------------------ results (GUI thread)
-    def _on_snapshot(self) -> None:
+    def _on_partial(self, _tid: int, _part) -> None:
+        state = self._state
+        if state is not None:
+            for report in state.epochs[len(self._epoch_metrics):]:   # every epoch, in order
+                self._on_epoch(report)
         if not self._refresh.isActive():
             self._refresh.start()
 
@@ -282,7 +251,6 @@ class TrainWindow(QMainWindow):
         state = self._state
         if state is None:
             return
-        self._pending.clear()  # from here on a newer snapshot sends a new notification
         if self.is_running() and state.status:
             self.show_message(state.status)
         snap = state.latest_snapshot
@@ -317,7 +285,8 @@ class TrainWindow(QMainWindow):
                           error=bool(report.message))
         self.epochShown.emit(report.epoch)
 
-    def _on_finished(self, result) -> None:
+    def _on_finished(self, _tid: int, result) -> None:
+        self._on_partial(_tid, None)   # the epochs the last notification did not cover
         self.result = result
         self._thread_done()
         if self.form.out_dir.text().strip() == str(self._request.out_dir) and self._auto_out:
@@ -329,9 +298,11 @@ class TrainWindow(QMainWindow):
         self.show_message(result.message + extra + notes, error=bad)
         self.runFinished.emit(result.status)
 
-    def _on_failed(self, exc: BaseException) -> None:
-        from cnnviz.core.errors import TrustRequired
+    def _on_failed(self, _tid: int, exc: BaseException) -> None:
+        from cnnviz.core.errors import CnnvizError, TrustRequired
 
+        if not isinstance(exc, CnnvizError):  # shown to the user, the window keeps running
+            exc = RuntimeError(f"internal error: {type(exc).__name__}: {exc}")
         self._thread_done()
         if isinstance(exc, TrustRequired) and self._ask_trust(exc):
             self._trust_next = True
@@ -340,6 +311,11 @@ class TrainWindow(QMainWindow):
         self.show_message(str(exc), error=True)
         self.runFinished.emit("error")
 
+    def _on_cancelled(self, _tid: int) -> None:  # stopped before the loop started
+        self._thread_done()
+        self.show_message("Stopped before the first step")
+        self.runFinished.emit("stopped")
+
     def _ask_trust(self, exc) -> bool:
         from cnnviz.qt.inspector.trust_dialog import TrustDialog
 
@@ -347,8 +323,6 @@ class TrainWindow(QMainWindow):
         return dlg.exec() == TrustDialog.DialogCode.Accepted
 
     def _thread_done(self) -> None:
-        if self._thread is not None:
-            self._thread.join(5)
         self._set_running(False)
 
     def _on_probe(self, i: int) -> None:
@@ -468,10 +442,7 @@ class TrainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the run and join its thread (idempotent)."""
         self._refresh.stop()
-        if self._state is not None:
-            self._state.cancel()
-        if self._thread is not None:
-            self._thread.join(30)
+        self.runner.shutdown(30_000)
         for w in self._own_windows:
             if hasattr(w, "shutdown"):
                 w.shutdown()
