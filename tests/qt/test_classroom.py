@@ -593,3 +593,18 @@ def test_presentation_steps_on_through_the_pool_windows(qtbot, window):
     qtbot.keyClick(pres, Qt.Key_Home)
     assert pres.stage() == "conv" and pres.position() == (0, 0)
     qtbot.keyClick(pres, Qt.Key_Escape)
+
+
+def test_closing_the_window_while_presenting_a_deck_keeps_my_setup(qtbot, make_window):
+    from cnnviz.core.settings import load_settings, settings_path
+
+    w = make_window()
+    _deck_of_three(w)
+    mine = _my_setup(w)
+    params = w.params()
+    assert w.scenes.present_deck(start=1)
+    assert w.kernels() == w.scenes.deck[1].kernels
+    w.close()
+    saved, _ = load_settings(settings_path())
+    assert tuple(saved.kernel_bank()) == mine and saved.params == params
+    assert saved.last_image == "sample:digit"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
@@ -44,6 +45,20 @@ class Setup:
     selection: int
 
 
+class _CloseGuard(QObject):
+    """Closing the window while a deck is presented saves the user's setup, not the scene."""
+
+    def __init__(self, control: "SceneControl") -> None:
+        super().__init__(control.window)
+        self._control = control
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: ANN001, N802 - Qt's name
+        ctl = self._control
+        if obj is ctl.window and e.type() == QEvent.Type.Close and ctl.presenting_setup is not None:
+            ctl._put_back(ctl.presenting_setup)
+        return False
+
+
 class SceneControl:
     """The window's scenes: capture/apply, the open deck, the remembered setup."""
 
@@ -55,6 +70,8 @@ class SceneControl:
         self.presenting_setup: Setup | None = None   # kept while a deck is presented
         self.deck_dialog = None
         window.presentation.left.connect(self._on_presentation_left)
+        self._close_guard = _CloseGuard(self)
+        window.installEventFilter(self._close_guard)
 
     # -- the user's setup (lessons open on top of it) -----------------------------------------
     def capture_setup(self) -> Setup:
