@@ -43,7 +43,8 @@ class Scene:
     (``PlaygroundParams.to_dict()``); ``source`` is ``{"kind": "sample", "name": ...}``,
     ``{"kind": "file", "path": ...}``, ``{"kind": "embedded", "png": <base64>}`` or
     ``{"kind": "none"}``; ``view`` holds ``selection`` (kernel index, "mosaic" or
-    "magnitude"), ``presentation`` (bool) and ``position`` ([y, x] explained)."""
+    "magnitude"), ``presentation`` (bool), ``position`` ([y, x] presentation mode explains) with its ``stage`` ("conv" or "pool")
+    and, when a pixel was clicked, ``explained`` ([stage, kernel, y, x] the Explain panel shows)."""
 
     kernels: tuple[Kernel, ...]
     selected: int = 0

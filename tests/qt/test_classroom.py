@@ -608,3 +608,57 @@ def test_closing_the_window_while_presenting_a_deck_keeps_my_setup(qtbot, make_w
     saved, _ = load_settings(settings_path())
     assert tuple(saved.kernel_bank()) == mine and saved.params == params
     assert saved.last_image == "sample:digit"
+
+
+def test_a_scene_keeps_the_explained_pixel_and_opens_from_the_command_line(qtbot, make_window, tmp_path):
+    """`cnnviz lesson.json` (or a dropped .json) opens a scene or deck; the clicked pixel the
+    Explain panel showed is part of the scene."""
+    from cnnviz.core.scenes import Deck
+    from cnnviz.core.settings import PlaygroundParams
+
+    w = make_window()
+    w.set_kernels(preset("oriented-bank").kernels[:3], 2)
+    w.set_params(PlaygroundParams(padding=(3, 3)))
+    qtbot.waitUntil(lambda: len(w.current_request().kernels) == 3, timeout=10_000)
+    w.explain_pixel("conv", 12, 17, kernel=2)
+    scene = w.scenes.capture(title="seven")
+    assert scene.view["explained"] == ["conv", 2, 12, 17]
+    other = w.scenes.capture(title="other")
+    Deck([scene, other]).save(tmp_path / "lesson.json")
+    w2 = make_window(image=str(tmp_path / "lesson.json"))
+    assert len(w2.scenes.deck) == 2 and w2.kernels() == scene.kernels
+    qtbot.waitUntil(lambda: w2.last_explanation is not None and w2.current_request().kernels == scene.kernels,
+                    timeout=10_000)
+    e = w2.last_explanation
+    assert (e.oy, e.ox) == (12, 17)
+    assert w2.explain_panel.shown_value() == pytest.approx(float(w2.current_result().conv[2][12, 17]), abs=1e-5)
+
+
+def test_a_scene_opens_presentation_mode_at_its_step_even_on_a_bigger_map(qtbot, window, tmp_path):
+    """A scene saved mid-step in the pool stage opens there; its position is kept although the
+    map shown when it is opened (a smaller picture's) does not have it yet."""
+    from cnnviz.core.scenes import Scene, save_scenes
+    from cnnviz.core.settings import PlaygroundParams
+
+    params = PlaygroundParams(activation="relu", pool="avg", pool_size=(2, 2), pool_stride=(2, 2))
+    scene = Scene((preset("sobel-y").kernel,), params=params.to_dict(), source={"kind": "sample", "name": "photo"},
+                  view={"presentation": True, "position": [200, 230], "stage": "pool"})
+    p = save_scenes(tmp_path / "pool.json", scene)
+    window.open_sample("digit", quiet=True)
+    qtbot.waitUntil(lambda: window.current_result().input.shape[0] < 200, timeout=10_000)
+    assert window.scenes.open_file(p)
+    pres = window.presentation
+    assert pres.is_active()
+    qtbot.waitUntil(lambda: window.current_request().pool is not None and pres.stage() == "pool"
+                    and pres.position() == (200, 230), timeout=10_000)
+    res = window.current_result()
+    assert pres.explanation().kind == "avg"
+    assert pres.explain.shown_value() == pytest.approx(float(res.pool[0][200, 230]), abs=1e-5)
+    assert window.scenes.capture().view["stage"] == "pool"
+    qtbot.keyClick(pres, Qt_key("Escape"))
+
+
+def Qt_key(name):  # noqa: N802
+    from PySide6.QtCore import Qt
+
+    return getattr(Qt.Key, f"Key_{name}")

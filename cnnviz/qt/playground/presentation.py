@@ -51,8 +51,10 @@ class PresentationView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pos = (0, 0)
         self._stage = "conv"
+        self._want: tuple[str, int, int] | None = None   # a scene's step, until its result has it
         self._explanation = None
         self._step_count = 0
+        self._fitted: dict[str, tuple] = {}   # view → (stage, shape) it was last fitted to
         self._play = QTimer(self)
         self._play.setObjectName("presentation-play")
         self._play.setInterval(PLAY_INTERVAL_MS)
@@ -116,6 +118,12 @@ class PresentationView(QWidget):
         size = base.pointSizeF() if base.pointSizeF() > 0 else 10.0
         f.setPointSizeF(size * 1.8)  # the app font already carries the user's scale (Ctrl +/-)
         self.explain.setFont(f)
+        eq = self.explain.findChild(QLabel, "equation")
+        if eq is not None:  # it sets its own size (1.25× the panel's), so it is not inherited
+            ef = QFont(f)
+            ef.setPointSizeF(f.pointSizeF() * 1.25)
+            ef.setBold(True)
+            eq.setFont(ef)
         big = QFont(f)
         big.setBold(True)
         self.where.setFont(big)
@@ -171,6 +179,7 @@ class PresentationView(QWidget):
 
     def set_stage(self, stage: str, y: int = 0, x: int = 0) -> None:
         """Show ``stage`` ("conv" or "pool"; pool only when pooling is on) at (y, x)."""
+        self._want = None
         if stage not in self.stages():
             stage = "conv"
         changed = stage != self._stage
@@ -189,6 +198,28 @@ class PresentationView(QWidget):
         """Back to the first conv pixel (a new scene starts there)."""
         self._stage = "conv"
         self._pos = (0, 0)
+        self._want = None
+
+    def show_at(self, stage: str, y: int, x: int) -> None:
+        """Go to (y, x) of ``stage`` as soon as a result has that step (a scene's step: its
+        result may still be computing, and the one shown now may be smaller)."""
+        self._want = (stage if stage in STAGES else "conv", int(y), int(x))
+        self._stage, self._pos = self._want[0], (int(y), int(x))
+        if self.isVisible():
+            self._on_result()
+
+    def _take_want(self) -> None:
+        if self._want is None:
+            return
+        stage, y, x = self._want
+        res = self._window.current_result()
+        if stage not in self.stages() or res is None:
+            return
+        shape = res.pool_shape if stage == "pool" else res.conv_shape
+        oh, ow = (int(v) for v in shape.out_hw)
+        self._stage, self._pos = stage, (y, x)
+        if y < oh and x < ow:
+            self._want = None  # reached
 
     def out_hw(self) -> tuple[int, int] | None:
         res = self._window.current_result()
@@ -214,6 +245,7 @@ class PresentationView(QWidget):
         self._explain()
 
     def step(self, dy: int, dx: int) -> None:
+        self._want = None
         y, x = self._pos
         self.set_position(y + dy, x + dx)
 
@@ -221,6 +253,7 @@ class PresentationView(QWidget):
         """The next output pixel in reading order; after the last conv pixel the pool stage
         (when pooling is on); after the last step the next scene of an open deck (``scenes``),
         else back to the start."""
+        self._want = None
         hw = self.out_hw()
         if hw is None:
             return
@@ -239,6 +272,7 @@ class PresentationView(QWidget):
     def previous(self, scenes: bool = True) -> None:
         """The previous output pixel; before the first pool window the last conv pixel; before
         the first step the previous scene of an open deck, else the last step."""
+        self._want = None
         hw = self.out_hw()
         if hw is None:
             return
@@ -291,12 +325,14 @@ class PresentationView(QWidget):
         res, req = self._window.current_result(), self._window.current_request()
         if res is None or req is None:
             return
+        self._take_want()
         if self._stage not in self.stages():
             self._stage = "conv"
         k = self._kernel_index()
         ch = self._channel(req)
         if self._stage == "pool":
             self._show_pool_stage(res, req, k, ch)
+            self._fit()
             self.set_position(*self._pos)
             return
         inp = self._window.outputs.view("input").image()
@@ -312,7 +348,18 @@ class PresentationView(QWidget):
         name = req.kernels[k].name
         self.input_view.set_texts(f"Input — {res.input.shape[0]}×{res.input.shape[1]}", "")
         self.output_view.set_texts(f"Output of kernel '{name}' — {conv.shape[0]}×{conv.shape[1]}", res.conv_shape.text)
+        self._fit()
         self.set_position(*self._pos)
+
+    def _fit(self) -> None:
+        """Fit each view to its picture when the stage or the map's size changed (the pool
+        stage shows other maps than the conv stage)."""
+        for name, v in (("input", self.input_view), ("output", self.output_view)):
+            img = v.image()
+            key = (self._stage, None if img is None else img.data.shape[:2])
+            if img is not None and self._fitted.get(name) != key:
+                self._fitted[name] = key
+                v.view_box.autoRange(padding=0.02)
 
     @staticmethod
     def _coloured(a: np.ndarray):  # noqa: ANN205

@@ -162,7 +162,11 @@ class SceneControl:
         sel = w.outputs.selection()
         pres = w.presentation
         view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": pres.is_active(),
-                "position": list(pres.position())}
+                "position": list(pres.position()), "stage": pres.stage()}
+        pinned = getattr(w, "_pinned", None)
+        if pinned is not None:  # the pixel the Explain panel explains (clicked)
+            stage, k, y, x = pinned
+            view["explained"] = [str(stage), int(k), int(y), int(x)]
         return Scene(tuple(st.kernels), st.selected, st.magnitude_pair, w.params().to_dict(), source, view,
                      title=title)
 
@@ -199,11 +203,15 @@ class SceneControl:
             w.outputs.set_selection(sel)
         if view.get("presentation") and not w.presentation.is_active():
             w.act_present.setChecked(True)
+        pinned = view.get("explained")
+        if (isinstance(pinned, list) and len(pinned) == 4 and pinned[0] in ("conv", "activation", "pool", "magnitude")
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pinned[1:])):
+            # explained again when the scene's result arrives (the pin outlives this result)
+            w.explain_pixel(pinned[0], pinned[2], pinned[3], kernel=pinned[1])
         pos = view.get("position")
-        if isinstance(pos, list) and len(pos) == 2 and all(isinstance(v, int) for v in pos):
-            w.presentation._pos = (pos[0], pos[1])
-            if w.presentation.is_active():
-                w.presentation.set_position(*pos)
+        if isinstance(pos, list) and len(pos) == 2 and all(isinstance(v, int) and v >= 0 for v in pos):
+            stage = view.get("stage") if view.get("stage") in ("conv", "pool") else "conv"
+            w.presentation.show_at(stage, pos[0], pos[1])
         return True
 
     def open_file(self, path: str | Path) -> bool:
