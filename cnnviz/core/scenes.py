@@ -253,6 +253,13 @@ class Deck:
         self._scenes.insert(j, self._scenes.pop(i))
         return j
 
+    def reorder(self, order) -> None:  # noqa: ANN001 - a sequence of the scenes' indices
+        """Put the scenes in ``order`` (a permutation of their indices: a drag in a list)."""
+        order = [int(i) for i in order]
+        if sorted(order) != list(range(len(self._scenes))):
+            raise SceneError(f"{order} is not an order of the {len(self._scenes)} scenes", "give each scene once")
+        self._scenes = [self._scenes[i] for i in order]
+
     def rename(self, i: int, title: str) -> None:
         title = str(title).strip()
         if not title:

@@ -87,6 +87,12 @@ def test_a_deck_is_edited_and_round_trips_through_a_file(tmp_path):
     assert deck.titles() == ["one", "three", "edges"]
     with pytest.raises(SceneError):
         deck.rename(0, "   ")
+    deck.reorder([2, 0, 1])
+    assert deck.titles() == ["edges", "one", "three"]
+    with pytest.raises(SceneError, match="not an order"):
+        deck.reorder([0, 0, 1])
+    deck.reorder([1, 2, 0])
+    assert deck.titles() == ["one", "three", "edges"]
     assert deck.remove(1) == c and deck.titles() == ["one", "edges"]
     with pytest.raises(SceneError, match="no scene 5"):
         deck.remove(4)

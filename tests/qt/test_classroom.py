@@ -480,6 +480,13 @@ def test_the_deck_dialog_adds_reorders_renames_removes_saves_and_opens(qtbot, wi
     assert window.scenes.deck.titles() == ["Edges", "Pooling", "Stride two"] and dlg.selected_index() == 1
     dlg.buttons["down"].click()
     assert window.scenes.deck.titles() == ["Edges", "Stride two", "Pooling"]
+    # a drag in the list (the model's row move) reorders the deck too
+    from PySide6.QtCore import QModelIndex
+    assert dlg.list.model().moveRow(QModelIndex(), 2, QModelIndex(), 0)
+    assert window.scenes.deck.titles() == ["Pooling", "Edges", "Stride two"] and dlg.selected_index() == 0
+    assert [dlg.list.item(i).text() for i in range(3)] == ["Pooling", "Edges", "Stride two"]
+    assert dlg.list.model().moveRow(QModelIndex(), 0, QModelIndex(), 3)
+    assert window.scenes.deck.titles() == ["Edges", "Stride two", "Pooling"]
     # rename in the list (as a double-click edit would commit)
     dlg.list.item(0).setText("Sobel finds edges")
     assert window.scenes.deck.titles()[0] == "Sobel finds edges"

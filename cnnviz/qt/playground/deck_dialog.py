@@ -2,7 +2,7 @@
 scenes in the app and presents it.
 
 *Add current setup* captures the window as a scene (with the title typed beside it); the list
-reorders (Move up / Move down, Alt+↑ / Alt+↓), renames (double-click or F2) and removes scenes;
+reorders (drag, Move up / Move down, Alt+↑ / Alt+↓), renames (double-click or F2) and removes scenes;
 the preview under it says which scene is which (its picture, kernels and parameters);
 *Open…* / *Save…* read and write the deck file (versioned JSON, :class:`cnnviz.core.scenes.Deck`,
 written atomically); *Present* enters presentation mode on scene 1, and leaving it puts the
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QKeySequence, QPalette, QPixmap, QShortcut
-from PySide6.QtWidgets import (QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QVBoxLayout)
 
 from cnnviz.core.errors import CnnvizError
@@ -86,7 +86,13 @@ class DeckDialog(QDialog):
         body = QHBoxLayout()
         self.list = QListWidget()
         self.list.setObjectName("deck-list")
-        self.list.setToolTip("The scenes in the order they are presented; double-click (or F2) renames")
+        self.list.setToolTip("The scenes in the order they are presented: drag to reorder, double-click (or F2) "
+                             "renames")
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.list.setDefaultDropAction(Qt.DropAction.MoveAction)
+        # a drag moves the list's items (as a row move, or an insert and a remove): the deck follows
+        self.list.model().rowsMoved.connect(self._sync_order)
+        self.list.model().rowsRemoved.connect(self._sync_order)
         self.list.currentRowChanged.connect(self._on_row)
         self.list.itemChanged.connect(self._on_item_changed)
         body.addWidget(self.list, 2)
@@ -173,7 +179,9 @@ class DeckDialog(QDialog):
             for i, s in enumerate(self.deck()):
                 item = QListWidgetItem(s.title)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                item.setData(Qt.ItemDataRole.UserRole, i)
                 item.setToolTip(describe_scene(s))
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # dropped between items, never on
                 self.list.addItem(item)
             if len(self.deck()):
                 self.list.setCurrentRow(max(0, min(len(self.deck()) - 1, keep)))
@@ -202,6 +210,22 @@ class DeckDialog(QDialog):
             self.thumb.setText("no picture")
         else:
             self.thumb.setPixmap(pm)
+
+    def _sync_order(self, *_args) -> None:
+        """The deck takes the order of the list's items (each holds its scene's index)."""
+        if self._refreshing or self.list.count() != len(self.deck()):
+            return
+        order = [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
+        if order == list(range(len(order))) or not all(isinstance(i, int) for i in order):
+            return
+        self.deck().reorder(order)
+        self._refreshing = True
+        try:  # the items now stand for their new indices (the list itself is not rebuilt mid-drop)
+            for i in range(self.list.count()):
+                self.list.item(i).setData(Qt.ItemDataRole.UserRole, i)
+        finally:
+            self._refreshing = False
+        self._on_row(self.list.currentRow())
 
     def _on_item_changed(self, item: QListWidgetItem) -> None:
         if self._refreshing:
