@@ -556,6 +556,7 @@ def test_presenting_a_deck_steps_scenes_and_esc_restores_my_setup_exactly(qtbot,
     assert window.kernels() == mine and window.state.selected == 1
     assert window.params() == params_before and window.outputs.selection() == sel_before
     assert window.current_image() is image_before          # the very same picture
+    assert dlg.isVisible()                                  # the editor is back for the next rehearsal
     qtbot.waitUntil(lambda: window.current_request().kernels == mine, timeout=10_000)
 
 
@@ -618,7 +619,7 @@ def test_closing_the_window_while_presenting_a_deck_keeps_my_setup(qtbot, make_w
 
 
 def test_a_scene_keeps_the_explained_pixel_and_opens_from_the_command_line(qtbot, make_window, tmp_path):
-    """`cnnviz lesson.json` (or a dropped .json) opens a scene or deck; the clicked pixel the
+    """`cnnviz gui lesson.json` (or a dropped .json) opens a scene or deck; the clicked pixel the
     Explain panel showed is part of the scene."""
     from cnnviz.core.scenes import Deck
     from cnnviz.core.settings import PlaygroundParams

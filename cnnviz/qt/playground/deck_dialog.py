@@ -154,6 +154,8 @@ class DeckDialog(QDialog):
                           ("F2", lambda: self.rename_selected()), ("Delete", lambda: self.remove_selected())):
             QShortcut(QKeySequence(key), self.list, slot, context=Qt.ShortcutContext.WidgetShortcut)
         self.resize(620, 460)
+        self._back_after_presenting = False
+        control.window.presentation.left.connect(self._on_presentation_left)
         self.refresh()
 
     # -- the deck ---------------------------------------------------------------------------------------
@@ -326,10 +328,16 @@ class DeckDialog(QDialog):
             s.remember_dir("scene", p)
             self.save_file(p)
 
+    def _on_presentation_left(self) -> None:
+        if self._back_after_presenting:  # rehearsing: the editor comes back where it was
+            self._back_after_presenting = False
+            self.show()
+
     def present(self, start: int = 0) -> bool:
         """Presentation mode on scene ``start + 1`` (scene 1 by default); the dialog steps aside."""
         ok = self._control.present_deck(start=start)
         if ok:
+            self._back_after_presenting = True
             self.hide()  # the projector shows the window, not the editor
             self._control.window.activateWindow()
             self._control.window.presentation.setFocus()

@@ -83,7 +83,7 @@ class PictureInput:
         """
         p = Path(path)
         if p.suffix.lower() == ".json" and getattr(self, "scenes", None) is not None:
-            return self.scenes.open_file(p)  # a scene or a deck (`cnnviz lesson.json`, a dropped file)
+            return self.scenes.open_file(p)  # a scene or a deck (`cnnviz gui lesson.json`, a dropped file)
         try:
             if not self._agree_to_size(p, p.name, ask=not quiet):
                 return False
