@@ -161,8 +161,9 @@ class SceneControl:
             source = {"kind": "none"}
         sel = w.outputs.selection()
         pres = w.presentation
-        view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": pres.is_active(),
-                "position": list(pres.position()), "stage": pres.stage()}
+        on = pres.is_active()  # a scene made outside presentation mode starts at the first step
+        view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": on,
+                "position": list(pres.position()) if on else [0, 0], "stage": pres.stage() if on else "conv"}
         pinned = getattr(w, "_pinned", None)
         if pinned is not None:  # the pixel the Explain panel explains (clicked)
             stage, k, y, x = pinned
