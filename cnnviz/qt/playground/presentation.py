@@ -20,8 +20,8 @@ holds; the explanation is the core's :func:`~cnnviz.core.dotproduct.explain_conv
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtCore import QEvent, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from cnnviz.core.display import auto_levels, stage_image
@@ -144,7 +144,7 @@ class PresentationView(QWidget):
         self._saved = (w.menuBar().isVisible(),)
         self.apply_scale(getattr(w.settings, "font_scale", 1.0))
         w.menuBar().hide()
-        self.setGeometry(w.rect())
+        self.setGeometry(self.visible_rect())
         self.show()
         self.raise_()
         self.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -160,9 +160,21 @@ class PresentationView(QWidget):
             self._window.menuBar().show()
         self.left.emit()
 
+    def visible_rect(self) -> QRect:
+        """The part of the window on its screen: a window whose docks need more height than
+        a 1280×720 projector has still presents everything on the screen."""
+        w = self._window
+        r = w.rect()
+        screen = w.screen()
+        if screen is None or QGuiApplication.platformName() == "offscreen":
+            return r  # no real screen there (a nominal 800×600)
+        free = screen.availableGeometry()
+        on_screen = QRect(w.mapFromGlobal(free.topLeft()), free.size()).intersected(r)
+        return on_screen if on_screen.width() > 200 and on_screen.height() > 200 else r
+
     def sync_geometry(self) -> None:
         if self.isVisible():
-            self.setGeometry(self._window.rect())
+            self.setGeometry(self.visible_rect())
 
     # -- stepping ------------------------------------------------------------------------------
     def stages(self) -> tuple[str, ...]:
