@@ -290,8 +290,8 @@ class DeckDialog(QDialog):
         try:
             deck = Deck.load(path)
         except CnnvizError as err:
-            self._say(f"Could not open {Path(path).name}: {err.cause}. {err.fix[:1].upper()}{err.fix[1:]}.",
-                      error=True)
+            fix = f" {err.fix[:1].upper()}{err.fix[1:]}." if err.fix else ""
+            self._say(f"Could not open {Path(path).name}: {err.cause}.{fix}", error=True)
             return False
         self._control.deck = deck
         self._control.deck_index = 0
