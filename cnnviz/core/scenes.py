@@ -18,7 +18,7 @@ import base64
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,8 @@ class Scene:
     (``PlaygroundParams.to_dict()``); ``source`` is ``{"kind": "sample", "name": ...}``,
     ``{"kind": "file", "path": ...}``, ``{"kind": "embedded", "png": <base64>}`` or
     ``{"kind": "none"}``; ``view`` holds ``selection`` (kernel index, "mosaic" or
-    "magnitude"), ``presentation`` (bool) and ``position`` ([y, x] explained)."""
+    "magnitude"), ``presentation`` (bool), ``position`` ([y, x] presentation mode explains) with its ``stage`` ("conv" or "pool")
+    and, when a pixel was clicked, ``explained`` ([stage, kernel, y, x] the Explain panel shows)."""
 
     kernels: tuple[Kernel, ...]
     selected: int = 0
@@ -115,13 +116,14 @@ class Scene:
                    title=str(d.get("title", "")), notes=str(d.get("notes", "")))
 
 
-def scenes_to_json(scenes: list[Scene] | tuple[Scene, ...]) -> str:
-    """One scene (a plain object) or a deck (``"scenes": [...]``), versioned."""
+def scenes_to_json(scenes: list[Scene] | tuple[Scene, ...], *, deck: bool = False) -> str:
+    """One scene (a plain object) or a deck (``"scenes": [...]``), versioned. ``deck`` writes
+    the list form even for one scene (a deck file stays a deck)."""
     scenes = list(scenes)
     if not scenes:
         raise SceneError("nothing to save", "make a scene first")
     body: dict[str, Any] = {"schema": SCHEMA, "version": VERSION}
-    if len(scenes) == 1:
+    if len(scenes) == 1 and not deck:
         body.update(scenes[0].to_dict())
     else:
         body["scenes"] = [s.to_dict() for s in scenes]
@@ -186,6 +188,137 @@ def load_scenes(path: str | os.PathLike) -> list[Scene]:
             s = Scene(s.kernels, s.selected, s.magnitude_pair, s.params, src, s.view, s.title, s.notes)
         out.append(s)
     return out
+
+
+class Deck:
+    """An ordered list of scenes a teacher steps through in presentation mode.
+
+    The editing operations return the index the edited scene has afterwards, so a view can
+    keep it selected. Scenes are frozen: renaming replaces the scene with a retitled copy.
+    """
+
+    def __init__(self, scenes=()) -> None:  # noqa: ANN001 - any iterable of Scene
+        self._scenes: list[Scene] = []
+        for s in scenes:
+            self.add(s)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._scenes)
+
+    def __getitem__(self, i: int) -> Scene:
+        return self._scenes[i]
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self._scenes)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Deck):
+            return self._scenes == other._scenes
+        if isinstance(other, (list, tuple)):
+            return self._scenes == list(other)
+        return NotImplemented
+
+    __hash__ = None  # mutable
+
+    def scenes(self) -> list[Scene]:
+        return list(self._scenes)
+
+    def titles(self) -> list[str]:
+        return [s.title for s in self._scenes]
+
+    # -- editing ------------------------------------------------------------------------------------
+    def _check(self, i: int) -> int:
+        if not 0 <= i < len(self._scenes):
+            raise SceneError(f"there is no scene {i + 1} in a deck of {len(self._scenes)}", "pick a scene of the list")
+        return i
+
+    def add(self, scene: Scene, index: int | None = None) -> int:
+        """Insert ``scene`` (at the end by default); an untitled one is called "Scene n"."""
+        if not isinstance(scene, Scene):
+            raise SceneError(f"a deck holds scenes, not {type(scene).__name__}", "capture a scene first")
+        i = len(self._scenes) if index is None else max(0, min(len(self._scenes), int(index)))
+        if not scene.title.strip():
+            scene = replace(scene, title=f"Scene {len(self._scenes) + 1}")
+        self._scenes.insert(i, scene)
+        return i
+
+    def remove(self, i: int) -> Scene:
+        return self._scenes.pop(self._check(i))
+
+    def move(self, i: int, delta: int) -> int:
+        """Move scene ``i`` by ``delta`` places (clamped to the ends); returns its new index."""
+        self._check(i)
+        j = max(0, min(len(self._scenes) - 1, i + int(delta)))
+        self._scenes.insert(j, self._scenes.pop(i))
+        return j
+
+    def reorder(self, order) -> None:  # noqa: ANN001 - a sequence of the scenes' indices
+        """Put the scenes in ``order`` (a permutation of their indices: a drag in a list)."""
+        order = [int(i) for i in order]
+        if sorted(order) != list(range(len(self._scenes))):
+            raise SceneError(f"{order} is not an order of the {len(self._scenes)} scenes", "give each scene once")
+        self._scenes = [self._scenes[i] for i in order]
+
+    def rename(self, i: int, title: str) -> None:
+        title = str(title).strip()
+        if not title:
+            raise SceneError("a scene needs a title", "type a title")
+        self._scenes[self._check(i)] = replace(self._scenes[i], title=title)
+
+    def replace_scene(self, i: int, scene: Scene) -> None:
+        """Put ``scene`` in place of scene ``i`` (keeping its title when the new one has none)."""
+        old = self._scenes[self._check(i)]
+        self._scenes[i] = scene if scene.title.strip() else replace(scene, title=old.title)
+
+    # -- files ----------------------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return scenes_to_json(self._scenes, deck=True)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the deck atomically (always the list form, even with one scene)."""
+        p = Path(path)
+        atomic_write_text(p, self.to_json())
+        return p
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Deck":
+        """A deck file (or a one-scene file, as a deck of one); :class:`SceneError` when bad."""
+        return cls(load_scenes(path))
+
+
+def describe_scene(scene: Scene) -> str:
+    """One line saying which scene is which: its picture, kernels and the parameters that differ
+    from the defaults (the deck editor's preview)."""
+    src = scene.source
+    kind = src.get("kind")
+    if kind == "sample":
+        pic = f"sample '{src.get('name', '')}'"
+    elif kind == "file":
+        pic = f"file {Path(str(src.get('path', ''))).name}"
+    elif kind == "embedded":
+        pic = "embedded picture"
+    else:
+        pic = "no picture"
+    names = [k.name or f"kernel {i + 1}" for i, k in enumerate(scene.kernels)]
+    ks = ", ".join(names[:3]) + (f" … ({len(names)} kernels)" if len(names) > 3 else "")
+    size = "×".join(str(v) for v in scene.kernels[0].size)
+    p = scene.params
+    parts = []
+    for key, label in (("channels", "channels"), ("stride", "stride"), ("padding", "padding"),
+                       ("activation", ""), ("pool", "pool")):
+        v = p.get(key)
+        if v in (None, "", "none", "gray", [1, 1], [0, 0], (1, 1), (0, 0)):
+            continue
+        if key == "padding" and p.get("padding_kind", "number") != "number":
+            v = p["padding_kind"]
+        if isinstance(v, (list, tuple)):
+            v = "×".join(str(x) for x in v)
+        parts.append(f"{label} {v}".strip())
+    view = scene.view
+    if view.get("presentation"):
+        parts.append("presentation")
+    return f"{pic} · {ks} ({size}){' · ' + ', '.join(parts) if parts else ''}"
 
 
 # -- embedded pictures -----------------------------------------------------------------------

@@ -70,3 +70,60 @@ def test_missing_and_folder_paths_are_reported(tmp_path):
         load_scenes(tmp_path / "nope.json")
     with pytest.raises(SceneError, match="is a folder"):
         load_scenes(tmp_path)
+
+
+# -- decks -----------------------------------------------------------------------------------------
+def test_a_deck_is_edited_and_round_trips_through_a_file(tmp_path):
+    from cnnviz.core.scenes import Deck
+
+    a, b, c = _scene(title="one"), _scene(title="", selected=0), _scene(title="three", source={"kind": "none"})
+    deck = Deck([a])
+    assert deck.add(b) == 1 and deck[1].title == "Scene 2"       # untitled scenes get a name
+    assert deck.add(c, index=0) == 0
+    assert deck.titles() == ["three", "one", "Scene 2"]
+    assert deck.move(0, 1) == 1 and deck.titles() == ["one", "three", "Scene 2"]
+    assert deck.move(2, 5) == 2 and deck.move(0, -3) == 0       # clamped at the ends
+    deck.rename(2, "  edges  ")
+    assert deck.titles() == ["one", "three", "edges"]
+    with pytest.raises(SceneError):
+        deck.rename(0, "   ")
+    deck.reorder([2, 0, 1])
+    assert deck.titles() == ["edges", "one", "three"]
+    with pytest.raises(SceneError, match="not an order"):
+        deck.reorder([0, 0, 1])
+    deck.reorder([1, 2, 0])
+    assert deck.titles() == ["one", "three", "edges"]
+    assert deck.remove(1) == c and deck.titles() == ["one", "edges"]
+    with pytest.raises(SceneError, match="no scene 5"):
+        deck.remove(4)
+    p = deck.save(tmp_path / "deck.json")
+    assert json.loads(p.read_text())["scenes"][1]["title"] == "edges"
+    assert Deck.load(p) == deck
+    one = Deck([a])                                              # a deck of one stays a deck
+    assert "scenes" in json.loads(one.save(tmp_path / "one.json").read_text())
+    assert Deck.load(tmp_path / "one.json") == one
+    save_scenes(tmp_path / "single.json", a)                     # a single scene opens as a deck of one
+    assert Deck.load(tmp_path / "single.json").scenes() == [a]
+
+
+def test_a_corrupt_deck_file_names_the_cause(tmp_path):
+    from cnnviz.core.scenes import Deck
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "cnnviz.scene", "version": 1, "scenes": [{"kernels": []}]}')
+    with pytest.raises(SceneError, match="scene 1 has no kernels"):
+        Deck.load(bad)
+    bad.write_text("{nope")
+    with pytest.raises(SceneError, match="not valid JSON"):
+        Deck.load(bad)
+
+
+def test_describe_scene_tells_scenes_apart():
+    from cnnviz.core.scenes import describe_scene
+
+    s = _scene()
+    text = describe_scene(s)
+    assert text.startswith("sample 'photo' · sobel-x, sobel-y, rgb (3×3)")
+    assert "stride 2×1" in text and "channels full" in text and "presentation" in text
+    plain = describe_scene(_scene(params={}, view={}, source={"kind": "none"}))
+    assert plain.startswith("no picture") and "stride" not in plain

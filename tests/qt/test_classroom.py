@@ -425,3 +425,248 @@ def test_presentation_mode_follows_a_live_source(qtbot, window):
         assert np.array_equal(pres.input_view.data(), window.current_result().input)
     assert pres.position() == (5, 7)
     window.act_present.setChecked(False)
+
+
+# -- the deck editor and presenting a deck ----------------------------------------------------------
+def _my_setup(window):
+    from cnnviz.core.kernels import Kernel
+    from cnnviz.core.settings import PlaygroundParams
+
+    mine = (Kernel(np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32), name="my laplacian", offset=0.25),
+            Kernel(np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], np.float32) / 3, name="my edges", divisor=2.0))
+    window.open_sample("digit", quiet=True)
+    window.set_params(PlaygroundParams(stride=(2, 1), padding=(1, 2), bias=0.75, activation="relu"))
+    window.set_kernels(mine, 1)
+    return mine
+
+
+def _deck_of_three(window):
+    """Three scenes made in the dialog: photo/sobel, pattern/sharpen stride 2, digit/pool."""
+    from cnnviz.core.settings import PlaygroundParams
+
+    dlg = window.scenes.deck_editor()
+    window.open_sample("photo", quiet=True)
+    window.set_params(PlaygroundParams())
+    window.set_kernels((preset("sobel-x").kernel,), 0)
+    dlg.title_edit.setText("Edges")
+    dlg.add_button.click()
+    window.open_sample("pattern", quiet=True)
+    window.set_params(PlaygroundParams(stride=(2, 2), padding=(1, 1)))
+    window.set_kernels((preset("sharpen").kernel,), 0)
+    dlg.add_current("Stride two")
+    window.open_sample("checkerboard", quiet=True)
+    window.set_params(PlaygroundParams(pool="max", activation="relu"))
+    window.set_kernels((preset("sobel-y").kernel,), 0)
+    dlg.add_current("Pooling")
+    return dlg
+
+
+def test_the_deck_dialog_adds_reorders_renames_removes_saves_and_opens(qtbot, window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from cnnviz.core.scenes import Deck, load_scenes
+
+    dlg = _deck_of_three(window)
+    assert dlg.isVisible() and window.findChild(type(window.act_present), "scene-deck") is not None
+    assert [dlg.list.item(i).text() for i in range(dlg.list.count())] == ["Edges", "Stride two", "Pooling"]
+    assert window.scenes.deck[1].params["stride"] == [2, 2] and window.scenes.deck[1].source["name"] == "pattern"
+    # the preview says which scene is which
+    dlg.list.setCurrentRow(1)
+    assert "sample 'pattern'" in dlg.preview.text() and "stride 2×2" in dlg.preview.text()
+    assert dlg.thumb.pixmap() is not None and not dlg.thumb.pixmap().isNull()
+    # reorder: "Pooling" up to second, then down again, with the buttons
+    dlg.list.setCurrentRow(2)
+    dlg.buttons["up"].click()
+    assert window.scenes.deck.titles() == ["Edges", "Pooling", "Stride two"] and dlg.selected_index() == 1
+    dlg.buttons["down"].click()
+    assert window.scenes.deck.titles() == ["Edges", "Stride two", "Pooling"]
+    # a drag in the list (the model's row move) reorders the deck too
+    from PySide6.QtCore import QModelIndex
+    assert dlg.list.model().moveRow(QModelIndex(), 2, QModelIndex(), 0)
+    assert window.scenes.deck.titles() == ["Pooling", "Edges", "Stride two"] and dlg.selected_index() == 0
+    assert [dlg.list.item(i).text() for i in range(3)] == ["Pooling", "Edges", "Stride two"]
+    assert dlg.list.model().moveRow(QModelIndex(), 0, QModelIndex(), 3)
+    assert window.scenes.deck.titles() == ["Edges", "Stride two", "Pooling"]
+    # rename in the list (as a double-click edit would commit)
+    dlg.list.item(0).setText("Sobel finds edges")
+    assert window.scenes.deck.titles()[0] == "Sobel finds edges"
+    dlg.list.item(0).setText("  ")                        # an empty title is refused and said
+    assert window.scenes.deck.titles()[0] == "Sobel finds edges" and "title" in dlg.message_text()
+    # save through the dialog button, remove one, open the file again
+    target = tmp_path / "lesson"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    dlg.buttons["save"].click()
+    saved = load_scenes(tmp_path / "lesson.json")
+    assert [s.title for s in saved] == ["Sobel finds edges", "Stride two", "Pooling"]
+    dlg.list.setCurrentRow(1)
+    dlg.buttons["remove"].click()
+    assert window.scenes.deck.titles() == ["Sobel finds edges", "Pooling"] and dlg.list.count() == 2
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "lesson.json"), ""))
+    dlg.buttons["open"].click()
+    assert window.scenes.deck == Deck(saved) and dlg.list.count() == 3
+
+
+def test_a_corrupt_deck_file_is_one_message_and_changes_nothing(qtbot, window, tmp_path):
+    dlg = _deck_of_three(window)
+    before = window.scenes.deck.scenes()
+    kernels, params, image = window.kernels(), window.params(), window.current_image()
+    for text in ("{not json", '{"schema": "cnnviz.scene", "version": 1, "scenes": []}',
+                 '{"schema": "cnnviz.scene", "version": 99, "scenes": []}'):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        assert not dlg.open_file(bad)
+        msg = dlg.message_text()
+        assert msg.startswith("Could not open bad.json: ") and "\n" not in msg and "Traceback" not in msg
+        assert window.scenes.deck.scenes() == before and dlg.list.count() == 3
+        assert window.kernels() == kernels and window.params() == params and window.current_image() is image
+    assert "newer than this cnnviz" in msg
+
+
+def test_presenting_a_deck_steps_scenes_and_esc_restores_my_setup_exactly(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    dlg = _deck_of_three(window)
+    mine = _my_setup(window)
+    qtbot.waitUntil(lambda: window.current_request().kernels == mine, timeout=10_000)
+    image_before, params_before, sel_before = window.current_image(), window.params(), window.outputs.selection()
+    deck = window.scenes.deck
+    dlg.buttons["present"].click()
+    pres = window.presentation
+    assert pres.is_active() and not dlg.isVisible()
+    assert window.kernels() == deck[0].kernels and window._image_source == "sample:photo"
+    # Page Down past the last step of scene 1 (no pooling: the conv stage only) → scene 2
+    qtbot.waitUntil(lambda: window.current_request().kernels == deck[0].kernels and pres.out_hw() is not None,
+                    timeout=10_000)
+    oh, ow = pres.out_hw()
+    pres.set_position(oh - 1, ow - 1)
+    qtbot.keyClick(pres, Qt.Key_PageDown)
+    assert window.kernels() == deck[1].kernels and window.params().to_dict() == deck[1].params
+    assert window._image_source == "sample:pattern" and pres.is_active()
+    qtbot.waitUntil(lambda: window.current_request().conv.stride == (2, 2), timeout=10_000)
+    assert pres.position() == (0, 0) and pres.stage() == "conv"
+    res = window.current_result()
+    assert pres.explanation().value == pytest.approx(float(res.conv[0][0, 0]), abs=1e-5)
+    qtbot.keyClick(pres, Qt.Key_PageUp)                   # before the first step: back to scene 1
+    assert window.kernels() == deck[0].kernels
+    qtbot.keyClick(pres, Qt.Key_N)
+    qtbot.keyClick(pres, Qt.Key_N)
+    assert window.kernels() == deck[2].kernels and window.params().pool == "max"
+    qtbot.keyClick(pres, Qt.Key_Escape)
+    assert not pres.is_active()
+    assert window.kernels() == mine and window.state.selected == 1
+    assert window.params() == params_before and window.outputs.selection() == sel_before
+    assert window.current_image() is image_before          # the very same picture
+    assert dlg.isVisible()                                  # the editor is back for the next rehearsal
+    qtbot.waitUntil(lambda: window.current_request().kernels == mine, timeout=10_000)
+
+
+def test_presentation_steps_on_through_the_pool_windows(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    from cnnviz.core.settings import PlaygroundParams
+
+    window.open_sample("digit", quiet=True)
+    window.set_params(PlaygroundParams(activation="relu", pool="max", pool_size=(3, 3), pool_stride=(2, 2)))
+    qtbot.waitUntil(lambda: window.current_request().pool is not None, timeout=10_000)
+    window.act_present.setChecked(True)
+    pres = window.presentation
+    qtbot.waitUntil(lambda: pres.explanation() is not None, timeout=5_000)
+    assert pres.stages() == ("conv", "pool")
+    oh, ow = pres.out_hw()
+    pres.set_position(oh - 1, ow - 1)
+    qtbot.keyClick(pres, Qt.Key_PageDown)                 # after the last conv pixel: the pool stage
+    assert pres.stage() == "pool" and pres.position() == (0, 0)
+    res = window.current_result()
+    ph, pw = res.pool_shape.out_hw
+    assert pres.out_hw() == (ph, pw)
+    seen = []
+    for key, expect in ((Qt.Key_Right, (0, 1)), (Qt.Key_Down, (1, 1)), (Qt.Key_PageDown, (1, 2))):
+        qtbot.keyClick(pres, key)
+        assert pres.position() == expect
+        e = pres.explanation()
+        assert e.kind == "max"
+        assert e.value == pytest.approx(float(res.pool[0][expect]), abs=1e-5)
+        assert pres.explain.shown_value() == pytest.approx(float(res.pool[0][expect]), abs=1e-5)
+        # the window on the activated map (left) is the 3×3 pool window at stride 2
+        assert pres.input_view.window_rect().getRect() == (expect[1] * 2, expect[0] * 2, 3, 3)
+        assert float(res.activation[0][expect[0] * 2:expect[0] * 2 + 3, expect[1] * 2:expect[1] * 2 + 3].max()) \
+            == pytest.approx(e.value)
+        seen.append(e.value)
+    np.testing.assert_array_equal(pres.output_view.image().data, res.pool[0])   # the big map is the pooled map
+    np.testing.assert_array_equal(pres.input_view.image().data, res.activation[0])
+    qtbot.keyClick(pres, Qt.Key_Tab)                      # Tab: back to the conv stage
+    assert pres.stage() == "conv"
+    qtbot.keyClick(pres, Qt.Key_PageUp)                   # before conv (0, 0): the last pool window
+    assert pres.stage() == "pool" and pres.position() == (ph - 1, pw - 1)
+    qtbot.keyClick(pres, Qt.Key_Home)
+    assert pres.stage() == "conv" and pres.position() == (0, 0)
+    qtbot.keyClick(pres, Qt.Key_Escape)
+
+
+def test_closing_the_window_while_presenting_a_deck_keeps_my_setup(qtbot, make_window):
+    from cnnviz.core.settings import load_settings, settings_path
+
+    w = make_window()
+    _deck_of_three(w)
+    mine = _my_setup(w)
+    params = w.params()
+    assert w.scenes.present_deck(start=1)
+    assert w.kernels() == w.scenes.deck[1].kernels
+    w.close()
+    saved, _ = load_settings(settings_path())
+    assert tuple(saved.kernel_bank()) == mine and saved.params == params
+    assert saved.last_image == "sample:digit"
+
+
+def test_a_scene_keeps_the_explained_pixel_and_opens_from_the_command_line(qtbot, make_window, tmp_path):
+    """`cnnviz gui lesson.json` (or a dropped .json) opens a scene or deck; the clicked pixel the
+    Explain panel showed is part of the scene."""
+    from cnnviz.core.scenes import Deck
+    from cnnviz.core.settings import PlaygroundParams
+
+    w = make_window()
+    w.set_kernels(preset("oriented-bank").kernels[:3], 2)
+    w.set_params(PlaygroundParams(padding=(3, 3)))
+    qtbot.waitUntil(lambda: len(w.current_request().kernels) == 3, timeout=10_000)
+    w.explain_pixel("conv", 12, 17, kernel=2)
+    scene = w.scenes.capture(title="seven")
+    assert scene.view["explained"] == ["conv", 2, 12, 17]
+    other = w.scenes.capture(title="other")
+    Deck([scene, other]).save(tmp_path / "lesson.json")
+    w2 = make_window(image=str(tmp_path / "lesson.json"))
+    assert len(w2.scenes.deck) == 2 and w2.kernels() == scene.kernels
+    qtbot.waitUntil(lambda: w2.last_explanation is not None and w2.current_request().kernels == scene.kernels,
+                    timeout=10_000)
+    e = w2.last_explanation
+    assert (e.oy, e.ox) == (12, 17)
+    assert w2.explain_panel.shown_value() == pytest.approx(float(w2.current_result().conv[2][12, 17]), abs=1e-5)
+
+
+def test_a_scene_opens_presentation_mode_at_its_step_even_on_a_bigger_map(qtbot, window, tmp_path):
+    """A scene saved mid-step in the pool stage opens there; its position is kept although the
+    map shown when it is opened (a smaller picture's) does not have it yet."""
+    from cnnviz.core.scenes import Scene, save_scenes
+    from cnnviz.core.settings import PlaygroundParams
+
+    params = PlaygroundParams(activation="relu", pool="avg", pool_size=(2, 2), pool_stride=(2, 2))
+    scene = Scene((preset("sobel-y").kernel,), params=params.to_dict(), source={"kind": "sample", "name": "photo"},
+                  view={"presentation": True, "position": [200, 230], "stage": "pool"})
+    p = save_scenes(tmp_path / "pool.json", scene)
+    window.open_sample("digit", quiet=True)
+    qtbot.waitUntil(lambda: window.current_result().input.shape[0] < 200, timeout=10_000)
+    assert window.scenes.open_file(p)
+    pres = window.presentation
+    assert pres.is_active()
+    qtbot.waitUntil(lambda: window.current_request().pool is not None and pres.stage() == "pool"
+                    and pres.position() == (200, 230), timeout=10_000)
+    res = window.current_result()
+    assert pres.explanation().kind == "avg"
+    assert pres.explain.shown_value() == pytest.approx(float(res.pool[0][200, 230]), abs=1e-5)
+    assert window.scenes.capture().view["stage"] == "pool"
+    qtbot.keyClick(pres, Qt_key("Escape"))
+
+
+def Qt_key(name):  # noqa: N802
+    from PySide6.QtCore import Qt
+
+    return getattr(Qt.Key, f"Key_{name}")

@@ -82,6 +82,8 @@ class PictureInput:
         pixels on its longest side so edits stay live.
         """
         p = Path(path)
+        if p.suffix.lower() == ".json" and getattr(self, "scenes", None) is not None:
+            return self.scenes.open_file(p)  # a scene or a deck (`cnnviz gui lesson.json`, a dropped file)
         try:
             if not self._agree_to_size(p, p.name, ask=not quiet):
                 return False

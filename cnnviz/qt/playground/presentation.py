@@ -6,6 +6,12 @@ the real map, one output pixel at a time, showing each dot product; Shift+arrows
 pixels; Home goes back to the first pixel; Space plays / pauses; Esc (or F5) leaves. With
 a live source every new frame is shown and the pixel at the current position re-explained.
 
+With pooling on, the steps go on through the *pool stage*: the activated map with each pool
+window on it beside the pooled map, and the window's max (or average) explained. Page Down
+after the last conv pixel enters it, Tab switches between the two stages. With a deck of
+scenes open, Page Down after the last step (and N) shows the next scene, Page Up before the
+first step (and B or P) the previous one, so a presenter clicker walks through a whole deck.
+
 The mode is a widget laid over the main window (the docks stay as they are underneath,
 so leaving restores the user's layout exactly). It paints what the window's last result
 holds; the explanation is the core's :func:`~cnnviz.core.dotproduct.explain_conv_pixel`.
@@ -14,20 +20,21 @@ holds; the explanation is the core's :func:`~cnnviz.core.dotproduct.explain_conv
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QKeySequence
+from PySide6.QtCore import QEvent, QRect, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QFont, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from cnnviz.core.display import auto_levels, stage_image
-from cnnviz.core.dotproduct import explain_conv_pixel
+from cnnviz.core.dotproduct import explain_conv_pixel, explain_pool_pixel
 
 from ..colors import format_sig
 from .explain_panel import ExplainPanel
 from .map_view import MapView
 
 PLAY_INTERVAL_MS = 120
-KEYS_HELP = ("← → ↑ ↓ step · Shift+arrows ×10 · PgUp/PgDn previous/next · Space play/pause · N/B next/back scene "
-             "· Esc leave")
+KEYS_HELP = ("← → ↑ ↓ step · Shift+arrows ×10 · PgUp/PgDn previous/next (then the pool stage and the next scene) "
+             "· Tab conv/pool · Space play/pause · N/B next/back scene · Esc leave")
+STAGES = ("conv", "pool")
 
 
 class PresentationView(QWidget):
@@ -43,12 +50,15 @@ class PresentationView(QWidget):
         self.setAutoFillBackground(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._pos = (0, 0)
+        self._stage = "conv"
+        self._want: tuple[str, int, int] | None = None   # a scene's step, until its result has it
         self._explanation = None
         self._step_count = 0
+        self._fitted: dict[str, tuple] = {}   # view → (stage, shape) it was last fitted to
         self._play = QTimer(self)
         self._play.setObjectName("presentation-play")
         self._play.setInterval(PLAY_INTERVAL_MS)
-        self._play.timeout.connect(self.next)
+        self._play.timeout.connect(lambda: self.next(scenes=False))
 
         lay = QGridLayout(self)
         lay.setContentsMargins(10, 8, 10, 8)
@@ -108,6 +118,12 @@ class PresentationView(QWidget):
         size = base.pointSizeF() if base.pointSizeF() > 0 else 10.0
         f.setPointSizeF(size * 1.8)  # the app font already carries the user's scale (Ctrl +/-)
         self.explain.setFont(f)
+        eq = self.explain.findChild(QLabel, "equation")
+        if eq is not None:  # it sets its own size (1.25× the panel's), so it is not inherited
+            ef = QFont(f)
+            ef.setPointSizeF(f.pointSizeF() * 1.25)
+            ef.setBold(True)
+            eq.setFont(ef)
         big = QFont(f)
         big.setBold(True)
         self.where.setFont(big)
@@ -128,7 +144,7 @@ class PresentationView(QWidget):
         self._saved = (w.menuBar().isVisible(),)
         self.apply_scale(getattr(w.settings, "font_scale", 1.0))
         w.menuBar().hide()
-        self.setGeometry(w.rect())
+        self.setGeometry(self.visible_rect())
         self.show()
         self.raise_()
         self.setFocus(Qt.FocusReason.OtherFocusReason)
@@ -144,14 +160,86 @@ class PresentationView(QWidget):
             self._window.menuBar().show()
         self.left.emit()
 
+    def visible_rect(self) -> QRect:
+        """The part of the window on its screen: a window whose docks need more height than
+        a 1280×720 projector has still presents everything on the screen."""
+        w = self._window
+        r = w.rect()
+        screen = w.screen()
+        if screen is None or QGuiApplication.platformName() == "offscreen":
+            return r  # no real screen there (a nominal 800×600)
+        free = screen.availableGeometry()
+        on_screen = QRect(w.mapFromGlobal(free.topLeft()), free.size()).intersected(r)
+        return on_screen if on_screen.width() > 200 and on_screen.height() > 200 else r
+
     def sync_geometry(self) -> None:
         if self.isVisible():
-            self.setGeometry(self._window.rect())
+            self.setGeometry(self.visible_rect())
 
     # -- stepping ------------------------------------------------------------------------------
+    def stages(self) -> tuple[str, ...]:
+        """The stages the steps go through: conv, and pool when pooling is on."""
+        res, req = self._window.current_result(), self._window.current_request()
+        if res is not None and req is not None and res.pool is not None and req.pool is not None \
+                and res.pool_shape is not None:
+            return STAGES
+        return ("conv",)
+
+    def stage(self) -> str:
+        """"conv" or "pool": which map the steps walk now."""
+        return self._stage
+
+    def set_stage(self, stage: str, y: int = 0, x: int = 0) -> None:
+        """Show ``stage`` ("conv" or "pool"; pool only when pooling is on) at (y, x)."""
+        self._want = None
+        if stage not in self.stages():
+            stage = "conv"
+        changed = stage != self._stage
+        self._stage = stage
+        self._pos = (int(y), int(x))
+        if changed:
+            self._on_result()
+        else:
+            self.set_position(y, x)
+
+    def toggle_stage(self) -> None:
+        st = self.stages()
+        self.set_stage(st[(st.index(self._stage) + 1) % len(st)] if self._stage in st else "conv")
+
+    def reset(self) -> None:
+        """Back to the first conv pixel (a new scene starts there)."""
+        self._stage = "conv"
+        self._pos = (0, 0)
+        self._want = None
+
+    def show_at(self, stage: str, y: int, x: int) -> None:
+        """Go to (y, x) of ``stage`` as soon as a result has that step (a scene's step: its
+        result may still be computing, and the one shown now may be smaller)."""
+        self._want = (stage if stage in STAGES else "conv", int(y), int(x))
+        self._stage, self._pos = self._want[0], (int(y), int(x))
+        if self.isVisible():
+            self._on_result()
+
+    def _take_want(self) -> None:
+        if self._want is None:
+            return
+        stage, y, x = self._want
+        res = self._window.current_result()
+        if stage not in self.stages() or res is None:
+            return
+        shape = res.pool_shape if stage == "pool" else res.conv_shape
+        oh, ow = (int(v) for v in shape.out_hw)
+        self._stage, self._pos = stage, (y, x)
+        if y < oh and x < ow:
+            self._want = None  # reached
+
     def out_hw(self) -> tuple[int, int] | None:
         res = self._window.current_result()
-        return tuple(int(v) for v in res.conv_shape.out_hw) if res is not None else None
+        if res is None:
+            return None
+        if self._stage == "pool" and res.pool_shape is not None and res.pool is not None:
+            return tuple(int(v) for v in res.pool_shape.out_hw)
+        return tuple(int(v) for v in res.conv_shape.out_hw)
 
     def position(self) -> tuple[int, int]:
         return self._pos
@@ -169,25 +257,55 @@ class PresentationView(QWidget):
         self._explain()
 
     def step(self, dy: int, dx: int) -> None:
+        self._want = None
         y, x = self._pos
         self.set_position(y + dy, x + dx)
 
-    def next(self) -> None:
-        """The next output pixel in reading order (wraps to the start at the end)."""
+    def next(self, scenes: bool = True) -> None:
+        """The next output pixel in reading order; after the last conv pixel the pool stage
+        (when pooling is on); after the last step the next scene of an open deck (``scenes``),
+        else back to the start."""
+        self._want = None
         hw = self.out_hw()
         if hw is None:
             return
         oh, ow = hw
-        i = (self._pos[0] * ow + self._pos[1] + 1) % (oh * ow)
-        self.set_position(*divmod(i, ow))
+        i = self._pos[0] * ow + self._pos[1] + 1
+        if i < oh * ow:
+            self.set_position(*divmod(i, ow))
+            return
+        st = self.stages()
+        k = st.index(self._stage) if self._stage in st else 0
+        if k + 1 < len(st):
+            self.set_stage(st[k + 1], 0, 0)
+        elif not (scenes and self._step_scene(1)):
+            self.set_stage(st[0], 0, 0)
 
-    def previous(self) -> None:
+    def previous(self, scenes: bool = True) -> None:
+        """The previous output pixel; before the first pool window the last conv pixel; before
+        the first step the previous scene of an open deck, else the last step."""
+        self._want = None
         hw = self.out_hw()
         if hw is None:
             return
         oh, ow = hw
-        i = (self._pos[0] * ow + self._pos[1] - 1) % (oh * ow)
-        self.set_position(*divmod(i, ow))
+        i = self._pos[0] * ow + self._pos[1] - 1
+        if i >= 0:
+            self.set_position(*divmod(i, ow))
+            return
+        if scenes and self._stage == "conv" and self._step_scene(-1):
+            return
+        st = self.stages()
+        k = st.index(self._stage) if self._stage in st else 0
+        target = st[k - 1] if k > 0 else st[-1]
+        res = self._window.current_result()
+        shape = res.pool_shape if target == "pool" else res.conv_shape
+        oh, ow = (int(v) for v in shape.out_hw)
+        self.set_stage(target, oh - 1, ow - 1)
+
+    def _step_scene(self, delta: int) -> bool:
+        scenes = getattr(self._window, "scenes", None)
+        return bool(scenes is not None and scenes.step_deck(delta))
 
     def toggle_play(self) -> None:
         if self._play.isActive():
@@ -219,11 +337,19 @@ class PresentationView(QWidget):
         res, req = self._window.current_result(), self._window.current_request()
         if res is None or req is None:
             return
+        self._take_want()
+        if self._stage not in self.stages():
+            self._stage = "conv"
+        k = self._kernel_index()
+        ch = self._channel(req)
+        if self._stage == "pool":
+            self._show_pool_stage(res, req, k, ch)
+            self._fit()
+            self.set_position(*self._pos)
+            return
         inp = self._window.outputs.view("input").image()
         if inp is not None:
             self.input_view.set_image(inp)
-        k = self._kernel_index()
-        ch = self._channel(req)
         conv = res.conv[k] if res.conv.ndim == 3 else res.conv[k, ch or 0]
         shown = self._window.outputs.view("conv").image()
         if shown is not None and shown.data is conv:
@@ -234,11 +360,59 @@ class PresentationView(QWidget):
         name = req.kernels[k].name
         self.input_view.set_texts(f"Input — {res.input.shape[0]}×{res.input.shape[1]}", "")
         self.output_view.set_texts(f"Output of kernel '{name}' — {conv.shape[0]}×{conv.shape[1]}", res.conv_shape.text)
+        self._fit()
         self.set_position(*self._pos)
+
+    def _fit(self) -> None:
+        """Fit each view to its picture when the stage or the map's size changed (the pool
+        stage shows other maps than the conv stage)."""
+        for name, v in (("input", self.input_view), ("output", self.output_view)):
+            img = v.image()
+            key = (self._stage, None if img is None else img.data.shape[:2])
+            if img is not None and self._fitted.get(name) != key:
+                self._fitted[name] = key
+                v.view_box.autoRange(padding=0.02)
+
+    @staticmethod
+    def _coloured(a: np.ndarray):  # noqa: ANN205
+        return stage_image(a, auto_levels(a), "diverging" if float(np.min(a)) < 0 else "gray")
+
+    def _show_pool_stage(self, res, req, k: int, ch: int | None) -> None:  # noqa: ANN001
+        """The pool stage: the activated map (what the pool windows slide over) on the left,
+        the pooled map large on the right."""
+        act = res.activation[k] if res.activation.ndim == 3 else res.activation[k, ch or 0]
+        pooled = res.pool[k] if res.pool.ndim == 3 else res.pool[k, ch or 0]
+        self.input_view.set_image(self._coloured(act))
+        self.output_view.set_image(self._coloured(pooled))
+        kind = "max" if req.pool.kind == "max" else "average"
+        act_name = req.activation.kind if req.activation.kind != "none" else "no activation"
+        self.input_view.set_texts(f"Activated map ({act_name}) — {act.shape[0]}×{act.shape[1]}", "")
+        self.output_view.set_texts(f"{kind.capitalize()} pool of kernel '{req.kernels[k].name}' — "
+                                   f"{pooled.shape[0]}×{pooled.shape[1]}",
+                                   res.pool_shape.text if res.pool_shape is not None else "")
+
+    def _explain_pool(self, res, req) -> None:  # noqa: ANN001
+        y, x = self._pos
+        k = self._kernel_index()
+        ch = self._channel(req)
+        act = res.activation[k] if res.activation.ndim == 3 else res.activation[k, ch or 0]
+        e = explain_pool_pixel(act, req.pool, y, x)
+        self._explanation = e
+        self.explain.show_pool(e)
+        y0, x0, y1, x1 = e.window
+        self.input_view.show_window(QRectF(x0, y0, x1 - x0, y1 - y0))
+        self.output_view.show_marker(QRectF(x, y, 1, 1))
+        how = "max" if e.kind == "max" else "mean"
+        self.where.setText(f"Pool ({y}, {x}) = {how} {format_sig(e.value, 4)}")
+        self._step_count += 1
+        self.positionChanged.emit(y, x)
 
     def _explain(self) -> None:
         res, req = self._window.current_result(), self._window.current_request()
         if res is None or req is None:
+            return
+        if self._stage == "pool" and "pool" in self.stages():
+            self._explain_pool(res, req)
             return
         y, x = self._pos
         k = self._kernel_index()
@@ -259,8 +433,12 @@ class PresentationView(QWidget):
     def event(self, e) -> bool:  # noqa: ANN001
         # the window's own shortcuts (Esc unpins, arrows…) must not take the presenter's keys
         if e.type() == QEvent.Type.ShortcutOverride and (e.key() in self._KEYS or e.key() in (
-                Qt.Key.Key_Escape, Qt.Key.Key_Space, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home)):
+                Qt.Key.Key_Escape, Qt.Key.Key_Space, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown, Qt.Key.Key_Home,
+                Qt.Key.Key_Tab, Qt.Key.Key_N, Qt.Key.Key_B, Qt.Key.Key_P)):
             e.accept()
+            return True
+        if e.type() == QEvent.Type.KeyPress and e.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab):
+            self.toggle_stage()  # Tab switches conv / pool stage instead of moving the focus
             return True
         return super().event(e)
 
@@ -275,13 +453,13 @@ class PresentationView(QWidget):
         elif key == Qt.Key.Key_PageUp:
             self.previous()
         elif key == Qt.Key.Key_Home:
-            self.set_position(0, 0)
+            self.set_stage("conv", 0, 0)
         elif key == Qt.Key.Key_Space:
             self.toggle_play()
         elif key == Qt.Key.Key_Escape:
             self.leave()
-        elif key in (Qt.Key.Key_N, Qt.Key.Key_B) and getattr(self._window, "scenes", None) is not None:
-            self._window.scenes.step_deck(1 if key == Qt.Key.Key_N else -1)  # a deck of scenes
+        elif key in (Qt.Key.Key_N, Qt.Key.Key_B, Qt.Key.Key_P):
+            self._step_scene(1 if key == Qt.Key.Key_N else -1)  # a deck of scenes
         else:
             super().keyPressEvent(e)
 

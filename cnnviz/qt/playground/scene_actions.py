@@ -1,5 +1,9 @@
-"""Scenes in the playground window: File ▸ Open scene… / Save scene…, a deck of scenes
-stepped through in presentation mode (N / B), and "Back to my setup" after a lesson.
+"""Scenes in the playground window: File ▸ Open scene… / Save scene…, File ▸ Deck of
+scenes… (the deck editor, :mod:`.deck_dialog`), a deck stepped through in presentation mode
+(Page Down / Page Up past the last / first step, N / B), and "Back to my setup" after a lesson.
+
+Presenting a deck (:meth:`SceneControl.present_deck`) keeps the user's setup and puts it
+back exactly when presentation mode is left.
 
 :mod:`cnnviz.core.scenes` holds the file format; this module turns a scene into the
 window's state (source, kernel bank, parameters, the view shown) and back.
@@ -12,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.kernels import Kernel
-from cnnviz.core.scenes import Scene, SceneError, embed_image, embedded_pixels, load_scenes, save_scenes
+from cnnviz.core.scenes import Deck, Scene, SceneError, embed_image, embedded_pixels, load_scenes, save_scenes
 
 from ...core.settings import PlaygroundParams
 from .views import MAGNITUDE, MOSAIC
@@ -40,14 +45,33 @@ class Setup:
     selection: int
 
 
+class _CloseGuard(QObject):
+    """Closing the window while a deck is presented saves the user's setup, not the scene."""
+
+    def __init__(self, control: "SceneControl") -> None:
+        super().__init__(control.window)
+        self._control = control
+
+    def eventFilter(self, obj, e) -> bool:  # noqa: ANN001, N802 - Qt's name
+        ctl = self._control
+        if obj is ctl.window and e.type() == QEvent.Type.Close and ctl.presenting_setup is not None:
+            ctl._put_back(ctl.presenting_setup)
+        return False
+
+
 class SceneControl:
     """The window's scenes: capture/apply, the open deck, the remembered setup."""
 
     def __init__(self, window) -> None:  # noqa: ANN001 - the playground MainWindow
         self.window = window
-        self.deck: list[Scene] = []
+        self.deck = Deck()
         self.deck_index = 0
         self.saved_setup: Setup | None = None
+        self.presenting_setup: Setup | None = None   # kept while a deck is presented
+        self.deck_dialog = None
+        window.presentation.left.connect(self._on_presentation_left)
+        self._close_guard = _CloseGuard(self)
+        window.installEventFilter(self._close_guard)
 
     # -- the user's setup (lessons open on top of it) -----------------------------------------
     def capture_setup(self) -> Setup:
@@ -69,8 +93,14 @@ class SceneControl:
         s = self.saved_setup
         if s is None:
             return False
-        w = self.window
         self.saved_setup = None
+        self._put_back(s)
+        self.window.show_message("Back to your setup: your kernels, parameters and picture")
+        return True
+
+    def _put_back(self, s: Setup) -> None:
+        w = self.window
+        self.presenting_setup = None
         if w.presentation.is_active():
             w.presentation.leave()
         if s.image is not None and s.image is not w.current_image():
@@ -78,8 +108,41 @@ class SceneControl:
         w.set_params(s.params)
         w.set_kernels(s.kernels, s.selected, s.magnitude_pair)
         w.outputs.set_selection(s.selection)
-        w.show_message("Back to your setup: your kernels, parameters and picture")
+
+    # -- presenting a deck -------------------------------------------------------------------------
+    def present_deck(self, deck: Deck | None = None, start: int = 0) -> bool:
+        """Presentation mode on scene ``start`` of ``deck`` (default: the open deck). The
+        user's setup is kept and comes back exactly when presentation mode is left."""
+        w = self.window
+        if deck is not None:
+            self.deck = deck
+        if len(self.deck) == 0:
+            w.show_message("The deck is empty: add a scene first (File ▸ Deck of scenes…)", error=True)
+            return False
+        start = max(0, min(len(self.deck) - 1, int(start)))
+        setup = self.presenting_setup or self.capture_setup()
+        self.presenting_setup = None  # applying the scene must not count as leaving
+        w.presentation.reset()
+        if not self.apply(self.deck[start]):
+            self._put_back(setup)
+            return False
+        self.deck_index = start
+        self.presenting_setup = setup
+        if not w.presentation.is_active():
+            w.act_present.setChecked(True)
+        w.presentation.setFocus()
+        w.show_message(f"Scene {start + 1} of {len(self.deck)}: {self.deck[start].title} "
+                       "(Page Down after the last step or N: next scene; Esc: back to your setup)")
         return True
+
+    def is_presenting_deck(self) -> bool:
+        return self.presenting_setup is not None
+
+    def _on_presentation_left(self) -> None:
+        s = self.presenting_setup
+        if s is not None:
+            self._put_back(s)
+            self.window.show_message("Left the deck: your kernels, parameters and picture are back")
 
     # -- scenes ------------------------------------------------------------------------------------
     def capture(self, *, embed: bool | None = None, title: str = "") -> Scene:
@@ -98,8 +161,13 @@ class SceneControl:
             source = {"kind": "none"}
         sel = w.outputs.selection()
         pres = w.presentation
-        view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": pres.is_active(),
-                "position": list(pres.position())}
+        on = pres.is_active()  # a scene made outside presentation mode starts at the first step
+        view = {"selection": _SELECTION_NAMES.get(sel, int(sel)), "presentation": on,
+                "position": list(pres.position()) if on else [0, 0], "stage": pres.stage() if on else "conv"}
+        pinned = getattr(w, "_pinned", None)
+        if pinned is not None:  # the pixel the Explain panel explains (clicked)
+            stage, k, y, x = pinned
+            view["explained"] = [str(stage), int(k), int(y), int(x)]
         return Scene(tuple(st.kernels), st.selected, st.magnitude_pair, w.params().to_dict(), source, view,
                      title=title)
 
@@ -136,11 +204,15 @@ class SceneControl:
             w.outputs.set_selection(sel)
         if view.get("presentation") and not w.presentation.is_active():
             w.act_present.setChecked(True)
+        pinned = view.get("explained")
+        if (isinstance(pinned, list) and len(pinned) == 4 and pinned[0] in ("conv", "activation", "pool", "magnitude")
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pinned[1:])):
+            # explained again when the scene's result arrives (the pin outlives this result)
+            w.explain_pixel(pinned[0], pinned[2], pinned[3], kernel=pinned[1])
         pos = view.get("position")
-        if isinstance(pos, list) and len(pos) == 2 and all(isinstance(v, int) for v in pos):
-            w.presentation._pos = (pos[0], pos[1])
-            if w.presentation.is_active():
-                w.presentation.set_position(*pos)
+        if isinstance(pos, list) and len(pos) == 2 and all(isinstance(v, int) and v >= 0 for v in pos):
+            stage = view.get("stage") if view.get("stage") in ("conv", "pool") else "conv"
+            w.presentation.show_at(stage, pos[0], pos[1])
         return True
 
     def open_file(self, path: str | Path) -> bool:
@@ -149,7 +221,7 @@ class SceneControl:
         except CnnvizError as err:
             self.window.show_error(err, "Open scene")
             return False
-        self.deck, self.deck_index = scenes, 0
+        self.deck, self.deck_index = Deck(scenes), 0
         ok = self.apply(scenes[0])
         if ok:
             n = len(scenes)
@@ -174,12 +246,25 @@ class SceneControl:
         if not 0 <= i < len(self.deck):
             return False
         self.deck_index = i
+        self.window.presentation.reset()  # a scene starts at its first step
         ok = self.apply(self.deck[i])
         if ok:
-            self.window.show_message(f"Scene {i + 1} of {len(self.deck)}")
+            self.window.show_message(f"Scene {i + 1} of {len(self.deck)}: {self.deck[i].title}")
         return ok
 
     # -- dialogs --------------------------------------------------------------------------------------
+    def deck_editor(self):  # noqa: ANN201
+        """File ▸ Deck of scenes…: the deck editor (one per window, not modal)."""
+        from .deck_dialog import DeckDialog  # noqa: PLC0415
+
+        if self.deck_dialog is None:
+            self.deck_dialog = DeckDialog(self)
+        self.deck_dialog.refresh()
+        self.deck_dialog.show()
+        self.deck_dialog.raise_()
+        self.deck_dialog.activateWindow()
+        return self.deck_dialog
+
     def open_dialog(self) -> None:
         w = self.window
         path, _ = QFileDialog.getOpenFileName(w, "Open scene", w.settings.last_dir("scene"),
@@ -210,7 +295,9 @@ def install_scenes(window) -> SceneControl:  # noqa: ANN001
     specs = (("Open scene…", "Ctrl+Shift+O", ctl.open_dialog, "scene-open",
               "Open a scene (picture, kernels, parameters and view) or a deck of scenes"),
              ("Save scene…", "Ctrl+Shift+S", ctl.save_dialog, "scene-save",
-              "Save the picture, kernel bank, parameters and view as one scene file"))
+              "Save the picture, kernel bank, parameters and view as one scene file"),
+             ("Deck of scenes…", "Ctrl+Shift+D", ctl.deck_editor, "scene-deck",
+              "Prepare a sequence of scenes (a deck) and present it: Page Down walks through them"))
     acts = []
     for text, key, slot, name, tip in specs:
         act = QAction(text, window)

@@ -68,15 +68,9 @@ class SettingsAndTheme:
         """Shrink the window to the screen's free area: at 1280×720 (a projector) the default
         1560×980 would push the Parameters dock and Explain off the screen. The offscreen
         platform has no real screen (a nominal 800×600), so windows there keep their size."""
-        from PySide6.QtGui import QGuiApplication  # noqa: PLC0415
+        from .screen_fit import fit_window  # noqa: PLC0415
 
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        if screen is None or QGuiApplication.platformName() == "offscreen":
-            return
-        free = screen.availableGeometry()
-        if self.width() > free.width() or self.height() > free.height():
-            self.resize(min(self.width(), free.width()), min(self.height(), free.height()))
-            self.move(free.topLeft())
+        fit_window(self)  # the rule: screen_fit.fit_rect (unit-tested)
 
     def collect_settings(self) -> Settings:
         """The settings object as the window stands now."""
