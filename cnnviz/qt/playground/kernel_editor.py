@@ -1,11 +1,13 @@
 """The kernel editor: a grid of weights you can type into and paint on like a canvas.
 
-:class:`KernelEditor` holds one immutable :class:`~cnnviz.core.kernels.Kernel`. Every edit
-(typing, painting, an operation, a preset, a size change, divisor/offset) makes a new
-kernel and pushes it onto a :class:`QUndoStack` as one command holding the kernel before
-and after, so undo/redo restore kernels exactly. A painting drag or a run of wheel nudges
-on one cell pushes many commands that share a merge key; the stack merges them into ONE
-undo step.
+:class:`KernelEditor` shows the selected kernel of a
+:class:`~cnnviz.core.playground.PlaygroundState` (the window's, or its own when it runs alone)
+and keeps no copy of it. Every edit (typing, painting, an operation, a preset, a size change,
+divisor/offset) makes a new immutable :class:`~cnnviz.core.kernels.Kernel`, writes it to the
+state (whose bank rules resize the other kernels) and pushes it onto a :class:`QUndoStack` as
+one command holding the kernel before and after, so undo/redo restore kernels exactly. A
+painting drag or a run of wheel nudges on one cell pushes many commands that share a merge
+key; the stack merges them into ONE undo step.
 
 The editor never throttles: it emits ``kernelChanged`` once per change (once per cell a
 drag changes) and the window decides how often to recompute.
