@@ -81,6 +81,8 @@ class ValueGrid(QWidget):
         if self._v.size == 0:
             return 0
         s = self._cell()
+        if s >= 36:  # big enough for a readable number: keep the cells square
+            return s
         return int(max(s, min((self.width() - 1) / self._v.shape[1], 2 * s, self._max_cell)))
 
     def cellRect(self, r: int, c: int) -> QRect:

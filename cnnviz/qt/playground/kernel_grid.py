@@ -103,6 +103,7 @@ class KernelGrid(QWidget):
 
     MAX_CELL = 64
     MIN_CELL = 22
+    ROOMY_CELL = 36       # cells this tall stay square; shorter ones widen
     MIN_CELL_WIDTH = 30   # room for "−.06" in a MIN_CELL_FONT_PX font
 
     def __init__(self, parent: QWidget | None = None):
@@ -181,6 +182,8 @@ class KernelGrid(QWidget):
         widens them — up to twice their height — so the numbers get a readable font."""
         rows, cols = self._w.shape
         s = self._cell_size()
+        if s >= self.ROOMY_CELL:  # big enough for a readable number: keep the cells square
+            return s
         return int(max(s, min((self.width() - 2) / cols, 2 * s, self.MAX_CELL)))
 
     def _origin(self) -> QPoint:
