@@ -159,7 +159,7 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
         self._merge_button.clicked.connect(lambda: self.mergeChannels())
         chan.addWidget(self._merge_button)
         root.addLayout(chan)
-        self._channel_mode = "gray"
+        self._standalone_mode = "gray"   # the channel mode of an editor whose state has no parameters
 
         self._grid = KernelGrid(self)
         self._grid.cellEdit.connect(self._on_cell_edit)
@@ -303,8 +303,8 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
     def showState(self, new_history: bool = False) -> None:
         """Show the state's selected kernel (it changed elsewhere); emits nothing.
         ``new_history``: another kernel is selected, so the undo history starts again."""
-        self._grid.cancelEdit()
         if new_history:
+            self._grid.cancelEdit()
             self._undo.clear()
             self._message.hide()
         self._refresh()
@@ -491,12 +491,17 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
             if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
                 self._undo.undo()
 
+    @property
+    def _channel_mode(self) -> str:
+        """The parameters' channel mode ("gray", "each", "full"), read from the state: in
+        full mode a 2-D kernel can be split into R, G and B slices to paint apart."""
+        return getattr(self._state.params, "channels", None) or self._standalone_mode
+
     def setChannelMode(self, mode: str) -> None:
-        """The parameters' channel mode ("gray", "each", "full"): in full mode a 2-D kernel
-        can be split into R, G and B slices to paint apart."""
-        if mode != self._channel_mode:
-            self._channel_mode = mode
-            self._refresh()
+        """The channel mode of an editor on its own (an editor on the window's state reads it
+        from the state's parameters: the window calls :meth:`showState`)."""
+        self._standalone_mode = mode
+        self._refresh()
 
     def channel(self) -> int:
         """The input channel whose slice the grid shows (0 for a 2-D kernel)."""
