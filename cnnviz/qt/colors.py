@@ -108,6 +108,11 @@ def cell_text_candidates(value: float) -> list[str]:
         short = text.replace("0.", ".", 1) if text.lstrip("−").startswith("0.") else text
         if short not in out:
             out.append(short)
+    if abs(v) < 0.01:  # −9e−4 is narrower than −.0009
+        mant, exp = f"{v:.0e}".split("e")
+        sci = f"{mant}e{int(exp)}".replace("-", "−")
+        if len(sci) < min(len(t) for t in out):
+            out.append(sci)
     out.sort(key=lambda t: -len(t))  # longest (most precise) first, stable
     return out
 
@@ -118,6 +123,21 @@ def fit_text(fm: QFontMetrics, candidates: list[str], width: int) -> str | None:
         if fm.horizontalAdvance(text) <= width:
             return text
     return None
+
+
+#: The smallest font a grid of numbers paints (kernel, input patch, products): smaller is
+#: unreadable from the back of a classroom; such grids get wider cells instead.
+MIN_CELL_FONT_PX = 9
+
+
+def cell_font(base_font):
+    """The font of a grid's numbers: the widget's, semi-condensed (a 7×7 grid's cells are
+    narrow; ``−.002`` fits a cell a fifth narrower at the same height)."""
+    from PySide6.QtGui import QFont
+
+    f = QFont(base_font)
+    f.setStretch(QFont.Stretch.SemiCondensed)
+    return f
 
 
 def fit_cell_texts(base_font, base_px: int, values, width: int, min_px: int = 6):

@@ -78,3 +78,34 @@ def test_the_cli_picture_is_the_window_mosaic():
     req = st.to_request()
     out = compute_playground(PlaygroundJob(img, 0, req, display=DisplaySettings(selection=MOSAIC)))
     np.testing.assert_array_equal(last_stage_picture(img, req), export_rgb(out.display.stages["pool"].pixels))
+
+
+def test_the_state_applies_the_bank_rules_without_qt():
+    """The bank's rules live in the state (the widgets only show it): one size per bank,
+    reversible crops, add/remove/rename/select and the magnitude pair."""
+    bank = preset("oriented-bank").kernels
+    st = PlaygroundState()
+    st.set_bank(bank)
+    assert st.magnitude_pair is None and st.would_crop(1, 1) and st.would_crop(7, 7) == []
+    change = st.replace_selected(bank[0].resized(1, 1))           # the size buttons crop every kernel
+    assert change.selected_changed and [k.size for k in st.kernels] == [(1, 1)] * len(bank)
+    st.replace_selected(bank[0])                                   # Undo: every kernel back, exactly
+    assert st.kernels == tuple(bank)
+    assert st.replace_selected(bank[0]) is None                    # nothing changed, nothing reported
+    sx, sy = preset("sobel-pair").kernels
+    st.set_bank((preset("laplacian-4").kernel, sy, sx))
+    assert st.pair_choice == (2, 1) and st.magnitude_pair is None  # the named pair, off
+    on = st.set_magnitude(True)
+    assert on.magnitude_turned_on and st.to_request().magnitude_pair == (2, 1)
+    assert st.select(1).selection_moved and st.selected == 1 and st.select(1) is None
+    added = st.add_copy()
+    assert added.selection_moved and st.selected == 2 and st.kernels[2].name == "sobel-y copy"
+    assert st.pair_choice == (3, 1)                                # the pair follows its kernels
+    st.rename_selected("mine")
+    assert st.selected_kernel.name == "mine" and st.rename_selected("mine") is None
+    st.select(1)
+    st.remove_selected()                                           # a kernel of the pair: the default pair again
+    assert [k.name for k in st.kernels] == ["laplacian-4", "mine", "sobel-x"] and st.selected == 1
+    while len(st.kernels) > 1:
+        st.remove_selected()
+    assert st.remove_selected() is None and len(st.kernels) == 1   # never the last one

@@ -670,3 +670,43 @@ def Qt_key(name):  # noqa: N802
     from PySide6.QtCore import Qt
 
     return getattr(Qt.Key, f"Key_{name}")
+
+def test_7x7_kernel_and_product_numbers_are_readable_at_1280x720(qtbot, window, tmp_path):
+    """#18: at 1280×720 a 7×7 kernel's numbers — in the kernel grid and in the Explain
+    panel's kernel and products — all show, in a font of at least MIN_CELL_FONT_PX, inside
+    their cells (was: ~23 px cells with a 6–7 px font)."""
+    from cnnviz.core.kernels import presets
+    from cnnviz.qt.colors import MIN_CELL_FONT_PX
+    from cnnviz.qt.playground.kernel_grid import parse_value
+
+    window.resize(1280, 720)
+    window.fit_to_screen()
+    qtbot.waitUntil(lambda: window.width() == 1280 and window.height() == 720, timeout=5_000)
+    bank = presets()["oriented-bank"].kernels
+    assert bank[0].size == (7, 7)
+    window.set_kernels(bank, 0)
+    qtbot.waitUntil(lambda: window.current_request() is not None and len(window.current_request().kernels) == 12,
+                    timeout=10_000)
+    window.explain_pixel("conv", 20, 20)
+    qtbot.waitUntil(lambda: window.explain_panel.grid("products").values().shape == (7, 7), timeout=5_000)
+    qtbot.wait(50)
+    grids = {"editor": window.kernel_editor.grid(), "kernel": window.explain_panel.grid("kernel"),
+             "products": window.explain_panel.grid("products")}
+    for name, grid in grids.items():
+        values = grid.weights() if name == "editor" else grid.values()
+        assert values.shape == (7, 7) and grid.isVisible(), name
+        font, fm, texts = grid.cellTexts()
+        assert font.pixelSize() >= MIN_CELL_FONT_PX, (name, font.pixelSize())
+        for (r, c), v in np.ndenumerate(values):
+            rect, text = grid.cellRect(r, c), texts[r, c]
+            assert text, f"{name} cell {(r, c)} is blank"
+            assert fm.horizontalAdvance(text) <= rect.width() - 3 and fm.height() <= rect.height(), (name, text, rect)
+            shown = parse_value(text)
+            assert shown is not None and abs(shown - v) <= 0.5 * 10 ** np.floor(np.log10(abs(v) + 1e-12)) + 1e-9, \
+                (name, text, v)
+    # the grids are not cut off: each lies inside what its panel shows
+    for name in ("kernel", "products"):
+        grid = grids[name]
+        assert not grid.visibleRegion().isEmpty()
+        assert grid.visibleRegion().boundingRect().width() >= grid.cellRect(0, 6).right() - grid.cellRect(0, 0).left(), name
+    window.grab().save(str(tmp_path / "kernel-7x7-1280x720.png"))

@@ -19,7 +19,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QStackedWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
-from ..colors import (diverging_color, fit_cell_texts, format_sig, gray_color, symmetric_max,
+from ..colors import (MIN_CELL_FONT_PX, cell_font, cell_text_candidates, diverging_color, fit_cell_texts, format_sig, gray_color, symmetric_max,
                       text_color_for)
 
 CHANNEL_NAMES = ("R", "G", "B")
@@ -33,8 +33,12 @@ class ValueGrid(QWidget):
     (row, col) drawn with a thick outline (the max-pool winner).
     """
 
-    def __init__(self, parent: QWidget | None = None, *, max_cell: int = 44):
+    def __init__(self, parent: QWidget | None = None, *, max_cell: int = 44, tint_only_when_narrow: bool = False):
         super().__init__(parent)
+        # the input patch: when the panel is too narrow for readable numbers in all three grids,
+        # it shows its grey levels as tints (exact values on hover) and leaves the width to the
+        # kernel and the products, whose numbers always show
+        self._tint_only_ok = tint_only_when_narrow
         self._v = np.zeros((0, 0), np.float32)
         self._scale = "diverging"
         self._hatched: np.ndarray | None = None
@@ -65,16 +69,36 @@ class ValueGrid(QWidget):
         return self._v.copy()
 
     def _cell(self) -> int:
+        """The cells' height (and their width when there is no spare room across)."""
         if self._v.size == 0:
             return 0
         rows, cols = self._v.shape
         return int(max(6, min(self._max_cell, (self.width() - 1) / cols, (self.height() - 1) / rows)))
 
+    def _cell_width(self) -> int:
+        """Square cells, widened up to twice their height when the grid is short of height,
+        so the numbers get a readable font."""
+        if self._v.size == 0:
+            return 0
+        s = self._cell()
+        if s >= 36:  # big enough for a readable number: keep the cells square
+            return s
+        return int(max(s, min((self.width() - 1) / self._v.shape[1], 2 * s, self._max_cell)))
+
     def cellRect(self, r: int, c: int) -> QRect:
         rows, cols = self._v.shape
-        s = self._cell()
-        ox = (self.width() - cols * s) // 2
-        return QRect(ox + c * s, r * s, s, s)  # top-aligned, right under its caption
+        s, sw = self._cell(), self._cell_width()
+        ox = (self.width() - cols * sw) // 2
+        return QRect(ox + c * sw, r * s, sw, s)  # top-aligned, right under its caption
+
+    def _min_cell_width(self) -> int:
+        """The narrowest cell that shows every value in a MIN_CELL_FONT_PX font."""
+        f = cell_font(self.font())
+        f.setPixelSize(MIN_CELL_FONT_PX)
+        fm = QFontMetrics(f)
+        need = max((min(fm.horizontalAdvance(t) for t in cell_text_candidates(float(v))) for v in self._v.ravel()),
+                   default=0)
+        return max(20, need + 3)
 
     def sizeHint(self) -> QSize:
         if self._v.size == 0:
@@ -87,7 +111,12 @@ class ValueGrid(QWidget):
         if self._v.size == 0:
             return QSize(30, 30)
         rows, cols = self._v.shape
-        return QSize(cols * 22 + 1, rows * 22 + 1)  # room for a number in every cell
+        # room for a readable number in every cell
+        return QSize(cols * (10 if self._tint_only_ok else self._min_cell_width()) + 1, rows * 20 + 1)
+
+    def showsNumbers(self) -> bool:
+        """Whether the cells show their numbers (always, unless a tint-only grid is narrow)."""
+        return not self._tint_only_ok or self._cell_width() >= self._min_cell_width()
 
     def _color(self, v: float) -> QColor:
         if self._scale == "gray":
@@ -95,16 +124,21 @@ class ValueGrid(QWidget):
         return diverging_color(v, self._levels[1])
 
     def cellTexts(self):
-        """(font, metrics, texts): the number painted in each cell — never blank."""
-        s = self._cell()
-        return fit_cell_texts(self.font(), max(9, int(s * 0.34)), self._v, s - 3)
+        """(font, metrics, texts): the number painted in each cell — never blank, never in a
+        font under MIN_CELL_FONT_PX (the tooltip has the exact value)."""
+        s, sw = self._cell(), self._cell_width()
+        base = max(MIN_CELL_FONT_PX, min(int(s * 0.45), int(sw * 0.3)))
+        font, fm, texts = fit_cell_texts(cell_font(self.font()), base, self._v, sw - 3, min_px=MIN_CELL_FONT_PX)
+        if not self.showsNumbers():
+            texts = np.full(self._v.shape, "", dtype=object)
+        return font, fm, texts
 
     def paintEvent(self, event) -> None:  # noqa: ARG002
         if self._v.size == 0:
             return
         p = QPainter(self)
         rows, cols = self._v.shape
-        s = self._cell()
+        s, sw = self._cell(), self._cell_width()
         font, fm, texts = self.cellTexts()
         bold = QFont(font)
         bold.setBold(True)
@@ -128,9 +162,9 @@ class ValueGrid(QWidget):
         p.setPen(QPen(QColor(0, 0, 0, 80), 1))
         o = self.cellRect(0, 0).topLeft()
         for r in range(rows + 1):
-            p.drawLine(o.x(), o.y() + r * s, o.x() + cols * s, o.y() + r * s)
+            p.drawLine(o.x(), o.y() + r * s, o.x() + cols * sw, o.y() + r * s)
         for c in range(cols + 1):
-            p.drawLine(o.x() + c * s, o.y(), o.x() + c * s, o.y() + rows * s)
+            p.drawLine(o.x() + c * sw, o.y(), o.x() + c * sw, o.y() + rows * s)
         if self._highlight is not None:
             p.setRenderHint(QPainter.Antialiasing, True)
             rect = QRectF(self.cellRect(*self._highlight)).adjusted(1.5, 1.5, -1.5, -1.5)
@@ -167,7 +201,7 @@ def _captioned(grid: ValueGrid, caption: str) -> tuple[QWidget, QLabel]:
 def _operator(text: str) -> QLabel:
     lab = QLabel(text)
     f = lab.font()
-    f.setPointSizeF(f.pointSizeF() * 1.6)
+    f.setPointSizeF(f.pointSizeF() * 1.4)
     lab.setFont(f)
     lab.setAlignment(Qt.AlignCenter)
     lab.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Preferred)
@@ -207,7 +241,7 @@ class ExplainPanel(QWidget):
         grid = QGridLayout(conv)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(6)
-        self._patch = ValueGrid()
+        self._patch = ValueGrid(tint_only_when_narrow=True)
         self._weights = ValueGrid()
         self._products = ValueGrid()
         self._patch.setObjectName("patch")

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPen, QPixma
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QHBoxLayout, QLabel, QListWidget,
                                QListWidgetItem, QToolButton, QVBoxLayout, QWidget)
 
-from cnnviz.core.bank import default_pair, named_pair
+from cnnviz.core.bank import named_pair
 from cnnviz.core.kernels import Kernel
 from cnnviz.core.playground import BankChange, PlaygroundState
 
@@ -172,10 +172,7 @@ class KernelBank(QWidget):
             if not isinstance(k, Kernel):
                 raise TypeError(f"setBank needs Kernel objects, got {type(k).__name__}")
         pair = named_pair(ks) if isinstance(magnitude_pair, str) else magnitude_pair
-        change = self._state.set_bank(ks, selected, pair)
-        if pair is None:
-            self._state.pair_choice = default_pair(self._state.kernels)
-        self._changed(change, always=True)
+        self._changed(self._state.set_bank(ks, selected, pair), always=True)
 
     def bank(self) -> tuple[Kernel, ...]:
         return self._state.kernels
@@ -255,7 +252,8 @@ class KernelBank(QWidget):
             kh, kw = ks[0].size if ks else (0, 0)
             self._count.setText(f"{n} kernel{'s' if n != 1 else ''} · {kh}×{kw}")
         finally:
-            del blockers
+            for b in blockers:
+                b.unblock()
         self._update_note()
 
     # -- internals ------------------------------------------------------------------------

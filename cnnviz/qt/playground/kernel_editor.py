@@ -1,11 +1,13 @@
 """The kernel editor: a grid of weights you can type into and paint on like a canvas.
 
-:class:`KernelEditor` holds one immutable :class:`~cnnviz.core.kernels.Kernel`. Every edit
-(typing, painting, an operation, a preset, a size change, divisor/offset) makes a new
-kernel and pushes it onto a :class:`QUndoStack` as one command holding the kernel before
-and after, so undo/redo restore kernels exactly. A painting drag or a run of wheel nudges
-on one cell pushes many commands that share a merge key; the stack merges them into ONE
-undo step.
+:class:`KernelEditor` shows the selected kernel of a
+:class:`~cnnviz.core.playground.PlaygroundState` (the window's, or its own when it runs alone)
+and keeps no copy of it. Every edit (typing, painting, an operation, a preset, a size change,
+divisor/offset) makes a new immutable :class:`~cnnviz.core.kernels.Kernel`, writes it to the
+state (whose bank rules resize the other kernels) and pushes it onto a :class:`QUndoStack` as
+one command holding the kernel before and after, so undo/redo restore kernels exactly. A
+painting drag or a run of wheel nudges on one cell pushes many commands that share a merge
+key; the stack merges them into ONE undo step.
 
 The editor never throttles: it emits ``kernelChanged`` once per change (once per cell a
 drag changes) and the window decides how often to recompute.
@@ -157,7 +159,7 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
         self._merge_button.clicked.connect(lambda: self.mergeChannels())
         chan.addWidget(self._merge_button)
         root.addLayout(chan)
-        self._channel_mode = "gray"
+        self._standalone_mode = "gray"   # the channel mode of an editor whose state has no parameters
 
         self._grid = KernelGrid(self)
         self._grid.cellEdit.connect(self._on_cell_edit)
@@ -301,8 +303,8 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
     def showState(self, new_history: bool = False) -> None:
         """Show the state's selected kernel (it changed elsewhere); emits nothing.
         ``new_history``: another kernel is selected, so the undo history starts again."""
-        self._grid.cancelEdit()
         if new_history:
+            self._grid.cancelEdit()
             self._undo.clear()
             self._message.hide()
         self._refresh()
@@ -489,12 +491,17 @@ class KernelEditor(KernelFiles, PresetsMenu, QWidget):
             if isinstance(cmd, _KernelCommand) and cmd.merge_key == merge_key:
                 self._undo.undo()
 
+    @property
+    def _channel_mode(self) -> str:
+        """The parameters' channel mode ("gray", "each", "full"), read from the state: in
+        full mode a 2-D kernel can be split into R, G and B slices to paint apart."""
+        return getattr(self._state.params, "channels", None) or self._standalone_mode
+
     def setChannelMode(self, mode: str) -> None:
-        """The parameters' channel mode ("gray", "each", "full"): in full mode a 2-D kernel
-        can be split into R, G and B slices to paint apart."""
-        if mode != self._channel_mode:
-            self._channel_mode = mode
-            self._refresh()
+        """The channel mode of an editor on its own (an editor on the window's state reads it
+        from the state's parameters: the window calls :meth:`showState`)."""
+        self._standalone_mode = mode
+        self._refresh()
 
     def channel(self) -> int:
         """The input channel whose slice the grid shows (0 for a 2-D kernel)."""

@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent, QObject, QPoint, QPointF, QRect, QRectF, QSiz
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QLineEdit, QSizePolicy, QToolTip, QWidget
 
-from ..colors import diverging_color, fit_cell_texts, symmetric_max, text_color_for
+from ..colors import MIN_CELL_FONT_PX, cell_font, diverging_color, fit_cell_texts, symmetric_max, text_color_for
 
 GESTURES_HELP = """\
 Kernel editor — mouse
@@ -103,6 +103,8 @@ class KernelGrid(QWidget):
 
     MAX_CELL = 64
     MIN_CELL = 22
+    ROOMY_CELL = 36       # cells this tall stay square; shorter ones widen
+    MIN_CELL_WIDTH = 30   # room for "−.06" in a MIN_CELL_FONT_PX font
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -170,31 +172,40 @@ class KernelGrid(QWidget):
 
     # -- geometry ----------------------------------------------------------------
     def _cell_size(self) -> int:
+        """The cells' height (and their width when there is no spare room across)."""
         rows, cols = self._w.shape
         avail = min((self.width() - 2) / cols, (self.height() - 2) / rows)
         return int(max(8, min(self.MAX_CELL, avail)))
 
-    def _origin(self) -> QPoint:
+    def _cell_width(self) -> int:
+        """Cells are square, but a grid short of height (a 7×7 kernel in a small window)
+        widens them — up to twice their height — so the numbers get a readable font."""
         rows, cols = self._w.shape
         s = self._cell_size()
-        return QPoint((self.width() - cols * s) // 2, (self.height() - rows * s) // 2)
+        if s >= self.ROOMY_CELL:  # big enough for a readable number: keep the cells square
+            return s
+        return int(max(s, min((self.width() - 2) / cols, 2 * s, self.MAX_CELL)))
+
+    def _origin(self) -> QPoint:
+        rows, cols = self._w.shape
+        return QPoint((self.width() - cols * self._cell_width()) // 2, (self.height() - rows * self._cell_size()) // 2)
 
     def cellRect(self, row: int, col: int) -> QRect:
-        s = self._cell_size()
+        s, sw = self._cell_size(), self._cell_width()
         o = self._origin()
-        return QRect(o.x() + col * s, o.y() + row * s, s, s)
+        return QRect(o.x() + col * sw, o.y() + row * s, sw, s)
 
     def cellCenter(self, row: int, col: int) -> QPoint:
         return self.cellRect(row, col).center()
 
     def cellAt(self, pos: QPoint | QPointF) -> tuple[int, int] | None:
-        s = self._cell_size()
+        s, sw = self._cell_size(), self._cell_width()
         o = self._origin()
         x, y = pos.x() - o.x(), pos.y() - o.y()
         rows, cols = self._w.shape
         if x < 0 or y < 0:
             return None
-        r, c = int(y // s), int(x // s)
+        r, c = int(y // s), int(x // sw)
         if r >= rows or c >= cols:
             return None
         return r, c
@@ -206,15 +217,16 @@ class KernelGrid(QWidget):
 
     def minimumSizeHint(self) -> QSize:
         rows, cols = self._w.shape
-        return QSize(cols * self.MIN_CELL + 2, rows * self.MIN_CELL + 2)
+        return QSize(cols * self.MIN_CELL_WIDTH + 2, rows * self.MIN_CELL + 2)
 
     # -- painting ----------------------------------------------------------------
     def cellTexts(self):
         """(font, metrics, texts): the number painted in each cell — never blank; fewer
-        decimals and a smaller font when cells are small (the tooltip has the exact value)."""
-        s = self._cell_size()
-        base = max(9, int(s * (0.30 if s >= 40 else 0.34)))
-        return fit_cell_texts(self.font(), base, self._w, s - 4)
+        decimals and a smaller font when cells are small, never under
+        :data:`~cnnviz.qt.colors.MIN_CELL_FONT_PX` (the tooltip has the exact value)."""
+        s, sw = self._cell_size(), self._cell_width()
+        base = max(MIN_CELL_FONT_PX, min(int(s * (0.30 if s >= 40 else 0.5)), int(sw * 0.3)))
+        return fit_cell_texts(cell_font(self.font()), base, self._w, sw - 4, min_px=MIN_CELL_FONT_PX)
 
     def paintEvent(self, event) -> None:  # noqa: ARG002
         p = QPainter(self)
@@ -238,10 +250,11 @@ class KernelGrid(QWidget):
         # grid lines over the fills, then the outer frame
         p.setPen(grid_pen)
         o = self._origin()
+        sw = self._cell_width()
         for r in range(rows + 1):
-            p.drawLine(o.x(), o.y() + r * s, o.x() + cols * s, o.y() + r * s)
+            p.drawLine(o.x(), o.y() + r * s, o.x() + cols * sw, o.y() + r * s)
         for c in range(cols + 1):
-            p.drawLine(o.x() + c * s, o.y(), o.x() + c * s, o.y() + rows * s)
+            p.drawLine(o.x() + c * sw, o.y(), o.x() + c * sw, o.y() + rows * s)
         # the centre tap (the kernel's anchor for odd sizes): a small corner mark
         if rows % 2 and cols % 2 and rows * cols > 1:
             rect = self.cellRect(rows // 2, cols // 2)

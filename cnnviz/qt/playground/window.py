@@ -283,7 +283,7 @@ class MainWindow(SettingsAndTheme, PictureInput, Explaining, MessagesAndExport, 
 
     def _on_params(self, params: PlaygroundParams) -> None:
         self.state.set_params(params)
-        self.kernel_editor.setChannelMode(params.channels)
+        self.kernel_editor.showState()   # the channel mode comes from the state's parameters
         self._schedule()
 
     def set_params(self, params: PlaygroundParams) -> None:

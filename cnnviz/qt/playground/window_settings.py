@@ -53,7 +53,7 @@ class SettingsAndTheme:
             self.params_panel.set_params(self.state.params)
             self.show_message(f"Saved parameters could not be used ({err.cause}); started with the default "
                               "parameters", error=True)
-        self.kernel_editor.setChannelMode(self.state.params.channels)
+        self.kernel_editor.showState()
         self.outputs.set_colormap_choice(s.colormap)
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
