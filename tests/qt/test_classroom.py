@@ -262,6 +262,15 @@ def test_the_first_screen_fits_1280x720_without_clipping(qtbot, window, theme):
         assert not dock.visibleRegion().isEmpty(), dock.objectName()
     conv = window.outputs.view("conv").graphics
     assert conv.width() * conv.height() >= 0.08 * 1280 * 720
+    # the explanation reads to its end without scrolling: Σ products + bias = value in view
+    from PySide6.QtWidgets import QLabel
+
+    window.explain_pixel("conv", 180, 200)
+    qtbot.wait(50)
+    equation = window.explain_panel.findChild(QLabel, "equation")
+    assert "Σ products + bias = value" in equation.text()
+    shown = equation.visibleRegion().boundingRect()
+    assert shown.height() == equation.height() and shown.width() == equation.width(), (shown, equation.size())
 
 
 def test_presentation_mode_shows_a_large_output_and_steps_the_explained_pixel(qtbot, window):

@@ -281,13 +281,14 @@ class ExplainPanel(QWidget):
         self._legend.setObjectName("legend")
         self._legend.setWordWrap(True)
         row.addWidget(self._legend, 1)
-        root.addLayout(row)
-
+        # the sum of the products beside the legend, not under it: one line less, so the
+        # equation stays in view in the first screen's Explain panel at 1280×720
         self._detail = QLabel(self)
         self._detail.setObjectName("detail")
         self._detail.setWordWrap(True)
         self._detail.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        root.addWidget(self._detail)
+        row.addWidget(self._detail, 2)
+        root.addLayout(row)
         self._equation = QLabel(self)
         self._equation.setObjectName("equation")
         self._equation.setWordWrap(True)
