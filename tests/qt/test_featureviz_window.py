@@ -258,6 +258,38 @@ def test_unit_view_for_a_picked_unit_matches_core(window, qtbot):
     assert not np.allclose(w.unit_gradient, first)  # a different unit, a different view
 
 
+def test_a_click_on_the_channels_map_picks_the_unit(window, qtbot):
+    """The unit tab shows the chosen channel's activation map; a click on it selects the unit
+    under the cursor, frames it, sets y/x and shows that unit's guided backprop (as core)."""
+    from PySide6.QtCore import Qt
+
+    from cnnviz.core.unit_view import guided_backprop
+
+    w = window
+    w.tabs.setCurrentIndex(2)
+    w.channel_spin.setValue(3)
+    m = w.unit_map
+    assert m.map_shape() == w.probe.maps["relu2"].shape[1:] and m.count() == 1
+    qtbot.waitUntil(lambda: m.image_rect().width() > 0, timeout=5_000)
+    h, wd = m.map_shape()
+    for unit in ((2, 5), (h - 1, 0)):
+        qtbot.mouseClick(m, Qt.MouseButton.LeftButton, pos=m.unit_center(*unit))
+        assert m.marker() == unit
+        assert (w.unit_y_spin.value(), w.unit_x_spin.value()) == unit
+        qtbot.waitUntil(lambda u=unit: getattr(w, "unit_shown", None) == u and not w.runner.is_busy(), timeout=30_000)
+        ref, got_unit = guided_backprop(w.model, w.probe.x, "relu2", 3, unit)
+        assert got_unit == unit
+        np.testing.assert_allclose(w.unit_gradient, ref, rtol=1e-5, atol=1e-7)
+    # the cell's edges: the pixel just inside unit (0, 1)'s left edge is unit (0, 1)
+    r = m.image_rect()
+    assert m.unit_at(r.x() + r.width() / wd + 0.5, r.y() + 0.5) == (0, 1)
+    assert m.unit_at(r.x() - 1, r.y()) is None  # beside the map: nothing
+    # another channel: its map, the picked unit kept
+    w.channel_spin.setValue(4)
+    np.testing.assert_array_equal(m.image(0).width(), wd)
+    assert m.marker() == (h - 1, 0)
+
+
 def test_live_source_sweep_shows_top_frames(window, qtbot):
     w = window
     w.tabs.setCurrentIndex(1)

@@ -113,3 +113,79 @@ class Picture(TileGrid):
             self.set_images([])
         else:
             self.set_images([img], [caption] if caption else None, cols=1)
+
+
+class UnitMap(Picture):
+    """One channel's activation map; a click picks the unit under the cursor
+    (``unitClicked(y, x)``, map coordinates) and the picked unit is framed."""
+
+    unitClicked = Signal(int, int)
+
+    def __init__(self, parent=None, placeholder: str = ""):
+        super().__init__(parent, placeholder)
+        self._shape: tuple[int, int] | None = None
+        self._marker: tuple[int, int] | None = None
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setToolTip("click a unit of the map to see what it responds to in the input")
+
+    def set_map(self, rgb: np.ndarray | None, shape: tuple[int, int] | None, caption: str = "") -> None:
+        """Show ``rgb`` (the map, coloured) for a map of ``shape`` (H, W); ``None``: nothing."""
+        self._shape = None if rgb is None else (int(shape[0]), int(shape[1]))
+        self._marker = None
+        self.set_image(rgb, caption)
+
+    def map_shape(self) -> tuple[int, int] | None:
+        return self._shape
+
+    def set_marker(self, unit: tuple[int, int] | None) -> None:
+        self._marker = None if unit is None else (int(unit[0]), int(unit[1]))
+        self.update()
+
+    def marker(self) -> tuple[int, int] | None:
+        return self._marker
+
+    def image_rect(self) -> QRect:
+        """Where the map is drawn in the widget (the same fit as the paint)."""
+        if not self._images:
+            return QRect()
+        cap_h = 14 if self._captions else 0
+        rect = self.tile_rect(0).adjusted(2, 2, -2, -2 - cap_h)
+        size = self._images[0].size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        return QRect(rect.x() + (rect.width() - size.width()) // 2, rect.y() + (rect.height() - size.height()) // 2,
+                     size.width(), size.height())
+
+    def unit_at(self, px: float, py: float) -> tuple[int, int] | None:
+        """The map unit (y, x) under widget position (px, py), ``None`` outside the map."""
+        r = self.image_rect()
+        if self._shape is None or r.isEmpty() or not (r.x() <= px < r.x() + r.width() and r.y() <= py < r.y() + r.height()):
+            return None
+        h, w = self._shape
+        return (min(h - 1, int((py - r.y()) * h / r.height())), min(w - 1, int((px - r.x()) * w / r.width())))
+
+    def unit_center(self, y: int, x: int):
+        """The widget position of unit (y, x)'s centre (for keyboard users' tests and tools)."""
+        from PySide6.QtCore import QPoint
+
+        r = self.image_rect()
+        h, w = self._shape
+        return QPoint(int(r.x() + (x + 0.5) * r.width() / w), int(r.y() + (y + 0.5) * r.height() / h))
+
+    def paintEvent(self, ev) -> None:  # noqa: N802
+        super().paintEvent(ev)
+        if self._marker is None or self._shape is None or not self._images:
+            return
+        r = self.image_rect()
+        h, w = self._shape
+        y, x = self._marker
+        p = QPainter(self)
+        p.setPen(QPen(QColor(0, 230, 120), 2))
+        x0, x1 = r.x() + x * r.width() / w, r.x() + (x + 1) * r.width() / w
+        y0, y1 = r.y() + y * r.height() / h, r.y() + (y + 1) * r.height() / h
+        p.drawRect(QRect(int(x0), int(y0), max(3, int(x1 - x0)), max(3, int(y1 - y0))))
+        p.end()
+
+    def mousePressEvent(self, ev) -> None:  # noqa: N802
+        unit = self.unit_at(ev.position().x(), ev.position().y())
+        if unit is not None:
+            self.set_marker(unit)
+            self.unitClicked.emit(*unit)

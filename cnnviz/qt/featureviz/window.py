@@ -43,7 +43,7 @@ import cnnviz.qt  # noqa: F401 - PySide6 before pyqtgraph
 import pyqtgraph as pg  # noqa: E402
 
 from cnnviz.qt.workers import TaskRunner  # noqa: E402
-from .widgets import Picture, TileGrid  # noqa: E402
+from .widgets import Picture, TileGrid, UnitMap  # noqa: E402
 
 __all__ = ["TAB_KEYS", "FeatureVizWindow", "open_from_inspector"]
 
@@ -330,11 +330,15 @@ class FeatureVizWindow(QMainWindow):
             spin.valueChanged.connect(self._on_unit_pick)
             row.addWidget(QLabel(f"{name}:"))
             row.addWidget(spin)
-        self.unit_label = QLabel("guided backpropagation of the channel's strongest unit (or the unit y, x), beside "
-                                 "Grad-CAM of the predicted class")
+        self.unit_label = QLabel("click a unit on the channel's map (or set y, x): its guided backpropagation, "
+                                 "beside Grad-CAM of the predicted class; unset: the channel's strongest unit")
         row.addWidget(self.unit_label, 1)
         lay.addLayout(row)
         split = QSplitter(Qt.Orientation.Horizontal)
+        self.unit_map = UnitMap(placeholder="the channel's activation map: click a unit")
+        self.unit_map.setObjectName("unit-map")
+        self.unit_map.unitClicked.connect(self.pick_unit)
+        split.addWidget(self.unit_map)
         self.guided_view = Picture(placeholder="guided backpropagation")
         self.guided_view.setObjectName("guided-view")
         self.cam_view = Picture(placeholder="Grad-CAM")
@@ -443,6 +447,7 @@ class FeatureVizWindow(QMainWindow):
 
     def _show_channel(self) -> None:
         c = self.state.channel
+        self._show_unit_map()
         self.act_grid.set_selected(c)
         self.viz_grid.set_selected(c)
         r = self.state.featviz.get(self.state.layer)
@@ -539,6 +544,27 @@ class FeatureVizWindow(QMainWindow):
         model = self.model
         self._start("sweep", lambda st: dx.run(model, req, st))
 
+    def pick_unit(self, y: int, x: int) -> None:
+        """Show the unit's view of unit (y, x) of the channel's map (a click on the map)."""
+        for spin, v in ((self.unit_y_spin, y), (self.unit_x_spin, x)):
+            spin.blockSignals(True)
+            spin.setValue(int(v))
+            spin.blockSignals(False)
+        self.unit_map.set_marker((y, x))
+        self.unit_view()
+
+    def _show_unit_map(self) -> None:
+        maps = None if self.probe is None or self.state.layer is None else self.probe.maps.get(self.state.layer)
+        if maps is None or maps.ndim != 3:
+            self.unit_map.set_map(None, None)
+            self.unit_map.placeholder = ("a vector layer: each channel is one unit" if maps is not None
+                                         else "the channel's activation map: click a unit")
+            return
+        c = min(self.state.channel, maps.shape[0] - 1)
+        self.unit_map.set_map(_map_tiles(maps[c:c + 1])[0], maps.shape[1:],
+                              f"{self.state.layer} channel {c}: click a unit")
+        self.unit_map.set_marker(self.picked_unit())
+
     def picked_unit(self) -> tuple[int, int] | None:
         """The unit picked in the unit tab, ``None`` for the channel's strongest unit."""
         y, x = self.unit_y_spin.value(), self.unit_x_spin.value()
@@ -547,6 +573,7 @@ class FeatureVizWindow(QMainWindow):
     def _on_unit_pick(self, _value: int) -> None:
         # both coordinates set (or both back to "strongest"): recompute the view for that unit
         if (self.unit_y_spin.value() < 0) == (self.unit_x_spin.value() < 0):
+            self.unit_map.set_marker(self.picked_unit())
             self.unit_view()
 
     def unit_view(self) -> None:
@@ -675,6 +702,8 @@ class FeatureVizWindow(QMainWindow):
         elif kind == "unit":
             rgb, unit, cam, cam_layer, self.unit_gradient = result
             self.unit_shown = unit
+            if unit is not None:
+                self.unit_map.set_marker(tuple(unit))
             self.guided_view.set_image(rgb, f"guided backprop, unit {unit}" if unit else "guided backprop")
             if cam is not None:
                 from cnnviz.core.display import lut
