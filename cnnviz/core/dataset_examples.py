@@ -304,6 +304,22 @@ def _receptive_field(model: Any, shape: tuple[int, ...], layer: str):
     return rfs.get(layer)
 
 
+def _boxes(rf: Any, items: np.ndarray, units: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(C, k, 4)`` receptive-field boxes ``(y0, x0, y1, x1)`` in the model's input of each
+    entry (``-1`` for empty slots); ``sizes[item]`` is that item's input ``(H, W)``."""
+    from cnnviz.core.explain import theoretical_rf_box
+
+    boxes = np.full((*items.shape, 4), -1, np.int64)
+    valid = items >= 0
+    if rf is not None and valid.any():  # few distinct (unit, input size) pairs, many entries: each box once
+        at = np.concatenate([units[valid], sizes[items[valid]]], 1)
+        distinct, which = np.unique(at, axis=0, return_inverse=True)
+        known = np.array([theoretical_rf_box(rf, (int(u[0]), int(u[1])), (int(u[2]), int(u[3])))
+                          for u in distinct], np.int64).reshape(len(distinct), 4)
+        boxes[valid] = known[which.reshape(-1)]
+    return boxes
+
+
 def _decode_ahead(model: Any) -> bool:
     """Whether a sweep decodes the next chunk on a thread while the model runs this one."""
     return True
@@ -381,7 +397,6 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     cancelled sweep saves its state for a resume and raises :class:`cnnviz.core.taskstate.Cancelled`.
     """
     from cnnviz.core.capture import Recorder
-    from cnnviz.core.explain import theoretical_rf_box
 
     state = state or TaskState()
     pp = preprocessing if preprocessing is not None else getattr(model, "preprocessing", None)
@@ -455,13 +470,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             boxes = np.full((c, k, 4), -1, np.int64)
             rf = rfs.get(name)
             if rf is not None:
-                valid = its >= 0
-                if valid.any():  # few distinct (unit, input size) pairs, many entries: each box once
-                    at = np.concatenate([uns[valid], sizes[its[valid]]], 1)
-                    distinct, which = np.unique(at, axis=0, return_inverse=True)
-                    known = np.array([theoretical_rf_box(rf, (int(u[0]), int(u[1])), (int(u[2]), int(u[3])))
-                                      for u in distinct], np.int64).reshape(len(distinct), 4)
-                    boxes[valid] = known[which.reshape(-1)]
+                boxes = _boxes(rf, its, uns, sizes)
             out[name] = LayerExamples(name, values, its, uns, boxes, shapes[name])
         return out
 
@@ -606,7 +615,7 @@ def item_input(item: str, preprocessing) -> np.ndarray:
 
 
 def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None = None, *, preprocessing=None,
-               max_frames: int | None = None) -> SweepResult:
+               max_frames: int | None = None, crops: bool = True) -> SweepResult:
     """The top-k of every channel over a stream of frames (a live source), one frame at a time.
 
     ``frames`` is an iterator of ``(key, pixels)`` (``pixels`` ``(H, W[, C])`` uint8 as
@@ -616,7 +625,9 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
     top-k in :attr:`SweepResult.pictures` (index → pixels), and drops every other frame at once,
     so memory stays bounded by ``k`` × channels pictures. Stops after ``max_frames`` frames, at
     the end of the iterator, or on ``state.cancel()`` (then the frames so far are the result,
-    no exception). Boxes are ``-1`` (whole frame).
+    no exception). With ``crops``, each kept entry of a layer with maps has its receptive-field
+    box in the model's input (as :func:`run` gives; :func:`crop_of`'s picture is
+    ``pixels_input(pictures[i], preprocessing)``); vector layers' boxes are ``-1`` (whole frame).
     """
     from cnnviz.core.capture import Recorder
 
@@ -637,6 +648,8 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
     tops: dict[str, list[torch.Tensor]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     input_size = None
+    sizes: dict[int, tuple[int, int]] = {}  # the kept frames' model-input (H, W), for the boxes
+    rfs: dict[str, Any] = {}
     recorder = Recorder(model, list(layers))
     try:
         for key, pixels in frames:
@@ -658,6 +671,8 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
                     raise DatasetExamplesError(
                         f"layer {name!r} has output shape {tuple(act.shape[1:])}, neither (C, H, W) maps nor a (C,) "
                         "vector", "choose a convolutional or linear layer")
+                if crops and act.dim() == 4 and (name, tuple(x.shape[1:])) not in rfs:
+                    rfs[(name, tuple(x.shape[1:]))] = _receptive_field(model, (1, *x.shape[1:]), name)
                 if name not in tops:
                     c = act.shape[1]
                     shapes[name] = tuple(act.shape[1:])
@@ -668,26 +683,42 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
                 new_items = torch.full((vals.shape[0], 1), i, dtype=torch.int64, device=act.device)
                 tops[name] = list(topk_update(*tops[name], vals, new_items, units, int(k)))
             pictures[i] = np.array(pixels, copy=True)
+            sizes[i] = (int(x.shape[-2]), int(x.shape[-1]))
             kept = set()
             for v_it_un in tops.values():
                 kept.update(int(j) for j in v_it_un[1].flatten().tolist())
             for j in [j for j in pictures if j not in kept]:
                 del pictures[j]
+                sizes.pop(j, None)
             total = max_frames or 0
             state.set_progress(len(keys) / total if total else 0.0, f"{len(keys)} frames")
     finally:
         recorder.close()
     out: dict[str, LayerExamples] = {}
+    size_of = np.zeros((max(len(keys), 1), 2), np.int64)
+    for j, hw in sizes.items():
+        size_of[j] = hw
     for name in layers:
         if name not in tops:
             continue
         v, it, un = (t.cpu() for t in tops[name])
         c, pad = v.shape[0], int(k) - v.shape[1]
+        its = np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1)
+        uns = np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1)
+        boxes = np.full((c, int(k), 4), -1, np.int64)
+        if crops and len(shapes[name]) == 3:
+            # each kept frame with the receptive field of its own input shape
+            for (lname, in_shape), rf in rfs.items():
+                if lname != name or rf is None:
+                    continue
+                hw = np.array(in_shape[-2:], np.int64)
+                mine = (its >= 0) & np.all(size_of[np.maximum(its, 0)] == hw, axis=-1)
+                if mine.any():
+                    part = _boxes(rf, np.where(mine, its, -1), uns, size_of)
+                    boxes[mine] = part[mine]
         out[name] = LayerExamples(
             name, np.concatenate([v.numpy().astype(np.float32), np.full((c, pad), -np.inf, np.float32)], 1),
-            np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1),
-            np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1),
-            np.full((c, int(k), 4), -1, np.int64), shapes[name])
+            its, uns, boxes, shapes[name])
     return SweepResult(keys, out, skipped, len(keys) - len(skipped), input_size, pictures=pictures)
 
 

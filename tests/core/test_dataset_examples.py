@@ -207,20 +207,32 @@ def test_live_stream_top_k_equals_folder_sweep_and_keeps_only_top_pictures(demo,
     from cnnviz.core.images import load_image
 
     with torch.backends.mkldnn.flags(enabled=False):
-        req = dx.SweepRequest(folder, ("relu2",), k=3, batch_size=1, max_pixels=MAX_PIXELS, crops=False)
+        req = dx.SweepRequest(folder, ("relu2",), k=3, batch_size=1, max_pixels=MAX_PIXELS)
         ref = dx.run(demo, req, cache=False)
         used = [p for p in ref.items if p not in {s for s, _ in ref.skipped}]
         frames = ((p, load_image(p).pixels) for p in used)
-        live = dx.run_stream(demo, frames, ("relu2",), k=3)
+        live = dx.run_stream(demo, frames, ("relu2", "fc1"), k=3)
     assert live.items == used and live.processed == len(used)
     a, b = ref.layers["relu2"], live.layers["relu2"]
     for c in range(a.channels):
         assert [ref.items[i] for i in a.items[c]] == [live.items[i] for i in b.items[c]], c
         np.testing.assert_array_equal(a.values[c], b.values[c])
         np.testing.assert_array_equal(a.units[c], b.units[c])
+        # the same receptive-field boxes, so the same crops
+        np.testing.assert_array_equal(a.boxes[c], b.boxes[c])
+    assert (b.boxes[b.items >= 0] >= 0).all() and (b.boxes[:, :, 2] > b.boxes[:, :, 0])[b.items >= 0].all()
+    assert (live.layers["fc1"].boxes == -1).all()  # a vector layer: whole frames
+    for c, rank in ((0, 0), (5, 2)):
+        i = int(b.items[c, rank])
+        folder_crop = dx.crop_of(ref, "relu2", c, rank, demo.preprocessing)
+        y0, x0, y1, x1 = b.boxes[c, rank]
+        live_crop = dx.pixels_input(live.pictures[i], demo.preprocessing)[y0:y1, x0:x1]
+        np.testing.assert_array_equal(live_crop, folder_crop)
     # only the frames in some channel's top-k keep their picture, and they are the frames' pixels
-    assert set(live.pictures) == {int(i) for i in b.items.flatten() if i >= 0}
-    assert len(live.pictures) <= b.channels * 3 and len(live.pictures) < len(used)  # others dropped
+    kept = {int(i) for ex in live.layers.values() for i in ex.items.flatten() if i >= 0}
+    assert set(live.pictures) == kept
+    assert len(live.pictures) <= (b.channels + live.layers["fc1"].channels) * 3
+    assert len(live.pictures) < len(used)  # others dropped
     for i, pix in live.pictures.items():
         np.testing.assert_array_equal(pix, load_image(live.items[i]).pixels)
 

@@ -303,6 +303,11 @@ def test_live_source_sweep_shows_top_frames(window, qtbot):
     assert sweep.pictures and set(sweep.pictures) <= set(range(6))
     assert w.top_grid.count() == 2  # the two top frames of the channel, from their kept pictures
     assert "6 images swept" in w.sweep_label.text()
+    # each shown as the receptive-field crop around its strongest unit, as folder images are
+    for rank, e in enumerate(sweep.entries(w.state.layer, w.state.channel)):
+        y0, x0, y1, x1 = e["box"]
+        assert y0 >= 0 and (w.top_grid.image(rank).height(), w.top_grid.image(rank).width()) == (y1 - y0, x1 - x0)
+        assert y1 - y0 < w.probe.x.shape[-2]  # a crop, not the whole frame
 
 
 def test_live_source_sweep_reads_the_inspectors_live_source(window, qtbot):
