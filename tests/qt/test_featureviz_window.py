@@ -330,3 +330,59 @@ def test_live_source_sweep_reads_the_inspectors_live_source(window, qtbot):
     finally:
         w.inspector = None
         src.stop()
+
+
+def test_live_sweep_over_the_inspectors_real_video_source(qtbot, config_dir, tmp_path, monkeypatch):
+    """The inspector plays a video file through its real live input (VideoFileSource + the
+    shared FrameFeed); the window opened from it ranks those frames, shows them as crops,
+    leaves the inspector's source running, and nothing is left running after both close."""
+    import cv2
+
+    from cnnviz.core.sources import VideoFileSource
+    from cnnviz.qt.inspector.window import InspectorWindow
+
+    monkeypatch.setenv("CNNVIZ_CACHE_DIR", str(tmp_path / "cache"))
+    threads = threading.active_count()
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (64, 48))
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        frame = rng.integers(0, 40, (48, 64, 3), dtype=np.uint8)
+        frame[10:38, (3 * i) % 56:(3 * i) % 56 + 8] = 255  # a bar that moves
+        writer.write(frame)
+    writer.release()
+
+    insp = InspectorWindow()
+    qtbot.addWidget(insp)
+    insp.show()
+    qtbot.waitUntil(lambda: insp.current_capture() is not None, timeout=30_000)
+    src = VideoFileSource(video, loop=True, fps_limit=200.0)
+    assert insp.set_source(src) and src.is_running
+    insp.select_layer("relu2")
+    insp.act_featviz.trigger()
+    w = insp._featviz_window
+    qtbot.addWidget(w)
+    qtbot.waitUntil(lambda: w.probe is not None and w.state.layer == "relu2", timeout=30_000)
+    assert w.live_source() is src  # the inspector's own live source, not a stand-in
+    w.tabs.setCurrentIndex(1)
+    w.live_check.setChecked(True)
+    w.live_frames_spin.setValue(8)
+    w.k_spin.setValue(3)
+    w.sweep_button.click()
+    qtbot.waitUntil(lambda: w.state.sweep is not None and not w.runner.is_busy(), timeout=60_000)
+    sweep = w.state.sweep
+    assert len(sweep.items) == 8 and sweep.processed == 8 and not sweep.skipped
+    ex = sweep.layers["relu2"]
+    assert (ex.items >= 0).all()  # every channel's top 3 filled from 8 frames
+    assert {p.shape for p in sweep.pictures.values()} == {(48, 64, 3)}  # the video's frames
+    assert w.top_grid.count() == 3
+    e = sweep.entries("relu2", w.state.channel)[0]
+    y0, x0, y1, x1 = e["box"]
+    assert (w.top_grid.image(0).height(), w.top_grid.image(0).width()) == (y1 - y0, x1 - x0)
+    assert src.is_running  # the inspector keeps its source
+    w.close()
+    thread = src.capture_thread
+    insp.close()
+    assert not src.is_running and not thread.is_alive()
+    qtbot.waitUntil(lambda: threading.active_count() <= threads, timeout=10_000)
