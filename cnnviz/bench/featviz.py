@@ -75,12 +75,12 @@ def sweep_case(device: str, repeats: int, n_images: int = 128, size: int = 64, b
             _sync(device)
 
         def sweep_other():  # the other decoding schedule (ahead on a thread, or inline)
-            ahead = dx._decode_ahead
-            dx._decode_ahead = lambda m: not ahead(m)
+            ahead = dx.decode_ahead
+            dx.decode_ahead = lambda m: not ahead(m)
             try:
                 sweep()
             finally:
-                dx._decode_ahead = ahead
+                dx.decode_ahead = ahead
 
         sweep()  # warm-up (first-frame learning in the recorder, allocator)
         sweep_other()
@@ -97,7 +97,7 @@ def sweep_case(device: str, repeats: int, n_images: int = 128, size: int = 64, b
             sweep_other()
             to.append(time.perf_counter() - t0)
     p, s, o = min(tp), min(ts), min(to)  # the fastest of the repeats: a busy machine only slows
-    ahead = dx._decode_ahead(model)
+    ahead = dx.decode_ahead(model)
     return {"case": "sweep", "setup": f"{n_images} PNGs {size}x{size}, batch {batch}, "
                                       f"decoding {'ahead' if ahead else 'inline'} (other: ratio {p / o:.2f})",
             "baseline_ms": p * 1e3, "measured_ms": s * 1e3, "ratio": p / s, "ratio_is": "throughput sweep/plain",

@@ -170,7 +170,7 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise CnnvizError(f"--out {out_dir} is a file, not a folder", "give a folder to write into")
 
-    loaded = _load(args)
+    loaded = load_model_for_cli(args)
     pp = loaded.preprocessing
     changes = {}
     if args.input_size is not None:
@@ -404,7 +404,7 @@ def _model_file(spec: str) -> Path | None:
     return None
 
 
-def _load(args):
+def load_model_for_cli(args):
     """load_model with trust given per file: ``--trust`` vouches for the model file only (the
     user's own net.py does not make a checkpoint downloaded from the internet safe);
     ``--trust-weights`` for the weights file."""

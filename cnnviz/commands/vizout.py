@@ -30,9 +30,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def load_model_from_args(args):
     """The model, loaded exactly as ``cnnviz inspect`` loads it (per-file trust)."""
-    from .inspect import _load
+    from .inspect import load_model_for_cli
 
-    return _load(args)
+    return load_model_for_cli(args)
 
 
 def output_folder(text: str) -> Path:

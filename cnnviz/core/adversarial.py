@@ -106,13 +106,13 @@ class _Space:
     """Between the [0, 1] image the attack perturbs and the model's normalized input."""
 
     def __init__(self, model, preprocessing=None):
-        from cnnviz.core.capture import _model_device_dtype
-        from cnnviz.core.explain import _Runner
-        from cnnviz.core.featureviz import _input_spec
+        from cnnviz.core.capture import model_device_dtype
+        from cnnviz.core.explain import TapRunner
+        from cnnviz.core.featureviz import input_spec
 
-        self.runner = _Runner(model)
-        self.channels, self.color, mean, std = _input_spec(model, preprocessing)
-        self.device, dtype = _model_device_dtype(self.runner.module)
+        self.runner = TapRunner(model)
+        self.channels, self.color, mean, std = input_spec(model, preprocessing)
+        self.device, dtype = model_device_dtype(self.runner.module)
         self.dtype = dtype or torch.float32
         self.mean, self.std = mean.to(self.device, self.dtype), std.to(self.device, self.dtype)
 
@@ -123,9 +123,9 @@ class _Space:
         return (x.to(self.device, self.dtype) * self.std + self.mean).clamp(0, 1)
 
     def logits(self, x01: torch.Tensor) -> torch.Tensor:
-        from cnnviz.core.explain import _logits
+        from cnnviz.core.explain import output_logits
 
-        return _logits(self.runner.module(self.to_input(x01))).float()
+        return output_logits(self.runner.module(self.to_input(x01))).float()
 
 
 def attack_batch(model: Any, x01: torch.Tensor, request: AttackRequest, labels: torch.Tensor | None = None, *,
@@ -135,14 +135,14 @@ def attack_batch(model: Any, x01: torch.Tensor, request: AttackRequest, labels: 
     ``labels``: the true classes for an untargeted attack (default: the clean predictions).
     Returns the adversarial images in [0, 1], each within ε (pixel units) of its clean image.
     """
-    from cnnviz.core.explain import _Eval
+    from cnnviz.core.explain import EvalMode
 
     space = _Space(model, preprocessing)
     x01 = x01.to(space.device, space.dtype)
     eps = float(request.eps) / 255.0
     alpha = request.alpha / 255.0
     state = state or TaskState()
-    with _Eval(space.runner.module):
+    with EvalMode(space.runner.module):
         with torch.no_grad():
             n_classes = space.logits(x01[:1]).shape[-1]
             if labels is None:
@@ -202,9 +202,9 @@ def run(model: Any, x: torch.Tensor, request: AttackRequest, state: TaskState | 
     clean01 = space.from_input(x[:1])
     adv01 = attack_batch(model, clean01, request, preprocessing=preprocessing, state=state)
     names = labels if labels is not None else getattr(model, "labels", None)
-    from cnnviz.core.explain import _Eval
+    from cnnviz.core.explain import EvalMode
 
-    with _Eval(space.runner.module), torch.no_grad():
+    with EvalMode(space.runner.module), torch.no_grad():
         lc = space.logits(clean01)
         la = space.logits(adv01)
     div = layer_divergence(model, space.to_input(clean01), space.to_input(adv01))

@@ -74,34 +74,34 @@ from cnnviz.core.capture_backends import (  # noqa: F401
     _FORWARD_RE,
     _NOT_OPS,
     _all_nodes,
-    _base_name,
+    base_module_name,
     _call_name,
     _EagerBackend,
-    _export_types,
-    _HookSet,
+    export_types,
+    HookSet,
     _inline_with_marks,
     _mark_call,
     _op_label,
     _OpMode,
-    _ScriptBackend,
+    ScriptBackend,
     _ScriptCall,
-    _StopForward,
-    _unflatten,
+    StopForward,
+    unflatten_output,
 )
 from cnnviz.core.capture_common import (  # noqa: F401
     _CHANNELS_RE,
     CaptureError,
-    _channels_error,
-    _enter_eval,
+    channels_error,
+    enter_eval,
     _failing_layer,
-    _flatten_output,
+    flatten_output,
     _forward_error,
-    _model_device_dtype,
+    model_device_dtype,
     _own_params,
-    _prediction,
-    _prepare_input,
-    _restore_flags,
-    _unwrap,
+    prediction_of,
+    prepare_model_input,
+    restore_flags,
+    unwrap_model,
     keep_freed_memory,
     module_of,
 )
@@ -246,7 +246,7 @@ class Recorder:
                  every_op: bool = False, layouts: Mapping[str, str] | None = None):
         if clone not in ("auto", "always"):
             raise ValueError("clone must be 'auto' or 'always'")
-        module, kind, ep, in_ch = _unwrap(model)
+        module, kind, ep, in_ch = unwrap_model(model)
         keep_freed_memory()
         self.model = model
         self.module = module
@@ -268,14 +268,14 @@ class Recorder:
             if self.every_op:
                 raise CaptureError("every-op capture cannot see inside a TorchScript model",
                                    "capture module outputs only, or give the eager model or a .pt2 export")
-            return _ScriptBackend(self.module, self.layers)
+            return ScriptBackend(self.module, self.layers)
         if self.kind == "export" or self._ep is not None:
             if self._ep is None:
                 raise CaptureError("this torch.export model came without its ExportedProgram",
                                    "load it with cnnviz.core.models.load_model")
-            device, _ = _model_device_dtype(self.module)
-            self._hooked = _unflatten(self._ep, device)
-            return _EagerBackend(self._hooked, self.layers, self._clone, types=_export_types(self._ep),
+            device, _ = model_device_dtype(self.module)
+            self._hooked = unflatten_output(self._ep, device)
+            return _EagerBackend(self._hooked, self.layers, self._clone, types=export_types(self._ep),
                                  every_op=self.every_op)
         return _EagerBackend(self.module, self.layers, self._clone, every_op=self.every_op)
 
@@ -287,13 +287,13 @@ class Recorder:
             decider = LayoutDecider(x_shape, *self._prefix)
             cached = []
             for a in layers:
-                module = self._modules.get(_base_name(a.name)) if a.kind == "module" else None
+                module = self._modules.get(base_module_name(a.name)) if a.kind == "module" else None
                 cached.append(decider.decide(a.name, a.type, tuple(a.tensor.shape), module))
             if self.layout_overrides:
                 by_name = {a.name: i for i, a in enumerate(layers)}
                 for name, text in self.layout_overrides.items():
                     idx = [by_name[name]] if name in by_name else [
-                        i for i, a in enumerate(layers) if _base_name(a.name) == name]
+                        i for i, a in enumerate(layers) if base_module_name(a.name) == name]
                     if not idx:
                         raise CaptureError(f"the model has no layer named {name!r} (in a layout override)",
                                            "choose layer names from the model's layer list")
@@ -327,37 +327,37 @@ class Recorder:
 
     def _run_once(self, x: torch.Tensor) -> CaptureResult:
         runnable = self.runnable
-        device, dtype = _model_device_dtype(runnable)
-        x = _prepare_input(x, device, dtype, self.input_channels)
-        flags = _enter_eval(runnable)
+        device, dtype = model_device_dtype(runnable)
+        x = prepare_model_input(x, device, dtype, self.input_channels)
+        flags = enter_eval(runnable)
         try:
             try:
                 out, records = self._backend.forward(x)
-            except (torch.OutOfMemoryError, CnnvizError, _StopForward):
+            except (torch.OutOfMemoryError, CnnvizError, StopForward):
                 raise
             except Exception as err:  # noqa: BLE001 - the user's forward can raise anything
                 raise _forward_error(err, x, runnable if isinstance(runnable, nn.Module) else None) from err
         finally:
-            _restore_flags(flags)
+            restore_flags(flags)
         layers = []
         op_names = getattr(self._backend, "op_names", ())
         for name, mtype, params, t in records:
-            if self.layers is not None and name not in self.layers and _base_name(name) not in self.layers:
+            if self.layers is not None and name not in self.layers and base_module_name(name) not in self.layers:
                 continue
             layers.append(LayerActivation(name=name, type=mtype, shape=tuple(t.shape[1:]),
                                           params=params, tensor=t, index=len(layers),
                                           kind="op" if name in op_names else "module"))
         self._assign_layouts(layers, tuple(x.shape))
         if self.layers is not None:
-            found = {a.name for a in layers} | {_base_name(a.name) for a in layers}
+            found = {a.name for a in layers} | {base_module_name(a.name) for a in layers}
             missing = sorted(self.layers - found)
             if missing:
                 raise CaptureError(f"the model has no layer named {', '.join(map(repr, missing))}",
                                    "choose layer names from the model's layer list")
-        return CaptureResult(layers=layers, output=_prediction(out), device=str(device), raw_output=out)
+        return CaptureResult(layers=layers, output=prediction_of(out), device=str(device), raw_output=out)
 
     def _retry_on_cpu(self, x: torch.Tensor, err: BaseException) -> CaptureResult:
-        was = str(_model_device_dtype(self.runnable)[0])
+        was = str(model_device_dtype(self.runnable)[0])
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         # float32 on the CPU: half precision is slow or unsupported there

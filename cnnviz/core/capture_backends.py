@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnviz.core.capture_common import CaptureError, _flatten_output, _own_params
+from cnnviz.core.capture_common import CaptureError, flatten_output, _own_params
 
 
 # --------------------------------------------------------------------------- eager hooks
 
 
-class _StopForward(Exception):
+class StopForward(Exception):
     """Raised from a hook to end a forward pass early (nothing later is needed)."""
 
 
@@ -31,7 +31,7 @@ def _call_name(counts: dict[str, int], base: str) -> str:
     return base if k == 1 else f"{base}#{k}"
 
 
-class _HookSet:
+class HookSet:
     """Forward hooks on every submodule of an eager (or unflattened) module.
 
     Calls ``on_output(name, type, params, tensor)`` for every recorded tensor, applying the
@@ -69,7 +69,7 @@ class _HookSet:
                     seen[id(out)] = out
                     self.on_output(name, mtype, params, out)
                 return None
-            for item_name, t in _flatten_output(name, out):
+            for item_name, t in flatten_output(name, out):
                 if not leaf and id(t) in seen:
                     continue  # a container handing on a child's tensor: recorded already
                 seen[id(t)] = t
@@ -119,7 +119,7 @@ class _OpMode(torch.overrides.TorchFunctionMode):
         if isinstance(out, torch.Tensor):
             tensors = [("", out)]
         elif isinstance(out, (tuple, list)):
-            tensors = _flatten_output("", out)
+            tensors = flatten_output("", out)
         else:
             return out
         if not tensors:
@@ -143,8 +143,8 @@ class _EagerBackend:
         self._versions: dict[str, tuple[torch.Tensor, int]] = {}
         self._needs_clone: dict[tuple, frozenset[str]] = {}
         self._current: frozenset[str] = frozenset()
-        only = None if layers is None else {_base_name(n) for n in layers}
-        self.hooks = _HookSet(module, self._on_output, types=types, only=only)
+        only = None if layers is None else {base_module_name(n) for n in layers}
+        self.hooks = HookSet(module, self._on_output, types=types, only=only)
         self.every_op = every_op
         self.op_names: set[str] = set()
         self.op_counts: dict[str, int] = {}
@@ -240,7 +240,7 @@ class _EagerBackend:
         self._stack_handles = []
 
 
-def _base_name(name: str) -> str:
+def base_module_name(name: str) -> str:
     """``layer1.0.relu#2`` / ``heads[0]`` -> the module path ``layer1.0.relu`` / ``heads``."""
     return name.split("#")[0].split("[")[0]
 
@@ -341,7 +341,7 @@ def _mark_call(graph, call_node, path: str, module: nn.Module, value) -> _Script
     return _ScriptCall(path, typ, leaf, marks, suffixes)
 
 
-class _ScriptBackend:
+class ScriptBackend:
     """Run a ScriptModule through a rewritten copy of its forward graph that also returns a
     clone of every submodule output (ScriptModules refuse forward hooks).
 
@@ -418,7 +418,7 @@ class _ScriptBackend:
 # --------------------------------------------------------------------------- torch.export
 
 
-def _export_types(ep: torch.export.ExportedProgram) -> dict[str, str]:
+def export_types(ep: torch.export.ExportedProgram) -> dict[str, str]:
     types: dict[str, str] = {}
     for node in ep.graph.nodes:
         for path, typ in (node.meta.get("nn_module_stack") or {}).values():
@@ -428,7 +428,7 @@ def _export_types(ep: torch.export.ExportedProgram) -> dict[str, str]:
     return types
 
 
-def _unflatten(ep: torch.export.ExportedProgram, device: torch.device) -> nn.Module:
+def unflatten_output(ep: torch.export.ExportedProgram, device: torch.device) -> nn.Module:
     try:
         module = torch.export.unflatten(ep)
     except Exception as err:  # noqa: BLE001 - any failure here is the program's shape

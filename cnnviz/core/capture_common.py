@@ -27,7 +27,7 @@ class CaptureError(CnnvizError):
 # --------------------------------------------------------------------------- helpers
 
 
-def _unwrap(model: Any) -> tuple[Any, str | None, Any, int | None]:
+def unwrap_model(model: Any) -> tuple[Any, str | None, Any, int | None]:
     """``(module, kind, exported_program, input_channels)`` for a LoadedModel, module or EP."""
     if isinstance(model, torch.export.ExportedProgram):
         return model.module(), "export", model, None
@@ -43,10 +43,10 @@ def _unwrap(model: Any) -> tuple[Any, str | None, Any, int | None]:
 
 def module_of(model: Any) -> nn.Module:
     """The ``nn.Module`` inside a LoadedModel (or the module itself)."""
-    return _unwrap(model)[0]
+    return unwrap_model(model)[0]
 
 
-def _model_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype | None]:
+def model_device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype | None]:
     for t in module.parameters():
         return t.device, (t.dtype if t.is_floating_point() else None)
     for t in module.buffers():
@@ -59,21 +59,21 @@ def _own_params(module: nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters(recurse=False)))
 
 
-def _flatten_output(name: str, out: Any) -> list[tuple[str, torch.Tensor]]:
+def flatten_output(name: str, out: Any) -> list[tuple[str, torch.Tensor]]:
     """Named tensors of a module output: a tensor, or tuples/lists/dicts of them."""
     if isinstance(out, torch.Tensor):
         return [(name, out)]
     items: list[tuple[str, torch.Tensor]] = []
     if isinstance(out, (tuple, list)):
         for i, v in enumerate(out):
-            items.extend(_flatten_output(f"{name}[{i}]", v))
+            items.extend(flatten_output(f"{name}[{i}]", v))
     elif isinstance(out, dict):
         for k, v in out.items():
-            items.extend(_flatten_output(f"{name}.{k}", v))
+            items.extend(flatten_output(f"{name}.{k}", v))
     return items
 
 
-def _prediction(out: Any) -> torch.Tensor | None:
+def prediction_of(out: Any) -> torch.Tensor | None:
     """The tensor a classifier's predictions come from."""
     if isinstance(out, torch.Tensor):
         return out.detach()
@@ -81,16 +81,16 @@ def _prediction(out: Any) -> torch.Tensor | None:
         for key in ("logits", "out", "output"):
             if isinstance(out.get(key), torch.Tensor):
                 return out[key].detach()
-    for _, t in _flatten_output("", out):
+    for _, t in flatten_output("", out):
         return t.detach()
     return None
 
 
-def _enter_eval(module: nn.Module) -> list[nn.Module]:
+def enter_eval(module: nn.Module) -> list[nn.Module]:
     """Put every submodule in eval mode; return those that were training.
 
     Only modules that change are touched (``nn.Module.__setattr__`` costs microseconds and
-    this runs every frame), and :func:`_restore_flags` puts back exactly those: a user's
+    this runs every frame), and :func:`restore_flags` puts back exactly those: a user's
     model may keep some parts (frozen batch norms) in eval while the rest trains.
     """
     changed = [m for m in module.modules() if m.training]
@@ -99,7 +99,7 @@ def _enter_eval(module: nn.Module) -> list[nn.Module]:
     return changed
 
 
-def _restore_flags(changed: list[nn.Module]) -> None:
+def restore_flags(changed: list[nn.Module]) -> None:
     for m in changed:
         m.training = True
 
@@ -126,7 +126,7 @@ def _forward_error(err: BaseException, x: torch.Tensor, model: nn.Module | None 
     text = str(err).strip()
     m = _CHANNELS_RE.search(text)
     if m:
-        return _channels_error(int(m.group(2)), int(m.group(3)))
+        return channels_error(int(m.group(2)), int(m.group(3)))
     first = text.splitlines()[0] if text else type(err).__name__
     if "mat1 and mat2 shapes cannot be multiplied" in text or "size mismatch" in text:
         fix = ("the input size does not fit the model's fully connected layers: give the size it "
@@ -138,7 +138,7 @@ def _forward_error(err: BaseException, x: torch.Tensor, model: nn.Module | None 
                         f"{' in ' + where if where else ''}: {type(err).__name__}: {first}", fix)
 
 
-def _channels_error(expected: int, given: int) -> CaptureError:
+def channels_error(expected: int, given: int) -> CaptureError:
     def word(n: int) -> str:
         return f"{n} channel" + ("" if n == 1 else "s")
     hint = {1: "gray", 3: "rgb"}.get(expected)
@@ -148,14 +148,14 @@ def _channels_error(expected: int, given: int) -> CaptureError:
     return CaptureError(f"the model expects {word(expected)} of input, but the input has {word(given)}", fix)
 
 
-def _prepare_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | None,
+def prepare_model_input(x: torch.Tensor, device: torch.device, dtype: torch.dtype | None,
                    input_channels: int | None) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if input_channels is not None and x.dim() == 4 and x.shape[1] != input_channels:
-        raise _channels_error(int(input_channels), int(x.shape[1]))
+        raise channels_error(int(input_channels), int(x.shape[1]))
     if dtype is not None and x.is_floating_point():
         x = x.to(device=device, dtype=dtype)
     else:

@@ -28,7 +28,7 @@ import numpy as np
 
 # the specs, shape formulas, activation and pooling live in their own modules; every name is
 # re-exported here, so ``from cnnviz.core.conv import ...`` keeps working
-from .conv_ops import MONOTONE, _avg_divisor, _max_pool_2x2, activate, cv_rows, pool2d  # noqa: F401
+from .conv_ops import MONOTONE, avg_divisor, _max_pool_2x2, activate, cv_rows, pool2d  # noqa: F401
 from .conv_specs import (ACTIVATIONS, CHANNEL_MODES, GRAY_WEIGHTS, MAX_PADDED_PIXELS, PADDING_MODES,  # noqa: F401
                          POOL_KINDS, ActivationSpec, AxisShape, ConvSpec, PoolSpec, ShapeInfo, _pair, conv_axis,
                          conv_output_shape, pool_axis, pool_output_shape)

@@ -100,7 +100,7 @@ def pool2d(x: np.ndarray, spec: PoolSpec, channels_last: bool = False) -> np.nda
                 out += view
     assert out is not None
     if spec.kind == "avg":
-        out /= _avg_divisor(h, w, oh, ow, spec)
+        out /= avg_divisor(h, w, oh, ow, spec)
     return out
 
 
@@ -141,7 +141,7 @@ def _max_pool_2x2(x: np.ndarray, oh: int, ow: int, out: np.ndarray | None = None
     return out
 
 
-def _avg_divisor(h, w, oh, ow, spec: PoolSpec) -> np.ndarray:
+def avg_divisor(h, w, oh, ow, spec: PoolSpec) -> np.ndarray:
     """PyTorch's per-window divisor: pool_size counts padding but not past input+pad."""
     def axis(n, o, k, s, p):
         start = np.arange(o) * s - p

@@ -247,7 +247,7 @@ def _fingerprint_items(items: list[str], kind: str) -> list:
     return out
 
 
-class _VideoReader:
+class VideoReader:
     def __init__(self, path: str):
         import cv2
 
@@ -270,7 +270,7 @@ class _VideoReader:
         self.cap.release()
 
 
-def _load(item: str, kind: str, video: _VideoReader | None, max_pixels: int) -> np.ndarray:
+def _load(item: str, kind: str, video: VideoReader | None, max_pixels: int) -> np.ndarray:
     """Pixels of one item, or raises with the reason it is skipped."""
     from cnnviz.core.images import load_image
 
@@ -320,7 +320,7 @@ def _boxes(rf: Any, items: np.ndarray, units: np.ndarray, sizes: np.ndarray) -> 
     return boxes
 
 
-def _decode_ahead(model: Any) -> bool:
+def decode_ahead(model: Any) -> bool:
     """Whether a sweep decodes the next chunk on a thread while the model runs this one."""
     return True
 
@@ -505,7 +505,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             tops[name] = list(topk_update(*tops[name], vals, new_items, units, k))
         return len(members)
 
-    video = _VideoReader(items[0].split("#frame=")[0]) if kind == "video" else None
+    video = VideoReader(items[0].split("#frame=")[0]) if kind == "video" else None
     recorder = Recorder(model, list(request.layers))
     t0 = time.perf_counter()
     bs = int(request.batch_size)
@@ -529,7 +529,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     def chunk_at(p: int) -> range:
         return range(p, min(p + bs, len(items)))
 
-    prefetch = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode") if _decode_ahead(model)
+    prefetch = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode") if decode_ahead(model)
                 else _Inline())
     try:
         pos = start
@@ -602,7 +602,7 @@ def crop_of(result: SweepResult, layer: str, channel: int, rank: int, preprocess
 def item_input(item: str, preprocessing) -> np.ndarray:
     """An item as the model sees it, ``(H, W, C)`` float32 in [0, 1] (mean/std undone)."""
     if "#frame=" in item and not Path(item).exists():
-        reader = _VideoReader(item.split("#frame=")[0])
+        reader = VideoReader(item.split("#frame=")[0])
         try:
             pixels = reader.frame(int(item.rsplit("#frame=", 1)[1]))
         finally:

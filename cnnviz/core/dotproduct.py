@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conv import ConvSpec, PoolSpec, _avg_divisor
+from .conv import ConvSpec, PoolSpec, avg_divisor
 from .errors import SpecError
 from .kernels import Kernel
 
@@ -120,7 +120,7 @@ def explain_pool_pixel(act: np.ndarray, pool: PoolSpec, py: int, px: int) -> Poo
     vals = np.where(inside, vals, 0.0).astype(np.float32)
     oh = (py + 1)
     ow = (px + 1)
-    div = float(_avg_divisor(h, w, max(oh, 1), max(ow, 1), pool)[py, px])
+    div = float(avg_divisor(h, w, max(oh, 1), max(ow, 1), pool)[py, px])
     return PoolPixelExplanation(py, px, "avg", (y0, x0, y0 + kh, x0 + kw), vals, None,
                                 float(vals.astype(np.float64).sum() / div), div)
 

@@ -33,18 +33,18 @@ from torch.utils._pytree import tree_flatten
 from cnnviz.core.layouts import Layout, to_maps
 from cnnviz.core.capture import (
     CaptureError,
-    _base_name,
-    _export_types,
-    _flatten_output,
-    _HookSet,
-    _model_device_dtype,
-    _prepare_input,
-    _restore_flags,
-    _enter_eval,
-    _ScriptBackend,
-    _StopForward,
-    _unflatten,
-    _unwrap,
+    base_module_name,
+    export_types,
+    flatten_output,
+    HookSet,
+    model_device_dtype,
+    prepare_model_input,
+    restore_flags,
+    enter_eval,
+    ScriptBackend,
+    StopForward,
+    unflatten_output,
+    unwrap_model,
     capture,
 )
 
@@ -69,11 +69,11 @@ _UNFLATTENED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SCRIPT_TAPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-class _Runner:
+class TapRunner:
     """The module to run for a model of any format, plus the extra bits each format needs."""
 
     def __init__(self, model: Any):
-        module, kind, ep, in_ch = _unwrap(model)
+        module, kind, ep, in_ch = unwrap_model(model)
         self.model = model
         self.input_channels = in_ch
         self.script = isinstance(module, torch.jit.ScriptModule)
@@ -82,20 +82,20 @@ class _Runner:
             if ep is None:
                 raise CaptureError("this torch.export model came without its ExportedProgram",
                                    "load it with cnnviz.core.models.load_model")
-            device = _model_device_dtype(module)[0]
+            device = model_device_dtype(module)[0]
             with _CACHE_LOCK:
                 cached = _UNFLATTENED.get(ep)
                 if cached is None:
-                    cached = _UNFLATTENED[ep] = (_unflatten(ep, device), _export_types(ep))
+                    cached = _UNFLATTENED[ep] = (unflatten_output(ep, device), export_types(ep))
             self.module, self.types = cached
             self.module.to(device)
         else:
             self.module = module
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        device, dtype = _model_device_dtype(self.module)
+        device, dtype = model_device_dtype(self.module)
         with torch.inference_mode(False):
-            x = _prepare_input(x, device, dtype, self.input_channels)
+            x = prepare_model_input(x, device, dtype, self.input_channels)
             # A fresh normal tensor: an inference tensor (made under inference_mode) cannot
             # take part in autograd.
             return x.detach().clone().requires_grad_(True)
@@ -109,7 +109,7 @@ class _Runner:
                 per_model = _SCRIPT_TAPS.setdefault(self.module, {})
                 backend = per_model.get(layer)
                 if backend is None:
-                    backend = per_model[layer] = _ScriptBackend(self.module, {layer}, grad_tap=layer)
+                    backend = per_model[layer] = ScriptBackend(self.module, {layer}, grad_tap=layer)
                     backend.module = None  # the cache must not keep its key (the model) alive
             out, extra = backend.call(x, self.module)
             return out, extra[backend.grad_index]
@@ -117,7 +117,7 @@ class _Runner:
 
 
 def _eager_tap(module: nn.Module, x: torch.Tensor, layer: str, stop: bool) -> tuple[Any, torch.Tensor]:
-    base = _base_name(layer)
+    base = base_module_name(layer)
     try:
         target = module.get_submodule(base)
     except AttributeError:
@@ -131,14 +131,14 @@ def _eager_tap(module: nn.Module, x: torch.Tensor, layer: str, stop: bool) -> tu
         state["calls"] += 1
         if state["calls"] != want_call:
             return None
-        items = dict(_flatten_output("", out))
+        items = dict(flatten_output("", out))
         t = items.get(suffix)
         if t is None:
             raise CaptureError(f"layer {layer!r} has no tensor output {suffix!r}",
                                "choose a layer from the model's layer list")
         state["act"] = t
         if stop:
-            raise _StopForward
+            raise StopForward
         # Downstream code gets a clone, so its in-place ops leave `t` as the layer produced it.
         return _replace(out, suffix, t.clone())
 
@@ -146,7 +146,7 @@ def _eager_tap(module: nn.Module, x: torch.Tensor, layer: str, stop: bool) -> tu
     try:
         try:
             out = module(x)
-        except _StopForward:
+        except StopForward:
             out = None
     finally:
         handle.remove()
@@ -168,14 +168,14 @@ def _replace(out: Any, suffix: str, new: torch.Tensor) -> Any:
     return out
 
 
-class _Eval:
+class EvalMode:
     """Model in eval mode with autograd on (even inside an inference_mode caller)."""
 
     def __init__(self, module: nn.Module):
         self.module = module
 
     def __enter__(self):
-        self.flags = _enter_eval(self.module)
+        self.flags = enter_eval(self.module)
         self.inf = torch.inference_mode(False)
         self.grad = torch.enable_grad()
         self.inf.__enter__()
@@ -185,7 +185,7 @@ class _Eval:
     def __exit__(self, *exc):
         self.grad.__exit__(*exc)
         self.inf.__exit__(*exc)
-        _restore_flags(self.flags)
+        restore_flags(self.flags)
 
 
 # --------------------------------------------------------------------------- Grad-CAM
@@ -239,12 +239,12 @@ def last_conv_layer(model: Any, x: torch.Tensor) -> str:
     output would let negative responses with negative weights light up the padding.
     Falls back to the last layer with a spatial map.
     """
-    return _default_cam_layer(capture(model, x), model)
+    return cam_layer_of(capture(model, x), model)
 
 
-def _default_cam_layer(result, model: Any = None) -> str:
+def cam_layer_of(result, model: Any = None) -> str:
     try:
-        module = _Runner(model).module if model is not None else None
+        module = TapRunner(model).module if model is not None else None
     except (TypeError, CaptureError):
         module = None
     vit = _cam_layer_of(result.layers, module)
@@ -271,15 +271,15 @@ def grad_cam(model: Any, x: torch.Tensor, target_class: int | None = None,
     ``[0, 1]`` (all zeros when no location speaks for the class), and the layer used (default
     :func:`last_conv_layer`). Only the first item of a batch is explained.
     """
-    runner = _Runner(model)
+    runner = TapRunner(model)
     captured = capture(model, x)  # the layouts (and the default layer) with the whole model in view
     if layer is None:
-        layer = _default_cam_layer(captured, model)
+        layer = cam_layer_of(captured, model)
     layout = captured.layer(layer).layout if layer in captured else None  # unknown: forward_tap says so
-    with _Eval(runner.module):
+    with EvalMode(runner.module):
         xg = runner.prepare(x)
         out, act = runner.forward_tap(xg, layer)
-        logits = _logits(out)
+        logits = output_logits(out)
         if layout is None and act.dim() == 4:
             layout = Layout("NCHW", "a 4-D output", "shape")
         if layout is None or layout.kind not in ("NCHW", "NHWC", "tokens") or act.dim() not in (3, 4):
@@ -307,16 +307,16 @@ def predicted_class(output: Any) -> int:
     """The class Grad-CAM explains by default: the argmax of the class scores, reduced the
     way :func:`grad_cam` and :func:`cnnviz.core.capture.topk` reduce them (a dense ``(N, C,
     H, W)`` prediction is averaged over its pixels), so all three name the same class."""
-    return int(_logits(output)[0].argmax())
+    return int(output_logits(output)[0].argmax())
 
 
-def _logits(out: Any) -> torch.Tensor:
+def output_logits(out: Any) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         t = out
     elif isinstance(out, dict) and isinstance(out.get("logits"), torch.Tensor):
         t = out["logits"]
     else:
-        items = _flatten_output("", out)
+        items = flatten_output("", out)
         if not items:
             raise CaptureError("the model's output has no tensor", "Grad-CAM needs class scores")
         t = items[0][1]
@@ -661,8 +661,8 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
     shape = tuple(int(v) for v in x_shape)
     if len(shape) == 3:
         shape = (1, *shape)
-    runner = _Runner(model)
-    device, dtype = _model_device_dtype(runner.module)
+    runner = TapRunner(model)
+    device, dtype = model_device_dtype(runner.module)
     x = torch.zeros(shape, device=device, dtype=dtype or torch.float32)
     if runner.script:
         return {a.name: None for a in capture(model, x).layers}
@@ -678,8 +678,8 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
         result[name] = _to_rf(g, scope, tracker.input_hw) if known else None
 
     attn = _attention_hooks(runner.module, tracker, runner.types)  # before the recording hooks: they run first
-    hooks = _HookSet(runner.module, on_output, types=runner.types)
-    flags = _enter_eval(runner.module)
+    hooks = HookSet(runner.module, on_output, types=runner.types)
+    flags = enter_eval(runner.module)
     try:
         hooks.active = True
         with torch.no_grad(), tracker:
@@ -689,7 +689,7 @@ def receptive_field(model: Any, x_shape: tuple[int, ...]) -> dict[str, Receptive
         hooks.remove()
         for h in attn:
             h.remove()
-        _restore_flags(flags)
+        restore_flags(flags)
     return result
 
 
@@ -715,8 +715,8 @@ def effective_rf(model: Any, x: torch.Tensor, layer: str, channel: int | None = 
     ``channel=None`` takes the sum over the layer's channels at that position; ``unit_yx``
     defaults to the centre of the layer's map (ignored for a layer without a spatial map).
     """
-    runner = _Runner(model)
-    with _Eval(runner.module):
+    runner = TapRunner(model)
+    with EvalMode(runner.module):
         xg = runner.prepare(x)
         _, act = runner.forward_tap(xg, layer, stop=True)
         a = act[0]

@@ -260,7 +260,7 @@ def per_item_adapter(to_maps_item: Callable[[torch.Tensor, int], torch.Tensor]) 
     return to_maps
 
 
-def _input_spec(model: Any, preprocessing=None) -> tuple[int, str, torch.Tensor, torch.Tensor]:
+def input_spec(model: Any, preprocessing=None) -> tuple[int, str, torch.Tensor, torch.Tensor]:
     """``(channels, colour order, mean, std)`` of the model input."""
     from cnnviz.core.models import default_preprocessing
 
@@ -309,16 +309,16 @@ def default_size(model: Any, preprocessing=None) -> tuple[int, int]:
 def layer_channels(model: Any, layer: str | None, size: tuple[int, int] | None = None,
                    preprocessing=None, to_maps: Callable | None = None) -> tuple[int, tuple[int, ...]]:
     """``(channels, map shape without batch)`` of ``layer`` (``None``: the model output)."""
-    from cnnviz.core.explain import _Eval, _logits, _Runner
+    from cnnviz.core.explain import EvalMode, output_logits, TapRunner
 
-    runner = _Runner(model)
-    channels, *_ = _input_spec(model, preprocessing)
+    runner = TapRunner(model)
+    channels, *_ = input_spec(model, preprocessing)
     h, w = size or default_size(model, preprocessing)
     device = _device_of(runner.module)
     x = torch.zeros(1, channels, h, w, device=device, dtype=_dtype_of(runner.module))
-    with _Eval(runner.module), torch.no_grad():
+    with EvalMode(runner.module), torch.no_grad():
         if layer is None:
-            t = _logits(runner.module(x))
+            t = output_logits(runner.module(x))
         else:
             _, act = runner.forward_tap(x, layer, stop=not runner.script)
             t = (to_maps or _identity_maps)(act)
@@ -326,15 +326,15 @@ def layer_channels(model: Any, layer: str | None, size: tuple[int, int] | None =
 
 
 def _device_of(module) -> torch.device:
-    from cnnviz.core.capture import _model_device_dtype
+    from cnnviz.core.capture import model_device_dtype
 
-    return _model_device_dtype(module)[0]
+    return model_device_dtype(module)[0]
 
 
 def _dtype_of(module) -> torch.dtype:
-    from cnnviz.core.capture import _model_device_dtype
+    from cnnviz.core.capture import model_device_dtype
 
-    return _model_device_dtype(module)[1] or torch.float32
+    return model_device_dtype(module)[1] or torch.float32
 
 
 # --------------------------------------------------------------------------- parameterization
@@ -492,9 +492,9 @@ class _Target:
     """Reads the objective's value per image from a forward pass of the model."""
 
     def __init__(self, model, objective: Objective, to_maps: Callable | None):
-        from cnnviz.core.explain import _Runner
+        from cnnviz.core.explain import TapRunner
 
-        self.runner = _Runner(model)
+        self.runner = TapRunner(model)
         self.objective = objective
         self.to_maps = to_maps or _identity_maps
         self.stop = objective.kind != "class" and not self.runner.script
@@ -502,10 +502,10 @@ class _Target:
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(maps, output)``: the layer's maps (or the class scores) for ``x``."""
-        from cnnviz.core.explain import _logits
+        from cnnviz.core.explain import output_logits
 
         if self.objective.kind == "class":
-            return _logits(self.runner.module(x)), None
+            return output_logits(self.runner.module(x)), None
         _, act = self.runner.forward_tap(x, self._tap, stop=self.stop)
         return self.to_maps(act), act
 
@@ -548,7 +548,7 @@ def cache_key(model: Any, request: FeatureVizRequest, size: tuple[int, int], pre
               objective: Objective | None = None) -> str:
     from cnnviz.core.vizcache import entry_key, model_fingerprint
 
-    channels, color, mean, std = _input_spec(model, preprocessing)
+    channels, color, mean, std = input_spec(model, preprocessing)
     settings = dataclasses.replace(request.settings, size=size)
     return entry_key(v=1, model=model_fingerprint(model), objective=(objective or request.objective).to_dict(),
                      settings=settings.to_dict(), input=[channels, color, mean.flatten().tolist(),
@@ -609,7 +609,7 @@ def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, 
         A channel, class or unit out of range, a layer the objective cannot read, or an
         optimization that produced NaN or infinity.
     """
-    from cnnviz.core.explain import _Eval
+    from cnnviz.core.explain import EvalMode
     from cnnviz.core.vizcache import write_entry
 
     state = state or TaskState()
@@ -623,7 +623,7 @@ def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, 
             state.set_progress(1.0, "from the cache")
             return hit
 
-    channels_in, color, mean, std = _input_spec(model, preprocessing)
+    channels_in, color, mean, std = input_spec(model, preprocessing)
     target = _Target(model, obj, to_maps)
     module = target.runner.module
     device, dtype = _device_of(module), _dtype_of(module)
@@ -635,7 +635,7 @@ def run(model: Any, request: FeatureVizRequest, state: TaskState | None = None, 
             x = x.flip(1)
         return ((x.to(dtype) - mean) / std)
 
-    with _Eval(module):
+    with EvalMode(module):
         # probe: the target's shape, and the request checked against it
         with torch.no_grad():
             maps, _ = target.forward(to_input(torch.full((1, channels_in, *size), 0.5, device=device)))

@@ -448,9 +448,9 @@ class InspectEngine:
         if self._cam_default[0] == self._capture_key and self._capture_key is not None:
             return self._cam_default[1]
         try:
-            from cnnviz.core.explain import _default_cam_layer
+            from cnnviz.core.explain import cam_layer_of
 
-            name = _default_cam_layer(cap, self._model)
+            name = cam_layer_of(cap, self._model)
         except Exception:  # noqa: BLE001 - no spatial layer (or no module, ONNX): the table's rule
             name = default_cam_layer(layers)
         self._cam_default = (self._capture_key, name)
@@ -504,7 +504,7 @@ class InspectEngine:
         if self._conv_layers is None:
             import torch
 
-            from cnnviz.core.capture import _base_name
+            from cnnviz.core.capture import base_module_name
 
             root = self._modules()
             found = []
@@ -512,7 +512,7 @@ class InspectEngine:
                 if "#" in li.name or "[" in li.name:
                     continue
                 try:
-                    mod = root.get_submodule(_base_name(li.name))
+                    mod = root.get_submodule(base_module_name(li.name))
                 except Exception:  # noqa: BLE001
                     continue
                 w = getattr(mod, "weight", None)

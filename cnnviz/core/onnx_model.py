@@ -231,7 +231,7 @@ class OnnxRecorder:
     def run(self, x) -> Any:
         import torch
 
-        from cnnviz.core.capture import CaptureResult, LayerActivation, _prediction
+        from cnnviz.core.capture import CaptureResult, LayerActivation, prediction_of
 
         arr = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
         if arr.ndim == 3:
@@ -239,9 +239,9 @@ class OnnxRecorder:
         arr = np.ascontiguousarray(arr, dtype=np.float32)
         ch = self.model.input_channels
         if ch is not None and arr.ndim == 4 and arr.shape[1] != ch:
-            from cnnviz.core.capture import _channels_error
+            from cnnviz.core.capture import channels_error
 
-            raise _channels_error(int(ch), int(arr.shape[1]))
+            raise channels_error(int(ch), int(arr.shape[1]))
         try:
             values = self._session.run(self._outputs, {self.model.input_name: arr})
         except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types
@@ -265,7 +265,7 @@ class OnnxRecorder:
         finals = [torch.from_numpy(by_name[n]) for n in self._final if isinstance(by_name.get(n), np.ndarray)]
         raw = finals[0] if len(finals) == 1 else {n: torch.from_numpy(by_name[n]) for n in self._final
                                                   if isinstance(by_name.get(n), np.ndarray)}
-        return CaptureResult(layers=layers, output=_prediction(raw), device=self.model.device, raw_output=raw)
+        return CaptureResult(layers=layers, output=prediction_of(raw), device=self.model.device, raw_output=raw)
 
     def _assign_layouts(self, layers, x_shape) -> None:
         from cnnviz.core.capture import CaptureError

@@ -67,9 +67,9 @@ def guided_backprop(model: Any, x: torch.Tensor, layer: str, channel: int,
         ``gradient`` float32 ``(H, W, C)`` of the unit with respect to the input (signed), and
         the unit used (``None`` for a layer without a map).
     """
-    from cnnviz.core.explain import _Eval, _Runner
+    from cnnviz.core.explain import EvalMode, TapRunner
 
-    runner = _Runner(model)
+    runner = TapRunner(model)
     if runner.script:
         raise UnitViewError("guided backpropagation needs an eager model; TorchScript cannot be hooked",
                             "load the model from its Python class or a torch.export file")
@@ -82,7 +82,7 @@ def guided_backprop(model: Any, x: torch.Tensor, layer: str, channel: int,
         if isinstance(m, torch.nn.ReLU):
             handles.append(m.register_forward_hook(guide))
     try:
-        with _Eval(runner.module):
+        with EvalMode(runner.module):
             xg = runner.prepare(x)
             _, act = runner.forward_tap(xg, layer, stop=True)
             a = act[0]

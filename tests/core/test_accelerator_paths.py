@@ -115,9 +115,9 @@ def folder(tmp_path_factory):
 def test_decoding_ahead_or_inline_gives_the_same_sweep(demo, folder, monkeypatch):
     req = dx.SweepRequest(folder, ("relu2", "conv3"), k=5, batch_size=4)
     with torch.backends.mkldnn.flags(enabled=False):
-        monkeypatch.setattr(dx, "_decode_ahead", lambda model: True)
+        monkeypatch.setattr(dx, "decode_ahead", lambda model: True)
         ahead = dx.run(demo, req, cache=False)
-        monkeypatch.setattr(dx, "_decode_ahead", lambda model: False)
+        monkeypatch.setattr(dx, "decode_ahead", lambda model: False)
         inline = dx.run(demo, req, cache=False)
     assert inline.processed == ahead.processed == 19
     assert inline.skipped == ahead.skipped and len(ahead.skipped) == 2

@@ -330,7 +330,7 @@ def _looks_like_python(p: Path) -> bool:
     )
 
 
-def _python_classes(path: Path) -> list[str]:
+def python_file_classes(path: Path) -> list[str]:
     tree = _python_tree(path.read_bytes())
     return [n.name for n in tree.body if isinstance(n, ast.ClassDef)] if tree else []
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from cnnviz.core.devices import check_torch_device
 from cnnviz.core.errors import ModelLoadError, a_noun
-from cnnviz.core.models.detect import _describe_exception, _detect, _python_classes
+from cnnviz.core.models.detect import _describe_exception, _detect, python_file_classes
 from cnnviz.core.models.loaded import LoadedModel, input_channels
 from cnnviz.core.models.preprocessing import default_preprocessing
 from cnnviz.core.models.python_file import _PY_SPEC, _load_python
@@ -59,7 +59,7 @@ def _load_model_file(path: Path, *, weights, trust, trust_store) -> LoadedModel:
             f"its weights (--weights {path})",
         )
     if det.format == "python":
-        classes = _python_classes(path)
+        classes = python_file_classes(path)
         raise ModelLoadError(
             f"{path.name} is Python source; cnnviz needs to know which class to build",
             f"write {path}:ClassName" + (f" (classes in the file: {', '.join(classes)})" if classes else ""),

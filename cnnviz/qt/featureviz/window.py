@@ -625,10 +625,10 @@ class FeatureVizWindow(QMainWindow):
             if e["index"] in pictures:  # a live frame: its kept picture
                 insp.set_image(pictures[e["index"]], e["item"])
             elif "#frame=" in e["item"] and not __import__("os").path.exists(e["item"]):
-                from cnnviz.core.dataset_examples import _VideoReader
+                from cnnviz.core.dataset_examples import VideoReader
 
                 path, frame = e["item"].rsplit("#frame=", 1)
-                reader = _VideoReader(path)
+                reader = VideoReader(path)
                 try:
                     pixels = reader.frame(int(frame))
                 finally:

@@ -162,9 +162,9 @@ class SettingsForm(QWidget):
     def _choose_python(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Python file with an nn.Module class", "", "Python (*.py)")
         if path:
-            from cnnviz.core.models.detect import _python_classes
+            from cnnviz.core.models.detect import python_file_classes
 
-            classes = _python_classes(Path(path)) or ["Net"]
+            classes = python_file_classes(Path(path)) or ["Net"]
             self.model.setEditText(f"{path}:{classes[0]}")
 
     def _choose_folder(self) -> None:
