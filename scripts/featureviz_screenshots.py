@@ -4,8 +4,9 @@
 Opens :class:`~cnnviz.qt.featureviz.window.FeatureVizWindow` on the demo digits model and the
 sample digit, visualizes every channel of ``relu4`` (96 steps, learning rate 0.2), sweeps a
 folder of 60 held-out digits plus five scikit-image photos and a text file, shows the unit
-view and a PGD attack, and saves each tab with ``QWidget.grab()`` as ``featureviz-<view>.png``.
-Offscreen; the cache goes to a temporary folder.
+view of a unit clicked on the channel's map and a PGD attack, and saves each tab with
+``QWidget.grab()`` as ``featureviz-<view>.png``. Offscreen by default; under Xvfb with
+``QT_QPA_PLATFORM=xcb DISPLAY=:N``. The cache goes to a temporary folder.
 
 Usage::
 
@@ -77,8 +78,17 @@ def main() -> int:
     wait(lambda: w.state.sweep is not None)
     w.grab().save(str(out / "featureviz-top-images.png"))
     w.show_tab("unit")
-    w.unit_button.click()
-    wait(lambda: w.guided_view.count() == 1 and not w.runner.is_busy())
+    app.processEvents()
+    h, wd = w.unit_map.map_shape()
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+
+    at = QPointF(w.unit_map.unit_center(h // 2, wd // 2 - 1))  # a click on the map, as a user picks a unit
+    press = QMouseEvent(QMouseEvent.Type.MouseButtonPress, at, w.unit_map.mapToGlobal(at), Qt.MouseButton.LeftButton,
+                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(w.unit_map, press)
+    wait(lambda: getattr(w, "unit_shown", None) == (h // 2, wd // 2 - 1) and not w.runner.is_busy())
+    app.processEvents()
     w.grab().save(str(out / "featureviz-unit-view.png"))
     w.show_tab("adversarial")
     w.attack_button.click()
