@@ -29,7 +29,6 @@ from cnnviz.core.capture import (
 )
 
 
-
 # --------------------------------------------------------------------------- running with a tap
 
 

@@ -38,15 +38,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from cnnviz.core.errors import CnnvizError
 from cnnviz.core.taskstate import TaskState
+
+from .featureviz_image import (  # noqa: E402,F401 - moved to featureviz_image.py, importable from here
+    COLOR_CORRELATION_SVD_SQRT,
+    _COLOR,
+    ImageParam,
+    _random_affine,
+    _sync_interval,
+    _transform,
+    _diversity,
+    _RedirectedReLUGrad,
+    _RedirectedReLUs,
+)
+
+from .featureviz_types import (  # noqa: E402,F401 - moved to featureviz_types.py, importable from here
+    OPTIMIZERS,
+    MAX_SIDE,
+    FeatureVizError,
+    FeatureVizSettings,
+    Objective,
+    FeatureVizRequest,
+    FeatureVizPartial,
+    FeatureVizResult,
+)
 
 __all__ = [
     "FeatureVizError",
@@ -60,180 +80,6 @@ __all__ = [
     "layer_channels",
     "run",
 ]
-
-#: Lucid's colour decorrelation: the square root of ImageNet's colour covariance (from its SVD).
-COLOR_CORRELATION_SVD_SQRT = np.asarray(
-    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
-_COLOR = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT, axis=0))
-
-OPTIMIZERS = ("adam", "sgd")
-MAX_SIDE = 1024
-
-
-class FeatureVizError(CnnvizError):
-    """A feature visualization that cannot run (bad target, diverged optimization...)."""
-
-
-@dataclass(frozen=True)
-class FeatureVizSettings:
-    """How the image is optimized. Every field goes into the cache key.
-
-    Attributes
-    ----------
-    steps, lr, optimizer:
-        Number of optimization steps, learning rate, ``"adam"`` or ``"sgd"``.
-    size:
-        ``(H, W)`` of the image, ``None``: the model's input size (:func:`default_size`).
-    batch:
-        Images per target (more than one makes sense with ``diversity``).
-    diversity:
-        Weight of the diversity term (0: off).
-    fourier, decorrelate, transforms:
-        The three parts of the recipe; switch one off to see what it does.
-    jitter:
-        Largest random shift in pixels; ``None``: 4 % of the image side (8 px at 224).
-    seed:
-        Seeds the initial image and the random transformations: same seed, same image.
-    chunk:
-        At most this many images are optimized at once (all channels of a wide layer are
-        split into chunks; each chunk is one batched optimization).
-    """
-
-    steps: int = 128
-    lr: float = 0.1
-    optimizer: str = "adam"
-    size: tuple[int, int] | None = None
-    batch: int = 1
-    diversity: float = 0.0
-    fourier: bool = True
-    decorrelate: bool = True
-    transforms: bool = True
-    jitter: int | None = None
-    seed: int = 0
-    chunk: int = 64
-
-    def __post_init__(self) -> None:
-        if int(self.steps) < 1:
-            raise FeatureVizError(f"steps must be at least 1, got {self.steps}", "use e.g. 128 steps")
-        if not (math.isfinite(float(self.lr)) and float(self.lr) > 0):
-            raise FeatureVizError(f"the learning rate must be a positive number, got {self.lr}", "use e.g. 0.05")
-        if self.optimizer not in OPTIMIZERS:
-            raise FeatureVizError(f"unknown optimizer {self.optimizer!r}", f"use one of {', '.join(OPTIMIZERS)}")
-        if int(self.batch) < 1:
-            raise FeatureVizError(f"batch must be at least 1, got {self.batch}", "use 1, or more with diversity")
-        if int(self.chunk) < 1:
-            raise FeatureVizError(f"chunk must be at least 1, got {self.chunk}", "use e.g. 64")
-        if not (math.isfinite(float(self.diversity)) and float(self.diversity) >= 0):
-            raise FeatureVizError(f"diversity must be 0 or more, got {self.diversity}", "use e.g. 0 or 1e2")
-        if self.size is not None:
-            h, w = (int(v) for v in self.size)
-            if not (4 <= h <= MAX_SIDE and 4 <= w <= MAX_SIDE):
-                raise FeatureVizError(f"image size {h}x{w} is out of range",
-                                      f"use a size from 4 to {MAX_SIDE} pixels per side")
-            object.__setattr__(self, "size", (h, w))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["size"] = list(self.size) if self.size is not None else None
-        return d
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What to maximize.
-
-    ``kind`` is ``"channel"`` (the mean of channel ``channel`` of ``layer`` over its map),
-    ``"unit"`` (channel ``channel`` at map position ``unit``), ``"class"`` (the model's output
-    score ``channel``, before softmax; ``layer`` is ``None``) or ``"all"`` (every channel of
-    ``layer``, one image each).
-    """
-
-    kind: str
-    layer: str | None
-    channel: int | None = None
-    unit: tuple[int, int] | None = None
-
-    @staticmethod
-    def channel_of(layer: str, channel: int) -> Objective:
-        return Objective("channel", layer, int(channel))
-
-    @staticmethod
-    def unit_of(layer: str, channel: int, y: int, x: int) -> Objective:
-        return Objective("unit", layer, int(channel), (int(y), int(x)))
-
-    @staticmethod
-    def output_class(cls: int) -> Objective:
-        return Objective("class", None, int(cls))
-
-    @staticmethod
-    def all_channels(layer: str) -> Objective:
-        return Objective("all", layer)
-
-    def describe(self) -> str:
-        if self.kind == "class":
-            return f"class {self.channel}"
-        if self.kind == "all":
-            return f"every channel of {self.layer}"
-        if self.kind == "unit":
-            return f"{self.layer} channel {self.channel} at {self.unit}"
-        return f"{self.layer} channel {self.channel}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "layer": self.layer, "channel": self.channel,
-                "unit": list(self.unit) if self.unit is not None else None}
-
-
-@dataclass(frozen=True)
-class FeatureVizRequest:
-    objective: Objective
-    settings: FeatureVizSettings = field(default_factory=FeatureVizSettings)
-
-
-@dataclass
-class FeatureVizPartial:
-    """What the optimization looks like now (for a live view)."""
-
-    step: int
-    steps: int
-    images: np.ndarray  # (N, H, W, C) float32 in [0, 1], RGB or gray (C = 1)
-    values: np.ndarray  # (N,) current activation per image (on the transformed image)
-    channels: np.ndarray  # (N,) the channel (or class) each image maximizes
-
-
-@dataclass
-class FeatureVizResult:
-    """The optimized images and how strongly each excites its target.
-
-    Attributes
-    ----------
-    images:
-        ``(N, H, W, C)`` float32 in ``[0, 1]`` (8-bit steps), RGB (``C = 3``) or gray
-        (``C = 1``); for ``"all"`` one per channel (``N = channels * batch``).
-    values:
-        ``(N,)`` the target activation on each image as it is (no transformation).
-    channels:
-        ``(N,)`` which channel (or class) each image maximizes.
-    history:
-        ``(steps,)`` the mean target activation during the optimization (transformed images).
-    cached:
-        True when the result came from the cache.
-    """
-
-    objective: Objective
-    settings: FeatureVizSettings
-    images: np.ndarray
-    values: np.ndarray
-    channels: np.ndarray
-    history: np.ndarray
-    cached: bool = False
-    key: str = ""
-
-    def images_uint8(self) -> np.ndarray:
-        return np.clip(np.rint(self.images * 255.0), 0, 255).astype(np.uint8)
-
-    def for_channel(self, channel: int) -> np.ndarray:
-        """The image(s) of one channel, ``(batch, H, W, C)``."""
-        return self.images[self.channels == int(channel)]
 
 
 # --------------------------------------------------------------------------- model plumbing
@@ -335,154 +181,6 @@ def _dtype_of(module) -> torch.dtype:
     from cnnviz.core.capture import model_device_dtype
 
     return model_device_dtype(module)[1] or torch.float32
-
-
-# --------------------------------------------------------------------------- parameterization
-
-
-class ImageParam:
-    """A batch of images as trainable parameters (Fourier or pixels, decorrelated colour or not).
-
-    ``images()`` gives ``(N, C, H, W)`` in ``[0, 1]`` (C = 3 RGB, or 1 gray).
-    """
-
-    def __init__(self, n: int, channels: int, hw: tuple[int, int], *, fourier: bool, decorrelate: bool,
-                 generator: torch.Generator, device: torch.device, sd: float = 0.01, decay_power: float = 1.0):
-        h, w = hw
-        self.n, self.channels, self.hw = n, channels, hw
-        self.fourier = fourier
-        self.decorrelate = decorrelate and channels == 3
-        if fourier:
-            fy = np.fft.fftfreq(h)[:, None]
-            fx = np.fft.rfftfreq(w)[None, :]
-            freqs = np.sqrt(fx * fx + fy * fy)
-            scale = 1.0 / np.maximum(freqs, 1.0 / max(h, w)) ** decay_power
-            self.scale = torch.tensor(scale, dtype=torch.float32, device=device)[None, None, :, :, None]
-            init = torch.randn((n, channels, *freqs.shape, 2), generator=generator) * sd
-        else:
-            init = torch.randn((n, channels, h, w), generator=generator) * sd
-        self.param = init.to(device).requires_grad_(True)
-        self.color = torch.tensor(_COLOR, device=device)
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.param]
-
-    def images(self) -> torch.Tensor:
-        h, w = self.hw
-        if self.fourier:
-            spectrum = torch.view_as_complex((self.scale * self.param).contiguous())
-            t = torch.fft.irfftn(spectrum, s=(h, w), norm="ortho") / 4.0
-        else:
-            t = self.param
-        if self.decorrelate:
-            t = torch.einsum("nchw,dc->ndhw", t, self.color)
-        return torch.sigmoid(t)
-
-
-def _random_affine(n: int, hw: tuple[int, int], jitter: int, generator: torch.Generator,
-                   device: torch.device) -> torch.Tensor:
-    """``(n, 2, 3)`` affine matrices: a scale in [0.9, 1.1], a rotation in [-10, 10] degrees and
-    a shift of up to ``jitter`` pixels (Lucid's standard transformations), per image."""
-    h, w = hw
-    scales = torch.tensor([1 + (i - 5) / 50 for i in range(11)])
-    s = scales[torch.randint(0, 11, (n,), generator=generator)]
-    angle = torch.randint(-10, 11, (n,), generator=generator).float() * math.pi / 180
-    shift = torch.randint(-jitter, jitter + 1, (n, 2), generator=generator).float()
-    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos, -sin * h / w
-    theta[:, 1, 0], theta[:, 1, 1] = sin * w / h, cos
-    theta[:, 0, 2] = 2 * shift[:, 1] / w
-    theta[:, 1, 2] = 2 * shift[:, 0] / h
-    return theta.to(device)
-
-
-def _sync_interval(device: torch.device, every: int) -> int:
-    """How many optimization steps run between read-backs of the per-step checks and values:
-    1 on the CPU (nothing to overlap), up to 8 on an accelerator (no stall per step)."""
-    return 1 if device.type == "cpu" else max(1, min(every, 8))
-
-
-def _transform(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Resample ``images`` through ``theta``; what comes in from outside the image is gray 0.5
-    (Lucid pads with 0.5 before it jitters)."""
-    grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + 0.5
-
-
-def _diversity(act: torch.Tensor, groups: int) -> torch.Tensor:
-    """Lucid's diversity: the mean cosine similarity of the Gram matrices of images of the same
-    target (``act`` is ``(groups * b, C, ...)``, consecutive images share a target)."""
-    n = act.shape[0]
-    b = n // groups
-    if b < 2:
-        return act.new_zeros(())
-    flat = act.reshape(n, act.shape[1], -1)
-    gram = torch.bmm(flat, flat.transpose(1, 2)).reshape(groups, b, -1)
-    gram = F.normalize(gram, dim=-1)
-    sim = torch.bmm(gram, gram.transpose(1, 2))
-    off = sim.sum(dim=(1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(-1)
-    return off.sum() / (groups * b * (b - 1))
-
-
-# --------------------------------------------------------------------------- redirected ReLU
-
-
-class _RedirectedReLUGrad(torch.autograd.Function):
-    """Lucid's redirected ReLU gradient: ``y = relu(x)`` forward; backward, an image whose
-    gradient through this ReLU is zero everywhere (every unit off: the start from a gray image
-    often is) gets the gradient anyway where it pushes ``x`` up, so a channel that starts dead
-    can come alive. Used only for the first steps."""
-
-    @staticmethod
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x)
-        return y.clone()
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        relu_grad = torch.where(x < 0, torch.zeros_like(grad), grad)
-        redirected = torch.where((x < 0) & (grad > 0), torch.zeros_like(grad), grad)
-        alive = relu_grad.reshape(relu_grad.shape[0], -1).norm(dim=1) > 0
-        alive = alive.view(-1, *([1] * (grad.dim() - 1)))
-        return torch.where(alive, relu_grad, redirected), None
-
-
-class _RedirectedReLUs:
-    """While entered, every ``nn.ReLU`` module of an eager model uses the redirected gradient
-    (an in-place ReLU works on a copy of its input, so the pre-activation stays readable)."""
-
-    def __init__(self, module: torch.nn.Module, active: bool):
-        self.module, self.active, self.handles = module, active, []
-
-    def __enter__(self):
-        if not self.active or isinstance(self.module, torch.jit.ScriptModule):
-            return self
-        saved: dict[int, torch.Tensor] = {}
-
-        def pre(mod, args):
-            if args and isinstance(args[0], torch.Tensor) and args[0].requires_grad:
-                saved[id(mod)] = args[0]
-                return (args[0].clone(), *args[1:])
-            return None
-
-        def post(mod, _args, out):
-            x = saved.pop(id(mod), None)
-            if x is None or not isinstance(out, torch.Tensor) or out.shape != x.shape:
-                return None
-            return _RedirectedReLUGrad.apply(x, out)
-
-        for m in self.module.modules():
-            if isinstance(m, torch.nn.ReLU):
-                self.handles.append(m.register_forward_pre_hook(pre))
-                self.handles.append(m.register_forward_hook(post))
-        return self
-
-    def __exit__(self, *exc):
-        for h in self.handles:
-            h.remove()
-        self.handles = []
 
 
 # --------------------------------------------------------------------------- the objective
