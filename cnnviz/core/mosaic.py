@@ -37,6 +37,14 @@ class _LazyTorch:
 
 torch = _LazyTorch()
 
+from .mosaic_base import Mosaic, _coefficients, grid_shape  # noqa: E402 - shared with mosaic_plans
+# The fast paths live in mosaic_plans. Names are looked up in this module at call time, so
+# patching them here (tests) still works.
+from .mosaic_plans import (  # noqa: E402,F401
+    _LAYOUTS, _LAYOUTS_LOCK, _NO_IMAGE, _PLANS, _SCRATCH, _batched_layout, _cpu_plan, _paint_tails,
+    _Plan, _render_batched, _render_planned, _scratch, _scratch_flat, _tile_into,
+)
+
 __all__ = [
     "Mosaic",
     "MosaicLayout",
@@ -51,48 +59,6 @@ __all__ = [
     "overview_strip",
     "overview_strips",
 ]
-
-
-@dataclass
-class Mosaic:
-    """A rendered layer: the image and how to find a channel in it.
-
-    Attributes
-    ----------
-    image:
-        ``uint8`` array, ``(H, W)`` grey or ``(H, W, 3)`` for colour weights.
-    rows, cols:
-        Grid size; channel ``c`` is tile ``(c // cols, c % cols)``.
-    tile_hw:
-        Size of one tile in pixels (before ``pad``).
-    pad:
-        Pixels between tiles.
-    signed:
-        Whether the levels are symmetric around 0 (grey 128 = 0).
-    channels:
-        The channel index shown in each tile, in tile order.
-    levels:
-        The value range mapped to 0..255 (per layer), or ``None`` with per-channel levels.
-    """
-
-    image: np.ndarray
-    rows: int
-    cols: int
-    tile_hw: tuple[int, int]
-    pad: int
-    signed: bool
-    channels: list[int]
-    levels: tuple[float, float] | None = None
-
-    def tile_at(self, y: int, x: int) -> int | None:
-        """The channel whose tile contains pixel ``(y, x)``, or ``None`` (padding, outside)."""
-        th, tw = self.tile_hw
-        r, ry = divmod(int(y), th + self.pad)
-        c, rx = divmod(int(x), tw + self.pad)
-        if y < 0 or x < 0 or ry >= th or rx >= tw or r >= self.rows or c >= self.cols:
-            return None
-        i = r * self.cols + c
-        return self.channels[i] if i < len(self.channels) else None
 
 
 @dataclass(frozen=True)
@@ -140,16 +106,6 @@ def _as_tensor(a) -> torch.Tensor:
     if isinstance(first, torch.Tensor):
         return first.detach()
     return torch.as_tensor(np.asarray(a))
-
-
-def grid_shape(n: int, tile_hw: tuple[int, int] = (1, 1), cols: int | None = None) -> tuple[int, int]:
-    """``(rows, cols)`` for ``n`` tiles, as close to a square image as possible."""
-    n = max(1, int(n))
-    if cols is None:
-        th, tw = tile_hw
-        cols = max(1, math.ceil(math.sqrt(n * th / max(tw, 1)) - 1e-9))  # wide rather than tall
-    cols = max(1, min(int(cols), n))
-    return math.ceil(n / cols), cols
 
 
 def as_maps(act) -> torch.Tensor:
@@ -289,46 +245,6 @@ def _tile(src: torch.Tensor, rows: int, cols: int, pad: int, pad_value: int) -> 
         grid[:full].copy_(src[: full * cols].reshape(full, cols, h, w, *extra).transpose(1, 2))
     grid[full, :, :rem].copy_(src[full * cols:].transpose(0, 1))
     return canvas
-
-
-def _coefficients(lo: np.ndarray, hi: np.ndarray, counts, modes, signed: bool | None
-                  ) -> tuple[np.ndarray, np.ndarray, list[bool], list[tuple[float, float] | None]]:
-    """Per channel ``scale, offset`` (float64) putting it in [0.5, 255.5] for the truncating
-    cast (see :func:`_linear_levels`), for many layers at once.
-
-    ``lo``/``hi`` are every channel's finite bounds, layer after layer; ``counts`` the
-    channels per layer and ``modes`` each layer's ``"channel"``/``"layer"``. Returns the
-    scales and offsets, and per layer whether it is signed and its levels (``"layer"`` mode
-    only). Signed: 127.5 + 127.5 * x / max|x|; unsigned: (x - lo) * 255 / (hi - lo); both
-    +0.5. An all-zero (signed) or constant (unsigned) map gets scale 0: grey 128 or black.
-    """
-    counts = np.asarray(counts, np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    layer_lo, layer_hi = np.minimum.reduceat(lo, starts), np.maximum.reduceat(hi, starts)
-    per_layer = [md == "layer" for md in modes]
-    if any(per_layer):
-        whole = np.repeat(per_layer, counts)
-        lo = np.where(whole, np.repeat(layer_lo, counts), lo)
-        hi = np.where(whole, np.repeat(layer_hi, counts), hi)
-    is_signed = [bool(signed)] * len(counts) if signed is not None else (layer_lo < 0).tolist()
-    m_abs = np.maximum(-lo, hi)
-    m_abs[m_abs <= 0] = np.inf
-    span = hi - lo
-    span[span <= 0] = np.inf
-    scale_u = 255.0 / span
-    sig = np.repeat(is_signed, counts)
-    scale = np.where(sig, 127.5 / m_abs, scale_u)
-    offset = np.where(sig, 128.0, 0.5 - lo * scale_u)
-    levels: list[tuple[float, float] | None] = []
-    for i, whole_layer in enumerate(per_layer):
-        if not whole_layer:
-            levels.append(None)
-        elif is_signed[i]:
-            top = float(max(-layer_lo[i], layer_hi[i]))
-            levels.append((-top, top))
-        else:
-            levels.append((float(layer_lo[i]), float(layer_hi[i])))
-    return scale, offset, is_signed, levels
 
 
 def _render(acts, *, mode: str, cols: int | None, pad: int, pad_value: int, signed: bool | None,
@@ -600,11 +516,3 @@ def histogram(values, bins: int = 64, value_range: tuple[float, float] | None = 
     counts = torch.histc(t, bins=int(bins), min=lo, max=hi) if t.numel() else torch.zeros(int(bins))
     edges = np.linspace(lo, hi, int(bins) + 1)
     return counts.cpu().numpy().round().astype(np.int64), edges
-
-
-# The fast paths live in mosaic_plans; imported last (it imports names from here). Names
-# are looked up in this module at call time, so patching them here (tests) still works.
-from .mosaic_plans import (  # noqa: E402
-    _LAYOUTS, _LAYOUTS_LOCK, _NO_IMAGE, _PLANS, _SCRATCH, _batched_layout, _cpu_plan, _paint_tails,
-    _Plan, _render_batched, _render_planned, _scratch, _scratch_flat, _tile_into,
-)

@@ -26,6 +26,7 @@ class _LazyTorch:
 
 torch = _LazyTorch()
 
+from .mosaic_base import Mosaic, _coefficients, grid_shape  # noqa: E402 - after the lazy torch
 
 
 _SCRATCH = threading.local()
@@ -246,6 +247,3 @@ def _tile_into(canvas_flat: torch.Tensor, src: torch.Tensor, rows: int, cols: in
         grid[:full].copy_(src[: full * cols].reshape(full, cols, h, w).transpose(1, 2))
     grid[full, :, :rem].copy_(src[full * cols:].transpose(0, 1))
 
-
-# Last, so that either module can be imported first (only functions above use these names).
-from .mosaic import Mosaic, _coefficients, grid_shape  # noqa: E402
