@@ -50,6 +50,8 @@ bench: $(STAMP)
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/inspector_screenshots.py
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/featureviz_screenshots.py
+	PYTHON=$(PY) docs/screenshots/classroom.sh  # the classroom pictures: the real window under Xvfb
 
 package: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,package]'
