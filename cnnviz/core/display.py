@@ -322,10 +322,11 @@ def stage_image(data: np.ndarray, levels: tuple[float, float], cmap: str, nan: b
 def export_rgb(pixels: np.ndarray) -> np.ndarray:
     """The RGB (or RGBA, where some pixels are transparent: the gaps of a mosaic) uint8
     image of a :func:`display_bgra` picture: exactly the bytes a view draws, for a PNG."""
-    rgba = pixels[..., [2, 1, 0, 3]]
+    pixels = np.ascontiguousarray(pixels)
+    # one channel-swapping pass (OpenCV), not a fancy-indexed copy and then another copy
     if bool((pixels[..., 3] == 255).all()):
-        return np.ascontiguousarray(rgba[..., :3])
-    return np.ascontiguousarray(rgba)  # alpha is 0 or 255: premultiplied = straight
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)  # alpha is 0 or 255: premultiplied = straight
 
 
 def robust_stat(arr: np.ndarray, robust: float = 99.5, max_samples: int = 65_536) -> Stat | None:
@@ -356,9 +357,27 @@ def robust_stat(arr: np.ndarray, robust: float = 99.5, max_samples: int = 65_536
         return lo, hi, -m, m
     k_lo = min(n - 1, int(round((100.0 - robust) / 100.0 * (n - 1))))
     k_hi = min(n - 1, int(round(robust / 100.0 * (n - 1))))
-    part = np.partition(sample, (k_lo, k_hi))
-    rlo, rhi = float(part[k_lo]), float(part[k_hi])
+    rlo, rhi = _order_stats(sample, k_lo, k_hi)
     return (lo, hi, rlo, rhi) if rhi > rlo else (lo, hi, lo, hi)
+
+
+def _order_stats(sample: np.ndarray, k_lo: int, k_hi: int) -> tuple[float, float]:
+    """The ``k_lo``-th and ``k_hi``-th smallest values of ``sample`` (exactly what one
+    ``np.partition(sample, (k_lo, k_hi))`` gives). A map after ReLU is often mostly its
+    minimum (0): when more than ``k_lo`` values are the minimum, the low one is the minimum
+    and the high one is selected among the other values only — one selection over fewer
+    values instead of two over all (the auto levels of every live frame)."""
+    smin = sample.min()
+    at_min = sample <= smin
+    c = int(np.count_nonzero(at_min))
+    if c <= k_lo:
+        part = np.partition(sample, (k_lo, k_hi))
+        return float(part[k_lo]), float(part[k_hi])
+    if c > k_hi:
+        return float(smin), float(smin)
+    rest = sample[~at_min]
+    j = k_hi - c
+    return float(smin), float(np.partition(rest, j)[j])
 
 
 def stage_stat(stage: str, arr: np.ndarray, stats: dict[str, Stat] | None = None) -> Stat:
