@@ -215,3 +215,40 @@ class InspectorState:
             layouts=tuple(sorted(self.layouts.items())), output=self.output,
             score_threshold=float(self.score_threshold),
         )
+
+
+# ------------------------------------------------------------------ the chosen outputs, on disk
+OUTPUTS_FILE = "model_outputs.json"  # the prediction output chosen per model
+
+
+def read_model_outputs(folder) -> tuple[dict[str, str], str | None]:  # noqa: ANN001 - a path
+    """The prediction output chosen per model (:attr:`InspectorState.outputs_by_model`), as
+    remembered in ``folder``: ``({}, None)`` when nothing was saved, ``({}, message)`` when
+    the file cannot be used (read bounded, like every file the app reads)."""
+    from pathlib import Path
+
+    from cnnviz.core.errors import CnnvizError
+    from cnnviz.core.files import load_json_bounded
+
+    path = Path(folder) / OUTPUTS_FILE
+    if not path.exists():
+        return {}, None
+    try:
+        data = load_json_bounded(path, limit=1_000_000, what="chosen model outputs")
+    except (OSError, CnnvizError) as exc:
+        return {}, f"The chosen model outputs in {path} could not be read ({exc}); they start empty"
+    if not isinstance(data, dict):
+        return {}, None
+    return {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int))}, None
+
+
+def write_model_outputs(folder, outputs: Mapping[str, str]) -> None:  # noqa: ANN001 - a path
+    """Remember the chosen outputs in ``folder`` (atomically). Raises ``OSError`` or
+    :class:`~cnnviz.core.errors.CnnvizError` when it cannot."""
+    import json
+    from pathlib import Path
+
+    from cnnviz.core.files import atomic_write_text
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(folder) / OUTPUTS_FILE, json.dumps(dict(outputs), indent=1, sort_keys=True))

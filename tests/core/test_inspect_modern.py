@@ -239,3 +239,16 @@ def test_keypoints_are_drawn():
     assert res.task.task == "keypoints" and len(res.task.detections) == 2
     assert res.task.detections[0]["keypoints"][1][:2] == [15.0, 10.0]
     assert not np.array_equal(res.task.image, res.input_image)
+
+
+def test_the_chosen_outputs_round_trip_and_a_bad_file_says_so(tmp_path):
+    from cnnviz.core.inspect_state import OUTPUTS_FILE, read_model_outputs, write_model_outputs
+
+    assert read_model_outputs(tmp_path) == ({}, None)  # nothing saved yet
+    write_model_outputs(tmp_path / "cfg", {"m1": "2", "m0": "logits"})
+    assert read_model_outputs(tmp_path / "cfg") == ({"m0": "logits", "m1": "2"}, None)
+    (tmp_path / OUTPUTS_FILE).write_text("[" * 100 + "]" * 100)  # too deep: read bounded, refused
+    outputs, message = read_model_outputs(tmp_path)
+    assert outputs == {} and "could not be read" in message and OUTPUTS_FILE in message
+    (tmp_path / OUTPUTS_FILE).write_text('{"a": 1, "b": [1], "c": "x"}')  # only names and indices kept
+    assert read_model_outputs(tmp_path) == ({"a": "1", "c": "x"}, None)

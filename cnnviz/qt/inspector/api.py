@@ -1,20 +1,27 @@
 """The inspector window's public API — load a model, set the input or source, select a layer
-and channel, choose tabs, outputs and the receptive-field unit, export — as used by menus,
+and channel, choose tabs, outputs and the receptive-field unit, export, say things (status
+bar, message boxes, the fault dialog) — as used by menus,
 tests, lessons and the other windows: a mixin of
 :class:`~cnnviz.qt.inspector.window.InspectorWindow`. Every setter writes the window's one
 :class:`~cnnviz.core.inspect_engine.InspectorState` and asks for a new result."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 
 from cnnviz.core.errors import CnnvizError
 from cnnviz.core.inspect_results import InspectResult
+from cnnviz.core.inspect_state import OUTPUTS_FILE, read_model_outputs, write_model_outputs  # noqa: F401
 
-OUTPUTS_FILE = "model_outputs.json"  # the prediction output chosen per model
+from .loading import error_text
+
+STATUS_MS = 8000  # how long a status-bar message stays (errors twice as long)
 
 
 class InspectorAPI:
@@ -151,28 +158,13 @@ class InspectorAPI:
         self._request()
 
     def _read_outputs(self) -> str | None:
-        import json
-
-        path = self.config_dir / OUTPUTS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            return f"The chosen model outputs in {path} could not be read ({exc}); they start empty"
-        if isinstance(data, dict):
-            self.state.outputs_by_model = {str(k): str(v) for k, v in data.items() if isinstance(v, (str, int))}
-        return None
+        """Load the outputs chosen per model; a message when the file cannot be used."""
+        self.state.outputs_by_model, warn = read_model_outputs(self.config_dir)
+        return warn
 
     def _save_outputs(self) -> None:
-        import json
-
-        from cnnviz.core.kernels import atomic_write
-
         try:
-            self.config_dir.mkdir(parents=True, exist_ok=True)
-            text = json.dumps(self.state.outputs_by_model, indent=1, sort_keys=True)
-            atomic_write(str(self.config_dir / OUTPUTS_FILE), lambda fh: fh.write(text), "w")
+            write_model_outputs(self.config_dir, self.state.outputs_by_model)
         except (OSError, CnnvizError) as exc:
             self.show_message(f"Could not remember the chosen output: {exc}", error=True)
 
@@ -221,3 +213,50 @@ class InspectorAPI:
         if job:
             self._request()
         return job
+
+    # =========================================================================================
+    # messages
+    # =========================================================================================
+    def show_message(self, text: str, error: bool = False, timeout: int = STATUS_MS) -> None:
+        self.last_message = text
+        self._status_is_error = error
+        self.statusBar().showMessage(("⚠ " if error else "") + text, timeout if not error else 2 * timeout)
+
+    def show_error(self, err: BaseException, context: str = "") -> None:
+        text = error_text(err)
+        self.show_message(f"{context}: {text}" if context else text, error=True)
+
+    def status_text_is_error(self) -> bool:
+        return self._status_is_error
+
+    def show_box(self, icon, title: str, body: str, details: str | None = None) -> QMessageBox:
+        """A non-modal message box (one at a time) with optional details."""
+        if self._error_box is not None:
+            self._error_box.close()
+        box = QMessageBox(icon, f"cnnviz — {title}", body, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("inspector-error-box")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        if details:
+            box.setDetailedText(details)
+        box.setModal(False)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: setattr(self, "_error_box", None))
+        box.show()
+        self._error_box = box
+        return box
+
+    def error_box(self) -> QMessageBox | None:
+        """The error dialog on screen (bad input, a failed load), if any (tests)."""
+        return self._error_box
+
+    def report_exception(self, summary: str, details: str) -> None:
+        """An unexpected exception (a bug): status bar plus the non-modal fault dialog
+        (:class:`~cnnviz.qt.fault_dialog.FaultDialog`: repeats are counted, never stacked)."""
+        self.show_message(f"Internal error: {summary} (details in the dialog; please report it)", error=True)
+        print(details, file=sys.stderr)
+        if not self._closing:
+            self._faults.report(summary, details)
+
+    def fault_dialog(self) -> QMessageBox | None:
+        """The internal-error dialog while it is open (tests)."""
+        return self._faults.dialog()

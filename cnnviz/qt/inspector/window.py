@@ -22,7 +22,6 @@ model again.
 
 from __future__ import annotations
 
-import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from cnnviz.qt.fault_dialog import FaultDialog
 from cnnviz.qt.workers import LatestRequestWorker
 
 from .actions import build_menus, load_labels_dialog
-from .api import OUTPUTS_FILE, InspectorAPI  # noqa: F401 - OUTPUTS_FILE re-exported
+from .api import OUTPUTS_FILE, STATUS_MS, InspectorAPI  # noqa: F401 - re-exported
 from .exporting import ExportActions
 from .input_panel import InputPanel
 from .layer_panel import LayerPanel
@@ -53,7 +52,6 @@ from .tabs import TAB_KEYS, ResultTabs
 __all__ = ["InspectorWindow", "TAB_KEYS"]
 
 TRUST_FILE = "trusted_models.json"
-STATUS_MS = 8000
 #: How long closing waits for each worker's current computation. A model load or forward
 #: cannot be interrupted: one that takes longer is abandoned (its daemon thread ends when it
 #: returns, its result is dropped, and the engine releases the model then) so the window
@@ -414,53 +412,6 @@ class InspectorWindow(InspectorAPI, QMainWindow):
         if text:
             self.state.dtype = text
             self._request()
-
-    # =========================================================================================
-    # messages
-    # =========================================================================================
-    def show_message(self, text: str, error: bool = False, timeout: int = STATUS_MS) -> None:
-        self.last_message = text
-        self._status_is_error = error
-        self.statusBar().showMessage(("⚠ " if error else "") + text, timeout if not error else 2 * timeout)
-
-    def show_error(self, err: BaseException, context: str = "") -> None:
-        text = error_text(err)
-        self.show_message(f"{context}: {text}" if context else text, error=True)
-
-    def status_text_is_error(self) -> bool:
-        return self._status_is_error
-
-    def show_box(self, icon, title: str, body: str, details: str | None = None) -> QMessageBox:
-        """A non-modal message box (one at a time) with optional details."""
-        if self._error_box is not None:
-            self._error_box.close()
-        box = QMessageBox(icon, f"cnnviz — {title}", body, QMessageBox.StandardButton.Ok, self)
-        box.setObjectName("inspector-error-box")
-        box.setTextFormat(Qt.TextFormat.RichText)
-        if details:
-            box.setDetailedText(details)
-        box.setModal(False)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.destroyed.connect(lambda *_: setattr(self, "_error_box", None))
-        box.show()
-        self._error_box = box
-        return box
-
-    def error_box(self) -> QMessageBox | None:
-        """The error dialog on screen (bad input, a failed load), if any (tests)."""
-        return self._error_box
-
-    def report_exception(self, summary: str, details: str) -> None:
-        """An unexpected exception (a bug): status bar plus the non-modal fault dialog
-        (:class:`~cnnviz.qt.fault_dialog.FaultDialog`: repeats are counted, never stacked)."""
-        self.show_message(f"Internal error: {summary} (details in the dialog; please report it)", error=True)
-        print(details, file=sys.stderr)
-        if not self._closing:
-            self._faults.report(summary, details)
-
-    def fault_dialog(self) -> QMessageBox | None:
-        """The internal-error dialog while it is open (tests)."""
-        return self._faults.dialog()
 
     # =========================================================================================
     # closing and reopening
