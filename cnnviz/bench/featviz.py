@@ -74,18 +74,9 @@ def sweep_case(device: str, repeats: int, n_images: int = 128, size: int = 64, b
             dx.run(model, req, cache=False)
             _sync(device)
 
-        def sweep_other():  # the other decoding schedule (ahead on a thread, or inline)
-            ahead = dx.decode_ahead
-            dx.decode_ahead = lambda m: not ahead(m)
-            try:
-                sweep()
-            finally:
-                dx.decode_ahead = ahead
-
         sweep()  # warm-up (first-frame learning in the recorder, allocator)
-        sweep_other()
         plain()
-        tp, ts, to = [], [], []
+        tp, ts = [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             plain()
@@ -93,13 +84,8 @@ def sweep_case(device: str, repeats: int, n_images: int = 128, size: int = 64, b
             t0 = time.perf_counter()
             sweep()
             ts.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            sweep_other()
-            to.append(time.perf_counter() - t0)
-    p, s, o = min(tp), min(ts), min(to)  # the fastest of the repeats: a busy machine only slows
-    ahead = dx.decode_ahead(model)
-    return {"case": "sweep", "setup": f"{n_images} PNGs {size}x{size}, batch {batch}, "
-                                      f"decoding {'ahead' if ahead else 'inline'} (other: ratio {p / o:.2f})",
+    p, s = min(tp), min(ts)  # the fastest of the repeats: a busy machine only slows
+    return {"case": "sweep", "setup": f"{n_images} PNGs {size}x{size}, batch {batch}",
             "baseline_ms": p * 1e3, "measured_ms": s * 1e3, "ratio": p / s, "ratio_is": "throughput sweep/plain",
             "target": f">= {TARGET_SWEEP}", "ok": p / s >= TARGET_SWEEP}
 

@@ -59,8 +59,6 @@ from .dataset_examples_parts import (  # noqa: E402,F401 - moved to dataset_exam
     _RF_CACHE,
     _receptive_field,
     _boxes,
-    decode_ahead,
-    _Inline,
     _reason,
 )
 
@@ -163,7 +161,6 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     tops: dict[str, list[torch.Tensor]] = {}
     rfs: dict[str, Any] = {}
     shapes: dict[str, tuple[int, ...]] = {name: ex.shape for name, ex in layers.items()}
-    device = None
 
     def init_layer(name: str, act: torch.Tensor) -> None:
         if act.dim() not in (2, 4):
@@ -181,8 +178,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             tops[name] = [torch.from_numpy(ex.values).to(act.device), torch.from_numpy(ex.items).to(act.device),
                           torch.from_numpy(ex.units).to(act.device)]
         else:
-            tops[name] = [torch.empty(c, 0, device=act.device), torch.empty(c, 0, dtype=torch.int64, device=act.device),
-                          torch.empty(c, 0, 2, dtype=torch.int64, device=act.device)]
+            tops[name] = _empty_top(c, act.device)
 
     def snapshot() -> dict[str, LayerExamples]:
         out = {}
@@ -197,10 +193,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
             values = np.concatenate([v.numpy().astype(np.float32), np.full((c, pad), -np.inf, np.float32)], 1)
             its = np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1)
             uns = np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1)
-            boxes = np.full((c, k, 4), -1, np.int64)
-            rf = rfs.get(name)
-            if rf is not None:
-                boxes = _boxes(rf, its, uns, sizes)
+            boxes = _boxes(rfs.get(name), its, uns, sizes)
             out[name] = LayerExamples(name, values, its, uns, boxes, shapes[name])
         return out
 
@@ -259,8 +252,7 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
     def chunk_at(p: int) -> range:
         return range(p, min(p + bs, len(items)))
 
-    prefetch = (ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode") if decode_ahead(model)
-                else _Inline())
+    prefetch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cnnviz-sweep-decode")
     try:
         pos = start
         upcoming = prefetch.submit(load_chunk, chunk_at(pos)) if pos < len(items) else None
@@ -312,6 +304,12 @@ def run(model: Any, request: SweepRequest, state: TaskState | None = None, *, pr
         layers = final
         save(len(items))
     return SweepResult(items, final, skipped, processed, input_size, cached=False, resumed_from=resumed_from, key=key)
+
+
+def _empty_top(channels: int, device) -> list[torch.Tensor]:  # noqa: ANN001 - a torch device
+    """An empty per-channel top: values ``(C, 0)``, items ``(C, 0)``, units ``(C, 0, 2)``."""
+    return [torch.empty(channels, 0, device=device), torch.empty(channels, 0, dtype=torch.int64, device=device),
+            torch.empty(channels, 0, 2, dtype=torch.int64, device=device)]
 
 
 def crop_of(result: SweepResult, layer: str, channel: int, rank: int, preprocessing, *, pad_to_square: bool = True
@@ -401,14 +399,12 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
                     raise DatasetExamplesError(
                         f"layer {name!r} has output shape {tuple(act.shape[1:])}, neither (C, H, W) maps nor a (C,) "
                         "vector", "choose a convolutional or linear layer")
-                if crops and act.dim() == 4 and (name, tuple(x.shape[1:])) not in rfs:
-                    rfs[(name, tuple(x.shape[1:]))] = _receptive_field(model, (1, *x.shape[1:]), name)
+                if crops and act.dim() == 4 and name not in rfs:
+                    rfs[name] = _receptive_field(model, (1, *x.shape[1:]), name)
                 if name not in tops:
                     c = act.shape[1]
                     shapes[name] = tuple(act.shape[1:])
-                    tops[name] = [torch.empty(c, 0, device=act.device),
-                                  torch.empty(c, 0, dtype=torch.int64, device=act.device),
-                                  torch.empty(c, 0, 2, dtype=torch.int64, device=act.device)]
+                    tops[name] = _empty_top(c, act.device)
                 vals, units = _reduce(act)
                 new_items = torch.full((vals.shape[0], 1), i, dtype=torch.int64, device=act.device)
                 tops[name] = list(topk_update(*tops[name], vals, new_items, units, int(k)))
@@ -435,17 +431,7 @@ def run_stream(model: Any, frames, layers, k: int = 9, state: TaskState | None =
         c, pad = v.shape[0], int(k) - v.shape[1]
         its = np.concatenate([it.numpy(), np.full((c, pad), -1, np.int64)], 1)
         uns = np.concatenate([un.numpy(), np.zeros((c, pad, 2), np.int64)], 1)
-        boxes = np.full((c, int(k), 4), -1, np.int64)
-        if crops and len(shapes[name]) == 3:
-            # each kept frame with the receptive field of its own input shape
-            for (lname, in_shape), rf in rfs.items():
-                if lname != name or rf is None:
-                    continue
-                hw = np.array(in_shape[-2:], np.int64)
-                mine = (its >= 0) & np.all(size_of[np.maximum(its, 0)] == hw, axis=-1)
-                if mine.any():
-                    part = _boxes(rf, np.where(mine, its, -1), uns, size_of)
-                    boxes[mine] = part[mine]
+        boxes = _boxes(rfs.get(name), its, uns, size_of)  # as run() does: one field, each item's size
         out[name] = LayerExamples(
             name, np.concatenate([v.numpy().astype(np.float32), np.full((c, pad), -np.inf, np.float32)], 1),
             its, uns, boxes, shapes[name])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,26 +281,6 @@ def _boxes(rf: Any, items: np.ndarray, units: np.ndarray, sizes: np.ndarray) -> 
                           for u in distinct], np.int64).reshape(len(distinct), 4)
         boxes[valid] = known[which.reshape(-1)]
     return boxes
-
-
-def decode_ahead(model: Any) -> bool:
-    """Whether a sweep decodes the next chunk on a thread while the model runs this one."""
-    return True
-
-
-class _Inline:
-    """The prefetch executor's interface, doing the work at once on the calling thread."""
-
-    def submit(self, fn, *args) -> Future:
-        done: Future = Future()
-        try:
-            done.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed over exactly as a thread would
-            done.set_exception(exc)
-        return done
-
-    def shutdown(self, **_kw) -> None:
-        pass
 
 
 def _reason(exc: BaseException) -> str:

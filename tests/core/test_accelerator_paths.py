@@ -1,9 +1,9 @@
 """The code paths an accelerator takes, exercised on the CPU.
 
 On a GPU, feature visualization reads its per-step checks and values back every few steps
-(not every step: a read-back stalls the queue), and a folder sweep may decode on the calling thread
-instead of a prefetch thread. Both must give exactly what the plain CPU
-path gives: the same images, values, history, errors at the same step, the same top-k.
+(not every step: a read-back stalls the queue); it must give exactly what the plain CPU path
+gives: the same images, values, history, errors at the same step. A folder sweep decodes a
+chunk ahead on a thread (on a GPU it waits for the decoder): order, boxes and threads hold.
 """
 
 from __future__ import annotations
@@ -112,19 +112,18 @@ def folder(tmp_path_factory):
 
 
 @pytest.mark.filterwarnings("ignore:TF32 acceleration")
-def test_decoding_ahead_or_inline_gives_the_same_sweep(demo, folder, monkeypatch):
+def test_a_sweep_with_a_bad_file_mid_folder_keeps_order_boxes_and_no_thread(demo, folder):
+    """The decoder runs a chunk ahead on its thread: a corrupt file and a text file in the
+    middle are skipped in folder order, every kept entry has its box, and the decoder ends
+    with the sweep."""
+    import threading
+
     req = dx.SweepRequest(folder, ("relu2", "conv3"), k=5, batch_size=4)
     with torch.backends.mkldnn.flags(enabled=False):
-        monkeypatch.setattr(dx, "decode_ahead", lambda model: True)
-        ahead = dx.run(demo, req, cache=False)
-        monkeypatch.setattr(dx, "decode_ahead", lambda model: False)
-        inline = dx.run(demo, req, cache=False)
-    assert inline.processed == ahead.processed == 19
-    assert inline.skipped == ahead.skipped and len(ahead.skipped) == 2
-    assert [p for p, _ in ahead.skipped] == [str(folder / "img_05b.png"), str(folder / "readme.txt")]
+        res = dx.run(demo, req, cache=False)
+    assert res.processed == 19
+    assert [p for p, _ in res.skipped] == [str(folder / "img_05b.png"), str(folder / "readme.txt")]
     for name in req.layers:
-        a, b = ahead.layers[name], inline.layers[name]
-        for field in ("values", "items", "units", "boxes"):
-            np.testing.assert_array_equal(getattr(b, field), getattr(a, field), err_msg=f"{name}.{field}")
-        assert (a.boxes[a.items >= 0] >= 0).all()  # every kept entry has its receptive-field box
-    assert not [t for t in __import__("threading").enumerate() if t.name.startswith("cnnviz-sweep-decode")]
+        ex = res.layers[name]
+        assert (ex.items >= 0).all() and (ex.boxes[ex.items >= 0] >= 0).all()
+    assert not [t for t in threading.enumerate() if t.name.startswith("cnnviz-sweep-decode")]
