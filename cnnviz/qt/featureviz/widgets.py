@@ -70,6 +70,19 @@ class TileGrid(QWidget):
         r, c = divmod(i, cols)
         return QRect(c * cell, r * cell, cell, cell)
 
+    def image_rect(self, i: int = 0) -> QRect:
+        """Where image ``i`` is drawn: its tile less the margins and caption, the image scaled
+        to fit with its aspect kept, centred (empty when there is no room or no image)."""
+        if not 0 <= i < len(self._images):
+            return QRect()
+        cap_h = 14 if self._captions else 0
+        rect = self.tile_rect(i).adjusted(2, 2, -2, -2 - cap_h)
+        if rect.width() <= 0 or rect.height() <= 0:
+            return QRect()
+        size = self._images[i].size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+        return QRect(rect.x() + (rect.width() - size.width()) // 2, rect.y() + (rect.height() - size.height()) // 2,
+                     size.width(), size.height())
+
     def paintEvent(self, _ev) -> None:  # noqa: N802
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(45, 45, 45))
@@ -81,12 +94,11 @@ class TileGrid(QWidget):
         cap_h = 14 if self._captions else 0
         for i, img in enumerate(self._images):
             rect = self.tile_rect(i).adjusted(2, 2, -2, -2 - cap_h)
-            if rect.width() <= 0 or rect.height() <= 0:
+            target = self.image_rect(i)
+            if target.isEmpty():
                 continue
-            scaled = img.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
-            x = rect.x() + (rect.width() - scaled.width()) // 2
-            y = rect.y() + (rect.height() - scaled.height()) // 2
-            p.drawImage(x, y, scaled)
+            p.drawImage(target.topLeft(), img.scaled(target.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                                     Qt.TransformationMode.FastTransformation))
             if i < len(self._captions) and self._captions[i]:
                 p.setPen(QColor(220, 220, 220))
                 p.drawText(QRect(rect.x(), rect.bottom(), rect.width(), cap_h), Qt.AlignmentFlag.AlignCenter,
@@ -143,16 +155,6 @@ class UnitMap(Picture):
 
     def marker(self) -> tuple[int, int] | None:
         return self._marker
-
-    def image_rect(self) -> QRect:
-        """Where the map is drawn in the widget (the same fit as the paint)."""
-        if not self._images:
-            return QRect()
-        cap_h = 14 if self._captions else 0
-        rect = self.tile_rect(0).adjusted(2, 2, -2, -2 - cap_h)
-        size = self._images[0].size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        return QRect(rect.x() + (rect.width() - size.width()) // 2, rect.y() + (rect.height() - size.height()) // 2,
-                     size.width(), size.height())
 
     def unit_at(self, px: float, py: float) -> tuple[int, int] | None:
         """The map unit (y, x) under widget position (px, py), ``None`` outside the map."""
