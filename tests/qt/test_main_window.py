@@ -640,3 +640,12 @@ def test_the_app_has_its_icon_and_name(window):
     assert not app.windowIcon().isNull()
     assert not window.windowIcon().isNull()
     assert "cnnviz" in window.windowTitle()
+
+
+def test_the_output_selector_names_the_kernel_from_the_first_screen(window):
+    """The outputs' kernel selector shows the bank as soon as the window opens (the state
+    already holds the restored bank, so no change is reported: the views must still show it)."""
+    box = window.outputs.kernel_box
+    names = [k.name for k in window.state.kernels]
+    assert [box.itemText(i) for i in range(len(names))] == [f"{i + 1}: {n}" for i, n in enumerate(names)]
+    assert box.currentText() == f"{window.state.selected + 1}: {names[window.state.selected]}"

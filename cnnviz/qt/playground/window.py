@@ -266,13 +266,20 @@ class MainWindow(SettingsAndTheme, PictureInput, Explaining, MessagesAndExport, 
             self.kernel_editor.showState(new_history=change.selected_changed)
         if change.selection_moved or change.names_changed:
             shown = self.outputs.selection()
-            self.outputs.set_bank([k.name for k in st.kernels], st.selected, pair)
+            self.show_bank_in_outputs()
             if shown not in (MOSAIC, MAGNITUDE) or change.selection_moved:
                 keep = shown if shown in (MOSAIC, MAGNITUDE) and not change.selection_moved else st.selected
                 self.outputs.set_selection(keep)
             if change.magnitude_turned_on:
                 self.outputs.set_selection(MAGNITUDE)  # ticking the magnitude shows it
         self._schedule()
+
+    def show_bank_in_outputs(self) -> None:
+        """The outputs' kernel selector lists the state's bank (on every change of it, and once
+        at start: the editor may have seeded the state with the same bank the settings give,
+        which then reports no change)."""
+        st = self.state
+        self.outputs.set_bank([k.name for k in st.kernels], st.selected, st.magnitude_pair)
 
     def set_kernels(self, kernels, selected: int = 0, magnitude_pair: tuple[int, int] | None = None) -> None:
         """Replace the bank (as a preset or a file would)."""

@@ -58,6 +58,7 @@ class SettingsAndTheme:
         self.outputs.set_levels_mode(s.levels_mode)
         self.outputs.set_linked(s.linked_zoom)
         self.kernel_bank.setBank(kernels, sel, pair)   # → _on_bank_edited: editor, views
+        self.show_bank_in_outputs()  # also when the restored bank is the one the state already held
         if s.window_geometry:
             self.restoreGeometry(QByteArray(Settings.decode_bytes(s.window_geometry)))
             self.fit_to_screen()  # saved on a bigger monitor than this one (a projector)
