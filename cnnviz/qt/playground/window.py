@@ -258,7 +258,6 @@ class MainWindow(SettingsAndTheme, PictureInput, Explaining, MessagesAndExport, 
     def _on_bank_edited(self, change) -> None:
         """The bank in the state changed (through the bank or the editor): show it."""
         st = self.state
-        pair = st.magnitude_pair
         if self.sender() is self.kernel_editor:
             self.kernel_bank.refresh()
         else:
