@@ -105,12 +105,7 @@ class DeckDialog(QDialog):
                 ("update", "Replace with current", "Replace the selected scene with the window as it is now",
                  lambda: self.replace_selected()),
                 ("remove", "Remove", "Take the scene out of the deck (Delete)", lambda: self.remove_selected())):
-            b = QPushButton(text)
-            b.setObjectName(f"deck-{name}")
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            side.addWidget(b)
-            self.buttons[name] = b
+            side.addWidget(self._button(name, text, tip, slot))
         side.addStretch(1)
         self.thumb = QLabel()
         self.thumb.setObjectName("deck-thumbnail")
@@ -137,12 +132,7 @@ class DeckDialog(QDialog):
                 ("save", "Save…", "Save the deck as one file (versioned JSON)", self.save_dialog),
                 ("present", "Present", "Presentation mode on scene 1: Page Down after the last step (or N) goes "
                  "to the next scene, Page Up before the first (or B) back, Esc brings your setup back", lambda: self.present())):
-            b = QPushButton(text)
-            b.setObjectName(f"deck-{name}")
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            bottom.addWidget(b)
-            self.buttons[name] = b
+            bottom.addWidget(self._button(name, text, tip, slot))
         bottom.addStretch(1)
         close = QPushButton("Close")
         close.clicked.connect(self.close)
@@ -159,6 +149,15 @@ class DeckDialog(QDialog):
         self.refresh()
 
     # -- the deck ---------------------------------------------------------------------------------------
+    def _button(self, name: str, text: str, tip: str, slot) -> QPushButton:  # noqa: ANN001 - a callable
+        """A push button of the dialog, kept in :attr:`buttons` under ``name``."""
+        b = QPushButton(text)
+        b.setObjectName(f"deck-{name}")
+        b.setToolTip(tip)
+        b.clicked.connect(slot)
+        self.buttons[name] = b
+        return b
+
     def deck(self) -> Deck:
         return self._control.deck
 
